@@ -1,0 +1,68 @@
+//! Configuration shared by every deployment: the same names whether everything runs
+//! in one process or each service in its own pod.
+
+use std::fmt;
+
+use crate::store::DEFAULT_DATABASE_URL;
+
+/// A database URL that never prints its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// `DATABASE_URL`, or the embedded default (`sqlite://bookkeeper.db`).
+    pub fn from_env() -> Self {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => DatabaseUrl(url),
+            _ => DatabaseUrl(DEFAULT_DATABASE_URL.to_string()),
+        }
+    }
+
+    /// The full URL, for connecting. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`, for logs and errors.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://") else { return url.clone() };
+        let rest = &url[scheme_end + 3..];
+        let Some(at) = rest.find('@') else { return url.clone() };
+        let creds = &rest[..at];
+        match creds.find(':') {
+            Some(colon) => format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]),
+            None => url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        let url = DatabaseUrl::new("postgres://book_e:hunter2@db:5432/bookkeeper");
+        assert_eq!(url.to_string(), "postgres://book_e:***@db:5432/bookkeeper");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(DatabaseUrl::new("sqlite://x.db").to_string(), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,21 @@
+//! Bookkeeper's shared machinery: the event envelope and domain payloads, the
+//! append-only event store on PostgreSQL and SQLite, and durable subscriptions.
+//!
+//! Services depend on this crate and on nothing of each other. See
+//! ARCHITECTURE.md for how an event flows through them.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod event;
+pub mod migrations;
+pub mod retry;
+pub mod store;
+pub mod subscription;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use error::{StoreError, ValidationError};
+pub use event::{Cursor, NewEvent, RecordedEvent, TypeFilter};
+pub use store::{Append, Appended, ExpectedVersion, ReadBatch, Store};
+pub use subscription::{Handler, HandlerError, StepOutcome, Subscription, SubscriptionOptions};

@@ -1,0 +1,44 @@
+//! The SQL migrations of both backends, embedded in the binary so `bookkeeper
+//! migrate` needs nothing but a database URL.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+macro_rules! migration {
+    ($version:literal, $description:literal, $path:literal) => {
+        Migration::new(
+            $version,
+            Cow::Borrowed($description),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!($path)),
+            false,
+        )
+    };
+}
+
+/// Migrations for PostgreSQL, in order.
+pub fn postgres() -> Migrator {
+    migrator(vec![
+        migration!(1, "event log", "../../migrations/postgres/0001_event_log.sql"),
+        migration!(2, "derived views", "../../migrations/postgres/0002_derived_views.sql"),
+        migration!(3, "service roles", "../../migrations/postgres/0003_service_roles.sql"),
+    ])
+}
+
+/// Migrations for SQLite, in order.
+pub fn sqlite() -> Migrator {
+    migrator(vec![
+        migration!(1, "event log", "../../migrations/sqlite/0001_event_log.sql"),
+        migration!(2, "derived views", "../../migrations/sqlite/0002_derived_views.sql"),
+    ])
+}
+
+fn migrator(migrations: Vec<Migration>) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}

@@ -1,0 +1,501 @@
+//! The event store: one interface over two backends.
+//!
+//! [`Store`] is what services hold. It appends batches atomically and
+//! idempotently, reads in commit-safe order, and wakes readers when something new
+//! may be there. PostgreSQL is the production backend, shared by separate
+//! processes; SQLite is the embedded default, one file, every service in one
+//! process. `DATABASE_URL` chooses.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{Cursor, NewEvent, RecordedEvent, TypeFilter};
+use crate::retry::Backoff;
+
+/// The URL used when `DATABASE_URL` is unset: a file next to where you run it.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://bookkeeper.db";
+
+/// What a correlation's stream must look like for an append to go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No event with this correlation id exists yet.
+    NoEvents,
+    /// Exactly this many events with this correlation id exist.
+    Exactly(i64),
+}
+
+impl ExpectedVersion {
+    fn admits(self, actual: i64) -> bool {
+        match self {
+            ExpectedVersion::NoEvents => actual == 0,
+            ExpectedVersion::Exactly(n) => actual == n,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            ExpectedVersion::NoEvents => "no events".into(),
+            ExpectedVersion::Exactly(n) => n.to_string(),
+        }
+    }
+}
+
+/// A batch to append: all of it or none of it is written.
+#[derive(Debug, Clone, Default)]
+pub struct Append {
+    /// Events in the order they should be read.
+    pub events: Vec<NewEvent>,
+    /// Optional optimistic-concurrency expectations, per correlation id.
+    pub expected: BTreeMap<String, ExpectedVersion>,
+}
+
+impl Append {
+    /// A batch of these events, with no version expectations.
+    pub fn new(events: Vec<NewEvent>) -> Self {
+        Append { events, expected: BTreeMap::new() }
+    }
+
+    /// A batch of one event.
+    pub fn one(event: NewEvent) -> Self {
+        Append::new(vec![event])
+    }
+
+    /// Nothing to append (a handler that only moves its checkpoint).
+    pub fn nothing() -> Self {
+        Append::default()
+    }
+
+    /// Requires the correlation to be at `version` when the batch lands.
+    pub fn expect(mut self, correlation_id: impl Into<String>, version: ExpectedVersion) -> Self {
+        self.expected.insert(correlation_id.into(), version);
+        self
+    }
+
+    fn validate(&self) -> Result<(), StoreError> {
+        for (index, event) in self.events.iter().enumerate() {
+            event.validate().map_err(|source| StoreError::Invalid { index, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of appending one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Appended {
+    /// The event's id.
+    pub event_id: Uuid,
+    /// Its position in the log.
+    pub position: i64,
+    /// True when the event was already stored and nothing was written.
+    pub duplicate: bool,
+}
+
+/// One page of events in read order.
+#[derive(Debug, Clone)]
+pub struct ReadBatch {
+    /// Events after the requested cursor, in read order.
+    pub events: Vec<RecordedEvent>,
+    /// Where the next read should start. Past the last event returned, and, when
+    /// the page was not full, past every settled event that did not match.
+    pub next: Cursor,
+    /// True when committed events exist that are not yet safe to read because an
+    /// older transaction is still open; read again shortly.
+    pub held_back: bool,
+}
+
+/// Counts for `bookkeeper stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Total events in the log.
+    pub events: i64,
+    /// Events per (type, status).
+    pub by_type_and_status: Vec<(String, String, i64)>,
+    /// Proposals without a decision.
+    pub pending_reviews: i64,
+    /// Of those, escalated to a person.
+    pub escalated_pending: i64,
+    /// Decided proposals whose latest decision is an approval.
+    pub approved: i64,
+    /// Of those, approved by a policy without a person.
+    pub auto_approved: i64,
+    /// Decided proposals whose latest decision is a rejection.
+    pub rejected: i64,
+    /// approved / (approved + rejected), when anything was decided.
+    pub approval_rate: Option<f64>,
+    /// Each subscription: name, checkpoint position, handled count, last error.
+    pub subscriptions: Vec<SubscriptionStatus>,
+}
+
+/// Where a durable subscription stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionStatus {
+    /// Subscription name.
+    pub name: String,
+    /// Position of the last event it handled or passed.
+    pub position: i64,
+    /// Events handled so far.
+    pub handled: i64,
+    /// Whoever holds the lease now, if anyone.
+    pub lease_holder: Option<String>,
+    /// The last handler error, while it keeps failing.
+    pub last_error: Option<String>,
+}
+
+/// A proposal waiting for a decision (the `pending_reviews` view).
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingReview {
+    /// The proposal's correlation id.
+    pub correlation_id: String,
+    /// `...Proposed` type.
+    pub proposal_type: String,
+    /// Who proposed it.
+    pub proposed_by: String,
+    /// When.
+    pub proposed_at: chrono::DateTime<chrono::Utc>,
+    /// Whether a policy sent it to a person.
+    pub escalated: bool,
+}
+
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Postgres(postgres::PgBackend),
+    Sqlite(sqlite::SqliteBackend),
+}
+
+/// Handle on the event log. Cheap to clone; clones share connections and wake-ups.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend_name()).finish()
+    }
+}
+
+/// Pool settings common to both backends.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long to wait for a connection before reporting the database unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl Store {
+    /// Opens the store at `url` (`postgres://...` or `sqlite://...`). Does not
+    /// migrate; see [`Store::migrate`] and [`Store::ensure_migrated`].
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// Opens the store with explicit pool settings.
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Store, StoreError> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(postgres::PgBackend::connect(url, &options).await?)
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteBackend::connect(url, &options).await?)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default().to_string();
+            return Err(StoreError::UnsupportedUrl(scheme));
+        };
+        Ok(Store { backend })
+    }
+
+    /// Opens the store, retrying with backoff while the database is unreachable,
+    /// and logging each failed attempt. Gives up after `give_up_after`.
+    pub async fn connect_with_retry(
+        url: &str,
+        options: ConnectOptions,
+        give_up_after: Duration,
+    ) -> Result<Store, StoreError> {
+        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match Store::connect_with(url, options.clone()).await {
+                Ok(store) => return Ok(store),
+                Err(e) if e.is_retryable() && started.elapsed() < give_up_after => {
+                    let delay = backoff.delay(attempt);
+                    tracing::warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64,
+                        "database unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies every pending migration of this backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.migrate().await,
+            Backend::Sqlite(b) => b.migrate().await,
+        }
+    }
+
+    /// Applies pending migrations when this connection may; otherwise fails with
+    /// [`StoreError::NotMigrated`] if any are pending. Services call this at
+    /// start, so the embedded setup migrates itself while a service running under
+    /// its own restricted role only checks.
+    pub async fn ensure_migrated(&self) -> Result<(), StoreError> {
+        let pending = self.pending_migrations().await?;
+        if pending == 0 {
+            return Ok(());
+        }
+        match self.migrate().await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Migration(e)) if is_permission_error(&e) => {
+                Err(StoreError::NotMigrated { pending })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How many migrations embedded in this binary are not applied yet.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.pending_migrations().await,
+            Backend::Sqlite(b) => b.pending_migrations().await,
+        }
+    }
+
+    /// Appends a batch atomically. Events already stored (same `event_id`, same
+    /// content) are not written again and report their existing position.
+    #[tracing::instrument(skip_all, fields(events = append.events.len()))]
+    pub async fn append(&self, append: Append) -> Result<Vec<Appended>, StoreError> {
+        append.validate()?;
+        if append.events.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.backend {
+            Backend::Postgres(b) => b.append(&append).await,
+            Backend::Sqlite(b) => b.append(&append).await,
+        }
+    }
+
+    /// Appends events with no version expectations.
+    pub async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+        self.append(Append::new(events)).await
+    }
+
+    /// Reads up to `limit` events after `after` that pass `filter`, in read order,
+    /// never returning an event while an older transaction could still commit one
+    /// before it.
+    pub async fn read(
+        &self,
+        after: Cursor,
+        filter: &TypeFilter,
+        limit: usize,
+    ) -> Result<ReadBatch, StoreError> {
+        let limit = limit.clamp(1, 10_000) as i64;
+        match &self.backend {
+            Backend::Postgres(b) => b.read(after, filter, limit).await,
+            Backend::Sqlite(b) => b.read(after, filter, limit).await,
+        }
+    }
+
+    /// Every event of one action, in read order.
+    pub async fn read_correlation(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.read_correlation(correlation_id).await,
+            Backend::Sqlite(b) => b.read_correlation(correlation_id).await,
+        }
+    }
+
+    /// The number of events with this correlation id: the version that
+    /// [`ExpectedVersion::Exactly`] compares against.
+    pub async fn version(&self, correlation_id: &str) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.version(correlation_id).await,
+            Backend::Sqlite(b) => b.version(correlation_id).await,
+        }
+    }
+
+    /// The read-order cursor of the event at `position`, for resuming "after
+    /// position N". Position 0 means the start of the log.
+    pub async fn cursor_at(&self, position: i64) -> Result<Cursor, StoreError> {
+        if position <= 0 {
+            return Ok(Cursor::START);
+        }
+        let found = match &self.backend {
+            Backend::Postgres(b) => b.transaction_of(position).await?,
+            Backend::Sqlite(b) => b.transaction_of(position).await?,
+        };
+        found
+            .map(|transaction_id| Cursor { transaction_id, position })
+            .ok_or(StoreError::UnknownPosition(position))
+    }
+
+    /// A receiver that changes whenever new events may be readable: on PostgreSQL
+    /// after a NOTIFY from any process (and after this process appends), on SQLite
+    /// after an append through any store on the same file in this process. Readers
+    /// still poll, so a lost wake-up only delays.
+    pub fn wakeups(&self) -> watch::Receiver<u64> {
+        match &self.backend {
+            Backend::Postgres(b) => b.wakeups(),
+            Backend::Sqlite(b) => b.wakeups(),
+        }
+    }
+
+    /// Counts per type and status, pending reviews, the approval rate, and where
+    /// every subscription stands.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.stats().await,
+            Backend::Sqlite(b) => b.stats().await,
+        }
+    }
+
+    /// Proposals with no decision yet, oldest first.
+    pub async fn pending_reviews(&self) -> Result<Vec<PendingReview>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.pending_reviews().await,
+            Backend::Sqlite(b) => b.pending_reviews().await,
+        }
+    }
+
+    // ---- subscription bookkeeping (used by `crate::subscription`) ----
+
+    pub(crate) async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Cursor>, StoreError> {
+        let ttl_ms = ttl.as_millis() as i64;
+        match &self.backend {
+            Backend::Postgres(b) => b.acquire_lease(name, holder, ttl_ms).await,
+            Backend::Sqlite(b) => b.acquire_lease(name, holder, ttl_ms).await,
+        }
+    }
+
+    pub(crate) async fn renew_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let ttl_ms = ttl.as_millis() as i64;
+        match &self.backend {
+            Backend::Postgres(b) => b.renew_lease(name, holder, ttl_ms).await,
+            Backend::Sqlite(b) => b.renew_lease(name, holder, ttl_ms).await,
+        }
+    }
+
+    pub(crate) async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.release_lease(name, holder).await,
+            Backend::Sqlite(b) => b.release_lease(name, holder).await,
+        }
+    }
+
+    /// Appends a handler's events and moves its checkpoint in one transaction,
+    /// only if `holder` still holds the lease.
+    pub(crate) async fn commit_handled(
+        &self,
+        name: &str,
+        holder: &str,
+        checkpoint: Cursor,
+        handled: i64,
+        append: &Append,
+    ) -> Result<Vec<Appended>, StoreError> {
+        append.validate()?;
+        match &self.backend {
+            Backend::Postgres(b) => b.commit_handled(name, holder, checkpoint, handled, append).await,
+            Backend::Sqlite(b) => b.commit_handled(name, holder, checkpoint, handled, append).await,
+        }
+    }
+
+    pub(crate) async fn record_failure(&self, name: &str, holder: &str, error: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.record_failure(name, holder, error).await,
+            Backend::Sqlite(b) => b.record_failure(name, holder, error).await,
+        }
+    }
+
+    /// Raw access for tests and benchmarks that must compare against bare SQL.
+    #[cfg(feature = "test-support")]
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.backend {
+            Backend::Postgres(b) => Some(b.pool()),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// Raw access for tests that must show the database itself refuses changes.
+    #[cfg(feature = "test-support")]
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.backend {
+            Backend::Sqlite(b) => Some(b.pool()),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(b) => b.close().await,
+            Backend::Sqlite(b) => b.close().await,
+        }
+    }
+}
+
+fn is_permission_error(e: &sqlx::migrate::MigrateError) -> bool {
+    let text = e.to_string();
+    text.contains("permission denied") || text.contains("must be owner")
+}
+
+/// Compares a stored duplicate with the event being appended: same id but a
+/// different type, correlation or payload is a writer bug, not a retry.
+fn same_event(new: &NewEvent, stored_type: &str, stored_correlation: &str, stored_payload: &serde_json::Value) -> bool {
+    new.event_type == stored_type && new.correlation_id == stored_correlation && &new.payload == stored_payload
+}
+
+/// Keeps a background task alive exactly as long as the store that owns it.
+struct TaskGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Shared wake-up channel plus the tasks feeding it.
+struct Wakeups {
+    tx: watch::Sender<u64>,
+}
+
+impl Wakeups {
+    fn new() -> Arc<Self> {
+        Arc::new(Wakeups { tx: watch::Sender::new(0) })
+    }
+
+    fn bump(&self) {
+        self.tx.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,611 @@
+//! PostgreSQL backend: the production store, shared by separate processes.
+//!
+//! Gap-free reads: every event records the id of the transaction that appended it
+//! (`transaction_id`, set by a column default). A reader returns only events whose
+//! transaction id is below the oldest transaction still running
+//! (`pg_snapshot_xmin`), in `(transaction_id, position)` order. Any transaction
+//! that commits later has an id at or above that horizon, so it sorts after
+//! everything already returned and no reader can pass over it.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions as _, PgConnection, PgPool, Row};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::{Append, Appended, PendingReview, ReadBatch, Stats, SubscriptionStatus, TaskGuard, Wakeups};
+use crate::error::StoreError;
+use crate::event::{Cursor, RecordedEvent, TypeFilter};
+use crate::migrations;
+use crate::retry::Backoff;
+
+/// The NOTIFY channel appenders signal after they commit.
+pub(crate) const CHANNEL: &str = "bookkeeper_events";
+
+const EVENT_COLUMNS: &str = "position, transaction_id, event_id, type, actor, status, \
+     correlation_id, causation_id, payload, metadata, created_at";
+
+#[derive(Clone)]
+pub(crate) struct PgBackend {
+    pool: PgPool,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    wakeups: Arc<Wakeups>,
+    notifier: OnceLock<(mpsc::Sender<()>, TaskGuard)>,
+    listener: OnceLock<TaskGuard>,
+}
+
+impl PgBackend {
+    pub(crate) async fn connect(url: &str, options: &super::ConnectOptions) -> Result<Self, StoreError> {
+        let connect: PgConnectOptions = url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| StoreError::Unavailable(format!("invalid DATABASE_URL: {}", redact(&e.to_string()))))?
+            .application_name("bookkeeper")
+            // Statement logging would put payloads into our logs at INFO.
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(PgBackend {
+            pool,
+            shared: Arc::new(Shared {
+                wakeups: Wakeups::new(),
+                notifier: OnceLock::new(),
+                listener: OnceLock::new(),
+            }),
+        })
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::postgres().run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(v) => v,
+                // undefined_table: nothing was ever migrated here
+                Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        Ok(migrations::postgres()
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count())
+    }
+
+    pub(crate) async fn append(&self, append: &Append) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let appended = append_in(&mut tx, append).await?;
+        tx.commit().await?;
+        if appended.iter().any(|a| !a.duplicate) {
+            self.after_commit();
+        }
+        Ok(appended)
+    }
+
+    /// Wakes readers: in this process at once, in others through one NOTIFY sent
+    /// after commit by a background task. NOTIFY inside the appending transaction
+    /// would take PostgreSQL's notify lock across the commit's WAL flush and
+    /// serialise every appender; sent afterwards it costs appenders nothing, and
+    /// many appends in a burst share one NOTIFY. A NOTIFY lost to a crash right
+    /// here only delays readers until their next poll.
+    fn after_commit(&self) {
+        self.shared.wakeups.bump();
+        let (sender, _) = self.shared.notifier.get_or_init(|| {
+            let (tx, mut rx) = mpsc::channel::<()>(1);
+            let pool = self.pool.clone();
+            let task = tokio::spawn(async move {
+                while rx.recv().await.is_some() {
+                    if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(CHANNEL)
+                        .execute(&pool)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "NOTIFY failed; readers will poll");
+                    }
+                }
+            });
+            (tx, TaskGuard(task))
+        });
+        // Full means a NOTIFY is already due; it will cover this append too.
+        let _ = sender.try_send(());
+    }
+
+    pub(crate) fn wakeups(&self) -> watch::Receiver<u64> {
+        self.shared.listener.get_or_init(|| {
+            let pool = self.pool.clone();
+            let wakeups = self.shared.wakeups.clone();
+            TaskGuard(tokio::spawn(listen(pool, wakeups)))
+        });
+        self.shared.wakeups.subscribe()
+    }
+
+    pub(crate) async fn read(&self, after: Cursor, filter: &TypeFilter, limit: i64) -> Result<ReadBatch, StoreError> {
+        // One statement, so the horizon and the rows come from the same snapshot.
+        let sql = format!(
+            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
+             SELECT h.horizon,
+                    EXISTS (SELECT 1 FROM events x
+                            WHERE x.transaction_id >= h.horizon
+                              AND (x.transaction_id, x.position) > ($1, $2)) AS held_back,
+                    e.*
+             FROM h
+             LEFT JOIN LATERAL (
+                 SELECT {EVENT_COLUMNS} FROM events
+                 WHERE (transaction_id, position) > ($1, $2)
+                   AND transaction_id < h.horizon
+                   AND ($3 OR type = ANY($4) OR type LIKE ANY($5))
+                 ORDER BY transaction_id, position
+                 LIMIT $6
+             ) e ON true"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(filter.is_all())
+            .bind(filter.exact())
+            .bind(filter.like_patterns())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        let mut horizon = 0i64;
+        let mut held_back = false;
+        for row in &rows {
+            horizon = row.try_get("horizon")?;
+            held_back = row.try_get("held_back")?;
+            if row.try_get::<Option<i64>, _>("position")?.is_some() {
+                events.push(decode(row)?);
+            }
+        }
+        let mut next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
+        if (events.len() as i64) < limit {
+            // Everything below the horizon is settled and was read: skip past it.
+            next = next.max(Cursor { transaction_id: horizon - 1, position: i64::MAX });
+        }
+        Ok(ReadBatch { events, next, held_back })
+    }
+
+    pub(crate) async fn read_correlation(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY transaction_id, position"
+        );
+        let rows = sqlx::query(&sql).bind(correlation_id).fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(crate) async fn version(&self, correlation_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = $1")
+            .bind(correlation_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn transaction_of(&self, position: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT transaction_id FROM events WHERE position = $1")
+            .bind(position)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn stats(&self) -> Result<Stats, StoreError> {
+        let by_type_and_status: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let events = by_type_and_status.iter().map(|(_, _, n)| n).sum();
+        let rate = sqlx::query(
+            "SELECT approved, auto_approved, rejected, pending, escalated_pending, approval_rate FROM approval_rate",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let subscriptions = sqlx::query(
+            "SELECT name, last_position, handled, lease_holder, last_error FROM subscriptions ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SubscriptionStatus {
+                name: r.try_get("name")?,
+                position: r.try_get("last_position")?,
+                handled: r.try_get("handled")?,
+                lease_holder: r.try_get("lease_holder")?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Stats {
+            events,
+            by_type_and_status,
+            pending_reviews: rate.try_get("pending")?,
+            escalated_pending: rate.try_get("escalated_pending")?,
+            approved: rate.try_get("approved")?,
+            auto_approved: rate.try_get("auto_approved")?,
+            rejected: rate.try_get("rejected")?,
+            approval_rate: rate.try_get("approval_rate")?,
+            subscriptions,
+        })
+    }
+
+    pub(crate) async fn pending_reviews(&self) -> Result<Vec<PendingReview>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT correlation_id, proposal_type, proposed_by, proposed_at, escalated
+             FROM pending_reviews ORDER BY proposed_position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingReview {
+                    correlation_id: r.try_get("correlation_id")?,
+                    proposal_type: r.try_get("proposal_type")?,
+                    proposed_by: r.try_get("proposed_by")?,
+                    proposed_at: r.try_get("proposed_at")?,
+                    escalated: r.try_get("escalated")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    pub(crate) async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Cursor>, StoreError> {
+        sqlx::query("INSERT INTO subscriptions (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query(
+            "UPDATE subscriptions
+             SET lease_holder = $2,
+                 lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond',
+                 updated_at = now()
+             WHERE name = $1
+               AND (lease_holder IS NULL OR lease_holder = $2 OR lease_expires_at < clock_timestamp())
+             RETURNING last_transaction_id, last_position",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Cursor {
+                transaction_id: r.try_get("last_transaction_id")?,
+                position: r.try_get("last_position")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    pub(crate) async fn renew_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
+             WHERE name = $1 AND lease_holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ttl_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE subscriptions SET lease_holder = NULL, lease_expires_at = NULL
+             WHERE name = $1 AND lease_holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit_handled(
+        &self,
+        name: &str,
+        holder: &str,
+        checkpoint: Cursor,
+        handled: i64,
+        append: &Append,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let appended = if append.events.is_empty() { Vec::new() } else { append_in(&mut tx, append).await? };
+        let moved = sqlx::query(
+            "UPDATE subscriptions
+             SET last_transaction_id = $3, last_position = $4, handled = handled + $5,
+                 last_error = NULL, failing_since = NULL, updated_at = now()
+             WHERE name = $1 AND lease_holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(checkpoint.transaction_id)
+        .bind(checkpoint.position)
+        .bind(handled)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            // Dropping `tx` rolls back the handler's events with the checkpoint.
+            return Err(StoreError::LeaseLost(name.to_string()));
+        }
+        tx.commit().await?;
+        if appended.iter().any(|a| !a.duplicate) {
+            self.after_commit();
+        }
+        Ok(appended)
+    }
+
+    pub(crate) async fn record_failure(&self, name: &str, holder: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE subscriptions SET last_error = $3, failing_since = coalesce(failing_since, now()), updated_at = now()
+             WHERE name = $1 AND lease_holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Appends inside an open transaction: version checks, insert, duplicate checks.
+async fn append_in(conn: &mut PgConnection, append: &Append) -> Result<Vec<Appended>, StoreError> {
+    let ids: Vec<Uuid> = append.events.iter().map(|e| e.event_id).collect();
+    if !append.expected.is_empty() {
+        // A retried append whose first attempt committed must not trip over its own
+        // events in the version check: answer it as the duplicate it is.
+        let stored = stored_events(conn, &ids).await?;
+        if stored.len() == ids.len() {
+            return duplicates(append, &stored);
+        }
+        // BTreeMap iterates in key order, so concurrent appenders lock in the same
+        // order and cannot deadlock.
+        for (correlation_id, expected) in &append.expected {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7364))")
+                .bind(correlation_id)
+                .execute(&mut *conn)
+                .await?;
+            let actual: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = $1")
+                .bind(correlation_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            if !expected.admits(actual) {
+                return Err(StoreError::VersionConflict {
+                    correlation_id: correlation_id.clone(),
+                    expected: expected.describe(),
+                    actual,
+                });
+            }
+        }
+    }
+
+    let n = append.events.len();
+    let mut types = Vec::with_capacity(n);
+    let mut actors = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut correlations = Vec::with_capacity(n);
+    let mut causations = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut metadatas = Vec::with_capacity(n);
+    for e in &append.events {
+        types.push(e.event_type.as_str());
+        actors.push(e.actor.as_str());
+        statuses.push(e.status.as_str());
+        correlations.push(e.correlation_id.as_str());
+        causations.push(e.causation_id);
+        payloads.push(&e.payload);
+        metadatas.push(&e.metadata);
+    }
+    let inserted: Vec<(Uuid, i64)> = sqlx::query_as(
+        "INSERT INTO events (event_id, type, actor, status, correlation_id, causation_id, payload, metadata)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::jsonb[], $8::jsonb[])
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING event_id, position",
+    )
+    .bind(&ids)
+    .bind(&types)
+    .bind(&actors)
+    .bind(&statuses)
+    .bind(&correlations)
+    .bind(&causations)
+    .bind(&payloads)
+    .bind(&metadatas)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| refusal(e, append))?;
+
+    if inserted.len() == n {
+        let mut by_id: std::collections::HashMap<Uuid, i64> = inserted.into_iter().collect();
+        return Ok(ids
+            .iter()
+            .map(|id| Appended { event_id: *id, position: by_id.remove(id).unwrap_or_default(), duplicate: false })
+            .collect());
+    }
+    // Some were stored before: report their positions, after checking they are
+    // the same events and not a reused id.
+    let missing: Vec<Uuid> = ids.iter().filter(|id| !inserted.iter().any(|(i, _)| i == *id)).copied().collect();
+    let stored = stored_events(conn, &missing).await?;
+    let mut out = Vec::with_capacity(n);
+    for e in &append.events {
+        if let Some((_, position)) = inserted.iter().find(|(id, _)| *id == e.event_id) {
+            out.push(Appended { event_id: e.event_id, position: *position, duplicate: false });
+        } else {
+            let s = stored
+                .iter()
+                .find(|s| s.event_id == e.event_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("event {} neither inserted nor stored", e.event_id)))?;
+            if !super::same_event(e, &s.event_type, &s.correlation_id, &s.payload) {
+                return Err(StoreError::EventIdReused { event_id: e.event_id });
+            }
+            out.push(Appended { event_id: e.event_id, position: s.position, duplicate: true });
+        }
+    }
+    Ok(out)
+}
+
+struct StoredEvent {
+    event_id: Uuid,
+    position: i64,
+    event_type: String,
+    correlation_id: String,
+    payload: serde_json::Value,
+}
+
+async fn stored_events(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT event_id, position, type, correlation_id, payload FROM events WHERE event_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredEvent {
+                event_id: r.try_get("event_id")?,
+                position: r.try_get("position")?,
+                event_type: r.try_get("type")?,
+                correlation_id: r.try_get("correlation_id")?,
+                payload: r.try_get("payload")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+fn duplicates(append: &Append, stored: &[StoredEvent]) -> Result<Vec<Appended>, StoreError> {
+    append
+        .events
+        .iter()
+        .map(|e| {
+            let s = stored
+                .iter()
+                .find(|s| s.event_id == e.event_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("event {} vanished", e.event_id)))?;
+            if !super::same_event(e, &s.event_type, &s.correlation_id, &s.payload) {
+                return Err(StoreError::EventIdReused { event_id: e.event_id });
+            }
+            Ok(Appended { event_id: e.event_id, position: s.position, duplicate: true })
+        })
+        .collect()
+}
+
+/// Turns a row-level-security or privilege refusal into a typed error naming what
+/// was refused.
+fn refusal(e: sqlx::Error, append: &Append) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        let msg = db.message();
+        if db.code().as_deref() == Some("42501") && !msg.contains("append-only") {
+            let mut pairs: Vec<String> = append
+                .events
+                .iter()
+                .map(|e| format!("`{}` as `{}`", e.event_type, e.actor))
+                .collect();
+            pairs.dedup();
+            return StoreError::NotPermitted { what: pairs.join(", ") };
+        }
+    }
+    e.into()
+}
+
+fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        position: row.try_get("position")?,
+        transaction_id: row.try_get("transaction_id")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("type")?,
+        actor: row.try_get("actor")?,
+        status: row.try_get("status")?,
+        correlation_id: row.try_get("correlation_id")?,
+        causation_id: row.try_get("causation_id")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Keeps one LISTEN connection open and turns every notification into a wake-up.
+/// After a reconnect it wakes readers too, since notifications sent while it was
+/// away are lost.
+async fn listen(pool: PgPool, wakeups: Arc<Wakeups>) {
+    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut attempt = 0u32;
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "cannot LISTEN for new events; readers poll meanwhile");
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt = attempt.saturating_add(1);
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, attempt, "LISTEN failed; readers poll meanwhile");
+            tokio::time::sleep(backoff.delay(attempt)).await;
+            attempt = attempt.saturating_add(1);
+            continue;
+        }
+        attempt = 0;
+        wakeups.bump();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => wakeups.bump(),
+                // The connection dropped; the next call reconnects. Anything sent
+                // meanwhile is lost, so make readers look.
+                Ok(None) => wakeups.bump(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                    wakeups.bump();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Removes a password from anything that might echo a connection URL.
+fn redact(text: &str) -> String {
+    match (text.find("://"), text.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &text[s + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &text[..s + 3], &creds[..colon], &text[at..]),
+                None => text.to_string(),
+            }
+        }
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

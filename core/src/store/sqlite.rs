@@ -1,0 +1,457 @@
+//! SQLite backend: the embedded default, one file, every service in one process.
+//!
+//! SQLite admits one writer at a time and each append takes the write lock first
+//! (`BEGIN IMMEDIATE`), so positions are handed out in commit order and reading by
+//! position alone is gap-free. `transaction_id` is always 0.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{Append, Appended, PendingReview, ReadBatch, Stats, SubscriptionStatus, Wakeups};
+use crate::error::StoreError;
+use crate::event::{Cursor, RecordedEvent, TypeFilter};
+use crate::migrations;
+
+const EVENT_COLUMNS: &str = "position, transaction_id, event_id, type, actor, status, \
+     correlation_id, causation_id, payload, metadata, created_at";
+
+/// Unix milliseconds by the database's clock.
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
+#[derive(Clone)]
+pub(crate) struct SqliteBackend {
+    pool: SqlitePool,
+    wakeups: Arc<Wakeups>,
+}
+
+/// Stores opened on the same file in one process share one wake-up channel.
+fn wakeups_for(path: PathBuf) -> Arc<Wakeups> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<Wakeups>>>> = OnceLock::new();
+    let registry = REGISTRY.get_or_init(Default::default);
+    let mut map = registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.retain(|_, w| w.strong_count() > 0);
+    if let Some(existing) = map.get(&path).and_then(Weak::upgrade) {
+        return existing;
+    }
+    let fresh = Wakeups::new();
+    map.insert(path, Arc::downgrade(&fresh));
+    fresh
+}
+
+impl SqliteBackend {
+    pub(crate) async fn connect(url: &str, options: &super::ConnectOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid DATABASE_URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed event survives a power cut, not just a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            // LIKE '%Approved' must not match 'approved'.
+            .pragma("case_sensitive_like", "ON");
+        let path = connect.get_filename().to_path_buf();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        let key = std::fs::canonicalize(&path).unwrap_or(path);
+        Ok(SqliteBackend { pool, wakeups: wakeups_for(key) })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::sqlite().run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let applied: Vec<i64> = if exists == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        };
+        Ok(migrations::sqlite().iter().filter(|m| !applied.contains(&m.version)).count())
+    }
+
+    pub(crate) async fn append(&self, append: &Append) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let appended = append_in(&mut tx, append).await?;
+        tx.commit().await?;
+        if appended.iter().any(|a| !a.duplicate) {
+            self.wakeups.bump();
+        }
+        Ok(appended)
+    }
+
+    pub(crate) fn wakeups(&self) -> watch::Receiver<u64> {
+        self.wakeups.subscribe()
+    }
+
+    pub(crate) async fn read(&self, after: Cursor, filter: &TypeFilter, limit: i64) -> Result<ReadBatch, StoreError> {
+        let sql = format!(
+            "SELECT (SELECT coalesce(max(position), 0) FROM events) AS head, e.*
+             FROM (SELECT 1) AS one
+             LEFT JOIN (
+                 SELECT {EVENT_COLUMNS} FROM events
+                 WHERE position > ?1
+                   AND (?2 OR type IN (SELECT value FROM json_each(?3))
+                        OR EXISTS (SELECT 1 FROM json_each(?4) p WHERE events.type LIKE p.value ESCAPE '\\'))
+                 ORDER BY position
+                 LIMIT ?5
+             ) e ON 1
+             ORDER BY e.position"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.position)
+            .bind(filter.is_all())
+            .bind(json_list(filter.exact()))
+            .bind(json_list(&filter.like_patterns()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        let mut head = 0i64;
+        for row in &rows {
+            head = row.try_get("head")?;
+            if row.try_get::<Option<i64>, _>("position")?.is_some() {
+                events.push(decode(row)?);
+            }
+        }
+        let mut next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
+        if (events.len() as i64) < limit {
+            next = next.max(Cursor { transaction_id: 0, position: head });
+        }
+        Ok(ReadBatch { events, next, held_back: false })
+    }
+
+    pub(crate) async fn read_correlation(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = ?1 ORDER BY position");
+        let rows = sqlx::query(&sql).bind(correlation_id).fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(crate) async fn version(&self, correlation_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = ?1")
+            .bind(correlation_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn transaction_of(&self, position: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT transaction_id FROM events WHERE position = ?1")
+            .bind(position)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn stats(&self) -> Result<Stats, StoreError> {
+        let by_type_and_status: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let events = by_type_and_status.iter().map(|(_, _, n)| n).sum();
+        let rate = sqlx::query(
+            "SELECT approved, auto_approved, rejected, pending, escalated_pending, approval_rate FROM approval_rate",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let subscriptions = sqlx::query(
+            "SELECT name, last_position, handled, lease_holder, last_error FROM subscriptions ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SubscriptionStatus {
+                name: r.try_get("name")?,
+                position: r.try_get("last_position")?,
+                handled: r.try_get("handled")?,
+                lease_holder: r.try_get("lease_holder")?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Stats {
+            events,
+            by_type_and_status,
+            pending_reviews: rate.try_get("pending")?,
+            escalated_pending: rate.try_get("escalated_pending")?,
+            approved: rate.try_get("approved")?,
+            auto_approved: rate.try_get("auto_approved")?,
+            rejected: rate.try_get("rejected")?,
+            approval_rate: rate.try_get("approval_rate")?,
+            subscriptions,
+        })
+    }
+
+    pub(crate) async fn pending_reviews(&self) -> Result<Vec<PendingReview>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT correlation_id, proposal_type, proposed_by, proposed_at, escalated
+             FROM pending_reviews ORDER BY proposed_position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingReview {
+                    correlation_id: r.try_get("correlation_id")?,
+                    proposal_type: r.try_get("proposal_type")?,
+                    proposed_by: r.try_get("proposed_by")?,
+                    proposed_at: r.try_get("proposed_at")?,
+                    escalated: r.try_get("escalated")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    pub(crate) async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Cursor>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO subscriptions (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!(
+            "UPDATE subscriptions
+             SET lease_holder = ?2, lease_expires_at = {NOW_MS} + ?3,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE name = ?1
+               AND (lease_holder IS NULL OR lease_holder = ?2 OR lease_expires_at < {NOW_MS})
+             RETURNING last_transaction_id, last_position"
+        ))
+        .bind(name)
+        .bind(holder)
+        .bind(ttl_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(match row {
+            Some(r) => Some(Cursor {
+                transaction_id: r.try_get("last_transaction_id")?,
+                position: r.try_get("last_position")?,
+            }),
+            None => None,
+        })
+    }
+
+    pub(crate) async fn renew_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE subscriptions SET lease_expires_at = {NOW_MS} + ?3 WHERE name = ?1 AND lease_holder = ?2"
+        ))
+        .bind(name)
+        .bind(holder)
+        .bind(ttl_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE subscriptions SET lease_holder = NULL, lease_expires_at = NULL WHERE name = ?1 AND lease_holder = ?2",
+        )
+        .bind(name)
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit_handled(
+        &self,
+        name: &str,
+        holder: &str,
+        checkpoint: Cursor,
+        handled: i64,
+        append: &Append,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let appended = if append.events.is_empty() { Vec::new() } else { append_in(&mut tx, append).await? };
+        let moved = sqlx::query(
+            "UPDATE subscriptions
+             SET last_transaction_id = ?3, last_position = ?4, handled = handled + ?5,
+                 last_error = NULL, failing_since = NULL,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE name = ?1 AND lease_holder = ?2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(checkpoint.transaction_id)
+        .bind(checkpoint.position)
+        .bind(handled)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Err(StoreError::LeaseLost(name.to_string()));
+        }
+        tx.commit().await?;
+        if appended.iter().any(|a| !a.duplicate) {
+            self.wakeups.bump();
+        }
+        Ok(appended)
+    }
+
+    pub(crate) async fn record_failure(&self, name: &str, holder: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE subscriptions
+             SET last_error = ?3,
+                 failing_since = coalesce(failing_since, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             WHERE name = ?1 AND lease_holder = ?2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+async fn append_in(conn: &mut SqliteConnection, append: &Append) -> Result<Vec<Appended>, StoreError> {
+    if !append.expected.is_empty() {
+        let mut all_stored = Vec::with_capacity(append.events.len());
+        for e in &append.events {
+            match stored_event(conn, e.event_id).await? {
+                Some(s) => all_stored.push((e, s)),
+                None => break,
+            }
+        }
+        if all_stored.len() == append.events.len() {
+            return all_stored
+                .into_iter()
+                .map(|(e, s)| {
+                    if !super::same_event(e, &s.1, &s.2, &s.3) {
+                        return Err(StoreError::EventIdReused { event_id: e.event_id });
+                    }
+                    Ok(Appended { event_id: e.event_id, position: s.0, duplicate: true })
+                })
+                .collect();
+        }
+        // BEGIN IMMEDIATE holds the write lock, so this count cannot go stale.
+        for (correlation_id, expected) in &append.expected {
+            let actual: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = ?1")
+                .bind(correlation_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            if !expected.admits(actual) {
+                return Err(StoreError::VersionConflict {
+                    correlation_id: correlation_id.clone(),
+                    expected: expected.describe(),
+                    actual,
+                });
+            }
+        }
+    }
+
+    let mut out = Vec::with_capacity(append.events.len());
+    for e in &append.events {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (event_id, type, actor, status, correlation_id, causation_id, payload, metadata)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (event_id) DO NOTHING
+             RETURNING position",
+        )
+        .bind(e.event_id.to_string())
+        .bind(&e.event_type)
+        .bind(&e.actor)
+        .bind(&e.status)
+        .bind(&e.correlation_id)
+        .bind(e.causation_id.map(|c| c.to_string()))
+        .bind(e.payload.to_string())
+        .bind(e.metadata.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        match inserted {
+            Some(position) => out.push(Appended { event_id: e.event_id, position, duplicate: false }),
+            None => {
+                let s = stored_event(conn, e.event_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("event {} neither inserted nor stored", e.event_id)))?;
+                if !super::same_event(e, &s.1, &s.2, &s.3) {
+                    return Err(StoreError::EventIdReused { event_id: e.event_id });
+                }
+                out.push(Appended { event_id: e.event_id, position: s.0, duplicate: true });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// (position, type, correlation_id, payload) of a stored event.
+async fn stored_event(
+    conn: &mut SqliteConnection,
+    event_id: Uuid,
+) -> Result<Option<(i64, String, String, serde_json::Value)>, StoreError> {
+    let row = sqlx::query("SELECT position, type, correlation_id, payload FROM events WHERE event_id = ?1")
+        .bind(event_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            let payload: String = r.try_get("payload")?;
+            Ok(Some((
+                r.try_get("position")?,
+                r.try_get("type")?,
+                r.try_get("correlation_id")?,
+                parse_json(&payload)?,
+            )))
+        }
+    }
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON is invalid: {e}")))
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("stored id `{text}` is not a UUID: {e}")))
+}
+
+fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let event_id: String = row.try_get("event_id")?;
+    let causation_id: Option<String> = row.try_get("causation_id")?;
+    let payload: String = row.try_get("payload")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(RecordedEvent {
+        position: row.try_get("position")?,
+        transaction_id: row.try_get("transaction_id")?,
+        event_id: parse_uuid(&event_id)?,
+        event_type: row.try_get("type")?,
+        actor: row.try_get("actor")?,
+        status: row.try_get("status")?,
+        correlation_id: row.try_get("correlation_id")?,
+        causation_id: causation_id.as_deref().map(parse_uuid).transpose()?,
+        payload: parse_json(&payload)?,
+        metadata: parse_json(&metadata)?,
+        created_at: row.try_get("created_at")?,
+    })
+}

@@ -1,0 +1,339 @@
+//! Durable, named subscriptions: a handler sees every matching event once per
+//! checkpoint, in read order, across restarts and replicas.
+//!
+//! - The checkpoint lives in the database (`subscriptions`), and moves in the same
+//!   transaction as the events the handler appends.
+//! - One consumer per name at a time: a lease row, renewed by a heartbeat and
+//!   checked again at every commit, so a consumer that lost it cannot commit.
+//! - Wake-ups come from LISTEN/NOTIFY (PostgreSQL) or in-process (SQLite); the
+//!   loop also polls, so a lost wake-up only delays.
+//! - A failing handler does not move the checkpoint; the event is retried with
+//!   backoff, and the error is kept on the subscription row for operators.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{Cursor, RecordedEvent, TypeFilter};
+use crate::retry::Backoff;
+use crate::store::{Append, Store};
+
+/// A handler's failure. The event will be offered again after a backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl HandlerError {
+    /// A failure described by any error.
+    pub fn from_error(e: impl std::fmt::Display) -> Self {
+        HandlerError(e.to_string())
+    }
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(e: StoreError) -> Self {
+        HandlerError(e.to_string())
+    }
+}
+
+/// What a subscription does with each event. The returned batch is appended in
+/// the same transaction that moves the checkpoint past the event.
+pub trait Handler: Send + Sync {
+    /// Handles one event. Side effects outside the database must be idempotent:
+    /// after a crash between the effect and the commit, the event comes again.
+    fn handle(&self, event: &RecordedEvent) -> impl Future<Output = Result<Append, HandlerError>> + Send;
+}
+
+/// Tuning of a subscription loop.
+#[derive(Debug, Clone)]
+pub struct SubscriptionOptions {
+    /// Events read per round trip.
+    pub batch_size: usize,
+    /// How often to look even without a wake-up.
+    pub poll_interval: Duration,
+    /// How long a lease lasts without renewal before another consumer may take it.
+    pub lease_ttl: Duration,
+    /// Delay between retries of a failing event.
+    pub retry: Backoff,
+}
+
+impl Default for SubscriptionOptions {
+    fn default() -> Self {
+        SubscriptionOptions {
+            batch_size: 100,
+            poll_interval: Duration::from_secs(1),
+            lease_ttl: Duration::from_secs(15),
+            retry: Backoff::default(),
+        }
+    }
+}
+
+/// What one [`Subscription::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Handled this many events (and committed each).
+    Handled(usize),
+    /// Nothing new to handle. `held_back` means newer events exist but wait on an
+    /// older open transaction; look again soon.
+    CaughtUp {
+        /// Events are waiting behind an open transaction.
+        held_back: bool,
+    },
+    /// Another consumer holds this subscription's lease.
+    Standby,
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    /// The handler failed on the event at this position; it will be retried.
+    #[error("handler failed on event at position {position} ({event_type}): {source}")]
+    Handler {
+        /// Position of the event that failed.
+        position: i64,
+        /// Its type.
+        event_type: String,
+        #[source]
+        source: HandlerError,
+    },
+    /// The store failed (unreachable database, lost lease, ...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A named, durable subscription to a set of event types.
+pub struct Subscription<H> {
+    store: Store,
+    name: String,
+    filter: TypeFilter,
+    handler: H,
+    options: SubscriptionOptions,
+    holder: String,
+    cursor: Option<Cursor>,
+    heartbeat: Option<Heartbeat>,
+    wakeups: watch::Receiver<u64>,
+}
+
+struct Heartbeat {
+    lost: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<H: Handler> Subscription<H> {
+    /// A subscription called `name` (e.g. `review-e.proposals`) to the events
+    /// `filter` lets through.
+    pub fn new(store: Store, name: impl Into<String>, filter: TypeFilter, handler: H) -> Self {
+        let wakeups = store.wakeups();
+        Subscription {
+            store,
+            name: name.into(),
+            filter,
+            handler,
+            options: SubscriptionOptions::default(),
+            holder: format!("{}:{}", std::process::id(), Uuid::new_v4()),
+            cursor: None,
+            heartbeat: None,
+            wakeups,
+        }
+    }
+
+    /// Replaces the default tuning.
+    pub fn with_options(mut self, options: SubscriptionOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The subscription's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The handler, e.g. to inspect a read model it keeps.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Whether this consumer holds the lease now.
+    pub fn is_active(&self) -> bool {
+        self.cursor.is_some()
+    }
+
+    /// Does one unit of work: take the lease if free, read one batch, handle and
+    /// commit each event. Tests call this until [`StepOutcome::CaughtUp`] instead
+    /// of sleeping.
+    pub async fn step(&mut self) -> Result<StepOutcome, SubscriptionError> {
+        if self.heartbeat.as_ref().is_some_and(|h| h.lost.load(Ordering::SeqCst)) {
+            tracing::warn!(subscription = %self.name, "lease lost; standing by");
+            self.cursor = None;
+            self.heartbeat = None;
+        }
+        let mut cursor = match self.cursor {
+            Some(c) => c,
+            None => match self.store.acquire_lease(&self.name, &self.holder, self.options.lease_ttl).await? {
+                Some(c) => {
+                    tracing::info!(subscription = %self.name, position = c.position, "lease acquired");
+                    self.heartbeat = Some(self.start_heartbeat());
+                    self.cursor = Some(c);
+                    c
+                }
+                None => return Ok(StepOutcome::Standby),
+            },
+        };
+
+        let batch = self.store.read(cursor, &self.filter, self.options.batch_size).await?;
+        let mut handled = 0;
+        for event in &batch.events {
+            let span = tracing::info_span!("handle_event",
+                subscription = %self.name,
+                correlation_id = %event.correlation_id,
+                event_type = %event.event_type,
+                position = event.position);
+            let _enter = span.enter();
+            let out = match self.handler.handle(event).await {
+                Ok(out) => out,
+                Err(source) => {
+                    let message = source.to_string();
+                    if let Err(e) = self.store.record_failure(&self.name, &self.holder, &message).await {
+                        tracing::warn!(error = %e, "could not record the handler failure");
+                    }
+                    return Err(SubscriptionError::Handler {
+                        position: event.position,
+                        event_type: event.event_type.clone(),
+                        source,
+                    });
+                }
+            };
+            match self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await {
+                Ok(_) => {}
+                Err(StoreError::LeaseLost(name)) => {
+                    self.cursor = None;
+                    self.heartbeat = None;
+                    return Err(StoreError::LeaseLost(name).into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            cursor = event.cursor();
+            self.cursor = Some(cursor);
+            handled += 1;
+        }
+        if handled > 0 {
+            return Ok(StepOutcome::Handled(handled));
+        }
+        if batch.next > cursor {
+            // Nothing matched, but the log moved on: remember how far, so a restart
+            // does not rescan it.
+            self.store.commit_handled(&self.name, &self.holder, batch.next, 0, &Append::nothing()).await?;
+            self.cursor = Some(batch.next);
+        }
+        Ok(StepOutcome::CaughtUp { held_back: batch.held_back })
+    }
+
+    /// Steps until caught up (or standing by); returns how many events were handled.
+    pub async fn drain(&mut self) -> Result<usize, SubscriptionError> {
+        let mut total = 0;
+        loop {
+            match self.step().await? {
+                StepOutcome::Handled(n) => total += n,
+                StepOutcome::CaughtUp { held_back: true } => tokio::time::sleep(Duration::from_millis(5)).await,
+                StepOutcome::CaughtUp { held_back: false } | StepOutcome::Standby => return Ok(total),
+            }
+        }
+    }
+
+    /// Runs until `shutdown` resolves: handles events as they arrive, retries
+    /// failures with backoff, stands by while another replica is active. The event
+    /// in hand is finished and committed before it returns.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut failures = 0u32;
+        let mut held_back_wait = Duration::from_millis(1);
+        loop {
+            let wait = match self.step().await {
+                Ok(StepOutcome::Handled(_)) => {
+                    failures = 0;
+                    held_back_wait = Duration::from_millis(1);
+                    Duration::ZERO
+                }
+                Ok(StepOutcome::CaughtUp { held_back: true }) => {
+                    failures = 0;
+                    held_back_wait = (held_back_wait * 2).min(self.options.poll_interval);
+                    held_back_wait
+                }
+                Ok(StepOutcome::CaughtUp { held_back: false }) => {
+                    failures = 0;
+                    held_back_wait = Duration::from_millis(1);
+                    self.options.poll_interval
+                }
+                Ok(StepOutcome::Standby) => self.options.lease_ttl / 3,
+                Err(e) => {
+                    let delay = self.options.retry.delay(failures);
+                    tracing::warn!(subscription = %self.name, error = %e, attempt = failures + 1,
+                        retry_in_ms = delay.as_millis() as u64, "subscription step failed; retrying");
+                    failures = failures.saturating_add(1);
+                    delay
+                }
+            };
+            if wait.is_zero() {
+                // Busy: still let a shutdown in between batches.
+                if futures_now(&mut shutdown) {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wakeups.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        if self.cursor.is_some() {
+            if let Err(e) = self.store.release_lease(&self.name, &self.holder).await {
+                tracing::warn!(subscription = %self.name, error = %e, "could not release lease; it will expire");
+            }
+        }
+        tracing::info!(subscription = %self.name, "subscription stopped");
+    }
+
+    fn start_heartbeat(&self) -> Heartbeat {
+        let lost = Arc::new(AtomicBool::new(false));
+        let store = self.store.clone();
+        let name = self.name.clone();
+        let holder = self.holder.clone();
+        let ttl = self.options.lease_ttl;
+        let flag = lost.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ttl / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match store.renew_lease(&name, &holder, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(subscription = %name, error = %e, "lease renewal failed"),
+                }
+            }
+        });
+        Heartbeat { lost, task }
+    }
+}
+
+/// Polls a future once without waiting.
+fn futures_now<F: Future + Unpin>(f: &mut F) -> bool {
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(std::pin::Pin::new(f).poll(&mut cx), Poll::Ready(_))
+}
