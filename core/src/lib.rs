@@ -18,4 +18,4 @@ pub mod testing;
 pub use error::{StoreError, ValidationError};
 pub use event::{Cursor, NewEvent, RecordedEvent, TypeFilter};
 pub use store::{Append, Appended, ExpectedVersion, ReadBatch, Store};
-pub use subscription::{Handler, HandlerError, StepOutcome, Subscription, SubscriptionOptions};
+pub use subscription::{Handler, HandlerError, StepOutcome, Subscription, SubscriptionError, SubscriptionOptions};

@@ -320,6 +320,29 @@ impl Store {
         }
     }
 
+    /// Like [`Store::read`], but when committed events wait behind an older open
+    /// transaction (`held_back`), waits up to `patience` for them to become
+    /// readable. For one-shot readers (`events tail` without `--follow`, tests)
+    /// that want "everything committed so far" rather than "everything settled".
+    pub async fn read_waiting(
+        &self,
+        after: Cursor,
+        filter: &TypeFilter,
+        limit: usize,
+        patience: Duration,
+    ) -> Result<ReadBatch, StoreError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let batch = self.read(after, filter, limit).await?;
+            if !batch.held_back || tokio::time::Instant::now() >= deadline {
+                return Ok(batch);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
     /// Every event of one action, in read order.
     pub async fn read_correlation(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         match &self.backend {

@@ -143,13 +143,18 @@ impl PgBackend {
     pub(crate) async fn read(&self, after: Cursor, filter: &TypeFilter, limit: i64) -> Result<ReadBatch, StoreError> {
         // One statement, so the horizon and the rows come from the same snapshot.
         let sql = format!(
-            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
-             SELECT h.horizon,
+            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
+                  settled AS (
+                      SELECT transaction_id AS tail_tx, position AS tail_pos FROM events, h
+                      WHERE transaction_id < h.horizon
+                      ORDER BY transaction_id DESC, position DESC LIMIT 1)
+             SELECT s.tail_tx, s.tail_pos,
                     EXISTS (SELECT 1 FROM events x
                             WHERE x.transaction_id >= h.horizon
                               AND (x.transaction_id, x.position) > ($1, $2)) AS held_back,
                     e.*
              FROM h
+             LEFT JOIN settled s ON true
              LEFT JOIN LATERAL (
                  SELECT {EVENT_COLUMNS} FROM events
                  WHERE (transaction_id, position) > ($1, $2)
@@ -169,10 +174,14 @@ impl PgBackend {
             .fetch_all(&self.pool)
             .await?;
         let mut events = Vec::with_capacity(rows.len());
-        let mut horizon = 0i64;
+        let mut settled_tail = None;
         let mut held_back = false;
         for row in &rows {
-            horizon = row.try_get("horizon")?;
+            let tail_tx: Option<i64> = row.try_get("tail_tx")?;
+            let tail_pos: Option<i64> = row.try_get("tail_pos")?;
+            if let (Some(transaction_id), Some(position)) = (tail_tx, tail_pos) {
+                settled_tail = Some(Cursor { transaction_id, position });
+            }
             held_back = row.try_get("held_back")?;
             if row.try_get::<Option<i64>, _>("position")?.is_some() {
                 events.push(decode(row)?);
@@ -180,8 +189,11 @@ impl PgBackend {
         }
         let mut next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
         if (events.len() as i64) < limit {
-            // Everything below the horizon is settled and was read: skip past it.
-            next = next.max(Cursor { transaction_id: horizon - 1, position: i64::MAX });
+            // Everything settled was read: skip past the last settled event, even
+            // when the filter did not want it.
+            if let Some(tail) = settled_tail {
+                next = next.max(tail);
+            }
         }
         Ok(ReadBatch { events, next, held_back })
     }

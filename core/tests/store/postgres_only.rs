@@ -1,0 +1,344 @@
+//! What only the PostgreSQL backend promises: gap-free reads under concurrent
+//! writers, per-service roles, and the design document's SQL.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bookkeeper_core::testing::TestDb;
+use bookkeeper_core::{
+    Append, Handler, HandlerError, NewEvent, RecordedEvent, Store, StoreError, Subscription, SubscriptionOptions,
+    TypeFilter,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::helpers::{decision, proposal, PATIENCE};
+use crate::subscriptions::wait_until;
+
+async fn postgres() -> Option<TestDb> {
+    TestDb::postgres().await
+}
+
+/// 8 writers whose transactions commit in random order, 3 live subscribers: each
+/// subscriber must see every event exactly once. A reader that resumed after "the
+/// last position it saw" would lose events here, because positions are taken at
+/// INSERT and the transactions that hold the lower ones commit later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_committing_out_of_order_lose_no_event_for_any_subscriber() {
+    let Some(db) = postgres().await else { return };
+    const WRITERS: usize = 8;
+    const ROUNDS: usize = 25;
+    const SUBSCRIBERS: usize = 3;
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<Uuid>>>);
+    impl Handler for Collect {
+        async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
+            self.0.lock().unwrap().push(event.event_id);
+            Ok(Append::nothing())
+        }
+    }
+
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut collectors = Vec::new();
+    let mut subscriber_tasks = Vec::new();
+    for i in 0..SUBSCRIBERS {
+        let collect = Collect::default();
+        collectors.push(collect.clone());
+        let options = SubscriptionOptions { poll_interval: Duration::from_millis(200), ..Default::default() };
+        let sub = Subscription::new(db.another_store().await, format!("test.concurrent.{i}"), TypeFilter::all(), collect)
+            .with_options(options);
+        let mut stop = stop_tx.subscribe();
+        subscriber_tasks.push(tokio::spawn(sub.run(async move {
+            let _ = stop.recv().await;
+        })));
+    }
+
+    // Each writer: open a transaction, insert (taking a position), sleep a random
+    // while, commit; record the order in which commits completed.
+    let commit_order = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(WRITERS as u32)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let pool = pool.clone();
+        let order = commit_order.clone();
+        let notify_store = db.another_store().await;
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for r in 0..ROUNDS {
+                let id = Uuid::new_v4();
+                let mut tx = pool.begin().await.unwrap();
+                let position: i64 = sqlx::query_scalar(
+                    "INSERT INTO events (event_id, type, actor, status, correlation_id)
+                     VALUES ($1, 'ReceiptAttachmentProposed', 'book-e', 'PROPOSED', $2) RETURNING position",
+                )
+                .bind(id)
+                .bind(format!("w{w}-r{r}"))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..15))).await;
+                tx.commit().await.unwrap();
+                order.lock().unwrap().push(position);
+                ids.push(id);
+                // Half the rounds also append through the store (idempotent
+                // events of their own), which sends the NOTIFY.
+                if r % 2 == 0 {
+                    let e = proposal(&format!("s{w}-r{r}"));
+                    ids.push(e.event_id);
+                    notify_store.append_events(vec![e]).await.unwrap();
+                }
+            }
+            ids
+        }));
+    }
+    let mut expected = HashSet::new();
+    for w in writers {
+        expected.extend(w.await.unwrap());
+    }
+    let total = expected.len();
+    assert_eq!(total, WRITERS * ROUNDS + WRITERS * ROUNDS.div_ceil(2));
+
+    // The test only proves something if commits really came out of position order.
+    let order = commit_order.lock().unwrap().clone();
+    let inversions = order.windows(2).filter(|w| w[0] > w[1]).count();
+    assert!(inversions > 0, "no out-of-order commits happened; the test proved nothing");
+
+    for c in &collectors {
+        wait_until(|| c.0.lock().unwrap().len() >= total).await;
+    }
+    let _ = stop_tx.send(());
+    for t in subscriber_tasks {
+        t.await.unwrap();
+    }
+    for (i, c) in collectors.iter().enumerate() {
+        let seen = c.0.lock().unwrap().clone();
+        let unique: HashSet<_> = seen.iter().copied().collect();
+        assert_eq!(seen.len(), total, "subscriber {i} saw {} events, expected {total}", seen.len());
+        assert_eq!(unique, expected, "subscriber {i} missed or invented events");
+    }
+    eprintln!("{total} events, {inversions} out-of-order commits, {SUBSCRIBERS} subscribers saw all exactly once");
+    db.cleanup().await;
+}
+
+/// Role, event it may append, event it must not.
+fn duties() -> Vec<(&'static str, NewEvent, NewEvent)> {
+    vec![
+        ("book_e", proposal("r-1"), decision("r-1", "Approved", "system:auto", "AUTO_APPROVED")),
+        (
+            "review_e",
+            decision("r-1", "Approved", "system:auto", "AUTO_APPROVED"),
+            decision("r-1", "Executed", "system", "EXECUTED"),
+        ),
+        (
+            "accounting_api",
+            decision("r-1", "Executed", "system", "EXECUTED"),
+            decision("r-1", "Approved", "system", "APPROVED"),
+        ),
+        (
+            "cron",
+            NewEvent::new("ComplianceCheckCompleted", "cron", "COMPLETED", "daily"),
+            proposal("r-2").with_id(Uuid::new_v4()),
+        ),
+        (
+            "cost_api",
+            NewEvent::new("MonthlyCostReport", "cost-api", "REPORTED", "2026-11"),
+            NewEvent::new("ComplianceCheckCompleted", "cost-api", "COMPLETED", "daily"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn each_service_role_appends_only_what_it_owns() {
+    let Some(db) = postgres().await else { return };
+    for (role, allowed, forbidden) in duties() {
+        let store = Store::connect(&db.role_url(role)).await.unwrap();
+        store.ensure_migrated().await.unwrap_or_else(|e| panic!("{role}: {e}"));
+        store.append_events(vec![allowed.clone()]).await.unwrap_or_else(|e| panic!("{role} may append its own: {e}"));
+        let err = store.append_events(vec![forbidden.clone()]).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotPermitted { .. }), "{role}: {err}");
+        assert!(err.to_string().contains(&forbidden.event_type), "{err}");
+        // Impersonation: the right type under someone else's name.
+        let mut impostor = allowed.clone().with_id(Uuid::new_v4());
+        impostor.actor = "user:mallory".into();
+        if role != "review_e" {
+            assert!(store.append_events(vec![impostor]).await.is_err(), "{role} appended as another actor");
+        }
+        // Reading everything is allowed.
+        assert!(!store.read_waiting(Default::default(), &TypeFilter::all(), 10, PATIENCE).await.unwrap().events.is_empty());
+        store.close().await;
+    }
+    // The refused appends left no trace.
+    let stored = db.store.read_waiting(Default::default(), &TypeFilter::all(), 100, PATIENCE).await.unwrap().events;
+    assert_eq!(stored.len(), 5);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn no_role_can_change_the_log_or_place_an_event_behind_readers() {
+    let Some(db) = postgres().await else { return };
+    db.store.append_events(vec![proposal("x")]).await.unwrap();
+    for role in ["book_e", "review_e", "accounting_api", "cron", "cost_api"] {
+        let pool = sqlx::PgPool::connect(&db.role_url(role)).await.unwrap();
+        for sql in [
+            "UPDATE events SET actor = 'book-e'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            // Choosing your own transaction id would hide an event from readers.
+            "INSERT INTO events (event_id, type, actor, status, correlation_id, transaction_id)
+             VALUES (gen_random_uuid(), 'ReceiptAttachmentProposed', 'book-e', 'PROPOSED', 'y', 1)",
+            "INSERT INTO events (position, event_id, type, actor, status, correlation_id) OVERRIDING SYSTEM VALUE
+             VALUES (1000000, gen_random_uuid(), 'ReceiptAttachmentProposed', 'book-e', 'PROPOSED', 'y')",
+            "DROP TABLE events",
+            "ALTER TABLE events DISABLE TRIGGER events_no_update",
+        ] {
+            let err = sqlx::query(sql).execute(&pool).await.expect_err(&format!("{role}: {sql}"));
+            let msg = err.to_string();
+            assert!(msg.contains("permission denied") || msg.contains("must be owner") || msg.contains("append-only"),
+                "{role}: {sql}: {msg}");
+        }
+        pool.close().await;
+    }
+    assert_eq!(db.store.read_waiting(Default::default(), &TypeFilter::all(), 10, PATIENCE).await.unwrap().events.len(), 1);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_role_cannot_move_another_services_checkpoint() {
+    let Some(db) = postgres().await else { return };
+    #[derive(Clone)]
+    struct Nop;
+    impl Handler for Nop {
+        async fn handle(&self, _: &RecordedEvent) -> Result<Append, HandlerError> {
+            Ok(Append::nothing())
+        }
+    }
+    db.store.append_events(vec![proposal("x")]).await.unwrap();
+    let review = Store::connect(&db.role_url("review_e")).await.unwrap();
+    let mut sub = Subscription::new(review, "review-e.proposals", TypeFilter::all(), Nop);
+    assert_eq!(sub.drain().await.unwrap(), 1);
+    let book = sqlx::PgPool::connect(&db.role_url("book_e")).await.unwrap();
+    let moved = sqlx::query("UPDATE subscriptions SET last_position = 0, last_transaction_id = 0")
+        .execute(&book)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 0, "book_e must not see review-e's checkpoint");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_design_documents_queries_run_unchanged() {
+    let Some(db) = postgres().await else { return };
+    let p = proposal("abc-123");
+    db.store.append_events(vec![p.clone()]).await.unwrap();
+    db.store.append_events(vec![decision("abc-123", "Approved", "system:auto", "AUTO_APPROVED")]).await.unwrap();
+    db.store.append_events(vec![decision("abc-123", "Executed", "system", "EXECUTED")]).await.unwrap();
+    db.store.append_events(vec![proposal("other"), decision("other", "Rejected", "system:auto", "REJECTED")]).await.unwrap();
+    let pool = db.store.pg_pool().unwrap();
+
+    let audit = sqlx::query(
+        "SELECT type, actor, status, created_at FROM events WHERE correlation_id = 'abc-123' ORDER BY created_at;",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let rows: Vec<(String, String, String)> =
+        audit.iter().map(|r| (r.get("type"), r.get("actor"), r.get("status"))).collect();
+    assert_eq!(
+        rows,
+        [
+            ("ReceiptAttachmentProposed".into(), "book-e".into(), "PROPOSED".into()),
+            ("ReceiptAttachmentApproved".into(), "system:auto".into(), "AUTO_APPROVED".into()),
+            ("ReceiptAttachmentExecuted".into(), "system".into(), "EXECUTED".into()),
+        ]
+    );
+
+    let today = sqlx::query("SELECT * FROM events WHERE actor = 'book-e' AND created_at > NOW() - INTERVAL '1 day';")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(today.len(), 2);
+
+    let rate = sqlx::query(
+        "SELECT COUNT(*) FILTER (WHERE type LIKE '%Approved') as approved, COUNT(*) FILTER (WHERE type LIKE '%Rejected') as rejected FROM events;",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((rate.get::<i64, _>("approved"), rate.get::<i64, _>("rejected")), (1, 1));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_retryable_error() {
+    // Nothing listens on port 1.
+    let err = Store::connect_with(
+        "postgres://bookkeeper@127.0.0.1:1/bookkeeper",
+        bookkeeper_core::store::ConnectOptions { acquire_timeout: Duration::from_secs(2), ..Default::default() },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().starts_with("the database is unavailable"), "{err}");
+
+    let err = Store::connect("mysql://localhost/x").await.unwrap_err();
+    assert_eq!(err.to_string(), "unsupported DATABASE_URL scheme `mysql` (use postgres:// or sqlite://)");
+}
+
+#[tokio::test]
+async fn a_service_role_reports_pending_migrations_instead_of_failing_obscurely() {
+    let Some(db) = postgres().await else { return };
+    // Forget the last migration, as if this binary were newer than the schema.
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3").execute(db.store.pg_pool().unwrap()).await.unwrap();
+    let store = Store::connect(&db.role_url("cron")).await.unwrap();
+    assert_eq!(store.pending_migrations().await.unwrap(), 1);
+    let err = store.ensure_migrated().await.unwrap_err();
+    assert!(matches!(err, StoreError::NotMigrated { pending: 1 }), "{err}");
+    assert!(err.to_string().contains("run `bookkeeper migrate`"));
+    store.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn live_wake_up_survives_many_appenders_sharing_one_notify() {
+    let Some(db) = postgres().await else { return };
+    // Many concurrent appends from one store coalesce into few NOTIFYs; a listener
+    // in another store must still end up seeing all of them promptly.
+    #[derive(Clone, Default)]
+    struct Count(Arc<Mutex<HashMap<String, usize>>>);
+    impl Handler for Count {
+        async fn handle(&self, e: &RecordedEvent) -> Result<Append, HandlerError> {
+            *self.0.lock().unwrap().entry(e.correlation_id.clone()).or_default() += 1;
+            Ok(Append::nothing())
+        }
+    }
+    let count = Count::default();
+    let options = SubscriptionOptions { poll_interval: Duration::from_secs(30), ..Default::default() };
+    let sub = Subscription::new(db.another_store().await, "test.burst", TypeFilter::all(), count.clone())
+        .with_options(options);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sub.run(async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let writer = db.another_store().await;
+    let mut appends = Vec::new();
+    for i in 0..50 {
+        let w = writer.clone();
+        appends.push(tokio::spawn(async move { w.append_events(vec![proposal(&format!("b{i}"))]).await }));
+    }
+    for a in appends {
+        a.await.unwrap().unwrap();
+    }
+    wait_until(|| count.0.lock().unwrap().len() == 50).await;
+    let _ = stop_tx.send(());
+    task.await.unwrap();
+    assert!(count.0.lock().unwrap().values().all(|n| *n == 1));
+    db.cleanup().await;
+}
