@@ -232,7 +232,8 @@ impl Store {
             match Store::connect_with(url, options.clone()).await {
                 Ok(store) => return Ok(store),
                 Err(e) if e.is_retryable() && started.elapsed() < give_up_after => {
-                    let delay = backoff.delay(attempt);
+                    let left = give_up_after.saturating_sub(started.elapsed());
+                    let delay = backoff.delay(attempt).min(left);
                     tracing::warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64,
                         "database unavailable; retrying");
                     tokio::time::sleep(delay).await;

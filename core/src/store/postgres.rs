@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions as _, PgConnection, PgPool, Row};
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -47,6 +47,13 @@ impl PgBackend {
             .application_name("bookkeeper")
             // Statement logging would put payloads into our logs at INFO.
             .disable_statement_logging();
+        // One direct connection first: a pool reports only "timed out", while this
+        // says why (refused, unknown host, authentication failed).
+        let probe = tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&connect))
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting timed out".into()))?
+            .map_err(StoreError::from)?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -63,6 +70,7 @@ impl PgBackend {
         })
     }
 
+    #[cfg(feature = "test-support")]
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -67,6 +67,7 @@ impl SqliteBackend {
         Ok(SqliteBackend { pool, wakeups: wakeups_for(key) })
     }
 
+    #[cfg(feature = "test-support")]
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }

@@ -1,0 +1,166 @@
+//! The command line. Subcommand names and flags are a contract other tools rely on.
+
+mod bench;
+mod events;
+mod report;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use bookkeeper_core::config::DatabaseUrl;
+use bookkeeper_core::store::ConnectOptions;
+use bookkeeper_core::Store;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Bookkeeper: bookkeeping automation between Folio and Fiken, over one
+/// append-only event log.
+#[derive(Debug, Parser)]
+#[command(name = "bookkeeper", version, about)]
+pub struct Cli {
+    /// Where the event log lives: postgres://... or sqlite://FILE.
+    /// Defaults to the embedded sqlite://bookkeeper.db.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "BOOKKEEPER_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    /// How long to keep retrying while the database is unreachable.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, global = true)]
+    connect_timeout: Duration,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending database migrations (run as the database owner).
+    Migrate,
+    /// Append and read raw events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// The whole story of one action, in order.
+    Audit(report::AuditArgs),
+    /// Counts per type and status, pending reviews, approval rate, subscriptions.
+    Stats(report::StatsArgs),
+    /// Measure the system against its floors.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Append events given as JSON lines on stdin; prints each one's position.
+    Append(events::AppendArgs),
+    /// Print events in read order, optionally following new ones.
+    Tail(events::TailArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// The event store on PostgreSQL against raw SQL floors.
+    Store(bench::StoreBenchArgs),
+}
+
+/// Options shared by commands that print either a table or JSON.
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BOOKKEEPER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let url = cli.database_url.map(DatabaseUrl::new).unwrap_or_else(DatabaseUrl::from_env);
+    if let Command::Bench(BenchCommand::Store(args)) = cli.command {
+        return bench::store(args).await.map(|()| ExitCode::SUCCESS);
+    }
+    let store = Store::connect_with_retry(url.expose(), ConnectOptions::default(), cli.connect_timeout)
+        .await
+        .with_context(|| format!("cannot open the event log at {url}"))?;
+    if let Command::Migrate = cli.command {
+        let pending = store.pending_migrations().await?;
+        store.migrate().await.with_context(|| format!("migrating {url}"))?;
+        eprintln!("{url}: {pending} migration(s) applied; schema is up to date");
+        return Ok(ExitCode::SUCCESS);
+    }
+    store.ensure_migrated().await.with_context(|| format!("preparing {url}"))?;
+    match cli.command {
+        Command::Events(EventsCommand::Append(args)) => events::append(&store, args).await,
+        Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
+        Command::Audit(args) => report::audit(&store, args).await,
+        Command::Stats(args) => report::stats(&store, args).await,
+        Command::Migrate | Command::Bench(_) => unreachable!("handled above"),
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 500ms, 30s or 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! The `bookkeeper` command line, run as a real process against both backends.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bookkeeper_core::testing::{Backend, TestDb};
+use serde_json::Value;
+
+fn bookkeeper(db: &TestDb) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
+    cmd.env("DATABASE_URL", &db.url).env_remove("BOOKKEEPER_LOG");
+    cmd
+}
+
+fn run_with_stdin(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+    let mut child = bookkeeper(db)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bookkeeper");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn run(db: &TestDb, args: &[&str]) -> Output {
+    bookkeeper(db).args(args).output().expect("run bookkeeper")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const STORY: &str = r#"{"type":"ReceiptAttachmentProposed","actor":"book-e","status":"PROPOSED","correlation_id":"abc-123","payload":{"amount":{"minor":49900,"currency":"NOK"}}}
+{"type":"ReceiptAttachmentApproved","actor":"system:auto","status":"AUTO_APPROVED","correlation_id":"abc-123","payload":{"reason":"small receipt, known vendor"}}
+
+{"type":"InvoiceRegistrationProposed","actor":"book-e","status":"PROPOSED","correlation_id":"inv-7"}
+"#;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(db) = super::TestDb::new(super::Backend::Postgres).await else { return };
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+        )* }
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(db) = super::TestDb::new(super::Backend::Sqlite).await else { return };
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+        )* }
+    };
+}
+
+on_both_backends!(
+    append_prints_positions_and_tail_json_reads_them_back,
+    a_bad_line_is_named_and_its_batch_is_not_written,
+    tail_follow_streams_events_appended_by_another_process,
+    audit_tells_the_story_of_one_action,
+    stats_show_counts_and_the_approval_rate,
+);
+
+async fn append_prints_positions_and_tail_json_reads_them_back(db: &TestDb) {
+    let out = run_with_stdin(db, &["events", "append"], STORY);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let positions: Vec<i64> = text(&out.stdout).lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(positions.len(), 3);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+
+    let out = run(db, &["events", "tail", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events.iter().map(|e| e["position"].as_i64().unwrap()).collect::<Vec<_>>(), positions);
+    assert_eq!(events[1]["type"], "ReceiptAttachmentApproved");
+    assert_eq!(events[1]["payload"]["reason"], "small receipt, known vendor");
+
+    // --type with a suffix pattern, and --from resumes after a position.
+    let out = run(db, &["events", "tail", "--json", "--type", "*Proposed", "--from", &positions[0].to_string()]);
+    let events: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["correlation_id"], "inv-7");
+
+    let out = run(db, &["events", "tail", "--from", "424242"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no event at position 424242"), "{}", text(&out.stderr));
+}
+
+async fn a_bad_line_is_named_and_its_batch_is_not_written(db: &TestDb) {
+    let input = r#"{"type":"A","actor":"book-e","status":"PROPOSED","correlation_id":"1"}
+{"type":"A","actor":"book-e","status":"PROPOSED","correlation_id":"2"}
+{"type":"A","actor":"book-e","status":"PROPOSED","correlation_id":"3"}
+{"type":"A","actor":"book-e","status":"PROPOSED","correlation_id":"4"
+"#;
+    let out = run_with_stdin(db, &["events", "append", "--batch-size", "2"], input);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("line 4: not a valid event"), "{stderr}");
+    assert!(stderr.contains("nothing from lines 3-4 was written; 2 event(s) before line 3 were appended"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+    let tail = run(db, &["events", "tail", "--json"]);
+    assert_eq!(text(&tail.stdout).lines().count(), 2, "the bad line's batch must not be written");
+
+    let out = run_with_stdin(db, &["events", "append"], "{\"type\":\"A\",\"actor\":\"x\",\"status\":\"S\",\"correlation_id\":\"c\",\"payload\":[1]}\n");
+    assert!(text(&out.stderr).contains("line 1: `payload` must be a JSON object"), "{}", text(&out.stderr));
+}
+
+async fn tail_follow_streams_events_appended_by_another_process(db: &TestDb) {
+    let mut follower: Child = bookkeeper(db)
+        .args(["events", "tail", "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    for i in 0..3 {
+        let line = format!("{{\"type\":\"A\",\"actor\":\"book-e\",\"status\":\"PROPOSED\",\"correlation_id\":\"live-{i}\"}}\n");
+        let out = run_with_stdin(db, &["events", "append"], &line);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let got = rx.recv_timeout(Duration::from_secs(10)).expect("the follower printed nothing within 10 s");
+        let event: Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(event["correlation_id"], format!("live-{i}"));
+        assert!(event["position"].as_i64().unwrap() > 0);
+    }
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
+
+async fn audit_tells_the_story_of_one_action(db: &TestDb) {
+    run_with_stdin(db, &["events", "append"], STORY);
+    let out = run(db, &["audit", "abc-123"]);
+    assert!(out.status.success());
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("POSITION"));
+    assert!(lines[1].contains("ReceiptAttachmentProposed") && lines[1].contains("book-e"));
+    assert!(lines[2].contains("AUTO_APPROVED") && lines[2].ends_with("small receipt, known vendor"));
+
+    let out = run(db, &["audit", "unknown-id"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no events with correlation id `unknown-id`"));
+}
+
+async fn stats_show_counts_and_the_approval_rate(db: &TestDb) {
+    run_with_stdin(db, &["events", "append"], STORY);
+    let out = run(db, &["stats", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(stats["events"], 3);
+    assert_eq!(stats["pending_reviews"], 1);
+    assert_eq!(stats["approval_rate"], 1.0);
+    let human = text(&run(db, &["stats"]).stdout);
+    assert!(human.contains("pending reviews: 1 (0 escalated to a person)"), "{human}");
+    assert!(human.contains("approval rate:   100.0%"), "{human}");
+}
+
+#[test]
+fn an_unreachable_database_is_reported_after_retrying() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["--connect-timeout", "1s", "stats"])
+        .env("DATABASE_URL", "postgres://nobody:s3cret@127.0.0.1:1/none")
+        .env("BOOKKEEPER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("cannot open the event log at postgres://nobody:***@127.0.0.1:1/none"), "{stderr}");
+    assert!(stderr.contains("database unavailable; retrying"), "the retries should be logged: {stderr}");
+    assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
+}
+
+#[test]
+fn the_embedded_default_needs_no_configuration() {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["events", "tail"])
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.join("bookkeeper.db").exists(), "the embedded log should be created in the working directory");
+    let _ = std::fs::remove_dir_all(&dir);
+}
