@@ -153,12 +153,30 @@ fn check_object(field: &'static str, value: &Value, max: usize) -> Result<(), Va
     if !value.is_object() {
         return Err(ValidationError::NotAnObject { field });
     }
-    // serde_json's output length equals what both backends store as text.
-    let bytes = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    // serde_json's output length equals what both backends store as text;
+    // count it without building the string.
+    let mut counter = ByteCounter(0);
+    let bytes = match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    };
     if bytes > max {
         return Err(ValidationError::TooLarge { field, max, actual: bytes });
     }
     Ok(())
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where a reader stands in the log: the last event it has seen, in read order.

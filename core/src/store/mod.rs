@@ -288,7 +288,6 @@ impl Store {
 
     /// Appends a batch atomically. Events already stored (same `event_id`, same
     /// content) are not written again and report their existing position.
-    #[tracing::instrument(skip_all, fields(events = append.events.len()))]
     pub async fn append(&self, append: Append) -> Result<Vec<Appended>, StoreError> {
         append.validate()?;
         if append.events.is_empty() {

@@ -102,9 +102,27 @@ impl PgBackend {
     }
 
     pub(crate) async fn append(&self, append: &Append) -> Result<Vec<Appended>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let appended = append_in(&mut tx, append).await?;
-        tx.commit().await?;
+        let fast = if append.expected.is_empty() {
+            // One INSERT statement is atomic on its own: without BEGIN/COMMIT an
+            // append is one round trip. Without ON CONFLICT, a duplicate id fails
+            // the whole statement (nothing written) and we take the careful path.
+            let mut conn = self.pool.acquire().await?;
+            match insert(&mut conn, append, false).await {
+                Ok(inserted) => Some(positions_in_order(append, inserted)),
+                Err(StoreError::Database(sqlx::Error::Database(db))) if db.code().as_deref() == Some("23505") => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let appended = if let Some(appended) = fast {
+            appended
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let appended = append_in(&mut tx, append).await?;
+            tx.commit().await?;
+            appended
+        };
         if appended.iter().any(|a| !a.duplicate) {
             self.after_commit();
         }
@@ -152,17 +170,21 @@ impl PgBackend {
         // One statement, so the horizon and the rows come from the same snapshot.
         let sql = format!(
             "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
+                  newest AS (
+                      SELECT transaction_id AS new_tx, position AS new_pos FROM events
+                      ORDER BY transaction_id DESC, position DESC LIMIT 1),
                   settled AS (
                       SELECT transaction_id AS tail_tx, position AS tail_pos FROM events, h
                       WHERE transaction_id < h.horizon
                       ORDER BY transaction_id DESC, position DESC LIMIT 1)
              SELECT s.tail_tx, s.tail_pos,
-                    EXISTS (SELECT 1 FROM events x
-                            WHERE x.transaction_id >= h.horizon
-                              AND (x.transaction_id, x.position) > ($1, $2)) AS held_back,
+                    -- some visible event past the cursor is not yet settled, iff the
+                    -- newest one is: one index probe instead of a scan
+                    coalesce(n.new_tx >= h.horizon AND (n.new_tx, n.new_pos) > ($1, $2), false) AS held_back,
                     e.*
              FROM h
              LEFT JOIN settled s ON true
+             LEFT JOIN newest n ON true
              LEFT JOIN LATERAL (
                  SELECT {EVENT_COLUMNS} FROM events
                  WHERE (transaction_id, position) > ($1, $2)
@@ -424,46 +446,9 @@ async fn append_in(conn: &mut PgConnection, append: &Append) -> Result<Vec<Appen
     }
 
     let n = append.events.len();
-    let mut types = Vec::with_capacity(n);
-    let mut actors = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut correlations = Vec::with_capacity(n);
-    let mut causations = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut metadatas = Vec::with_capacity(n);
-    for e in &append.events {
-        types.push(e.event_type.as_str());
-        actors.push(e.actor.as_str());
-        statuses.push(e.status.as_str());
-        correlations.push(e.correlation_id.as_str());
-        causations.push(e.causation_id);
-        payloads.push(&e.payload);
-        metadatas.push(&e.metadata);
-    }
-    let inserted: Vec<(Uuid, i64)> = sqlx::query_as(
-        "INSERT INTO events (event_id, type, actor, status, correlation_id, causation_id, payload, metadata)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::jsonb[], $8::jsonb[])
-         ON CONFLICT (event_id) DO NOTHING
-         RETURNING event_id, position",
-    )
-    .bind(&ids)
-    .bind(&types)
-    .bind(&actors)
-    .bind(&statuses)
-    .bind(&correlations)
-    .bind(&causations)
-    .bind(&payloads)
-    .bind(&metadatas)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| refusal(e, append))?;
-
+    let inserted = insert(conn, append, true).await?;
     if inserted.len() == n {
-        let mut by_id: std::collections::HashMap<Uuid, i64> = inserted.into_iter().collect();
-        return Ok(ids
-            .iter()
-            .map(|id| Appended { event_id: *id, position: by_id.remove(id).unwrap_or_default(), duplicate: false })
-            .collect());
+        return Ok(positions_in_order(append, inserted));
     }
     // Some were stored before: report their positions, after checking they are
     // the same events and not a reused id.
@@ -485,6 +470,63 @@ async fn append_in(conn: &mut PgConnection, append: &Append) -> Result<Vec<Appen
         }
     }
     Ok(out)
+}
+
+/// Inserts the batch in one statement; returns (event_id, position) of the rows
+/// written. With `skip_duplicates`, ids already stored are skipped silently;
+/// without, they fail the statement.
+async fn insert(conn: &mut PgConnection, append: &Append, skip_duplicates: bool) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    let n = append.events.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut actors = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut correlations = Vec::with_capacity(n);
+    let mut causations = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut metadatas = Vec::with_capacity(n);
+    for e in &append.events {
+        ids.push(e.event_id);
+        types.push(e.event_type.as_str());
+        actors.push(e.actor.as_str());
+        statuses.push(e.status.as_str());
+        correlations.push(e.correlation_id.as_str());
+        causations.push(e.causation_id);
+        payloads.push(&e.payload);
+        metadatas.push(&e.metadata);
+    }
+    let sql = if skip_duplicates { INSERT_SKIPPING_DUPLICATES } else { INSERT };
+    sqlx::query_as(sql)
+        .bind(&ids)
+        .bind(&types)
+        .bind(&actors)
+        .bind(&statuses)
+        .bind(&correlations)
+        .bind(&causations)
+        .bind(&payloads)
+        .bind(&metadatas)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| refusal(e, append))
+}
+
+const INSERT: &str = "INSERT INTO events (event_id, type, actor, status, correlation_id, causation_id, payload, metadata)
+     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::jsonb[], $8::jsonb[])
+     RETURNING event_id, position";
+
+const INSERT_SKIPPING_DUPLICATES: &str =
+    "INSERT INTO events (event_id, type, actor, status, correlation_id, causation_id, payload, metadata)
+     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::jsonb[], $8::jsonb[])
+     ON CONFLICT (event_id) DO NOTHING
+     RETURNING event_id, position";
+
+fn positions_in_order(append: &Append, inserted: Vec<(Uuid, i64)>) -> Vec<Appended> {
+    let mut by_id: std::collections::HashMap<Uuid, i64> = inserted.into_iter().collect();
+    append
+        .events
+        .iter()
+        .map(|e| Appended { event_id: e.event_id, position: by_id.remove(&e.event_id).unwrap_or_default(), duplicate: false })
+        .collect()
 }
 
 struct StoredEvent {
