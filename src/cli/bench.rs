@@ -35,6 +35,8 @@ pub struct StoreBenchArgs {
 }
 
 const ROUNDS: usize = 3;
+/// Pause between latency samples, the same for the floor and for us.
+const SAMPLE_GAP: Duration = Duration::from_millis(10);
 const WRITERS: usize = 8;
 
 pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
@@ -64,9 +66,27 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
     let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&raw).await?;
     println!("bookkeeper bench store: PostgreSQL {version}, {} CPU(s), {ROUNDS} rounds, median shown", num_cpus());
     println!();
+
+    // 1. Growth: does cost stay flat as the log grows? (First, while the log is
+    // still empty; the later measurements then run on the grown log.)
+    println!(
+        "{:<12} {:>22} {:>22} {:>24}",
+        "log size", "append (events/s)", "raw insert (events/s)", "catch-up 10k (events/s)"
+    );
+    let mut size = count(&raw).await?;
+    for target in [10_000usize, 100_000, 1_000_000].into_iter().filter(|t| *t <= args.max_log.max(10_000)) {
+        grow(&raw, target.saturating_sub(size)).await?;
+        size = count(&raw).await?;
+        let n = 1000.min(args.events);
+        let floor = raw_single_inserts(&raw, n, 1).await?;
+        let ours = store_single_appends(&store, n, 1).await?;
+        let catch_up = catch_up_rate(&store, 10_000).await?;
+        println!("{:<12} {:>22.0} {:>22.0} {:>24.0}", size, ours, floor, catch_up);
+    }
+    println!();
     println!("{:<44} {:>14} {:>14} {:>7}", "workload", "bookkeeper", "floor", "ratio");
 
-    // 1. One event per append, one writer.
+    // 2. One event per append, one writer.
     let (ours, floor) = rounds(|| async {
         let floor = raw_single_inserts(&raw, args.events, 1).await?;
         let ours = store_single_appends(&store, args.events, 1).await?;
@@ -75,7 +95,7 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
     .await?;
     row("single-event append, 1 writer (events/s)", ours, floor);
 
-    // 2. 100 events per append.
+    // 3. 100 events per append.
     let (ours, floor) = rounds(|| async {
         let floor = raw_batches(&raw, args.batches).await?;
         let ours = store_batches(&store, args.batches).await?;
@@ -84,7 +104,7 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
     .await?;
     row("100-event batches, 1 writer (events/s)", ours, floor);
 
-    // 3. Eight concurrent writers.
+    // 4. Eight concurrent writers.
     let (ours, floor) = rounds(|| async {
         let floor = raw_single_inserts(&raw, args.events, WRITERS).await?;
         let ours = store_single_appends(&store, args.events, WRITERS).await?;
@@ -93,7 +113,7 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
     .await?;
     row("single-event append, 8 writers (events/s)", ours, floor);
 
-    // 4. Wake-up latency.
+    // 5. Wake-up latency.
     println!();
     let bare = bare_notify_round_trips(&raw, args.samples).await?;
     let (commit_to_handler, call_to_handler) = append_to_subscriber(&url, args.samples).await?;
@@ -114,22 +134,6 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
         );
     }
 
-    // 5. Growth: does cost stay flat as the log grows?
-    println!();
-    println!(
-        "{:<12} {:>22} {:>22} {:>24}",
-        "log size", "append (events/s)", "raw insert (events/s)", "catch-up 10k (events/s)"
-    );
-    let mut size = count(&raw).await?;
-    for target in [10_000usize, 100_000, 1_000_000].into_iter().filter(|t| *t <= args.max_log.max(10_000)) {
-        grow(&raw, target.saturating_sub(size)).await?;
-        size = count(&raw).await?;
-        let n = 1000.min(args.events);
-        let floor = raw_single_inserts(&raw, n, 1).await?;
-        let ours = store_single_appends(&store, n, 1).await?;
-        let catch_up = catch_up_rate(&store, 10_000).await?;
-        println!("{:<12} {:>22.0} {:>22.0} {:>24.0}", size, ours, floor, catch_up);
-    }
     store.close().await;
     raw.close().await;
     Ok(())
@@ -286,6 +290,7 @@ async fn bare_notify_round_trips(pool: &PgPool, samples: usize) -> anyhow::Resul
         sqlx::query("NOTIFY bench_floor").execute(pool).await?;
         listener.recv().await?;
         out.push(started.elapsed().as_secs_f64() * 1e6);
+        tokio::time::sleep(SAMPLE_GAP).await;
     }
     Ok(out)
 }
@@ -327,8 +332,9 @@ async fn append_to_subscriber(url: &str, samples: usize) -> anyhow::Result<(Vec<
             .context("subscriber stopped")?;
         commit_to_handler.push(handled.saturating_duration_since(committed).as_secs_f64() * 1e6);
         call_to_handler.push(handled.saturating_duration_since(called).as_secs_f64() * 1e6);
-        // Let the handler's checkpoint commit before the next sample.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Let the subscriber commit its checkpoint and go idle: this measures
+        // how fast an idle subscriber wakes, not how it queues behind itself.
+        tokio::time::sleep(SAMPLE_GAP).await;
     }
     let _ = stop_tx.send(());
     task.await?;
