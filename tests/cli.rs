@@ -110,7 +110,11 @@ async fn a_bad_line_is_named_and_its_batch_is_not_written(db: &TestDb) {
     let tail = run(db, &["events", "tail", "--json"]);
     assert_eq!(text(&tail.stdout).lines().count(), 2, "the bad line's batch must not be written");
 
-    let out = run_with_stdin(db, &["events", "append"], "{\"type\":\"A\",\"actor\":\"x\",\"status\":\"S\",\"correlation_id\":\"c\",\"payload\":[1]}\n");
+    let out = run_with_stdin(
+        db,
+        &["events", "append"],
+        "{\"type\":\"A\",\"actor\":\"x\",\"status\":\"S\",\"correlation_id\":\"c\",\"payload\":[1]}\n",
+    );
     assert!(text(&out.stderr).contains("line 1: `payload` must be a JSON object"), "{}", text(&out.stderr));
 }
 
@@ -132,7 +136,9 @@ async fn tail_follow_streams_events_appended_by_another_process(db: &TestDb) {
         }
     });
     for i in 0..3 {
-        let line = format!("{{\"type\":\"A\",\"actor\":\"book-e\",\"status\":\"PROPOSED\",\"correlation_id\":\"live-{i}\"}}\n");
+        let line = format!(
+            "{{\"type\":\"A\",\"actor\":\"book-e\",\"status\":\"PROPOSED\",\"correlation_id\":\"live-{i}\"}}\n"
+        );
         let out = run_with_stdin(db, &["events", "append"], &line);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let got = rx.recv_timeout(Duration::from_secs(10)).expect("the follower printed nothing within 10 s");
@@ -201,4 +207,28 @@ fn the_embedded_default_needs_no_configuration() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(dir.join("bookkeeper.db").exists(), "the embedded log should be created in the working directory");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_store_benchmark_runs_and_reports_every_figure() {
+    // A smoke run with tiny sizes: the figures are meaningless, the report is not.
+    let Some(db) = TestDb::postgres().await else { return };
+    db.cleanup().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["bench", "store", "--events", "16", "--batches", "2", "--samples", "5", "--max-log", "10000"])
+        .env("DATABASE_URL", bookkeeper_core::testing::postgres_admin_url())
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
+    for label in [
+        "single-event append, 1 writer",
+        "100-event batches, 1 writer",
+        "single-event append, 8 writers",
+        "bare LISTEN/NOTIFY round trip (floor)",
+        "append committed -> subscriber handler",
+        "catch-up 10k",
+    ] {
+        assert!(report.contains(label), "missing `{label}` in:\n{report}");
+    }
 }

@@ -17,7 +17,7 @@ use crate::event::{status, NewEvent, RecordedEvent};
 /// An amount in minor units (øre for NOK). Never a float.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
-    /// Minor units: 12_50 is 12.50.
+    /// Minor units: 1250 is 12.50.
     pub minor: i64,
     /// ISO 4217 code, e.g. `NOK`.
     pub currency: String,
@@ -128,14 +128,8 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage.
-    pub const ALL: [Stage; 6] = [
-        Stage::Proposed,
-        Stage::Approved,
-        Stage::Rejected,
-        Stage::Escalated,
-        Stage::Executed,
-        Stage::ExecutionFailed,
-    ];
+    pub const ALL: [Stage; 6] =
+        [Stage::Proposed, Stage::Approved, Stage::Rejected, Stage::Escalated, Stage::Executed, Stage::ExecutionFailed];
 
     fn suffix(self) -> &'static str {
         match self {
@@ -382,10 +376,14 @@ mod tests {
     fn proposals_round_trip_through_json() {
         let p = InvoiceRegistrationProposed {
             requested_by: "user:42".into(),
-            document: DocumentRef { sha256: "ab".repeat(32), filename: "inv.pdf".into(), content_type: "application/pdf".into() },
+            document: DocumentRef {
+                sha256: "ab".repeat(32),
+                filename: "inv.pdf".into(),
+                content_type: "application/pdf".into(),
+            },
             vendor: Vendor { name: "Kontorleverandøren AS".into(), organization_number: Some("912345678".into()) },
             invoice_number: "F-1001".into(),
-            amount: Money::nok(1_249_00),
+            amount: Money::nok(124_900),
             invoice_date: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             due_date: NaiveDate::from_ymd_opt(2026, 11, 15).unwrap(),
             account: "6540".into(),
@@ -427,7 +425,7 @@ mod tests {
 
     #[test]
     fn money_displays_without_floats() {
-        assert_eq!(Money::nok(1_249_05).to_string(), "1249.05 NOK");
+        assert_eq!(Money::nok(124_905).to_string(), "1249.05 NOK");
         assert_eq!(Money::nok(-5).to_string(), "-0.05 NOK");
     }
 

@@ -37,11 +37,7 @@ pub enum StoreError {
     },
     /// Optimistic concurrency: the correlation's stream moved on; nothing was written.
     #[error("correlation `{correlation_id}` is at version {actual}, the append expected {expected}")]
-    VersionConflict {
-        correlation_id: String,
-        expected: String,
-        actual: i64,
-    },
+    VersionConflict { correlation_id: String, expected: String, actual: i64 },
     /// An event id is already stored with different content; nothing was written.
     #[error("event id {event_id} is already stored with a different type, correlation or payload")]
     EventIdReused { event_id: Uuid },
@@ -91,8 +87,7 @@ impl StoreError {
 fn is_serialization_failure(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("40001") | Some("40P01"))
-                || db.message().contains("database is locked")
+            matches!(db.code().as_deref(), Some("40001") | Some("40P01")) || db.message().contains("database is locked")
         }
         _ => false,
     }
@@ -113,9 +108,7 @@ impl From<sqlx::Error> for StoreError {
                 }
                 match db.code().as_deref() {
                     // admin_shutdown, crash_shutdown, cannot_connect_now
-                    Some("57P01") | Some("57P02") | Some("57P03") => {
-                        StoreError::Unavailable(msg.to_string())
-                    }
+                    Some("57P01") | Some("57P02") | Some("57P03") => StoreError::Unavailable(msg.to_string()),
                     _ => StoreError::Database(e),
                 }
             }

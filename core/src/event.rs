@@ -234,9 +234,7 @@ impl RecordedEvent {
 
     /// A human-readable reason, when the payload carries one (decisions, failures).
     pub fn reason(&self) -> Option<&str> {
-        ["reason", "error", "message"]
-            .iter()
-            .find_map(|k| self.payload.get(*k).and_then(Value::as_str))
+        ["reason", "error", "message"].iter().find_map(|k| self.payload.get(*k).and_then(Value::as_str))
     }
 }
 
@@ -306,8 +304,7 @@ mod tests {
     use serde_json::json;
 
     fn event() -> NewEvent {
-        NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", "c-1")
-            .with_payload(json!({"amount": 100}))
+        NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", "c-1").with_payload(json!({"amount": 100}))
     }
 
     #[test]

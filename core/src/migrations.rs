@@ -35,10 +35,5 @@ pub fn sqlite() -> Migrator {
 }
 
 fn migrator(migrations: Vec<Migration>) -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
-    }
+    Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }
 }

@@ -76,16 +76,15 @@ impl TestDb {
         let mut admin = match PgConnection::connect(&admin_url).await {
             Ok(c) => c,
             Err(e) if !postgres_required() => {
-                eprintln!("skipping: PostgreSQL is not reachable ({e}); set BOOKKEEPER_REQUIRE_POSTGRES=1 to fail instead");
+                eprintln!(
+                    "skipping: PostgreSQL is not reachable ({e}); set BOOKKEEPER_REQUIRE_POSTGRES=1 to fail instead"
+                );
                 return None;
             }
             Err(e) => panic!("PostgreSQL is required (BOOKKEEPER_REQUIRE_POSTGRES=1) but not reachable: {e}"),
         };
         let name = format!("bk_test_{}", Uuid::new_v4().simple());
-        admin
-            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-            .await
-            .expect("create test database");
+        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
         let options: PgConnectOptions = admin_url.parse().expect("parse PostgreSQL URL");
         let url = options.database(&name).to_url_lossy().to_string();
         let store = Store::connect(&url).await.expect("connect to test database");

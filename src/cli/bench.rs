@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bookkeeper_core::config::DatabaseUrl;
-use bookkeeper_core::{Append, Handler, HandlerError, NewEvent, RecordedEvent, Store, Subscription, SubscriptionOptions, TypeFilter};
+use bookkeeper_core::{
+    Append, Handler, HandlerError, NewEvent, RecordedEvent, Store, Subscription, SubscriptionOptions, TypeFilter,
+};
 use clap::Args;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
@@ -47,7 +49,10 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
     let admin: PgConnectOptions = url.expose().parse().context("parsing DATABASE_URL")?;
     let name = format!("bookkeeper_bench_{}", Uuid::new_v4().simple());
     let mut maintenance = PgConnection::connect_with(&admin).await.with_context(|| format!("connecting to {url}"))?;
-    maintenance.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.context("creating the scratch database")?;
+    maintenance
+        .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .context("creating the scratch database")?;
     let scratch = admin.clone().database(&name);
     let result = run(&scratch, &args).await;
     if args.keep {
@@ -97,8 +102,8 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
 
     // 3. 100 events per append.
     let (ours, floor) = rounds(|| async {
-        let floor = raw_batches(&raw, args.batches).await?;
         let ours = store_batches(&store, args.batches).await?;
+        let floor = raw_batches(&raw, args.batches).await?;
         Ok((ours, floor))
     })
     .await?;
@@ -125,13 +130,7 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
         ("append called -> subscriber handler", &call_to_handler),
     ] {
         let p99 = percentile(samples, 0.99);
-        println!(
-            "{:<44} {:>10.0} {:>10.0} {:>11.2}x",
-            label,
-            percentile(samples, 0.5),
-            p99,
-            p99 / floor_p99
-        );
+        println!("{:<44} {:>10.0} {:>10.0} {:>11.2}x", label, percentile(samples, 0.5), p99, p99 / floor_p99);
     }
 
     store.close().await;
@@ -176,9 +175,9 @@ fn percentile(samples: &[f64], q: f64) -> f64 {
     v.get(i).copied().unwrap_or(f64::NAN)
 }
 
+/// The event both sides write: same type, actor, status, correlation shape and payload.
 fn event(i: usize) -> NewEvent {
-    NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", format!("bench-{}", Uuid::new_v4()))
-        .with_payload(payload(i))
+    NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", format!("bench-{i}")).with_payload(payload(i))
 }
 
 fn payload(i: usize) -> serde_json::Value {
@@ -193,14 +192,15 @@ fn payload(i: usize) -> serde_json::Value {
 
 /// The floors write the same columns the store writes, so the ratio is the cost of
 /// the store's own work (validation, idempotency, wake-ups), not of the row.
-const RAW_INSERT: &str = "INSERT INTO events (event_id, type, actor, status, correlation_id, causation_id, payload, metadata)
+const RAW_INSERT: &str =
+    "INSERT INTO events (event_id, type, actor, status, correlation_id, causation_id, payload, metadata)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Floor: plain single-row INSERTs (autocommit) into the same table, same pool size.
 async fn raw_single_inserts(pool: &PgPool, total: usize, writers: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..writers {
+    for _ in 0..writers {
         let pool = pool.clone();
         let n = total / writers;
         tasks.push(tokio::spawn(async move {
@@ -210,7 +210,7 @@ async fn raw_single_inserts(pool: &PgPool, total: usize, writers: usize) -> anyh
                     .bind("ReceiptAttachmentProposed")
                     .bind("book-e")
                     .bind("PROPOSED")
-                    .bind(format!("raw-{w}-{i}"))
+                    .bind(format!("bench-{i}"))
                     .bind(None::<Uuid>)
                     .bind(payload(i))
                     .bind(json!({}))
@@ -248,9 +248,9 @@ async fn store_single_appends(store: &Store, total: usize, writers: usize) -> an
 /// Floor: one multi-row INSERT of 100 rows per statement.
 async fn raw_batches(pool: &PgPool, batches: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
-    for b in 0..batches {
+    for _ in 0..batches {
         let ids: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
-        let correlations: Vec<String> = (0..100).map(|i| format!("rawb-{b}-{i}")).collect();
+        let correlations: Vec<String> = (0..100).map(|i| format!("bench-{i}")).collect();
         let payloads: Vec<serde_json::Value> = (0..100).map(payload).collect();
         let metadata: Vec<serde_json::Value> = (0..100).map(|_| json!({})).collect();
         sqlx::query(
@@ -312,7 +312,8 @@ async fn append_to_subscriber(url: &str, samples: usize) -> anyhow::Result<(Vec<
     let writer = Store::connect(url).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let options = SubscriptionOptions { poll_interval: Duration::from_secs(60), ..Default::default() };
-    let sub = Subscription::new(reader, "bench.latency", TypeFilter::of(["BenchPing"]), Stamp(tx)).with_options(options);
+    let sub =
+        Subscription::new(reader, "bench.latency", TypeFilter::of(["BenchPing"]), Stamp(tx)).with_options(options);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sub.run(async move {
         let _ = stop_rx.await;
@@ -322,9 +323,7 @@ async fn append_to_subscriber(url: &str, samples: usize) -> anyhow::Result<(Vec<
     let mut call_to_handler = Vec::with_capacity(samples);
     for i in 0..samples {
         let called = Instant::now();
-        writer
-            .append_events(vec![NewEvent::new("BenchPing", "bench", "PING", format!("ping-{i}"))])
-            .await?;
+        writer.append_events(vec![NewEvent::new("BenchPing", "bench", "PING", format!("ping-{i}"))]).await?;
         let committed = Instant::now();
         let handled = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await

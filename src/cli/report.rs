@@ -64,10 +64,8 @@ pub async fn stats(store: &Store, args: StatsArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!("pending reviews: {} ({} escalated to a person)", stats.pending_reviews, stats.escalated_pending);
-    let rate = stats
-        .approval_rate
-        .map(|r| format!("{:.1}%", r * 100.0))
-        .unwrap_or_else(|| "n/a (nothing decided yet)".into());
+    let rate =
+        stats.approval_rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "n/a (nothing decided yet)".into());
     println!(
         "approval rate:   {rate}  ({} approved, {} of them automatically; {} rejected)",
         stats.approved, stats.auto_approved, stats.rejected

@@ -271,9 +271,7 @@ impl Store {
         }
         match self.migrate().await {
             Ok(()) => Ok(()),
-            Err(StoreError::Migration(e)) if is_permission_error(&e) => {
-                Err(StoreError::NotMigrated { pending })
-            }
+            Err(StoreError::Migration(e)) if is_permission_error(&e) => Err(StoreError::NotMigrated { pending }),
             Err(e) => Err(e),
         }
     }
@@ -307,12 +305,7 @@ impl Store {
     /// Reads up to `limit` events after `after` that pass `filter`, in read order,
     /// never returning an event while an older transaction could still commit one
     /// before it.
-    pub async fn read(
-        &self,
-        after: Cursor,
-        filter: &TypeFilter,
-        limit: usize,
-    ) -> Result<ReadBatch, StoreError> {
+    pub async fn read(&self, after: Cursor, filter: &TypeFilter, limit: usize) -> Result<ReadBatch, StoreError> {
         let limit = limit.clamp(1, 10_000) as i64;
         match &self.backend {
             Backend::Postgres(b) => b.read(after, filter, limit).await,
@@ -370,9 +363,7 @@ impl Store {
             Backend::Postgres(b) => b.transaction_of(position).await?,
             Backend::Sqlite(b) => b.transaction_of(position).await?,
         };
-        found
-            .map(|transaction_id| Cursor { transaction_id, position })
-            .ok_or(StoreError::UnknownPosition(position))
+        found.map(|transaction_id| Cursor { transaction_id, position }).ok_or(StoreError::UnknownPosition(position))
     }
 
     /// A receiver that changes whenever new events may be readable: on PostgreSQL

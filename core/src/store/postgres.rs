@@ -68,11 +68,7 @@ impl PgBackend {
             .map_err(StoreError::from)?;
         Ok(PgBackend {
             pool,
-            shared: Arc::new(Shared {
-                wakeups: Wakeups::new(),
-                notifier: OnceLock::new(),
-                listener: OnceLock::new(),
-            }),
+            shared: Arc::new(Shared { wakeups: Wakeups::new(), notifier: OnceLock::new(), listener: OnceLock::new() }),
         })
     }
 
@@ -91,20 +87,16 @@ impl PgBackend {
     }
 
     pub(crate) async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await
-            {
-                Ok(v) => v,
-                // undefined_table: nothing was ever migrated here
-                Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
-        Ok(migrations::postgres()
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .count())
+        let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => v,
+            // undefined_table: nothing was ever migrated here
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(migrations::postgres().iter().filter(|m| !applied.contains(&m.version)).count())
     }
 
     pub(crate) async fn append(&self, append: &Append) -> Result<Vec<Appended>, StoreError> {
@@ -244,9 +236,8 @@ impl PgBackend {
     }
 
     pub(crate) async fn read_correlation(&self, correlation_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY transaction_id, position"
-        );
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY transaction_id, position");
         let rows = sqlx::query(&sql).bind(correlation_id).fetch_all(&self.pool).await?;
         rows.iter().map(decode).collect()
     }
@@ -266,11 +257,10 @@ impl PgBackend {
     }
 
     pub(crate) async fn stats(&self) -> Result<Stats, StoreError> {
-        let by_type_and_status: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let by_type_and_status: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status")
+                .fetch_all(&self.pool)
+                .await?;
         let events = by_type_and_status.iter().map(|(_, _, n)| n).sum();
         let rate = sqlx::query(
             "SELECT approved, auto_approved, rejected, pending, escalated_pending, approval_rate FROM approval_rate",
@@ -327,7 +317,12 @@ impl PgBackend {
             .map_err(StoreError::from)
     }
 
-    pub(crate) async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Cursor>, StoreError> {
+    pub(crate) async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Cursor>, StoreError> {
         sqlx::query("INSERT INTO subscriptions (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .execute(&self.pool)
@@ -347,10 +342,7 @@ impl PgBackend {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
-            Ok(Cursor {
-                transaction_id: r.try_get("last_transaction_id")?,
-                position: r.try_get("last_position")?,
-            })
+            Ok(Cursor { transaction_id: r.try_get("last_transaction_id")?, position: r.try_get("last_position")? })
         })
         .transpose()
         .map_err(|e: sqlx::Error| e.into())
@@ -490,7 +482,11 @@ async fn append_in(conn: &mut PgConnection, append: &Append) -> Result<Vec<Appen
 /// Inserts the batch in one statement; returns (event_id, position) of the rows
 /// written. With `skip_duplicates`, ids already stored are skipped silently;
 /// without, they fail the statement.
-async fn insert(conn: &mut PgConnection, append: &Append, skip_duplicates: bool) -> Result<Vec<(Uuid, i64)>, StoreError> {
+async fn insert(
+    conn: &mut PgConnection,
+    append: &Append,
+    skip_duplicates: bool,
+) -> Result<Vec<(Uuid, i64)>, StoreError> {
     let n = append.events.len();
     let mut ids = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
@@ -540,7 +536,11 @@ fn positions_in_order(append: &Append, inserted: Vec<(Uuid, i64)>) -> Vec<Append
     append
         .events
         .iter()
-        .map(|e| Appended { event_id: e.event_id, position: by_id.remove(&e.event_id).unwrap_or_default(), duplicate: false })
+        .map(|e| Appended {
+            event_id: e.event_id,
+            position: by_id.remove(&e.event_id).unwrap_or_default(),
+            duplicate: false,
+        })
         .collect()
 }
 
@@ -553,12 +553,11 @@ struct StoredEvent {
 }
 
 async fn stored_events(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT event_id, position, type, correlation_id, payload FROM events WHERE event_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT event_id, position, type, correlation_id, payload FROM events WHERE event_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
     rows.iter()
         .map(|r| {
             Ok(StoredEvent {
@@ -596,11 +595,8 @@ fn refusal(e: sqlx::Error, append: &Append) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         let msg = db.message();
         if db.code().as_deref() == Some("42501") && !msg.contains("append-only") {
-            let mut pairs: Vec<String> = append
-                .events
-                .iter()
-                .map(|e| format!("`{}` as `{}`", e.event_type, e.actor))
-                .collect();
+            let mut pairs: Vec<String> =
+                append.events.iter().map(|e| format!("`{}` as `{}`", e.event_type, e.actor)).collect();
             pairs.dedup();
             return StoreError::NotPermitted { what: pairs.join(", ") };
         }

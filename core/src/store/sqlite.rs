@@ -82,17 +82,14 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let exists: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                .fetch_one(&self.pool)
+                .await?;
         let applied: Vec<i64> = if exists == 0 {
             Vec::new()
         } else {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await?
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&self.pool).await?
         };
         Ok(migrations::sqlite().iter().filter(|m| !applied.contains(&m.version)).count())
     }
@@ -169,11 +166,10 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn stats(&self) -> Result<Stats, StoreError> {
-        let by_type_and_status: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let by_type_and_status: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status")
+                .fetch_all(&self.pool)
+                .await?;
         let events = by_type_and_status.iter().map(|(_, _, n)| n).sum();
         let rate = sqlx::query(
             "SELECT approved, auto_approved, rejected, pending, escalated_pending, approval_rate FROM approval_rate",
@@ -230,7 +226,12 @@ impl SqliteBackend {
             .map_err(StoreError::from)
     }
 
-    pub(crate) async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Cursor>, StoreError> {
+    pub(crate) async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Cursor>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO subscriptions (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
             .bind(name)
@@ -419,12 +420,7 @@ async fn stored_event(
         None => Ok(None),
         Some(r) => {
             let payload: String = r.try_get("payload")?;
-            Ok(Some((
-                r.try_get("position")?,
-                r.try_get("type")?,
-                r.try_get("correlation_id")?,
-                parse_json(&payload)?,
-            )))
+            Ok(Some((r.try_get("position")?, r.try_get("type")?, r.try_get("correlation_id")?, parse_json(&payload)?)))
         }
     }
 }

@@ -116,10 +116,7 @@ async fn expected_version_admits_one_writer_and_refuses_the_other(db: &TestDb) {
     store.append(Append::one(proposal("c-1")).expect("c-1", ExpectedVersion::NoEvents)).await.unwrap();
     assert_eq!(store.version("c-1").await.unwrap(), 1);
 
-    let err = store
-        .append(Append::one(proposal("c-1")).expect("c-1", ExpectedVersion::NoEvents))
-        .await
-        .unwrap_err();
+    let err = store.append(Append::one(proposal("c-1")).expect("c-1", ExpectedVersion::NoEvents)).await.unwrap_err();
     match &err {
         StoreError::VersionConflict { correlation_id, actual: 1, .. } if correlation_id == "c-1" => {}
         other => panic!("expected a version conflict, got {other}"),
@@ -197,7 +194,14 @@ async fn reads_filter_by_exact_type_and_suffix(db: &TestDb) {
     let types = |f: TypeFilter| {
         let store = db.store.clone();
         async move {
-            store.read_waiting(Cursor::START, &f, 100, PATIENCE).await.unwrap().events.into_iter().map(|e| e.event_type).collect::<Vec<_>>()
+            store
+                .read_waiting(Cursor::START, &f, 100, PATIENCE)
+                .await
+                .unwrap()
+                .events
+                .into_iter()
+                .map(|e| e.event_type)
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(
@@ -285,11 +289,8 @@ async fn views_derive_state_from_the_log(db: &TestDb) {
     assert_eq!(stats.approval_rate, Some(0.5));
 
     // proposal_states: the latest event decides the state.
-    let states = raw_rows(
-        db,
-        "SELECT correlation_id, state, decision_type FROM proposal_states ORDER BY correlation_id",
-    )
-    .await;
+    let states =
+        raw_rows(db, "SELECT correlation_id, state, decision_type FROM proposal_states ORDER BY correlation_id").await;
     assert_eq!(
         states,
         [

@@ -47,8 +47,9 @@ async fn concurrent_writers_committing_out_of_order_lose_no_event_for_any_subscr
         let collect = Collect::default();
         collectors.push(collect.clone());
         let options = SubscriptionOptions { poll_interval: Duration::from_millis(200), ..Default::default() };
-        let sub = Subscription::new(db.another_store().await, format!("test.concurrent.{i}"), TypeFilter::all(), collect)
-            .with_options(options);
+        let sub =
+            Subscription::new(db.another_store().await, format!("test.concurrent.{i}"), TypeFilter::all(), collect)
+                .with_options(options);
         let mut stop = stop_tx.subscribe();
         subscriber_tasks.push(tokio::spawn(sub.run(async move {
             let _ = stop.recv().await;
@@ -58,11 +59,7 @@ async fn concurrent_writers_committing_out_of_order_lose_no_event_for_any_subscr
     // Each writer: open a transaction, insert (taking a position), sleep a random
     // while, commit; record the order in which commits completed.
     let commit_order = Arc::new(Mutex::new(Vec::<i64>::new()));
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(WRITERS as u32)
-        .connect(&db.url)
-        .await
-        .unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(WRITERS as u32).connect(&db.url).await.unwrap();
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let pool = pool.clone();
@@ -170,7 +167,12 @@ async fn each_service_role_appends_only_what_it_owns() {
             assert!(store.append_events(vec![impostor]).await.is_err(), "{role} appended as another actor");
         }
         // Reading everything is allowed.
-        assert!(!store.read_waiting(Default::default(), &TypeFilter::all(), 10, PATIENCE).await.unwrap().events.is_empty());
+        assert!(!store
+            .read_waiting(Default::default(), &TypeFilter::all(), 10, PATIENCE)
+            .await
+            .unwrap()
+            .events
+            .is_empty());
         store.close().await;
     }
     // The refused appends left no trace.
@@ -199,12 +201,17 @@ async fn no_role_can_change_the_log_or_place_an_event_behind_readers() {
         ] {
             let err = sqlx::query(sql).execute(&pool).await.expect_err(&format!("{role}: {sql}"));
             let msg = err.to_string();
-            assert!(msg.contains("permission denied") || msg.contains("must be owner") || msg.contains("append-only"),
-                "{role}: {sql}: {msg}");
+            assert!(
+                msg.contains("permission denied") || msg.contains("must be owner") || msg.contains("append-only"),
+                "{role}: {sql}: {msg}"
+            );
         }
         pool.close().await;
     }
-    assert_eq!(db.store.read_waiting(Default::default(), &TypeFilter::all(), 10, PATIENCE).await.unwrap().events.len(), 1);
+    assert_eq!(
+        db.store.read_waiting(Default::default(), &TypeFilter::all(), 10, PATIENCE).await.unwrap().events.len(),
+        1
+    );
     db.cleanup().await;
 }
 
@@ -238,7 +245,10 @@ async fn the_design_documents_queries_run_unchanged() {
     db.store.append_events(vec![p.clone()]).await.unwrap();
     db.store.append_events(vec![decision("abc-123", "Approved", "system:auto", "AUTO_APPROVED")]).await.unwrap();
     db.store.append_events(vec![decision("abc-123", "Executed", "system", "EXECUTED")]).await.unwrap();
-    db.store.append_events(vec![proposal("other"), decision("other", "Rejected", "system:auto", "REJECTED")]).await.unwrap();
+    db.store
+        .append_events(vec![proposal("other"), decision("other", "Rejected", "system:auto", "REJECTED")])
+        .await
+        .unwrap();
     let pool = db.store.pg_pool().unwrap();
 
     let audit = sqlx::query(

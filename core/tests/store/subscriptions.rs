@@ -46,7 +46,8 @@ impl Handler for Recorder {
         }
         self.seen.lock().unwrap().push(event.clone());
         if self.decide {
-            let e = decision(&event.correlation_id, "Approved", "system:auto", "AUTO_APPROVED").caused_by(event.event_id);
+            let e =
+                decision(&event.correlation_id, "Approved", "system:auto", "AUTO_APPROVED").caused_by(event.event_id);
             return Ok(Append::one(e));
         }
         Ok(Append::nothing())
@@ -68,8 +69,9 @@ async fn a_subscription_handles_each_matching_event_once_and_resumes_after_resta
         .unwrap();
     let recorder = Recorder::default();
     let options = SubscriptionOptions { lease_ttl: Duration::from_millis(200), ..fast() };
-    let mut sub = Subscription::new(db.store.clone(), "test.proposals", TypeFilter::of(["*Proposed"]), recorder.clone())
-        .with_options(options.clone());
+    let mut sub =
+        Subscription::new(db.store.clone(), "test.proposals", TypeFilter::of(["*Proposed"]), recorder.clone())
+            .with_options(options.clone());
     assert_eq!(sub.drain().await.unwrap(), 2);
     assert_eq!(recorder.seen_ids(), ["p1", "p2"]);
     drop(sub); // a crash: the lease is not released
@@ -198,8 +200,8 @@ async fn a_live_subscriber_wakes_on_append_from_another_store(db: &TestDb) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     // A long poll interval: only a wake-up can deliver within the deadline below.
     let options = SubscriptionOptions { poll_interval: Duration::from_secs(30), ..SubscriptionOptions::default() };
-    let sub = Subscription::new(db.another_store().await, "test.live", TypeFilter::all(), Forward(tx))
-        .with_options(options);
+    let sub =
+        Subscription::new(db.another_store().await, "test.live", TypeFilter::all(), Forward(tx)).with_options(options);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sub.run(async move {
         let _ = stop_rx.await;
@@ -218,7 +220,8 @@ async fn a_live_subscriber_wakes_on_append_from_another_store(db: &TestDb) {
 
 async fn polling_finds_events_that_sent_no_wake_up(db: &TestDb) {
     let recorder = Recorder::default();
-    let sub = Subscription::new(db.store.clone(), "test.poll", TypeFilter::all(), recorder.clone()).with_options(fast());
+    let sub =
+        Subscription::new(db.store.clone(), "test.poll", TypeFilter::all(), recorder.clone()).with_options(fast());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sub.run(async move {
         let _ = stop_rx.await;
