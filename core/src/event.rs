@@ -116,6 +116,16 @@ impl NewEvent {
         self
     }
 
+    /// Gives the event an id derived from the event that caused it and what this
+    /// writer does with it, and names that event as its cause. A handler that is
+    /// run twice for the same event (after a crash or a lost commit) then appends
+    /// the same id twice, and the store keeps one.
+    pub fn derived_from(mut self, cause: Uuid, purpose: &str) -> Self {
+        self.event_id = derived_event_id(cause, purpose);
+        self.causation_id = Some(cause);
+        self
+    }
+
     /// Sets the event id (for a writer that derives it, e.g. from a request id).
     pub fn with_id(mut self, event_id: Uuid) -> Self {
         self.event_id = event_id;
@@ -133,6 +143,17 @@ impl NewEvent {
         check_object("metadata", &self.metadata, MAX_METADATA_BYTES)?;
         Ok(())
     }
+}
+
+/// Namespace of derived event ids (a fixed, random UUID).
+const DERIVED_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_4d8e_2c0a_4f57_9e3b_51c2_a7d4_0e91);
+
+/// A stable event id for "the event `purpose` produced in response to `cause`".
+pub fn derived_event_id(cause: Uuid, purpose: &str) -> Uuid {
+    let mut name = Vec::with_capacity(16 + purpose.len());
+    name.extend_from_slice(cause.as_bytes());
+    name.extend_from_slice(purpose.as_bytes());
+    Uuid::new_v5(&DERIVED_ID_NAMESPACE, &name)
 }
 
 fn check_name(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
@@ -348,6 +369,18 @@ mod tests {
         assert!(!f.matches("InvoiceRegistrationApproved"));
         assert!(TypeFilter::all().matches("Anything"));
         assert_eq!(TypeFilter::of(["*a_b%"]).like_patterns(), vec!["%a\\_b\\%".to_string()]);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_per_cause_and_purpose() {
+        let cause = Uuid::new_v4();
+        let a = event().derived_from(cause, "review-e.decision");
+        let b = event().derived_from(cause, "review-e.decision");
+        let c = event().derived_from(cause, "accounting-api.execution");
+        assert_eq!(a.event_id, b.event_id);
+        assert_ne!(a.event_id, c.event_id);
+        assert_eq!(a.causation_id, Some(cause));
+        assert_ne!(derived_event_id(Uuid::new_v4(), "x"), derived_event_id(Uuid::new_v4(), "x"));
     }
 
     #[test]

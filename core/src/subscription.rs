@@ -214,14 +214,14 @@ impl<H: Handler> Subscription<H> {
                     });
                 }
             };
-            match self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await {
-                Ok(_) => {}
-                Err(StoreError::LeaseLost(name)) => {
-                    self.cursor = None;
-                    self.heartbeat = None;
-                    return Err(StoreError::LeaseLost(name).into());
-                }
-                Err(e) => return Err(e.into()),
+            if let Err(e) = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await {
+                // The commit may have succeeded even though we saw an error (the
+                // connection dropped before the reply). Forget the cursor, so the
+                // next step re-reads the checkpoint from the database instead of
+                // handling this event again on a guess.
+                self.cursor = None;
+                self.heartbeat = None;
+                return Err(e.into());
             }
             cursor = event.cursor();
             self.cursor = Some(cursor);

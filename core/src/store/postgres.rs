@@ -199,7 +199,8 @@ impl PgBackend {
                    AND ($3 OR type = ANY($4) OR type LIKE ANY($5))
                  ORDER BY transaction_id, position
                  LIMIT $6
-             ) e ON true"
+             ) e ON true
+             ORDER BY e.transaction_id, e.position"
         );
         let rows = sqlx::query(&sql)
             .bind(after.transaction_id)

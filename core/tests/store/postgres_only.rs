@@ -352,3 +352,148 @@ async fn live_wake_up_survives_many_appenders_sharing_one_notify() {
     assert!(count.0.lock().unwrap().values().all(|n| *n == 1));
     db.cleanup().await;
 }
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore, to play a
+/// database outage for one client without disturbing the others.
+struct Proxy {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: connection refused, in effect
+                }
+                let target = target.clone();
+                conns2.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        Proxy { port, up, connections, accept }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_rides_out_a_database_outage_and_loses_nothing() {
+    let Some(db) = postgres().await else { return };
+    let options: sqlx::postgres::PgConnectOptions = db.url.parse().unwrap();
+    let proxy = Proxy::start(format!("{}:{}", options.get_host(), options.get_port())).await;
+    let proxied_url = {
+        use sqlx::ConnectOptions;
+        options.clone().host("127.0.0.1").port(proxy.port).to_url_lossy().to_string()
+    };
+    let connect =
+        bookkeeper_core::store::ConnectOptions { acquire_timeout: Duration::from_millis(500), ..Default::default() };
+    let behind_proxy = Store::connect_with(&proxied_url, connect).await.unwrap();
+
+    // Decides each proposal once; the decision's id derives from the proposal, so a
+    // handler run twice (a commit whose reply was lost) still appends one decision.
+    #[derive(Clone, Default)]
+    struct Decide(Arc<Mutex<Vec<Uuid>>>);
+    impl Handler for Decide {
+        async fn handle(&self, e: &RecordedEvent) -> Result<Append, HandlerError> {
+            self.0.lock().unwrap().push(e.event_id);
+            Ok(Append::one(
+                decision(&e.correlation_id, "Approved", "system:auto", "AUTO_APPROVED")
+                    .derived_from(e.event_id, "test.decision"),
+            ))
+        }
+    }
+    let decide = Decide::default();
+    let options = SubscriptionOptions {
+        poll_interval: Duration::from_millis(100),
+        retry: bookkeeper_core::retry::Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let sub = Subscription::new(behind_proxy.clone(), "test.outage", TypeFilter::of(["*Proposed"]), decide.clone())
+        .with_options(options);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sub.run(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let decisions = |store: Store| async move {
+        store
+            .read_waiting(Default::default(), &TypeFilter::of(["*Approved"]), 1000, PATIENCE)
+            .await
+            .unwrap()
+            .events
+            .len()
+    };
+    let append = |from: usize, to: usize| {
+        let store = db.store.clone();
+        async move {
+            for i in from..to {
+                store.append_events(vec![proposal(&format!("o-{i}"))]).await.unwrap();
+            }
+        }
+    };
+    append(0, 20).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while decisions(db.store.clone()).await < 20 {
+        assert!(tokio::time::Instant::now() < deadline, "the first 20 were not decided");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The database goes away for this client. Writes through it fail clearly and
+    // write nothing; other writers carry on.
+    proxy.cut();
+    let err = behind_proxy.append_events(vec![proposal("during-outage")]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    append(20, 40).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    proxy.restore();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while decisions(db.store.clone()).await < 40 {
+        assert!(tokio::time::Instant::now() < deadline, "the subscriber did not catch up after the outage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(());
+    task.await.unwrap();
+
+    let all = db.store.read_waiting(Default::default(), &TypeFilter::all(), 1000, PATIENCE).await.unwrap().events;
+    let proposals: HashSet<_> =
+        all.iter().filter(|e| e.event_type.ends_with("Proposed")).map(|e| e.correlation_id.clone()).collect();
+    let decided: Vec<_> =
+        all.iter().filter(|e| e.event_type.ends_with("Approved")).map(|e| e.correlation_id.clone()).collect();
+    assert_eq!(proposals.len(), 40, "the append during the outage must not have been written");
+    assert_eq!(decided.len(), 40, "each proposal decided exactly once");
+    assert_eq!(decided.iter().cloned().collect::<HashSet<_>>(), proposals);
+    let seen: HashSet<_> = decide.0.lock().unwrap().iter().copied().collect();
+    assert_eq!(seen.len(), 40);
+    behind_proxy.close().await;
+    drop(proxy);
+    db.cleanup().await;
+}
