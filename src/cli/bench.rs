@@ -67,7 +67,9 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
     let url = scratch.to_url_lossy().to_string();
     let store = Store::connect(&url).await?;
     store.migrate().await?;
-    let raw = PgPoolOptions::new().max_connections(10).connect_with(scratch.clone()).await?;
+    // Growing the log by 50k rows a statement is slow on purpose; do not warn.
+    let quiet = scratch.clone().log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(60));
+    let raw = PgPoolOptions::new().max_connections(10).connect_with(quiet).await?;
     let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&raw).await?;
     println!("bookkeeper bench store: PostgreSQL {version}, {} CPU(s), {ROUNDS} rounds, median shown", num_cpus());
     println!();
