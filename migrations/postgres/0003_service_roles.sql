@@ -18,7 +18,12 @@ BEGIN
             EXECUTE format('CREATE ROLE %I LOGIN', r);
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END;
-        EXECUTE format('GRANT bookkeeper_service TO %I', r);
+        IF NOT pg_has_role(r, 'bookkeeper_service', 'MEMBER') THEN
+            BEGIN
+                EXECUTE format('GRANT bookkeeper_service TO %I', r);
+            EXCEPTION WHEN unique_violation THEN NULL; -- granted concurrently
+            END;
+        END IF;
     END LOOP;
 END;
 $$;

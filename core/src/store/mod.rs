@@ -6,6 +6,7 @@
 //! processes; SQLite is the embedded default, one file, every service in one
 //! process. `DATABASE_URL` chooses.
 
+mod derived;
 mod postgres;
 mod sqlite;
 

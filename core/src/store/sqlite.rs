@@ -15,7 +15,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{Append, Appended, PendingReview, ReadBatch, Stats, SubscriptionStatus, Wakeups};
+use super::{Append, Appended, PendingReview, ReadBatch, Stats, Wakeups};
 use crate::error::StoreError;
 use crate::event::{Cursor, RecordedEvent, TypeFilter};
 use crate::migrations;
@@ -166,64 +166,11 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn stats(&self) -> Result<Stats, StoreError> {
-        let by_type_and_status: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status")
-                .fetch_all(&self.pool)
-                .await?;
-        let events = by_type_and_status.iter().map(|(_, _, n)| n).sum();
-        let rate = sqlx::query(
-            "SELECT approved, auto_approved, rejected, pending, escalated_pending, approval_rate FROM approval_rate",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let subscriptions = sqlx::query(
-            "SELECT name, last_position, handled, lease_holder, last_error FROM subscriptions ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(SubscriptionStatus {
-                name: r.try_get("name")?,
-                position: r.try_get("last_position")?,
-                handled: r.try_get("handled")?,
-                lease_holder: r.try_get("lease_holder")?,
-                last_error: r.try_get("last_error")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(Stats {
-            events,
-            by_type_and_status,
-            pending_reviews: rate.try_get("pending")?,
-            escalated_pending: rate.try_get("escalated_pending")?,
-            approved: rate.try_get("approved")?,
-            auto_approved: rate.try_get("auto_approved")?,
-            rejected: rate.try_get("rejected")?,
-            approval_rate: rate.try_get("approval_rate")?,
-            subscriptions,
-        })
+        super::derived::stats(&self.pool).await
     }
 
     pub(crate) async fn pending_reviews(&self) -> Result<Vec<PendingReview>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT correlation_id, proposal_type, proposed_by, proposed_at, escalated
-             FROM pending_reviews ORDER BY proposed_position",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingReview {
-                    correlation_id: r.try_get("correlation_id")?,
-                    proposal_type: r.try_get("proposal_type")?,
-                    proposed_by: r.try_get("proposed_by")?,
-                    proposed_at: r.try_get("proposed_at")?,
-                    escalated: r.try_get("escalated")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        super::derived::pending_reviews(&self.pool).await
     }
 
     pub(crate) async fn acquire_lease(
