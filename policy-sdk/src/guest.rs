@@ -1,0 +1,66 @@
+//! Glue between the WIT bindings and the SDK's plain types (wasm guests only).
+
+/// Bindings generated from `wit/policy.wit`.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "policy",
+        pub_export_macro: true,
+        export_macro_name: "__export_policy_world",
+        default_bindings_module: "bookkeeper_policy_sdk::guest::bindings",
+    });
+}
+
+use bindings::bookkeeper::policy::types as wit;
+
+pub use bindings::Guest;
+pub use wit::{Decision as WitDecision, Facts as WitFacts, Metadata as WitMetadata, Proposal as WitProposal};
+
+use crate::{Decision, Facts, Metadata, Money, Proposal, Vendor, VendorHistory};
+
+pub fn proposal_from_wit(p: WitProposal) -> Proposal {
+    Proposal {
+        proposal_type: p.proposal_type,
+        correlation_id: p.correlation_id,
+        proposed_by: p.proposed_by,
+        requested_by: p.requested_by,
+        amount: p.amount.map(|m| Money { minor: m.minor, currency: m.currency }),
+        vendor: p.vendor.map(|v| Vendor { name: v.name, organization_number: v.organization_number }),
+        account: p.account,
+        description: p.description,
+        invoice_number: p.invoice_number,
+        invoice_date: p.invoice_date,
+        due_date: p.due_date,
+        has_document: p.has_document,
+        payload_json: p.payload_json,
+    }
+}
+
+pub fn facts_from_wit(f: WitFacts) -> Facts {
+    Facts {
+        today: f.today,
+        vendor_history: VendorHistory {
+            payments: f.vendor_history.payments,
+            total_minor: f.vendor_history.total_minor,
+            largest_minor: f.vendor_history.largest_minor,
+            last_paid: f.vendor_history.last_paid,
+        },
+        account_month_to_date_minor: f.account_month_to_date_minor,
+        duplicate_invoice_registered: f.duplicate_invoice_registered,
+        duplicate_invoice_proposed: f.duplicate_invoice_proposed,
+        requester_proposals_last_30_days: f.requester_proposals_last_30_days,
+        requester_proposals_today: f.requester_proposals_today,
+    }
+}
+
+pub fn decision_to_wit(d: Decision) -> WitDecision {
+    match d {
+        Decision::Approve(r) => WitDecision::Approve(r),
+        Decision::Reject(r) => WitDecision::Reject(r),
+        Decision::Escalate(r) => WitDecision::Escalate(r),
+    }
+}
+
+pub fn metadata_to_wit(m: Metadata) -> WitMetadata {
+    WitMetadata { name: m.name, version: m.version, description: m.description, applies_to: m.applies_to }
+}

@@ -1,0 +1,76 @@
+//! Building a policy crate into a component: `cargo build` for
+//! `wasm32-unknown-unknown`, then wrapping the core module as a component with
+//! `wit-component`. The result imports nothing: unlike `wasm32-wasip2`, this target
+//! links no WASI, so the component has no way to ask for a clock or a file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The compilation target policies are built for.
+pub const TARGET: &str = "wasm32-unknown-unknown";
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `cargo` could not be run at all.
+    #[error("could not run cargo: {0}")]
+    Cargo(std::io::Error),
+    /// The crate did not compile; cargo's own output says why.
+    #[error("cargo build failed:\n{0}")]
+    Compile(String),
+    /// The target is missing from the toolchain.
+    #[error("the {TARGET} target is not installed; run `rustup target add {TARGET}`")]
+    MissingTarget,
+    /// Cargo built no `cdylib`.
+    #[error("the crate at {0} produced no .wasm library; is `crate-type = [\"cdylib\"]` set under [lib]?")]
+    NoArtifact(PathBuf),
+    /// The module could not be made a component (no bindings, wrong contract...).
+    #[error("could not make a component of {path}: {reason}")]
+    Componentize { path: PathBuf, reason: String },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Builds the policy crate in `dir` (with extra cargo `features`) and returns the
+/// component's bytes.
+pub fn build(dir: &Path, features: &[&str]) -> Result<Vec<u8>, BuildError> {
+    let manifest = dir.join("Cargo.toml");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
+        .arg(&manifest);
+    if !features.is_empty() {
+        cargo.args(["--features", &features.join(",")]);
+    }
+    let output = cargo.output().map_err(BuildError::Cargo)?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        if stderr.contains("target may not be installed") || stderr.contains("can't find crate for `core`") {
+            return Err(BuildError::MissingTarget);
+        }
+        return Err(BuildError::Compile(stderr.into_owned()));
+    }
+    let module_path = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["manifest_path"].as_str().map(Path::new) == manifest.canonicalize().ok().as_deref())
+        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .ok_or_else(|| BuildError::NoArtifact(dir.to_path_buf()))?;
+    let module = std::fs::read(&module_path).map_err(|source| BuildError::Io { path: module_path.clone(), source })?;
+    componentize(&module).map_err(|reason| BuildError::Componentize { path: module_path, reason })
+}
+
+/// Wraps a core module built with the SDK as a component.
+pub fn componentize(module: &[u8]) -> Result<Vec<u8>, String> {
+    wit_component::ComponentEncoder::default()
+        .module(module)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| format!("{e:#}"))
+}
