@@ -23,6 +23,7 @@ pub fn postgres() -> Migrator {
         migration!(1, "event log", "../../migrations/postgres/0001_event_log.sql"),
         migration!(2, "derived views", "../../migrations/postgres/0002_derived_views.sql"),
         migration!(3, "service roles", "../../migrations/postgres/0003_service_roles.sql"),
+        migration!(4, "blobs", "../../migrations/postgres/0004_blobs.sql"),
     ])
 }
 
@@ -31,6 +32,7 @@ pub fn sqlite() -> Migrator {
     migrator(vec![
         migration!(1, "event log", "../../migrations/sqlite/0001_event_log.sql"),
         migration!(2, "derived views", "../../migrations/sqlite/0002_derived_views.sql"),
+        migration!(3, "blobs", "../../migrations/sqlite/0003_blobs.sql"),
     ])
 }
 

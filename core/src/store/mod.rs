@@ -22,6 +22,70 @@ use crate::error::StoreError;
 use crate::event::{Cursor, NewEvent, RecordedEvent, TypeFilter};
 use crate::retry::Backoff;
 
+/// Largest blob accepted (receipt scans, invoice PDFs, policy components).
+pub const MAX_BLOB_BYTES: usize = 25 * 1024 * 1024;
+
+/// A stored binary object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// Lower-case hex SHA-256 of `bytes`: its name.
+    pub sha256: String,
+    /// MIME type given when it was stored.
+    pub content_type: String,
+    /// The content.
+    pub bytes: Vec<u8>,
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What facts about a proposal to compute, from the log before it.
+#[derive(Debug, Clone)]
+pub struct FactsQuery {
+    /// Only events before this one in read order count (the proposal itself).
+    pub before: Cursor,
+    /// The proposal's correlation id (excluded).
+    pub correlation_id: String,
+    /// Vendor name (matched case-insensitively when there is no org number).
+    pub vendor_name: Option<String>,
+    /// Vendor organisation number (matched exactly when given).
+    pub vendor_org: Option<String>,
+    /// Expense account.
+    pub account: Option<String>,
+    /// Supplier invoice number.
+    pub invoice_number: Option<String>,
+    /// The requesting person, `user:<id>`.
+    pub requested_by: Option<String>,
+    /// The proposal's date (UTC).
+    pub today: chrono::NaiveDate,
+}
+
+/// Facts about a proposal, computed from earlier events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProposalFacts {
+    /// Executed earlier proposals for the same vendor.
+    pub vendor_payments: i64,
+    /// Their total, minor units.
+    pub vendor_total_minor: i64,
+    /// The largest, minor units.
+    pub vendor_largest_minor: i64,
+    /// The date of the latest, `YYYY-MM-DD`.
+    pub vendor_last_paid: Option<String>,
+    /// Executed spending on the account in today's month, minor units.
+    pub account_month_to_date_minor: i64,
+    /// Same vendor and invoice number executed before.
+    pub duplicate_invoice_registered: bool,
+    /// Same vendor and invoice number in another proposal neither executed nor rejected.
+    pub duplicate_invoice_proposed: bool,
+    /// Proposals by the same requester in the 30 days up to today.
+    pub requester_last_30_days: i64,
+    /// Proposals by the same requester today.
+    pub requester_today: i64,
+}
+
 /// The URL used when `DATABASE_URL` is unset: a file next to where you run it.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://bookkeeper.db";
 
@@ -392,6 +456,53 @@ impl Store {
         match &self.backend {
             Backend::Postgres(b) => b.pending_reviews().await,
             Backend::Sqlite(b) => b.pending_reviews().await,
+        }
+    }
+
+    /// Stores bytes under their SHA-256 and returns it. Storing the same bytes again
+    /// writes nothing.
+    pub async fn put_blob(&self, bytes: &[u8], content_type: &str) -> Result<String, StoreError> {
+        if bytes.len() > MAX_BLOB_BYTES {
+            return Err(StoreError::Invalid {
+                index: 0,
+                source: crate::ValidationError::TooLarge { field: "blob", max: MAX_BLOB_BYTES, actual: bytes.len() },
+            });
+        }
+        let sha256 = sha256_hex(bytes);
+        match &self.backend {
+            Backend::Postgres(b) => b.put_blob(&sha256, bytes, content_type).await?,
+            Backend::Sqlite(b) => b.put_blob(&sha256, bytes, content_type).await?,
+        }
+        Ok(sha256)
+    }
+
+    /// The blob with this SHA-256, if stored; its bytes are checked against the hash.
+    pub async fn get_blob(&self, sha256: &str) -> Result<Option<Blob>, StoreError> {
+        let blob = match &self.backend {
+            Backend::Postgres(b) => b.get_blob(sha256).await?,
+            Backend::Sqlite(b) => b.get_blob(sha256).await?,
+        };
+        match blob {
+            Some(blob) if sha256_hex(&blob.bytes) != blob.sha256 => {
+                Err(StoreError::Corrupt(format!("blob {sha256} does not match its hash")))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Facts about a proposal from the events before it.
+    pub async fn proposal_facts(&self, query: &FactsQuery) -> Result<ProposalFacts, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.proposal_facts(query).await,
+            Backend::Sqlite(b) => b.proposal_facts(query).await,
+        }
+    }
+
+    /// The event with this id, if stored.
+    pub async fn event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.event(event_id).await,
+            Backend::Sqlite(b) => b.event(event_id).await,
         }
     }
 

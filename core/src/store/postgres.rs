@@ -24,6 +24,43 @@ use crate::retry::Backoff;
 /// The NOTIFY channel appenders signal after they commit.
 pub(crate) const CHANNEL: &str = "bookkeeper_events";
 
+/// Facts about a proposal from the proposals before it. $1/$2 cursor, $3 own
+/// correlation, $4 vendor name, $5 vendor org number, $6 account, $7 invoice
+/// number, $8 today, $9 requester.
+const PG_FACTS: &str = "
+WITH prior AS (
+    SELECT p.correlation_id,
+           (p.created_at AT TIME ZONE 'UTC')::date AS day,
+           (p.payload->'amount'->>'minor')::bigint AS amount,
+           lower(p.payload->'vendor'->>'name') AS vendor_name,
+           p.payload->'vendor'->>'organization_number' AS vendor_org,
+           p.payload->>'account' AS account,
+           p.payload->>'invoice_number' AS invoice_number,
+           p.payload->>'requested_by' AS requested_by,
+           EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
+                   AND x.type LIKE '%Executed' AND (x.transaction_id, x.position) < ($1, $2)) AS executed,
+           EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
+                   AND x.type LIKE '%Rejected' AND (x.transaction_id, x.position) < ($1, $2)) AS rejected
+    FROM events p
+    WHERE p.type LIKE '%Proposed' AND (p.transaction_id, p.position) < ($1, $2) AND p.correlation_id <> $3
+),
+same_vendor AS (
+    SELECT * FROM prior
+    WHERE CASE WHEN $5::text IS NOT NULL THEN vendor_org = $5::text ELSE vendor_name = lower($4::text) END
+)
+SELECT
+    (SELECT count(*) FROM same_vendor WHERE executed),
+    (SELECT coalesce(sum(amount), 0) FROM same_vendor WHERE executed)::bigint,
+    (SELECT coalesce(max(amount), 0) FROM same_vendor WHERE executed)::bigint,
+    (SELECT max(day)::text FROM same_vendor WHERE executed),
+    (SELECT coalesce(sum(amount), 0) FROM prior
+      WHERE executed AND account = $6::text AND date_trunc('month', day) = date_trunc('month', $8::date))::bigint,
+    EXISTS (SELECT 1 FROM same_vendor WHERE executed AND invoice_number = $7::text),
+    EXISTS (SELECT 1 FROM same_vendor WHERE NOT executed AND NOT rejected AND invoice_number = $7::text),
+    (SELECT count(*) FROM prior WHERE requested_by = $9::text AND day BETWEEN $8::date - 29 AND $8::date),
+    (SELECT count(*) FROM prior WHERE requested_by = $9::text AND day = $8::date)
+";
+
 /// Shortest interval between two NOTIFYs from one store.
 const NOTIFY_GAP: Duration = Duration::from_millis(1);
 
@@ -263,6 +300,61 @@ impl PgBackend {
 
     pub(crate) async fn pending_reviews(&self) -> Result<Vec<PendingReview>, StoreError> {
         super::derived::pending_reviews(&self.pool).await
+    }
+
+    pub(crate) async fn put_blob(&self, sha256: &str, bytes: &[u8], content_type: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO blobs (sha256, content_type, size, bytes) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(content_type)
+        .bind(bytes.len() as i64)
+        .bind(bytes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_blob(&self, sha256: &str) -> Result<Option<super::Blob>, StoreError> {
+        let row: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT sha256, content_type, bytes FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(sha256, content_type, bytes)| super::Blob { sha256, content_type, bytes }))
+    }
+
+    pub(crate) async fn event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1");
+        let row = sqlx::query(&sql).bind(event_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    pub(crate) async fn proposal_facts(&self, q: &super::FactsQuery) -> Result<super::ProposalFacts, StoreError> {
+        let row: (i64, i64, i64, Option<String>, i64, bool, bool, i64, i64) = sqlx::query_as(PG_FACTS)
+            .bind(q.before.transaction_id)
+            .bind(q.before.position)
+            .bind(&q.correlation_id)
+            .bind(&q.vendor_name)
+            .bind(&q.vendor_org)
+            .bind(&q.account)
+            .bind(&q.invoice_number)
+            .bind(q.today)
+            .bind(&q.requested_by)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(super::ProposalFacts {
+            vendor_payments: row.0,
+            vendor_total_minor: row.1,
+            vendor_largest_minor: row.2,
+            vendor_last_paid: row.3,
+            account_month_to_date_minor: row.4,
+            duplicate_invoice_registered: row.5,
+            duplicate_invoice_proposed: row.6,
+            requester_last_30_days: row.7,
+            requester_today: row.8,
+        })
     }
 
     pub(crate) async fn acquire_lease(

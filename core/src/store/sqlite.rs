@@ -23,6 +23,43 @@ use crate::migrations;
 const EVENT_COLUMNS: &str = "position, transaction_id, event_id, type, actor, status, \
      correlation_id, causation_id, payload, metadata, created_at";
 
+/// The PostgreSQL facts query in SQLite's dialect. ?1 position, ?2 own
+/// correlation, ?3 vendor name, ?4 org number, ?5 account, ?6 invoice number,
+/// ?7 today, ?8 requester.
+const SQLITE_FACTS: &str = "
+WITH prior AS (
+    SELECT p.correlation_id,
+           date(p.created_at) AS day,
+           CAST(json_extract(p.payload, '$.amount.minor') AS INTEGER) AS amount,
+           lower(json_extract(p.payload, '$.vendor.name')) AS vendor_name,
+           json_extract(p.payload, '$.vendor.organization_number') AS vendor_org,
+           json_extract(p.payload, '$.account') AS account,
+           json_extract(p.payload, '$.invoice_number') AS invoice_number,
+           json_extract(p.payload, '$.requested_by') AS requested_by,
+           EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
+                   AND x.type LIKE '%Executed' AND x.position < ?1) AS executed,
+           EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
+                   AND x.type LIKE '%Rejected' AND x.position < ?1) AS rejected
+    FROM events p
+    WHERE p.type LIKE '%Proposed' AND p.position < ?1 AND p.correlation_id <> ?2
+),
+same_vendor AS (
+    SELECT * FROM prior
+    WHERE CASE WHEN ?4 IS NOT NULL THEN vendor_org = ?4 ELSE vendor_name = lower(?3) END
+)
+SELECT
+    (SELECT count(*) FROM same_vendor WHERE executed),
+    (SELECT coalesce(sum(amount), 0) FROM same_vendor WHERE executed),
+    (SELECT coalesce(max(amount), 0) FROM same_vendor WHERE executed),
+    (SELECT max(day) FROM same_vendor WHERE executed),
+    (SELECT coalesce(sum(amount), 0) FROM prior
+      WHERE executed AND account = ?5 AND strftime('%Y-%m', day) = strftime('%Y-%m', ?7)),
+    EXISTS (SELECT 1 FROM same_vendor WHERE executed AND invoice_number = ?6),
+    EXISTS (SELECT 1 FROM same_vendor WHERE NOT executed AND NOT rejected AND invoice_number = ?6),
+    (SELECT count(*) FROM prior WHERE requested_by = ?8 AND day BETWEEN date(?7, '-29 days') AND ?7),
+    (SELECT count(*) FROM prior WHERE requested_by = ?8 AND day = ?7)
+";
+
 /// Unix milliseconds by the database's clock.
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
@@ -171,6 +208,60 @@ impl SqliteBackend {
 
     pub(crate) async fn pending_reviews(&self) -> Result<Vec<PendingReview>, StoreError> {
         super::derived::pending_reviews(&self.pool).await
+    }
+
+    pub(crate) async fn put_blob(&self, sha256: &str, bytes: &[u8], content_type: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO blobs (sha256, content_type, size, bytes) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(content_type)
+        .bind(bytes.len() as i64)
+        .bind(bytes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_blob(&self, sha256: &str) -> Result<Option<super::Blob>, StoreError> {
+        let row: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT sha256, content_type, bytes FROM blobs WHERE sha256 = ?1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(sha256, content_type, bytes)| super::Blob { sha256, content_type, bytes }))
+    }
+
+    pub(crate) async fn event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1");
+        let row = sqlx::query(&sql).bind(event_id.to_string()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    pub(crate) async fn proposal_facts(&self, q: &super::FactsQuery) -> Result<super::ProposalFacts, StoreError> {
+        let row: (i64, i64, i64, Option<String>, i64, bool, bool, i64, i64) = sqlx::query_as(SQLITE_FACTS)
+            .bind(q.before.position)
+            .bind(&q.correlation_id)
+            .bind(&q.vendor_name)
+            .bind(&q.vendor_org)
+            .bind(&q.account)
+            .bind(&q.invoice_number)
+            .bind(q.today.format("%Y-%m-%d").to_string())
+            .bind(&q.requested_by)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(super::ProposalFacts {
+            vendor_payments: row.0,
+            vendor_total_minor: row.1,
+            vendor_largest_minor: row.2,
+            vendor_last_paid: row.3,
+            account_month_to_date_minor: row.4,
+            duplicate_invoice_registered: row.5,
+            duplicate_invoice_proposed: row.6,
+            requester_last_30_days: row.7,
+            requester_today: row.8,
+        })
     }
 
     pub(crate) async fn acquire_lease(

@@ -357,3 +357,88 @@ pub async fn raw_rows(db: &TestDb, sql: &str) -> Vec<Vec<String>> {
             .collect(),
     }
 }
+
+mod facts_and_blobs {
+    use bookkeeper_core::store::FactsQuery;
+    use bookkeeper_core::testing::TestDb;
+    use bookkeeper_core::NewEvent;
+    use serde_json::json;
+
+    crate::on_both_backends!(facts_are_computed_from_earlier_proposals, blobs_are_content_addressed_and_append_only);
+
+    fn invoice(corr: &str, vendor: &str, number: &str, minor: i64, requester: &str) -> NewEvent {
+        NewEvent::new("InvoiceRegistrationProposed", "book-e", "PROPOSED", corr).with_payload(json!({
+            "requested_by": requester, "vendor": {"name": vendor}, "invoice_number": number,
+            "amount": {"minor": minor, "currency": "NOK"}, "account": "6800"
+        }))
+    }
+
+    fn outcome(corr: &str, kind: &str) -> NewEvent {
+        NewEvent::new(format!("InvoiceRegistration{kind}"), "system", "X", corr)
+    }
+
+    async fn facts_are_computed_from_earlier_proposals(db: &TestDb) {
+        let s = &db.store;
+        s.append_events(vec![
+            invoice("p1", "Kiwi", "A1", 50_000, "user:ola"),
+            invoice("p2", "KIWI", "A9", 90_000, "user:ola"),
+            invoice("p3", "Kiwi", "A2", 10_000, "user:ola"),
+            invoice("p4", "Kiwi", "A3", 10_000, "user:ola"),
+            invoice("p5", "Rema", "A1", 70_000, "user:kari"),
+        ])
+        .await
+        .unwrap();
+        s.append_events(vec![outcome("p1", "Executed"), outcome("p2", "Executed"), outcome("p4", "Rejected"), outcome("p5", "Executed")])
+            .await
+            .unwrap();
+        let me = s.append_events(vec![invoice("me", "kiwi", "A1", 1, "user:ola")]).await.unwrap();
+        let before = s.cursor_at(me[0].position).await.unwrap();
+        let today = chrono::Utc::now().date_naive();
+        let query = |number: &str| FactsQuery {
+            before,
+            correlation_id: "me".into(),
+            vendor_name: Some("Kiwi".into()),
+            vendor_org: None,
+            account: Some("6800".into()),
+            invoice_number: Some(number.into()),
+            requested_by: Some("user:ola".into()),
+            today,
+        };
+        let f = s.proposal_facts(&query("A1")).await.unwrap();
+        assert_eq!((f.vendor_payments, f.vendor_total_minor, f.vendor_largest_minor), (2, 140_000, 90_000));
+        assert_eq!(f.vendor_last_paid, Some(today.format("%Y-%m-%d").to_string()));
+        assert_eq!(f.account_month_to_date_minor, 210_000, "every executed proposal on 6800 this month");
+        assert!(f.duplicate_invoice_registered && !f.duplicate_invoice_proposed);
+        assert_eq!((f.requester_last_30_days, f.requester_today), (4, 4));
+
+        let open = s.proposal_facts(&query("A2")).await.unwrap();
+        assert!(!open.duplicate_invoice_registered && open.duplicate_invoice_proposed);
+        let rejected = s.proposal_facts(&query("A3")).await.unwrap();
+        assert!(!rejected.duplicate_invoice_registered && !rejected.duplicate_invoice_proposed);
+
+        // Events after the proposal do not change its facts.
+        s.append_events(vec![outcome("p3", "Executed")]).await.unwrap();
+        assert_eq!(s.proposal_facts(&query("A1")).await.unwrap(), f);
+    }
+
+    async fn blobs_are_content_addressed_and_append_only(db: &TestDb) {
+        let s = &db.store;
+        let sha = s.put_blob(b"%PDF-1.7 receipt", "application/pdf").await.unwrap();
+        assert_eq!(sha, bookkeeper_core::store::sha256_hex(b"%PDF-1.7 receipt"));
+        assert_eq!(s.put_blob(b"%PDF-1.7 receipt", "application/pdf").await.unwrap(), sha, "idempotent");
+        let blob = s.get_blob(&sha).await.unwrap().unwrap();
+        assert_eq!(blob.bytes, b"%PDF-1.7 receipt");
+        assert_eq!(blob.content_type, "application/pdf");
+        assert!(s.get_blob(&"0".repeat(64)).await.unwrap().is_none());
+        let sql = "DELETE FROM blobs";
+        let refused = match db.backend() {
+            bookkeeper_core::testing::Backend::Postgres => {
+                sqlx::query(sql).execute(s.pg_pool().unwrap()).await.map(|_| ())
+            }
+            bookkeeper_core::testing::Backend::Sqlite => {
+                sqlx::query(sql).execute(s.sqlite_pool().unwrap()).await.map(|_| ())
+            }
+        };
+        assert!(refused.unwrap_err().to_string().contains("append-only"));
+    }
+}
