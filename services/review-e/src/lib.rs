@@ -1,1 +1,180 @@
+//! Review-E judges every proposal with approval policies compiled to
+//! WebAssembly, and lets people decide what no policy approves.
+//!
+//! - [`policy`]: the sandbox (wasmtime) and how verdicts combine.
+//! - [`registry`]: the active policy set, followed from `Policy*` events.
+//! - [`publish`] and [`folder`]: changing the rules, by upload or by file.
+//! - [`decide`]: the subscription that turns proposals into decisions.
+//! - [`review`] and [`http`]: decisions by people, over HTTP.
+//!
+//! [`ReviewE`] wires them into one service.
+
+pub mod decide;
+pub mod folder;
+pub mod http;
 pub mod policy;
+pub mod proposal;
+pub mod publish;
+pub mod registry;
+pub mod review;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bookkeeper_core::{Store, Subscription, SubscriptionOptions, TypeFilter};
+use tokio::net::TcpListener;
+
+use crate::policy::{Limits, PolicyEngine};
+use crate::registry::Registry;
+
+/// Review-E's configuration. Environment variable names in brackets.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP API listens (`REVIEW_E_ADDR`, default 127.0.0.1:8081).
+    pub addr: SocketAddr,
+    /// The watched policy folder, if any (`REVIEW_E_POLICY_DIR`).
+    pub policy_dir: Option<PathBuf>,
+    /// Bearer token -> reviewer user id (`REVIEW_E_REVIEWER_TOKENS=token:user,...`).
+    pub reviewers: HashMap<String, String>,
+    /// Bearer token -> policy author (`REVIEW_E_AUTHOR_TOKENS=token:name,...`).
+    pub authors: HashMap<String, String>,
+    /// Sandbox limits (`REVIEW_E_POLICY_DEADLINE_MS`, `REVIEW_E_POLICY_MEMORY_MB`,
+    /// `REVIEW_E_MAX_POLICY_BYTES`).
+    pub limits: Limits,
+    /// How often the subscription polls without a wake-up.
+    pub poll_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            policy_dir: None,
+            reviewers: HashMap::new(),
+            authors: HashMap::new(),
+            limits: Limits::default(),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Ok(addr) = std::env::var("REVIEW_E_ADDR") {
+            config.addr = addr.parse().with_context(|| format!("REVIEW_E_ADDR `{addr}` is not host:port"))?;
+        }
+        config.policy_dir = std::env::var_os("REVIEW_E_POLICY_DIR").map(PathBuf::from);
+        config.reviewers = tokens("REVIEW_E_REVIEWER_TOKENS")?;
+        config.authors = tokens("REVIEW_E_AUTHOR_TOKENS")?;
+        if let Some(ms) = number("REVIEW_E_POLICY_DEADLINE_MS")? {
+            config.limits.deadline = Duration::from_millis(ms);
+        }
+        if let Some(mb) = number("REVIEW_E_POLICY_MEMORY_MB")? {
+            config.limits.memory_bytes = (mb as usize) * 1024 * 1024;
+        }
+        if let Some(bytes) = number("REVIEW_E_MAX_POLICY_BYTES")? {
+            config.limits.max_component_bytes = bytes as usize;
+        }
+        Ok(config)
+    }
+}
+
+fn number(var: &str) -> anyhow::Result<Option<u64>> {
+    match std::env::var(var) {
+        Ok(v) => Ok(Some(v.trim().parse().with_context(|| format!("{var} must be a whole number"))?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Parses `token:who,token:who`. Tokens never appear in errors.
+fn tokens(var: &str) -> anyhow::Result<HashMap<String, String>> {
+    let Ok(text) = std::env::var(var) else { return Ok(HashMap::new()) };
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .enumerate()
+        .map(|(i, pair)| match pair.trim().split_once(':') {
+            Some((token, who)) if token.len() >= 16 && !who.is_empty() => Ok((token.to_string(), who.to_string())),
+            _ => anyhow::bail!("{var}: entry {} must be `token:name` with a token of at least 16 characters", i + 1),
+        })
+        .collect()
+}
+
+/// A running Review-E: HTTP API, policy follower, folder watcher, and the
+/// subscription that decides.
+pub struct ReviewE {
+    listener: TcpListener,
+    store: Store,
+    registry: Registry,
+    config: Config,
+}
+
+impl ReviewE {
+    /// Binds the listener (port 0 picks a free one) and loads the current policy set.
+    pub async fn build(config: Config, store: Store) -> anyhow::Result<ReviewE> {
+        let engine = PolicyEngine::new(config.limits.clone()).context("starting the policy engine")?;
+        let registry = Registry::new(engine);
+        registry.catch_up(&store).await.context("loading the published policies")?;
+        let listener =
+            TcpListener::bind(config.addr).await.with_context(|| format!("binding Review-E to {}", config.addr))?;
+        Ok(ReviewE { listener, store, registry, config })
+    }
+
+    /// The port the API listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// The policy registry (for tests and the binary's `up`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runs until `shutdown` resolves; the event in hand is finished first.
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
+            let mut rx = tx.subscribe();
+            async move {
+                let _ = rx.recv().await;
+            }
+        };
+        let state = http::AppState {
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            reviewers: Arc::new(self.config.reviewers.clone()),
+            authors: Arc::new(self.config.authors.clone()),
+        };
+        let app = http::router(state, self.config.limits.max_component_bytes);
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(stop(&stop_tx));
+        let follower = tokio::spawn(self.registry.clone().follow(self.store.clone(), stop(&stop_tx)));
+        let watcher = self.config.policy_dir.clone().map(|dir| {
+            tokio::spawn(folder::watch(dir, self.store.clone(), self.registry.clone(), stop(&stop_tx)))
+        });
+        let options = SubscriptionOptions { poll_interval: self.config.poll_interval, ..Default::default() };
+        let subscription = Subscription::new(
+            self.store.clone(),
+            decide::SUBSCRIPTION,
+            TypeFilter::of(["*Proposed"]),
+            decide::Reviewer::new(self.store.clone(), self.registry.clone()),
+        )
+        .with_options(options);
+        let deciding = tokio::spawn(subscription.run(stop(&stop_tx)));
+        let server = tokio::spawn(async move { server.await });
+        shutdown.await;
+        tracing::info!("Review-E stopping");
+        let _ = stop_tx.send(());
+        deciding.await.ok();
+        follower.await.ok();
+        if let Some(w) = watcher {
+            w.await.ok();
+        }
+        server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Judging proposals: the durable subscription to `*Proposed` events.
+
+use std::sync::Arc;
+
+use bookkeeper_core::event::status;
+use bookkeeper_core::{Append, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store};
+use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Combined, Mode, Verdict};
+use crate::proposal::{self, action_prefix};
+use crate::registry::{ActiveSet, Registry};
+
+/// Name of Review-E's subscription.
+pub const SUBSCRIPTION: &str = "review-e.proposals";
+/// The actor of automatic decisions.
+pub const AUTO: &str = "system:auto";
+
+/// One member of the policy set a decision was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetMember {
+    /// Policy name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Component digest.
+    pub digest: String,
+    /// Enforcing or shadow.
+    pub mode: Mode,
+}
+
+/// What a decision records in its metadata, so it can be explained and re-run:
+/// the policy set, every verdict, and the facts the policies were given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The whole set in force (not only the policies that applied).
+    pub policy_set: Vec<SetMember>,
+    /// Each applicable policy's verdict.
+    pub verdicts: Vec<Verdict>,
+    /// The facts given to the policies.
+    pub facts: Facts,
+    /// The proposal event judged.
+    pub proposal_event_id: uuid::Uuid,
+}
+
+/// Evaluates the set on a blocking thread (evaluation is synchronous and
+/// bounded by the sandbox's deadline).
+pub async fn evaluate(active: Arc<ActiveSet>, proposal: Proposal, facts: Facts) -> Result<Combined, HandlerError> {
+    tokio::task::spawn_blocking(move || active.set.evaluate(&proposal, &facts))
+        .await
+        .map_err(|e| HandlerError(format!("policy evaluation did not complete: {e}")))
+}
+
+/// Whether an event is a decision (an approval or rejection, by anyone).
+pub fn is_decision(event: &RecordedEvent) -> bool {
+    event.event_type.ends_with("Approved") || event.event_type.ends_with("Rejected")
+}
+
+/// The automatic decision event for a combined outcome.
+pub fn decision_event(proposal_event: &RecordedEvent, combined: &Combined, record: &DecisionRecord) -> NewEvent {
+    let prefix = action_prefix(&proposal_event.event_type);
+    let (suffix, status) = match combined.outcome {
+        Outcome::Approve => ("Approved", status::AUTO_APPROVED),
+        Outcome::Reject => ("Rejected", status::REJECTED),
+        Outcome::Escalate => ("Escalated", status::ESCALATED),
+    };
+    NewEvent::new(format!("{prefix}{suffix}"), AUTO, status, &proposal_event.correlation_id)
+        .with_payload(serde_json::json!({ "reason": combined.reason, "outcome": combined.outcome }))
+        .with_metadata(serde_json::to_value(record).unwrap_or_default())
+        .derived_from(proposal_event.event_id, "review-e.decision")
+}
+
+/// Members of an active set, for the record.
+pub fn members(active: &ActiveSet) -> Vec<SetMember> {
+    active
+        .set
+        .iter()
+        .map(|(p, mode)| SetMember {
+            name: p.metadata.name.clone(),
+            version: p.metadata.version.clone(),
+            digest: p.digest.clone(),
+            mode,
+        })
+        .collect()
+}
+
+/// The handler of [`SUBSCRIPTION`].
+pub struct Reviewer {
+    store: Store,
+    registry: Registry,
+}
+
+impl Reviewer {
+    /// A reviewer judging with `registry`'s set.
+    pub fn new(store: Store, registry: Registry) -> Reviewer {
+        Reviewer { store, registry }
+    }
+}
+
+impl Handler for Reviewer {
+    async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
+        let story = self.store.read_correlation(&event.correlation_id).await?;
+        if story.iter().any(is_decision) {
+            tracing::info!("already decided by a person; no automatic decision");
+            return Ok(Append::nothing());
+        }
+        if story.iter().any(|e| e.event_type.ends_with("Proposed") && e.position < event.position) {
+            tracing::warn!("a second proposal in one correlation is ignored");
+            return Ok(Append::nothing());
+        }
+        let proposal = proposal::from_event(event);
+        let facts = proposal::facts_for(&self.store, event, &proposal).await?;
+        let active = self.registry.current();
+        let combined = evaluate(active.clone(), proposal, facts.clone()).await?;
+        let record =
+            DecisionRecord { policy_set: members(&active), verdicts: combined.verdicts.clone(), facts, proposal_event_id: event.event_id };
+        tracing::info!(outcome = %combined.outcome, reason = %combined.reason, "decided");
+        let decision = decision_event(event, &combined, &record);
+        // A person deciding meanwhile moves the version: the commit then fails,
+        // and on retry the check above sees their decision.
+        Ok(Append::one(decision).expect(&event.correlation_id, ExpectedVersion::Exactly(story.len() as i64)))
+    }
+}

@@ -1,0 +1,278 @@
+//! Review-E's HTTP API: human review and policy management.
+//!
+//! | Route | Who | What |
+//! |---|---|---|
+//! | `GET /healthz` | anyone | liveness |
+//! | `GET /reviews/pending` | reviewers | proposals waiting for a decision |
+//! | `GET /reviews/{id}` | reviewers | a proposal, its story, the facts and each policy's verdict |
+//! | `POST /review/{id}/approve` | reviewers | approve (`{"reason": ...}` optional) |
+//! | `POST /review/{id}/reject` | reviewers | reject (`{"reason": ...}` required) |
+//! | `GET /policies` | reviewers, authors | the active set |
+//! | `POST /policies[?mode=shadow]` | authors | upload a component (`application/wasm`) |
+//! | `DELETE /policies/{name}` | authors | retire a policy |
+//!
+//! Callers authenticate with `Authorization: Bearer <token>`; tokens map to a
+//! reviewer's user id or a policy author's name in the configuration.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use bookkeeper_core::event::actor;
+use bookkeeper_core::Store;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::decide::DecisionRecord;
+use crate::policy::Mode;
+use crate::publish::{self, PublishError};
+use crate::registry::Registry;
+use crate::review::{self, ReviewError};
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The log.
+    pub store: Store,
+    /// The policy set.
+    pub registry: Registry,
+    /// Bearer token -> reviewer user id.
+    pub reviewers: Arc<HashMap<String, String>>,
+    /// Bearer token -> policy author name.
+    pub authors: Arc<HashMap<String, String>>,
+}
+
+/// The API router.
+pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/reviews/pending", get(pending))
+        .route("/reviews/{id}", get(show))
+        .route("/review/{id}/approve", post(approve))
+        .route("/review/{id}/reject", post(reject))
+        .route("/policies", get(list_policies).post(upload_policy).layer(DefaultBodyLimit::max(max_upload_bytes)))
+        .route("/policies/{name}", delete(retire_policy))
+        .with_state(state)
+}
+
+/// An error answer: a status and `{"code", "message"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, message = %self.message, "request failed");
+            let body = json!({"code": self.status.as_u16(), "message": "internal error; see the Review-E log"});
+            return (self.status, Json(body)).into_response();
+        }
+        (self.status, Json(json!({"code": self.status.as_u16(), "message": self.message}))).into_response()
+    }
+}
+
+impl From<bookkeeper_core::StoreError> for ApiError {
+    fn from(e: bookkeeper_core::StoreError) -> Self {
+        if e.is_retryable() {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(e: ReviewError) -> Self {
+        let status = match &e {
+            ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
+            ReviewError::OwnProposal => StatusCode::FORBIDDEN,
+            ReviewError::AlreadyDecided { .. } | ReviewError::AlreadyExecuted | ReviewError::Conflict => {
+                StatusCode::CONFLICT
+            }
+            ReviewError::MissingReason => StatusCode::UNPROCESSABLE_ENTITY,
+            ReviewError::Store(inner) if inner.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            ReviewError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        let status = match &e {
+            PublishError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PublishError::NotFound(_) => StatusCode::NOT_FOUND,
+            PublishError::Conflict(_) => StatusCode::CONFLICT,
+            PublishError::Store(inner) if inner.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            PublishError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// Looks the token up without stopping at the first differing byte.
+fn lookup<'a>(table: &'a HashMap<String, String>, token: &str) -> Option<&'a String> {
+    table
+        .iter()
+        .find(|(known, _)| known.len() == token.len() && known.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
+        .map(|(_, who)| who)
+}
+
+fn reviewer(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = bearer(headers).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+    lookup(&state.reviewers, token)
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "this token is not a reviewer's"))
+}
+
+fn author(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = bearer(headers).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+    lookup(&state.authors, token)
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "this token may not change policies"))
+}
+
+async fn pending(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    reviewer(&state, &headers)?;
+    let pending = state.store.pending_reviews().await?;
+    Ok(Json(json!({ "pending": pending })))
+}
+
+async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    reviewer(&state, &headers)?;
+    let story = state.store.read_correlation(&id).await?;
+    let proposal = story
+        .iter()
+        .find(|e| e.event_type.ends_with("Proposed"))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`")))?;
+    let automatic = story
+        .iter()
+        .rev()
+        .find(|e| e.actor == crate::decide::AUTO)
+        .and_then(|e| serde_json::from_value::<DecisionRecord>(e.metadata.clone()).ok());
+    let events: Vec<Value> = story
+        .iter()
+        .map(|e| {
+            json!({"position": e.position, "type": e.event_type, "actor": e.actor, "status": e.status,
+                   "created_at": e.created_at, "reason": e.reason()})
+        })
+        .collect();
+    Ok(Json(json!({
+        "correlation_id": id,
+        "proposal": {"type": proposal.event_type, "proposed_by": proposal.actor, "payload": proposal.payload},
+        "state": story.last().map(|e| e.status.clone()),
+        "events": events,
+        "facts": automatic.as_ref().map(|r| &r.facts),
+        "verdicts": automatic.as_ref().map(|r| &r.verdicts),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn reason_of(body: &Bytes) -> Result<ReasonBody, ApiError> {
+    if body.is_empty() {
+        return Ok(ReasonBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let who = reviewer(&state, &headers)?;
+    let body = reason_of(&body)?;
+    let position = review::approve(&state.store, &id, &who, body.reason.as_deref()).await?;
+    Ok(Json(json!({"correlation_id": id, "decision": "approved", "by": actor::user(&who), "position": position})))
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let who = reviewer(&state, &headers)?;
+    let body = reason_of(&body)?;
+    let position = review::reject(&state.store, &id, &who, body.reason.as_deref().unwrap_or("")).await?;
+    Ok(Json(json!({"correlation_id": id, "decision": "rejected", "by": actor::user(&who), "position": position})))
+}
+
+async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    if reviewer(&state, &headers).is_err() {
+        author(&state, &headers)?;
+    }
+    state.registry.catch_up(&state.store).await?;
+    let active = state.registry.current();
+    let policies: Vec<Value> = active
+        .provenance
+        .values()
+        .map(|p| {
+            json!({"name": p.published.name, "version": p.published.version, "digest": p.published.digest,
+                   "mode": p.published.mode, "applies_to": p.published.applies_to,
+                   "description": p.published.description, "source": p.published.source,
+                   "published_by": p.actor, "published_at": p.at})
+        })
+        .collect();
+    Ok(Json(json!({ "policies": policies })))
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+async fn upload_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<UploadQuery>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = author(&state, &headers)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if content_type != "application/wasm" {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the component as application/wasm"));
+    }
+    let mode = match query.mode.as_deref() {
+        None | Some("enforcing") => Mode::Enforcing,
+        Some("shadow") => Mode::Shadow,
+        Some(other) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("mode `{other}`: use enforcing or shadow")))
+        }
+    };
+    let published = publish::publish(&state.store, &state.registry, body.to_vec(), mode, &actor::user(&who), "upload").await?;
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(&published).unwrap_or_default())))
+}
+
+async fn retire_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let who = author(&state, &headers)?;
+    publish::retire(&state.store, &state.registry, &name, &actor::user(&who), "upload", "retired over HTTP").await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,118 @@
+//! From a `...Proposed` event to what a policy sees: the proposal and its facts.
+//!
+//! The mapping reads the payload loosely (any proposal type with the usual field
+//! names works), and is deterministic: `policy replay` and `policy verify` rebuild
+//! the same proposal from the same recorded event.
+
+use bookkeeper_core::store::{FactsQuery, ProposalFacts};
+use bookkeeper_core::{RecordedEvent, Store, StoreError};
+use bookkeeper_policy_sdk::{Facts, Money, Proposal, Vendor, VendorHistory};
+use serde_json::Value;
+
+/// The proposal a policy judges, built from its event.
+pub fn from_event(event: &RecordedEvent) -> Proposal {
+    let p = &event.payload;
+    let text = |key: &str| p.get(key).and_then(Value::as_str).map(str::to_string);
+    let amount = p.get("amount").and_then(|a| {
+        Some(Money { minor: a.get("minor")?.as_i64()?, currency: a.get("currency")?.as_str()?.to_string() })
+    });
+    let vendor = p.get("vendor").and_then(|v| {
+        Some(Vendor {
+            name: v.get("name")?.as_str()?.to_string(),
+            organization_number: v.get("organization_number").and_then(Value::as_str).map(str::to_string),
+        })
+    });
+    let has_document = ["receipt", "document"]
+        .iter()
+        .any(|k| p.get(*k).and_then(|d| d.get("sha256")).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
+    Proposal {
+        proposal_type: event.event_type.clone(),
+        correlation_id: event.correlation_id.clone(),
+        proposed_by: event.actor.clone(),
+        requested_by: text("requested_by").unwrap_or_default(),
+        amount,
+        vendor,
+        account: text("account"),
+        description: text("description").or_else(|| text("note")),
+        invoice_number: text("invoice_number"),
+        invoice_date: text("invoice_date"),
+        due_date: text("due_date"),
+        has_document,
+        payload_json: p.to_string(),
+    }
+}
+
+/// Computes the facts for a proposal from the events before it.
+pub async fn facts_for(store: &Store, event: &RecordedEvent, proposal: &Proposal) -> Result<Facts, StoreError> {
+    let today = event.created_at.date_naive();
+    let query = FactsQuery {
+        before: event.cursor(),
+        correlation_id: event.correlation_id.clone(),
+        vendor_name: proposal.vendor.as_ref().map(|v| v.name.clone()),
+        vendor_org: proposal.vendor.as_ref().and_then(|v| v.organization_number.clone()),
+        account: proposal.account.clone(),
+        invoice_number: proposal.invoice_number.clone(),
+        requested_by: Some(proposal.requested_by.clone()).filter(|r| !r.is_empty()),
+        today,
+    };
+    Ok(to_policy_facts(store.proposal_facts(&query).await?, today.format("%Y-%m-%d").to_string()))
+}
+
+fn to_policy_facts(f: ProposalFacts, today: String) -> Facts {
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Facts {
+        today,
+        vendor_history: VendorHistory {
+            payments: count(f.vendor_payments),
+            total_minor: f.vendor_total_minor,
+            largest_minor: f.vendor_largest_minor,
+            last_paid: f.vendor_last_paid,
+        },
+        account_month_to_date_minor: f.account_month_to_date_minor,
+        duplicate_invoice_registered: f.duplicate_invoice_registered,
+        duplicate_invoice_proposed: f.duplicate_invoice_proposed,
+        requester_proposals_last_30_days: count(f.requester_last_30_days),
+        requester_proposals_today: count(f.requester_today),
+    }
+}
+
+/// `ReceiptAttachmentProposed` -> `ReceiptAttachment`.
+pub fn action_prefix(proposal_type: &str) -> &str {
+    proposal_type.strip_suffix("Proposed").unwrap_or(proposal_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_receipt_proposal_maps_to_what_policies_see() {
+        let event = RecordedEvent {
+            position: 7,
+            transaction_id: 0,
+            event_id: uuid::Uuid::new_v4(),
+            event_type: "ReceiptAttachmentProposed".into(),
+            actor: "book-e".into(),
+            status: "PROPOSED".into(),
+            correlation_id: "c-9".into(),
+            causation_id: None,
+            payload: json!({
+                "requested_by": "user:ola",
+                "receipt": {"sha256": "ab", "filename": "r.jpg", "content_type": "image/jpeg"},
+                "amount": {"minor": 12_900, "currency": "NOK"},
+                "vendor": {"name": "Kiwi"},
+                "note": "team lunch"
+            }),
+            metadata: json!({}),
+            created_at: chrono::Utc::now(),
+        };
+        let p = from_event(&event);
+        assert_eq!(p.requested_by, "user:ola");
+        assert_eq!(p.amount, Some(Money::nok(12_900)));
+        assert_eq!(p.vendor.unwrap().name, "Kiwi");
+        assert!(p.has_document);
+        assert_eq!(p.description.as_deref(), Some("team lunch"));
+        assert_eq!(action_prefix("ReceiptAttachmentProposed"), "ReceiptAttachment");
+    }
+}

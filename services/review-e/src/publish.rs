@@ -1,0 +1,115 @@
+//! Changing the rules: validate a component, store it, and record the change as
+//! an event every Review-E process follows.
+
+use bookkeeper_core::event::derived_event_id;
+use bookkeeper_core::{Append, ExpectedVersion, NewEvent, Store, StoreError};
+use uuid::Uuid;
+
+use crate::policy::{LoadError, Mode};
+use crate::registry::{Published, Registry, Retired, PUBLISHED, RETIRED};
+
+/// Why a change was refused. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The component is not a usable policy.
+    #[error("policy refused: {0}")]
+    Invalid(#[from] LoadError),
+    /// No active policy has that name.
+    #[error("no active policy is called `{0}`")]
+    NotFound(String),
+    /// Someone else changed the same policy at the same moment; try again.
+    #[error("policy `{0}` was changed concurrently; try again")]
+    Conflict(String),
+    /// The log could not be written.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        PublishError::Store(e)
+    }
+}
+
+/// Validates and publishes a component. Publishing what is already in force
+/// (same digest, same mode) changes nothing and returns it.
+pub async fn publish(
+    store: &Store,
+    registry: &Registry,
+    bytes: Vec<u8>,
+    mode: Mode,
+    actor: &str,
+    source: &str,
+) -> Result<Published, PublishError> {
+    let engine = registry.engine().clone();
+    let bytes = std::sync::Arc::new(bytes);
+    let to_load = bytes.clone();
+    let loaded = tokio::task::spawn_blocking(move || engine.load(&to_load))
+        .await
+        .map_err(|e| PublishError::Invalid(LoadError::Invalid(e.to_string())))??;
+    registry.catch_up(store).await?;
+    let active = registry.current();
+    let name = loaded.metadata.name.clone();
+    if let Some(p) = active.provenance.get(&name) {
+        if p.published.digest == loaded.digest && p.published.mode == mode {
+            return Ok(p.published.clone());
+        }
+    }
+    store.put_blob(&bytes, "application/wasm").await?;
+    let published = Published {
+        name: name.clone(),
+        version: loaded.metadata.version.clone(),
+        description: loaded.metadata.description.clone(),
+        applies_to: loaded.metadata.applies_to.clone(),
+        digest: loaded.digest.clone(),
+        mode,
+        source: source.to_string(),
+    };
+    let previous = active.last_event.get(&name).copied();
+    let event = NewEvent::new(PUBLISHED, actor, "PUBLISHED", correlation(&name))
+        .with_payload(serde_json::to_value(&published).unwrap_or_default())
+        // Replicas watching the same folder derive the same id for the same
+        // change, so the log records it once.
+        .with_id(derived_event_id(previous.unwrap_or(Uuid::nil()), &format!("publish:{}:{mode:?}", loaded.digest)));
+    append_change(store, &name, event).await?;
+    registry.catch_up(store).await?;
+    Ok(published)
+}
+
+/// Retires the policy called `name`.
+pub async fn retire(
+    store: &Store,
+    registry: &Registry,
+    name: &str,
+    actor: &str,
+    source: &str,
+    reason: &str,
+) -> Result<(), PublishError> {
+    registry.catch_up(store).await?;
+    let active = registry.current();
+    if active.set.get(name).is_none() {
+        return Err(PublishError::NotFound(name.to_string()));
+    }
+    let previous = active.last_event.get(name).copied().unwrap_or(Uuid::nil());
+    let retired = Retired { name: name.to_string(), reason: reason.to_string(), source: source.to_string() };
+    let event = NewEvent::new(RETIRED, actor, "RETIRED", correlation(name))
+        .with_payload(serde_json::to_value(&retired).unwrap_or_default())
+        .with_id(derived_event_id(previous, "retire"));
+    append_change(store, name, event).await?;
+    registry.catch_up(store).await?;
+    Ok(())
+}
+
+async fn append_change(store: &Store, name: &str, event: NewEvent) -> Result<(), PublishError> {
+    let version = store.version(&correlation(name)).await?;
+    match store.append(Append::one(event).expect(correlation(name), ExpectedVersion::Exactly(version))).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::VersionConflict { .. }) => Err(PublishError::Conflict(name.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The correlation id of every change to one policy: its history is one story.
+pub fn correlation(name: &str) -> String {
+    format!("policy:{name}")
+}
