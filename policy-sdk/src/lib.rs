@@ -273,7 +273,12 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata applying to every proposal type until [`Metadata::applies_to`] narrows it.
     pub fn new(name: impl Into<String>, version: impl Into<String>, description: impl Into<String>) -> Metadata {
-        Metadata { name: name.into(), version: version.into(), description: description.into(), applies_to: vec!["*".into()] }
+        Metadata {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+            applies_to: vec!["*".into()],
+        }
     }
 
     /// Restricts the policy to these proposal types.

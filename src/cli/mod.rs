@@ -2,7 +2,9 @@
 
 mod bench;
 mod events;
+mod policy;
 mod report;
+mod serve;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -55,6 +57,12 @@ enum Command {
     /// Measure the system against its floors.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Write, build and test approval policies.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Run one service (for a deployment with one process per service).
+    #[command(subcommand)]
+    Serve(serve::ServeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,25 +99,29 @@ pub fn init_logging(cli: &Cli) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let url = cli.database_url.map(DatabaseUrl::new).unwrap_or_else(DatabaseUrl::from_env);
-    if let Command::Bench(BenchCommand::Store(args)) = cli.command {
-        return bench::store(args).await.map(|()| ExitCode::SUCCESS);
-    }
+    let command = match cli.command {
+        Command::Bench(BenchCommand::Store(args)) => return bench::store(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
+        other => other,
+    };
     let store = Store::connect_with_retry(url.expose(), ConnectOptions::default(), cli.connect_timeout)
         .await
         .with_context(|| format!("cannot open the event log at {url}"))?;
-    if let Command::Migrate = cli.command {
+    if let Command::Migrate = command {
         let pending = store.pending_migrations().await?;
         store.migrate().await.with_context(|| format!("migrating {url}"))?;
         eprintln!("{url}: {pending} migration(s) applied; schema is up to date");
         return Ok(ExitCode::SUCCESS);
     }
     store.ensure_migrated().await.with_context(|| format!("preparing {url}"))?;
-    match cli.command {
+    match command {
         Command::Events(EventsCommand::Append(args)) => events::append(&store, args).await,
+        Command::Policy(command) => policy::run(command, Some(store)).await,
+        Command::Serve(command) => serve::run(command, store).await,
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,
-        Command::Migrate | Command::Bench(_) => unreachable!("handled above"),
+        Command::Migrate | Command::Bench(_) => Ok(ExitCode::SUCCESS), // handled above
     }
 }
 

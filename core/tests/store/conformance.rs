@@ -388,9 +388,14 @@ mod facts_and_blobs {
         ])
         .await
         .unwrap();
-        s.append_events(vec![outcome("p1", "Executed"), outcome("p2", "Executed"), outcome("p4", "Rejected"), outcome("p5", "Executed")])
-            .await
-            .unwrap();
+        s.append_events(vec![
+            outcome("p1", "Executed"),
+            outcome("p2", "Executed"),
+            outcome("p4", "Rejected"),
+            outcome("p5", "Executed"),
+        ])
+        .await
+        .unwrap();
         let me = s.append_events(vec![invoice("me", "kiwi", "A1", 1, "user:ola")]).await.unwrap();
         let before = s.cursor_at(me[0].position).await.unwrap();
         let today = chrono::Utc::now().date_naive();

@@ -17,7 +17,11 @@ pub struct MonthlyBudget;
 
 impl Policy for MonthlyBudget {
     fn metadata() -> Metadata {
-        Metadata::new("monthly-budget", "1.0.0", "Escalates when month-to-date spend on an account would pass its budget")
+        Metadata::new(
+            "monthly-budget",
+            "1.0.0",
+            "Escalates when month-to-date spend on an account would pass its budget",
+        )
     }
 
     fn evaluate(proposal: &Proposal, facts: &Facts) -> Decision {
@@ -31,7 +35,9 @@ impl Policy for MonthlyBudget {
             return Decision::approve(format!("account {account} has no monthly budget"));
         };
         let Some(amount) = &proposal.amount else {
-            return Decision::escalate(format!("the amount is unknown; account {account} ({label}) has a monthly budget"));
+            return Decision::escalate(format!(
+                "the amount is unknown; account {account} ({label}) has a monthly budget"
+            ));
         };
         if amount.currency != "NOK" {
             return Decision::escalate(format!("budgets are in NOK; this is {}", amount.currency));

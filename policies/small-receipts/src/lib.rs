@@ -10,8 +10,12 @@ pub struct SmallReceipts;
 
 impl Policy for SmallReceipts {
     fn metadata() -> Metadata {
-        Metadata::new("small-receipts", "1.0.0", "Approves receipts under 1 000 NOK with a document, from a known vendor")
-            .applies_to(["ReceiptAttachmentProposed"])
+        Metadata::new(
+            "small-receipts",
+            "1.0.0",
+            "Approves receipts under 1 000 NOK with a document, from a known vendor",
+        )
+        .applies_to(["ReceiptAttachmentProposed"])
     }
 
     fn evaluate(proposal: &Proposal, facts: &Facts) -> Decision {
@@ -28,7 +32,10 @@ impl Policy for SmallReceipts {
             return Decision::escalate(format!("{amount} is not a purchase (refund or zero)"));
         }
         if amount.minor >= LIMIT {
-            return Decision::escalate(format!("{amount} is at or above the {} auto-approval limit", Money::nok(LIMIT)));
+            return Decision::escalate(format!(
+                "{amount} is at or above the {} auto-approval limit",
+                Money::nok(LIMIT)
+            ));
         }
         let Some(vendor) = &proposal.vendor else {
             return Decision::escalate("the vendor is unknown");

@@ -112,8 +112,12 @@ impl Handler for Reviewer {
         let facts = proposal::facts_for(&self.store, event, &proposal).await?;
         let active = self.registry.current();
         let combined = evaluate(active.clone(), proposal, facts.clone()).await?;
-        let record =
-            DecisionRecord { policy_set: members(&active), verdicts: combined.verdicts.clone(), facts, proposal_event_id: event.event_id };
+        let record = DecisionRecord {
+            policy_set: members(&active),
+            verdicts: combined.verdicts.clone(),
+            facts,
+            proposal_event_id: event.event_id,
+        };
         tracing::info!(outcome = %combined.outcome, reason = %combined.reason, "decided");
         let decision = decision_event(event, &combined, &record);
         // A person deciding meanwhile moves the version: the commit then fails,

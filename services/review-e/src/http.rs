@@ -130,7 +130,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn lookup<'a>(table: &'a HashMap<String, String>, token: &str) -> Option<&'a String> {
     table
         .iter()
-        .find(|(known, _)| known.len() == token.len() && known.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
+        .find(|(known, _)| {
+            known.len() == token.len() && known.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        })
         .map(|(_, who)| who)
 }
 
@@ -154,7 +156,11 @@ async fn pending(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
     Ok(Json(json!({ "pending": pending })))
 }
 
-async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     reviewer(&state, &headers)?;
     let story = state.store.read_correlation(&id).await?;
     let proposal = story
@@ -263,7 +269,8 @@ async fn upload_policy(
             return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("mode `{other}`: use enforcing or shadow")))
         }
     };
-    let published = publish::publish(&state.store, &state.registry, body.to_vec(), mode, &actor::user(&who), "upload").await?;
+    let published =
+        publish::publish(&state.store, &state.registry, body.to_vec(), mode, &actor::user(&who), "upload").await?;
     Ok((StatusCode::CREATED, Json(serde_json::to_value(&published).unwrap_or_default())))
 }
 

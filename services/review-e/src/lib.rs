@@ -136,7 +136,10 @@ impl ReviewE {
     }
 
     /// Runs until `shutdown` resolves; the event in hand is finished first.
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
             let mut rx = tx.subscribe();
@@ -153,9 +156,11 @@ impl ReviewE {
         let app = http::router(state, self.config.limits.max_component_bytes);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(stop(&stop_tx));
         let follower = tokio::spawn(self.registry.clone().follow(self.store.clone(), stop(&stop_tx)));
-        let watcher = self.config.policy_dir.clone().map(|dir| {
-            tokio::spawn(folder::watch(dir, self.store.clone(), self.registry.clone(), stop(&stop_tx)))
-        });
+        let watcher = self
+            .config
+            .policy_dir
+            .clone()
+            .map(|dir| tokio::spawn(folder::watch(dir, self.store.clone(), self.registry.clone(), stop(&stop_tx))));
         let options = SubscriptionOptions { poll_interval: self.config.poll_interval, ..Default::default() };
         let subscription = Subscription::new(
             self.store.clone(),

@@ -144,7 +144,12 @@ impl Registry {
                         next.set = next.set.with(policy, published.mode);
                         next.provenance.insert(
                             published.name.clone(),
-                            Provenance { published, actor: event.actor.clone(), at: event.created_at, position: event.position },
+                            Provenance {
+                                published,
+                                actor: event.actor.clone(),
+                                at: event.created_at,
+                                position: event.position,
+                            },
                         );
                     }
                     // It was validated when published; failing now (a changed

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use bookkeeper_policy_sdk::{Decision, Facts, Metadata, Proposal, MAX_REASON_CHARS};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
+};
 
 use super::bindings::bookkeeper::policy::types as wit;
 use super::bindings::{Policy, PolicyPre};
@@ -182,7 +184,8 @@ impl PolicyEngine {
         };
         let (mut store, instance) = self.instantiate(&pre).map_err(|f| LoadError::BadMetadata(f.to_string()))?;
         let m = instance.call_metadata(&mut store).map_err(|e| LoadError::BadMetadata(trap_text(&e, limits)))?;
-        let metadata = Metadata { name: m.name, version: m.version, description: m.description, applies_to: m.applies_to };
+        let metadata =
+            Metadata { name: m.name, version: m.version, description: m.description, applies_to: m.applies_to };
         check_metadata(&metadata)?;
         Ok(LoadedPolicy { metadata, digest, pre, engine: self.clone() })
     }
@@ -269,7 +272,8 @@ fn check_metadata(m: &Metadata) -> Result<(), LoadError> {
     if m.description.len() > 1000 {
         return bad("the description is longer than 1000 characters");
     }
-    if m.applies_to.is_empty() || m.applies_to.len() > 50 || m.applies_to.iter().any(|t| t.is_empty() || t.len() > 128) {
+    if m.applies_to.is_empty() || m.applies_to.len() > 50 || m.applies_to.iter().any(|t| t.is_empty() || t.len() > 128)
+    {
         return bad("applies-to must list 1-50 proposal types (or \"*\")");
     }
     Ok(())
@@ -282,10 +286,10 @@ fn proposal_to_wit(p: &Proposal) -> wit::Proposal {
         proposed_by: p.proposed_by.clone(),
         requested_by: p.requested_by.clone(),
         amount: p.amount.as_ref().map(|m| wit::Money { minor: m.minor, currency: m.currency.clone() }),
-        vendor: p.vendor.as_ref().map(|v| wit::Vendor {
-            name: v.name.clone(),
-            organization_number: v.organization_number.clone(),
-        }),
+        vendor: p
+            .vendor
+            .as_ref()
+            .map(|v| wit::Vendor { name: v.name.clone(), organization_number: v.organization_number.clone() }),
         account: p.account.clone(),
         description: p.description.clone(),
         invoice_number: p.invoice_number.clone(),

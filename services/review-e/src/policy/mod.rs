@@ -17,7 +17,7 @@ mod engine;
 mod set;
 pub mod toolchain;
 
-pub use engine::{Fault, LoadError, Limits, LoadedPolicy, PolicyEngine};
+pub use engine::{Fault, Limits, LoadError, LoadedPolicy, PolicyEngine};
 pub use set::{combine, Combined, Mode, PolicySet, Verdict};
 
 /// The WIT contract, as host bindings.

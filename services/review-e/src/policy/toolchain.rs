@@ -58,7 +58,10 @@ pub fn build(dir: &Path, features: &[&str]) -> Result<Vec<u8>, BuildError> {
     let module_path = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["manifest_path"].as_str().map(Path::new) == manifest.canonicalize().ok().as_deref())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["manifest_path"].as_str().map(Path::new) == manifest.canonicalize().ok().as_deref()
+        })
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))

@@ -72,8 +72,9 @@ fn every_example_policy_passes_its_recorded_cases_as_a_component() {
     for name in ["small-receipts", "duplicate-invoice", "monthly-budget", "unusual-vendor"] {
         let policy = engine.load(&example(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(policy.metadata.name, name);
-        let cases = parse_cases(&std::fs::read_to_string(repo().join("policies").join(name).join("cases.json")).unwrap())
-            .unwrap();
+        let cases =
+            parse_cases(&std::fs::read_to_string(repo().join("policies").join(name).join("cases.json")).unwrap())
+                .unwrap();
         assert!(cases.cases.len() >= 8, "{name} needs at least 8 cases");
         for case in &cases.cases {
             let (result, _) = policy.evaluate(&case.proposal, &case.facts);

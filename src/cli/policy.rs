@@ -1,0 +1,310 @@
+//! `bookkeeper policy ...`: scaffold, build and test approval policies.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use bookkeeper_core::Store;
+use bookkeeper_policy_sdk::testing::{parse_cases, Case};
+use clap::{Args, Subcommand};
+use review_e::policy::{toolchain, Limits, LoadedPolicy, PolicyEngine};
+
+/// Policy commands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Scaffold a new policy crate: Cargo.toml, src/lib.rs and a cases file.
+    New(NewArgs),
+    /// Build a policy crate into a WebAssembly component.
+    Build(BuildArgs),
+    /// Run a policy's recorded cases against its component; exits 1 on any mismatch.
+    Test(TestArgs),
+}
+
+impl PolicyCommand {
+    /// Whether the command works without the event log.
+    pub fn is_local(&self) -> bool {
+        matches!(self, PolicyCommand::New(_) | PolicyCommand::Build(_) | PolicyCommand::Test(_))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The policy's name (letters, digits and dashes), also the folder created.
+    name: String,
+    /// Where to create it.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Path of the policy SDK (policy-sdk/ in the Bookkeeper repository).
+    #[arg(long)]
+    sdk: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The policy crate.
+    dir: PathBuf,
+    /// Where to write the component (default: <dir>/policy.wasm).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A built component (.wasm) or a policy crate to build first.
+    component: PathBuf,
+    /// The cases file (default: cases.json beside the component or in the crate).
+    #[arg(long)]
+    cases: Option<PathBuf>,
+    /// Also write the results as JUnit XML here, for CI.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
+pub async fn run(command: PolicyCommand, _store: Option<Store>) -> anyhow::Result<ExitCode> {
+    match command {
+        PolicyCommand::New(args) => new(args),
+        PolicyCommand::Build(args) => build(args),
+        PolicyCommand::Test(args) => test(args),
+    }
+}
+
+fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
+    let name = args.name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        bail!("the policy name `{name}` must be lower-case letters, digits and dashes, like `small-receipts`");
+    }
+    let root = args.dir.join(name);
+    if root.exists() {
+        bail!("{} already exists", root.display());
+    }
+    let sdk = match args.sdk {
+        Some(p) => p,
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("policy-sdk"),
+    };
+    let sdk = sdk
+        .canonicalize()
+        .with_context(|| format!("the policy SDK is not at {}; pass --sdk <path to policy-sdk>", sdk.display()))?;
+    let type_name: String = name
+        .split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect();
+    std::fs::create_dir_all(root.join("src"))?;
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "policy-{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+bookkeeper-policy-sdk = {{ path = "{sdk}" }}
+
+[profile.release]
+opt-level = "s"
+lto = true
+
+# A policy is its own workspace.
+[workspace]
+"#,
+            sdk = sdk.display()
+        ),
+    )?;
+    std::fs::write(
+        root.join("src/lib.rs"),
+        format!(
+            r#"//! {name}: describe what this policy decides and why.
+
+use bookkeeper_policy_sdk::{{Decision, Facts, Metadata, Money, Policy, Proposal}};
+
+pub struct {type_name};
+
+impl Policy for {type_name} {{
+    fn metadata() -> Metadata {{
+        Metadata::new("{name}", "0.1.0", "Approves receipts under 500 NOK; asks a person otherwise")
+            .applies_to(["ReceiptAttachmentProposed"])
+    }}
+
+    fn evaluate(proposal: &Proposal, _facts: &Facts) -> Decision {{
+        match &proposal.amount {{
+            Some(amount) if amount.currency == "NOK" && amount.minor < Money::kroner(500).minor => {{
+                Decision::approve(format!("{{amount}} is under 500 NOK"))
+            }}
+            Some(amount) => Decision::escalate(format!("{{amount}} needs a person")),
+            None => Decision::escalate("the amount is unknown"),
+        }}
+    }}
+}}
+
+bookkeeper_policy_sdk::export_policy!({type_name});
+
+#[cfg(test)]
+mod tests {{
+    #[test]
+    fn recorded_cases() {{
+        bookkeeper_policy_sdk::testing::check_cases::<super::{type_name}>(include_str!("../cases.json"));
+    }}
+}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join("cases.json"),
+        r#"{
+  "cases": [
+    {
+      "name": "a small receipt is approved",
+      "proposal": {"proposal_type": "ReceiptAttachmentProposed", "amount": {"minor": 19900, "currency": "NOK"}, "has_document": true},
+      "facts": {"today": "2026-11-25"},
+      "expect": "approve"
+    },
+    {
+      "name": "a large receipt goes to a person",
+      "proposal": {"proposal_type": "ReceiptAttachmentProposed", "amount": {"minor": 250000, "currency": "NOK"}, "has_document": true},
+      "facts": {"today": "2026-11-25"},
+      "expect": "escalate", "reason_contains": "needs a person"
+    }
+  ]
+}
+"#,
+    )?;
+    std::fs::write(root.join(".gitignore"), "/target\n*.wasm\n")?;
+    println!("created {}", root.display());
+    println!("next: cargo test --manifest-path {0}/Cargo.toml && bookkeeper policy test {0}", root.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let bytes = toolchain::build(&args.dir, &[])?;
+    let policy =
+        PolicyEngine::new(Limits::default())?.load(&bytes).context("the built component is not a usable policy")?;
+    let out = args.out.unwrap_or_else(|| args.dir.join("policy.wasm"));
+    std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "{} {} -> {} ({} bytes, sha256 {})",
+        policy.metadata.name,
+        policy.metadata.version,
+        out.display(),
+        bytes.len(),
+        policy.digest
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Outcome {
+    case: Case,
+    actual: String,
+    reason: String,
+    passed: bool,
+    micros: u128,
+}
+
+fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let (bytes, default_cases) = if args.component.is_dir() {
+        (toolchain::build(&args.component, &[])?, args.component.join("cases.json"))
+    } else {
+        let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
+        (bytes, args.component.with_file_name("cases.json"))
+    };
+    let cases_path = args.cases.unwrap_or(default_cases);
+    let cases = parse_cases(
+        &std::fs::read_to_string(&cases_path)
+            .with_context(|| format!("reading cases from {}", cases_path.display()))?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if cases.cases.is_empty() {
+        bail!("{} has no cases", cases_path.display());
+    }
+    let policy = PolicyEngine::new(Limits::default())?.load(&bytes).context("the component is not a usable policy")?;
+    let outcomes: Vec<Outcome> = cases.cases.into_iter().map(|case| run_case(&policy, case)).collect();
+    print_table(&policy, &outcomes);
+    if let Some(path) = &args.junit {
+        write_junit(path, &policy, &outcomes)?;
+    }
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    println!("\n{} passed, {failed} failed", outcomes.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn run_case(policy: &LoadedPolicy, case: Case) -> Outcome {
+    let (result, took) = policy.evaluate(&case.proposal, &case.facts);
+    let (actual, reason, passed) = match &result {
+        Ok(decision) => (decision.outcome().to_string(), decision.reason().to_string(), case.accepts(decision)),
+        Err(fault) => ("fault".to_string(), fault.to_string(), false),
+    };
+    Outcome { case, actual, reason, passed, micros: took.as_micros() }
+}
+
+fn print_table(policy: &LoadedPolicy, outcomes: &[Outcome]) {
+    println!("{} {} (sha256 {})\n", policy.metadata.name, policy.metadata.version, &policy.digest[..16]);
+    println!("{:<4} {:<48} {:<9} {:<9} REASON", "", "CASE", "EXPECTED", "ACTUAL");
+    for o in outcomes {
+        let expected = match &o.case.reason_contains {
+            Some(_) => format!("{}*", o.case.expect),
+            None => o.case.expect.to_string(),
+        };
+        println!(
+            "{:<4} {:<48} {:<9} {:<9} {}",
+            if o.passed { "ok" } else { "FAIL" },
+            truncate(&o.case.name, 48),
+            expected,
+            o.actual,
+            o.reason
+        );
+        if !o.passed {
+            if let Some(needle) = &o.case.reason_contains {
+                println!("{:<4} {:<48} expected the reason to contain {needle:?}", "", "");
+            }
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    text.chars().take(max - 1).chain(std::iter::once('…')).collect()
+}
+
+fn write_junit(path: &Path, policy: &LoadedPolicy, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let failures = outcomes.iter().filter(|o| !o.passed).count();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    xml.push_str(&format!(
+        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">\n",
+        escape(&policy.metadata.name),
+        outcomes.len()
+    ));
+    for o in outcomes {
+        xml.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.6}\">",
+            escape(&policy.metadata.name),
+            escape(&o.case.name),
+            o.micros as f64 / 1e6
+        ));
+        if !o.passed {
+            xml.push_str(&format!(
+                "<failure message=\"expected {}, got {}\">{}</failure>",
+                o.case.expect,
+                escape(&o.actual),
+                escape(&o.reason)
+            ));
+        }
+        xml.push_str("</testcase>\n");
+    }
+    xml.push_str("</testsuite>\n");
+    let mut file = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(xml.as_bytes())?;
+    Ok(())
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
