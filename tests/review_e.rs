@@ -50,7 +50,10 @@ impl Process {
         let r = reqwest::Client::new().get(format!("{}/policies", self.base)).bearer_auth(AUTHOR).send().await;
         let Ok(r) = r else { return vec![] };
         let v: Value = r.json().await.unwrap_or_default();
-        v["policies"].as_array().map(|a| a.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+        v["policies"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
     }
 
     async fn wait_for(&self, name: &str) -> Duration {

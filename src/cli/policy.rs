@@ -19,12 +19,20 @@ pub enum PolicyCommand {
     Build(BuildArgs),
     /// Run a policy's recorded cases against its component; exits 1 on any mismatch.
     Test(TestArgs),
+    /// Backtest: which recorded decisions would a candidate policy change?
+    Replay(ReplayArgs),
+    /// Re-run every recorded automatic decision and confirm it comes out the same.
+    Verify,
+    /// Upload a component to a running Review-E.
+    Push(PushArgs),
+    /// List the policies in force at a running Review-E.
+    List(RemoteArgs),
 }
 
 impl PolicyCommand {
     /// Whether the command works without the event log.
     pub fn is_local(&self) -> bool {
-        matches!(self, PolicyCommand::New(_) | PolicyCommand::Build(_) | PolicyCommand::Test(_))
+        !matches!(self, PolicyCommand::Replay(_) | PolicyCommand::Verify)
     }
 }
 
@@ -61,12 +69,169 @@ pub struct TestArgs {
     junit: Option<PathBuf>,
 }
 
-pub async fn run(command: PolicyCommand, _store: Option<Store>) -> anyhow::Result<ExitCode> {
-    match command {
-        PolicyCommand::New(args) => new(args),
-        PolicyCommand::Build(args) => build(args),
-        PolicyCommand::Test(args) => test(args),
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The candidate component.
+    candidate: PathBuf,
+    /// Only proposals made on or after this date (YYYY-MM-DD).
+    #[arg(long)]
+    since: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Review-E's address.
+    #[arg(long, env = "REVIEW_E_URL", default_value = "http://127.0.0.1:8081")]
+    url: String,
+    /// A policy author's bearer token.
+    #[arg(long, env = "BOOKKEEPER_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The component to publish.
+    file: PathBuf,
+    /// Publish in shadow mode: evaluated and recorded, but not deciding.
+    #[arg(long)]
+    shadow: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+pub async fn run(command: PolicyCommand, store: Option<Store>) -> anyhow::Result<ExitCode> {
+    match (command, store) {
+        (PolicyCommand::New(args), _) => new(args),
+        (PolicyCommand::Build(args), _) => build(args),
+        (PolicyCommand::Test(args), _) => test(args),
+        (PolicyCommand::Push(args), _) => push(args).await,
+        (PolicyCommand::List(args), _) => list(args).await,
+        (PolicyCommand::Replay(args), Some(store)) => replay(args, &store).await,
+        (PolicyCommand::Verify, Some(store)) => verify(&store).await,
+        (PolicyCommand::Replay(_) | PolicyCommand::Verify, None) => bail!("this command needs the event log"),
     }
+}
+
+/// Progress on stderr for long runs: a bar redrawn at most every percent.
+fn progress_bar(label: &'static str) -> impl FnMut(usize, usize) {
+    let mut last = usize::MAX;
+    move |done, total| {
+        if total < 200 {
+            return;
+        }
+        let percent = done * 100 / total;
+        if percent != last {
+            last = percent;
+            let filled = percent / 4;
+            eprint!("\r{label} [{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(25 - filled));
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+async fn replay(args: ReplayArgs, store: &Store) -> anyhow::Result<ExitCode> {
+    let engine = PolicyEngine::new(Limits::default())?;
+    let bytes = std::fs::read(&args.candidate).with_context(|| format!("reading {}", args.candidate.display()))?;
+    let candidate = engine.load(&bytes).context("the candidate is not a usable policy")?;
+    let result = review_e::backtest::replay(store, &engine, &candidate, args.since, progress_bar("replaying")).await?;
+    println!(
+        "candidate {} {} (sha256 {}) over {} recorded decisions{}",
+        candidate.metadata.name,
+        candidate.metadata.version,
+        &candidate.digest[..16],
+        result.replayed,
+        args.since.map(|d| format!(" since {d}")).unwrap_or_default()
+    );
+    if !result.changes.is_empty() {
+        println!("\n{:<28} {:<17} {:<9} {:<9} REASON", "PROPOSAL", "PROPOSED", "WAS", "WOULD BE");
+        for c in &result.changes {
+            println!(
+                "{:<28} {:<17} {:<9} {:<9} {}",
+                truncate(&c.correlation_id, 28),
+                c.proposed_at.format("%Y-%m-%d %H:%M"),
+                c.recorded,
+                c.candidate,
+                c.reason
+            );
+        }
+    }
+    let mut transitions: std::collections::BTreeMap<String, usize> = Default::default();
+    for c in &result.changes {
+        *transitions.entry(format!("{} -> {}", c.recorded, c.candidate)).or_default() += 1;
+    }
+    println!("\n{} would change, {} unchanged", result.changes.len(), result.replayed - result.changes.len());
+    for (t, n) in transitions {
+        println!("  {t}: {n}");
+    }
+    for (id, why) in &result.skipped {
+        println!("skipped {id}: {why}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
+    let engine = PolicyEngine::new(Limits::default())?;
+    let result = review_e::backtest::verify(store, &engine, progress_bar("verifying")).await?;
+    for m in &result.mismatches {
+        println!("MISMATCH {}: {}", m.correlation_id, m.detail);
+    }
+    println!(
+        "{} automatic decisions re-run; {} identical, {} mismatched",
+        result.checked,
+        result.checked
+            - result.mismatches.iter().map(|m| &m.correlation_id).collect::<std::collections::HashSet<_>>().len(),
+        result.mismatches.len()
+    );
+    Ok(if result.mismatches.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let mode = if args.shadow { "shadow" } else { "enforcing" };
+    let response = reqwest::Client::new()
+        .post(format!("{}/policies?mode={mode}", args.remote.url.trim_end_matches('/')))
+        .bearer_auth(&args.remote.token)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Review-E at {}", args.remote.url))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("Review-E refused the policy ({status}): {}", body["message"].as_str().unwrap_or("no details"));
+    }
+    println!("published {} {} ({mode}), sha256 {}", body["name"], body["version"], body["digest"]);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(args: RemoteArgs) -> anyhow::Result<ExitCode> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/policies", args.url.trim_end_matches('/')))
+        .bearer_auth(&args.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Review-E at {}", args.url))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("Review-E answered {status}: {}", body["message"].as_str().unwrap_or("no details"));
+    }
+    println!("{:<24} {:<10} {:<10} {:<18} {:<22} SHA256", "POLICY", "VERSION", "MODE", "SOURCE", "PUBLISHED BY");
+    for p in body["policies"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "{:<24} {:<10} {:<10} {:<18} {:<22} {}",
+            p["name"].as_str().unwrap_or_default(),
+            p["version"].as_str().unwrap_or_default(),
+            p["mode"].as_str().unwrap_or_default(),
+            truncate(p["source"].as_str().unwrap_or_default(), 18),
+            p["published_by"].as_str().unwrap_or_default(),
+            &p["digest"].as_str().unwrap_or_default().chars().take(16).collect::<String>()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn new(args: NewArgs) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@
 //!
 //! [`ReviewE`] wires them into one service.
 
+pub mod backtest;
 pub mod decide;
 pub mod folder;
 pub mod http;

@@ -103,7 +103,16 @@ impl App {
     }
 
     async fn policies(&self) -> Vec<String> {
-        let v: Value = self.http.get(format!("{}/policies", self.base)).bearer_auth(AUTHOR).send().await.unwrap().json().await.unwrap();
+        let v: Value = self
+            .http
+            .get(format!("{}/policies", self.base))
+            .bearer_auth(AUTHOR)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         v["policies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
     }
 
@@ -177,7 +186,13 @@ async fn policies_swap_by_folder_and_by_upload_without_a_restart() {
     assert_eq!(story[0].actor, "user:finance-lead");
 
     // Retire it over HTTP; then remove the file: back to failing closed.
-    let r = app.http.delete(format!("{}/policies/hostile-infinite-loop", app.base)).bearer_auth(AUTHOR).send().await.unwrap();
+    let r = app
+        .http
+        .delete(format!("{}/policies/hostile-infinite-loop", app.base))
+        .bearer_auth(AUTHOR)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     app.propose("p4", 49_900, "user:ola").await;
     assert_eq!(app.wait_for_decision("p4").await.event_type, "ReceiptAttachmentApproved");
@@ -195,7 +210,8 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         let http = app.http.clone();
         let url = format!("{}/policies", app.base);
         async move {
-            let r = http.post(url).bearer_auth(token).header("content-type", content_type).body(body).send().await.unwrap();
+            let r =
+                http.post(url).bearer_auth(token).header("content-type", content_type).body(body).send().await.unwrap();
             let status = r.status().as_u16();
             (status, r.text().await.unwrap())
         }
@@ -234,8 +250,16 @@ async fn people_decide_what_no_policy_approved() {
         .unwrap();
     assert_eq!(pending["pending"][0]["correlation_id"], "big");
     assert_eq!(pending["pending"][0]["escalated"], true);
-    let detail: Value =
-        app.http.get(format!("{}/reviews/big", app.base)).bearer_auth(REVIEWER_KARI).send().await.unwrap().json().await.unwrap();
+    let detail: Value = app
+        .http
+        .get(format!("{}/reviews/big", app.base))
+        .bearer_auth(REVIEWER_KARI)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(detail["proposal"]["payload"]["amount"]["minor"], 1_500_000);
     assert!(detail["facts"]["today"].is_string());
 
@@ -259,18 +283,25 @@ async fn people_decide_what_no_policy_approved() {
     app.propose("stop-me", 1_500_000, "user:ola").await;
     app.wait_for_decision("stop-me").await;
     assert_eq!(app.post("/review/stop-me/approve", REVIEWER_KARI, json!({})).await.0, 200);
-    let (status, _) = app.post("/review/stop-me/reject", REVIEWER_OLA, json!({"reason": "vendor account hacked"})).await;
+    let (status, _) =
+        app.post("/review/stop-me/reject", REVIEWER_OLA, json!({"reason": "vendor account hacked"})).await;
     assert_eq!(status, 200);
     let story = app.db.store.read_correlation("stop-me").await.unwrap();
     let last = story.last().unwrap();
-    assert_eq!((last.event_type.as_str(), last.actor.as_str(), last.status.as_str()), ("ReceiptAttachmentRejected", "user:ola", "REJECTED"));
+    assert_eq!(
+        (last.event_type.as_str(), last.actor.as_str(), last.status.as_str()),
+        ("ReceiptAttachmentRejected", "user:ola", "REJECTED")
+    );
 
     // Once executed, it cannot be stopped; a reason is required; unknown ids are 404.
     app.propose("done", 1_500_000, "user:ola").await;
     app.wait_for_decision("done").await;
     assert_eq!(app.post("/review/done/approve", REVIEWER_KARI, json!({})).await.0, 200);
     let accounting = Store::connect(&app.db.role_url("accounting_api")).await.unwrap();
-    accounting.append_events(vec![NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", "done")]).await.unwrap();
+    accounting
+        .append_events(vec![NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", "done")])
+        .await
+        .unwrap();
     assert_eq!(app.post("/review/done/reject", REVIEWER_OLA, json!({"reason": "too late"})).await.0, 409);
     assert_eq!(app.post("/review/big/reject", REVIEWER_OLA, json!({})).await.0, 422);
     assert_eq!(app.post("/review/nope/approve", REVIEWER_OLA, json!({})).await.0, 404);

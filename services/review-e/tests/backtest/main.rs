@@ -1,0 +1,115 @@
+//! `replay` and `verify` over a recorded history, on both backends.
+
+use std::path::Path;
+
+use bookkeeper_core::testing::{Backend, TestDb};
+use bookkeeper_core::{NewEvent, Subscription, TypeFilter};
+use bookkeeper_policy_sdk::Outcome;
+use review_e::backtest;
+use review_e::decide::{Reviewer, SUBSCRIPTION};
+use review_e::policy::{toolchain, Limits, Mode, PolicyEngine};
+use review_e::publish::publish;
+use review_e::registry::Registry;
+use serde_json::json;
+
+fn receipt(id: &str, minor: i64, vendor: &str) -> NewEvent {
+    NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", id).with_payload(json!({
+        "requested_by": "user:ola",
+        "receipt": {"sha256": "c".repeat(64), "filename": "r.pdf", "content_type": "application/pdf"},
+        "amount": {"minor": minor, "currency": "NOK"}, "vendor": {"name": vendor}
+    }))
+}
+
+async fn recorded_history_replays_and_verifies(db: &TestDb) {
+    let store = &db.store;
+    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    let registry = Registry::new(engine.clone());
+    let small =
+        toolchain::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/small-receipts"), &[]).unwrap();
+    publish(store, &registry, small, Mode::Enforcing, "user:finance-lead", "upload").await.unwrap();
+
+    let mut reviewer = Subscription::new(
+        store.clone(),
+        SUBSCRIPTION,
+        TypeFilter::of(["*Proposed"]),
+        Reviewer::new(store.clone(), registry.clone()),
+    );
+    store.append_events(vec![receipt("history", 20_000, "Kiwi")]).await.unwrap();
+    reviewer.drain().await.unwrap();
+    store
+        .append_events(vec![NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", "history")])
+        .await
+        .unwrap();
+    store
+        .append_events(vec![
+            receipt("r1", 49_900, "Kiwi"),
+            receipt("r2", 150_000, "Kiwi"),
+            receipt("r3", 10_000, "Ny Kafé"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(reviewer.drain().await.unwrap(), 3);
+
+    let history = backtest::history(store, None).await.unwrap();
+    let outcomes: Vec<_> = history.iter().map(|r| (r.proposal.correlation_id.as_str(), r.outcome())).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("history", Outcome::Escalate),
+            ("r1", Outcome::Approve),
+            ("r2", Outcome::Escalate),
+            ("r3", Outcome::Escalate)
+        ]
+    );
+
+    // Every automatic decision re-runs identically.
+    let verified = backtest::verify(store, &engine, |_, _| {}).await.unwrap();
+    assert_eq!(verified.checked, 4);
+    assert!(verified.mismatches.is_empty(), "{:?}", verified.mismatches);
+
+    // A candidate that faults would have escalated the one approval.
+    let panics = toolchain::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile"), &["panic"]).unwrap();
+    let candidate = engine.load(&panics).unwrap();
+    let mut calls = 0;
+    let replay = backtest::replay(store, &engine, &candidate, None, |_, _| calls += 1).await.unwrap();
+    assert_eq!(replay.replayed, 4);
+    assert_eq!(replay.changes.len(), 1);
+    assert_eq!(replay.changes[0].correlation_id, "r1");
+    assert_eq!((replay.changes[0].recorded, replay.changes[0].candidate), (Outcome::Approve, Outcome::Escalate));
+    assert!(calls >= 4, "progress is reported");
+    let tomorrow = chrono::Utc::now().date_naive().succ_opt().unwrap();
+    assert_eq!(backtest::replay(store, &engine, &candidate, Some(tomorrow), |_, _| {}).await.unwrap().replayed, 0);
+
+    // A decision whose record does not match what its policy decides is reported.
+    let forged_record = history[2].record.clone(); // r2: small-receipts escalated it
+    let mut forged_record = forged_record;
+    forged_record.verdicts[0].outcome = Outcome::Approve;
+    forged_record.verdicts[0].reason = "looks fine".into();
+    store.append_events(vec![receipt("r4", 150_000, "Kiwi")]).await.unwrap();
+    let forged = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", "r4")
+        .with_payload(json!({"reason": "small-receipts: looks fine"}))
+        .with_metadata(serde_json::to_value(&forged_record).unwrap());
+    store.append_events(vec![forged]).await.unwrap();
+    let verified = backtest::verify(store, &engine, |_, _| {}).await.unwrap();
+    assert_eq!(verified.checked, 5);
+    assert!(verified.mismatches.iter().all(|m| m.correlation_id == "r4"), "{:?}", verified.mismatches);
+    assert!(
+        verified.mismatches.iter().any(|m| m.detail.contains("recorded approve (looks fine)")),
+        "{:?}",
+        verified.mismatches
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    recorded_history_replays_and_verifies(&db).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    recorded_history_replays_and_verifies(&db).await;
+    db.cleanup().await;
+}
