@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn money_is_exact() {
         assert_eq!(Money::kroner(1000), Money::nok(100_000));
-        assert_eq!(Money::nok(123_45).to_string(), "123.45 NOK");
+        assert_eq!(Money::nok(12_345).to_string(), "123.45 NOK");
     }
 
     #[test]
