@@ -26,6 +26,8 @@ fn serve(db: &TestDb, folder: Option<&Path>) -> Process {
         .env("REVIEW_E_AUTHOR_TOKENS", format!("{AUTHOR}:finance-lead"))
         .env("REVIEW_E_REVIEWER_TOKENS", "reviewer-token-0123456789:kari")
         .env("BOOKKEEPER_LOG", "info")
+        // Generous, so a busy test machine never times out a good policy.
+        .env("REVIEW_E_POLICY_DEADLINE_MS", "500")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(folder) = folder {

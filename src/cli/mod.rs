@@ -1,6 +1,7 @@
 //! The command line. Subcommand names and flags are a contract other tools rely on.
 
 mod bench;
+mod bench_policy;
 mod events;
 mod policy;
 mod report;
@@ -77,6 +78,8 @@ enum EventsCommand {
 enum BenchCommand {
     /// The event store on PostgreSQL against raw SQL floors.
     Store(bench::StoreBenchArgs),
+    /// Policy evaluation against native Rust; decision round trip and swap latency on PostgreSQL.
+    Policy(bench_policy::PolicyBenchArgs),
 }
 
 /// Options shared by commands that print either a table or JSON.
@@ -101,6 +104,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let url = cli.database_url.map(DatabaseUrl::new).unwrap_or_else(DatabaseUrl::from_env);
     let command = match cli.command {
         Command::Bench(BenchCommand::Store(args)) => return bench::store(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchCommand::Policy(args)) => {
+            return bench_policy::policy(args).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
     };

@@ -22,7 +22,8 @@ fn receipt(id: &str, minor: i64, vendor: &str) -> NewEvent {
 
 async fn recorded_history_replays_and_verifies(db: &TestDb) {
     let store = &db.store;
-    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    let engine =
+        PolicyEngine::new(Limits { deadline: std::time::Duration::from_secs(2), ..Limits::default() }).unwrap();
     let registry = Registry::new(engine.clone());
     let small =
         toolchain::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/small-receipts"), &[]).unwrap();

@@ -53,6 +53,8 @@ async fn spawn_review_e() -> Option<App> {
         reviewers: [(REVIEWER_OLA.into(), "ola".into()), (REVIEWER_KARI.into(), "kari".into())].into(),
         authors: [(AUTHOR.into(), "finance-lead".into())].into(),
         poll_interval: Duration::from_millis(100),
+        // Generous, so a busy test machine never times out a good policy.
+        limits: review_e::policy::Limits { deadline: Duration::from_millis(500), ..Default::default() },
         ..Config::default()
     };
     // Review-E runs as its own role: the database decides what it may append.
