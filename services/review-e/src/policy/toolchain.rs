@@ -9,6 +9,9 @@ use std::process::Command;
 /// The compilation target policies are built for.
 pub const TARGET: &str = "wasm32-unknown-unknown";
 
+/// The stack a policy gets, in bytes.
+pub const STACK_BYTES: usize = 64 * 1024;
+
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -43,7 +46,11 @@ pub fn build(dir: &Path, features: &[&str]) -> Result<Vec<u8>, BuildError> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
-        .arg(&manifest);
+        .arg(&manifest)
+        // A 64 KiB stack instead of Rust's default 1 MiB: a policy's initial memory
+        // shrinks from 17 pages to a few, which makes every fresh instance cheaper
+        // to set up and to reset. Deep recursion still traps cleanly.
+        .args(["--config", &format!("target.{TARGET}.rustflags=[\"-C\", \"link-arg=-zstack-size={STACK_BYTES}\"]")]);
     if !features.is_empty() {
         cargo.args(["--features", &features.join(",")]);
     }
