@@ -142,22 +142,49 @@ async fn two_review_e_processes_follow_the_same_policy_swaps() {
     let d = decision(&db, "after-file").await;
     assert!(d.reason().unwrap().contains("small-receipts: first receipt from Kiwi"), "{:?}", d.reason());
 
-    // A component uploaded to B is in force in A too.
-    let r = reqwest::Client::new()
-        .post(format!("{}/policies?mode=shadow", b.base))
-        .bearer_auth(AUTHOR)
-        .header("content-type", "application/wasm")
-        .body(std::fs::read(work.join("unusual-vendor.wasm")).unwrap())
-        .send()
-        .await
+    // A component pushed to B (with the CLI, in shadow mode) is in force in A too.
+    let pushed = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["policy", "push", "--shadow", "--url", &b.base, "--token", AUTHOR])
+        .arg(work.join("unusual-vendor.wasm"))
+        .output()
         .unwrap();
-    assert_eq!(r.status(), 201);
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    assert!(String::from_utf8_lossy(&pushed.stdout).contains("published \"unusual-vendor\""));
     a.wait_for("unusual-vendor").await;
+    let listed = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["policy", "list", "--url", &a.base, "--token", AUTHOR])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.contains("small-receipts") && listed.contains("folder:small-receipts.wasm"), "{listed}");
+    assert!(
+        listed.contains("unusual-vendor") && listed.contains("shadow") && listed.contains("user:finance-lead"),
+        "{listed}"
+    );
     propose(&db, "after-upload").await;
     let d = decision(&db, "after-upload").await;
     let verdicts = d.metadata["verdicts"].as_array().unwrap();
     let shadow = verdicts.iter().find(|v| v["policy"] == "unusual-vendor").expect("the shadow verdict is recorded");
     assert_eq!(shadow["mode"], "shadow");
+
+    // The recorded decisions re-run identically, and a backtest runs over them.
+    let verify = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["policy", "verify"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout).to_string();
+    assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(report.contains("3 automatic decisions re-run; 3 identical, 0 mismatched"), "{report}");
+    let replay = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["policy", "replay"])
+        .arg(work.join("unusual-vendor.wasm"))
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&replay.stdout).to_string();
+    assert!(replay.status.success(), "{report}");
+    assert!(report.contains("over 3 recorded decisions") && report.contains("unchanged"), "{report}");
 
     assert!(a.terminate().success(), "A should stop cleanly on SIGTERM");
     assert!(b.terminate().success(), "B should stop cleanly on SIGTERM");

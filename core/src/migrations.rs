@@ -24,6 +24,7 @@ pub fn postgres() -> Migrator {
         migration!(2, "derived views", "../../migrations/postgres/0002_derived_views.sql"),
         migration!(3, "service roles", "../../migrations/postgres/0003_service_roles.sql"),
         migration!(4, "blobs", "../../migrations/postgres/0004_blobs.sql"),
+        migration!(5, "proposal fact indexes", "../../migrations/postgres/0005_proposal_fact_indexes.sql"),
     ])
 }
 

@@ -117,7 +117,11 @@ pub struct Subscription<H> {
     cursor: Option<Cursor>,
     heartbeat: Option<Heartbeat>,
     wakeups: watch::Receiver<u64>,
+    idle_persisted: Option<std::time::Instant>,
 }
+
+/// How often a subscription that skips non-matching events persists how far it got.
+const IDLE_PERSIST: Duration = Duration::from_secs(1);
 
 struct Heartbeat {
     lost: Arc<AtomicBool>,
@@ -145,6 +149,7 @@ impl<H: Handler> Subscription<H> {
             cursor: None,
             heartbeat: None,
             wakeups,
+            idle_persisted: None,
         }
     }
 
@@ -231,10 +236,14 @@ impl<H: Handler> Subscription<H> {
             return Ok(StepOutcome::Handled(handled));
         }
         if batch.next > cursor {
-            // Nothing matched, but the log moved on: remember how far, so a restart
-            // does not rescan it.
-            self.store.commit_handled(&self.name, &self.holder, batch.next, 0, &Append::nothing()).await?;
+            // Nothing matched, but the log moved on. Move on in memory at once, and
+            // persist it at most every IDLE_PERSIST, so a restart does not rescan
+            // much and a busy log does not cost a commit per wake-up.
             self.cursor = Some(batch.next);
+            if self.idle_persisted.is_none_or(|at| at.elapsed() >= IDLE_PERSIST) {
+                self.store.commit_handled(&self.name, &self.holder, batch.next, 0, &Append::nothing()).await?;
+                self.idle_persisted = Some(std::time::Instant::now());
+            }
         }
         Ok(StepOutcome::CaughtUp { held_back: batch.held_back })
     }

@@ -219,14 +219,14 @@ async fn list(args: RemoteArgs) -> anyhow::Result<ExitCode> {
     if !status.is_success() {
         bail!("Review-E answered {status}: {}", body["message"].as_str().unwrap_or("no details"));
     }
-    println!("{:<24} {:<10} {:<10} {:<18} {:<22} SHA256", "POLICY", "VERSION", "MODE", "SOURCE", "PUBLISHED BY");
+    println!("{:<24} {:<10} {:<10} {:<32} {:<22} SHA256", "POLICY", "VERSION", "MODE", "SOURCE", "PUBLISHED BY");
     for p in body["policies"].as_array().cloned().unwrap_or_default() {
         println!(
-            "{:<24} {:<10} {:<10} {:<18} {:<22} {}",
+            "{:<24} {:<10} {:<10} {:<32} {:<22} {}",
             p["name"].as_str().unwrap_or_default(),
             p["version"].as_str().unwrap_or_default(),
             p["mode"].as_str().unwrap_or_default(),
-            truncate(p["source"].as_str().unwrap_or_default(), 18),
+            truncate(p["source"].as_str().unwrap_or_default(), 32),
             p["published_by"].as_str().unwrap_or_default(),
             &p["digest"].as_str().unwrap_or_default().chars().take(16).collect::<String>()
         );

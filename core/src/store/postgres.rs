@@ -36,17 +36,26 @@ WITH prior AS (
            p.payload->'vendor'->>'organization_number' AS vendor_org,
            p.payload->>'account' AS account,
            p.payload->>'invoice_number' AS invoice_number,
-           p.payload->>'requested_by' AS requested_by,
            EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
                    AND x.type LIKE '%Executed' AND (x.transaction_id, x.position) < ($1, $2)) AS executed,
            EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
                    AND x.type LIKE '%Rejected' AND (x.transaction_id, x.position) < ($1, $2)) AS rejected
     FROM events p
     WHERE p.type LIKE '%Proposed' AND (p.transaction_id, p.position) < ($1, $2) AND p.correlation_id <> $3
+      -- only what can matter, found through the partial indexes of migration 5
+      AND (lower(p.payload->'vendor'->>'name') = lower($4::text)
+           OR p.payload->'vendor'->>'organization_number' = $5::text
+           OR p.payload->>'account' = $6::text)
 ),
 same_vendor AS (
     SELECT * FROM prior
     WHERE CASE WHEN $5::text IS NOT NULL THEN vendor_org = $5::text ELSE vendor_name = lower($4::text) END
+),
+requested AS (
+    SELECT (p.created_at AT TIME ZONE 'UTC')::date AS day
+    FROM events p
+    WHERE p.type LIKE '%Proposed' AND p.payload->>'requested_by' = $9::text
+      AND (p.transaction_id, p.position) < ($1, $2) AND p.correlation_id <> $3
 )
 SELECT
     (SELECT count(*) FROM same_vendor WHERE executed),
@@ -57,8 +66,8 @@ SELECT
       WHERE executed AND account = $6::text AND date_trunc('month', day) = date_trunc('month', $8::date))::bigint,
     EXISTS (SELECT 1 FROM same_vendor WHERE executed AND invoice_number = $7::text),
     EXISTS (SELECT 1 FROM same_vendor WHERE NOT executed AND NOT rejected AND invoice_number = $7::text),
-    (SELECT count(*) FROM prior WHERE requested_by = $9::text AND day BETWEEN $8::date - 29 AND $8::date),
-    (SELECT count(*) FROM prior WHERE requested_by = $9::text AND day = $8::date)
+    (SELECT count(*) FROM requested WHERE day BETWEEN $8::date - 29 AND $8::date),
+    (SELECT count(*) FROM requested WHERE day = $8::date)
 ";
 
 /// Shortest interval between two NOTIFYs from one store.
@@ -667,8 +676,12 @@ async fn listen(pool: PgPool, wakeups: Arc<Wakeups>) {
     let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut attempt = 0u32;
     loop {
+        if pool.is_closed() {
+            return; // the store was closed: nothing left to wake
+        }
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
+            Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "cannot LISTEN for new events; readers poll meanwhile");
                 tokio::time::sleep(backoff.delay(attempt)).await;
@@ -690,6 +703,7 @@ async fn listen(pool: PgPool, wakeups: Arc<Wakeups>) {
                 // The connection dropped; the next call reconnects. Anything sent
                 // meanwhile is lost, so make readers look.
                 Ok(None) => wakeups.bump(),
+                Err(_) if pool.is_closed() => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
                     wakeups.bump();

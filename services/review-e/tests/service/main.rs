@@ -55,7 +55,6 @@ async fn spawn_review_e() -> Option<App> {
         poll_interval: Duration::from_millis(100),
         // Generous, so a busy test machine never times out a good policy.
         limits: review_e::policy::Limits { deadline: Duration::from_millis(500), ..Default::default() },
-        ..Config::default()
     };
     // Review-E runs as its own role: the database decides what it may append.
     let store = Store::connect(&db.role_url("review_e")).await.unwrap();
