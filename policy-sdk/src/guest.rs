@@ -64,3 +64,64 @@ pub fn decision_to_wit(d: Decision) -> WitDecision {
 pub fn metadata_to_wit(m: Metadata) -> WitMetadata {
     WitMetadata { name: m.name, version: m.version, description: m.description, applies_to: m.applies_to }
 }
+
+/// The allocator of policy components: a bump allocator over a small static arena,
+/// falling back to the system allocator when the arena is full.
+///
+/// Every evaluation runs in a fresh instance, so nothing allocated needs to be
+/// given back: bumping a pointer is all a policy's strings and vectors need.
+/// It also means a typical evaluation never grows linear memory, and growing it
+/// (an `mprotect` in the host for every evaluation) was the largest cost of
+/// running a policy.
+#[cfg(target_arch = "wasm32")]
+mod arena {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::UnsafeCell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const SIZE: usize = 64 * 1024;
+
+    #[repr(C, align(16))]
+    struct Arena(UnsafeCell<[u8; SIZE]>);
+
+    // SAFETY: a wasm32 guest without threads has one thread; the offset is atomic anyway.
+    unsafe impl Sync for Arena {}
+
+    static ARENA: Arena = Arena(UnsafeCell::new([0; SIZE]));
+    static USED: AtomicUsize = AtomicUsize::new(0);
+
+    struct Bump;
+
+    fn in_arena(ptr: *mut u8) -> bool {
+        let base = ARENA.0.get() as usize;
+        (base..base + SIZE).contains(&(ptr as usize))
+    }
+
+    // SAFETY: returns either null, a fresh region of the arena that no other
+    // allocation overlaps (the offset only grows), or the system allocator's.
+    unsafe impl GlobalAlloc for Bump {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let base = ARENA.0.get() as usize;
+            let used = USED.load(Ordering::Relaxed);
+            let start = (base + used + layout.align() - 1) & !(layout.align() - 1);
+            let end = start - base + layout.size();
+            if end <= SIZE {
+                USED.store(end, Ordering::Relaxed);
+                start as *mut u8
+            } else {
+                // SAFETY: forwarded unchanged.
+                unsafe { System.alloc(layout) }
+            }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            if !in_arena(ptr) {
+                // SAFETY: it came from the system allocator, with this layout.
+                unsafe { System.dealloc(ptr, layout) }
+            }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Bump = Bump;
+}
