@@ -219,7 +219,10 @@ impl<H: Handler> Subscription<H> {
                     });
                 }
             };
-            if let Err(e) = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await {
+            let committing = std::time::Instant::now();
+            let committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
+            tracing::debug!(commit_us = committing.elapsed().as_micros() as u64, "handled and committed");
+            if let Err(e) = committed {
                 // The commit may have succeeded even though we saw an error (the
                 // connection dropped before the reply). Forget the cursor, so the
                 // next step re-reads the checkpoint from the database instead of
@@ -277,6 +280,8 @@ impl<H: Handler> Subscription<H> {
                 Ok(StepOutcome::CaughtUp { held_back: true }) => {
                     failures = 0;
                     held_back_wait = (held_back_wait * 2).min(self.options.poll_interval);
+                    tracing::debug!(subscription = %self.name, wait_us = held_back_wait.as_micros() as u64,
+                        "events wait behind an open transaction");
                     held_back_wait
                 }
                 Ok(StepOutcome::CaughtUp { held_back: false }) => {

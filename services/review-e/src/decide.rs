@@ -99,6 +99,7 @@ impl Reviewer {
 
 impl Handler for Reviewer {
     async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
+        let started = std::time::Instant::now();
         let story = self.store.read_correlation(&event.correlation_id).await?;
         if story.iter().any(is_decision) {
             tracing::info!("already decided by a person; no automatic decision");
@@ -109,16 +110,21 @@ impl Handler for Reviewer {
             return Ok(Append::nothing());
         }
         let proposal = proposal::from_event(event);
+        let read = started.elapsed();
         let facts = proposal::facts_for(&self.store, event, &proposal).await?;
+        let facts_took = started.elapsed() - read;
         let active = self.registry.current();
         let combined = evaluate(active.clone(), proposal, facts.clone()).await?;
+        let evaluated = started.elapsed() - read - facts_took;
         let record = DecisionRecord {
             policy_set: members(&active),
             verdicts: combined.verdicts.clone(),
             facts,
             proposal_event_id: event.event_id,
         };
-        tracing::info!(outcome = %combined.outcome, reason = %combined.reason, "decided");
+        tracing::info!(outcome = %combined.outcome, reason = %combined.reason,
+            story_us = read.as_micros() as u64, facts_us = facts_took.as_micros() as u64,
+            evaluate_us = evaluated.as_micros() as u64, "decided");
         let decision = decision_event(event, &combined, &record);
         // A person deciding meanwhile moves the version: the commit then fails,
         // and on retry the check above sees their decision.
