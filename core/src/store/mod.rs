@@ -86,6 +86,25 @@ pub struct ProposalFacts {
     pub requester_today: i64,
 }
 
+/// The columns of the facts query, in order (the same on both backends).
+pub(crate) type FactsRow = (i64, i64, i64, Option<String>, i64, bool, bool, i64, i64);
+
+impl From<FactsRow> for ProposalFacts {
+    fn from(row: FactsRow) -> Self {
+        ProposalFacts {
+            vendor_payments: row.0,
+            vendor_total_minor: row.1,
+            vendor_largest_minor: row.2,
+            vendor_last_paid: row.3,
+            account_month_to_date_minor: row.4,
+            duplicate_invoice_registered: row.5,
+            duplicate_invoice_proposed: row.6,
+            requester_last_30_days: row.7,
+            requester_today: row.8,
+        }
+    }
+}
+
 /// The URL used when `DATABASE_URL` is unset: a file next to where you run it.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://bookkeeper.db";
 

@@ -343,7 +343,7 @@ impl PgBackend {
     }
 
     pub(crate) async fn proposal_facts(&self, q: &super::FactsQuery) -> Result<super::ProposalFacts, StoreError> {
-        let row: (i64, i64, i64, Option<String>, i64, bool, bool, i64, i64) = sqlx::query_as(PG_FACTS)
+        let row: super::FactsRow = sqlx::query_as(PG_FACTS)
             .bind(q.before.transaction_id)
             .bind(q.before.position)
             .bind(&q.correlation_id)
@@ -355,17 +355,7 @@ impl PgBackend {
             .bind(&q.requested_by)
             .fetch_one(&self.pool)
             .await?;
-        Ok(super::ProposalFacts {
-            vendor_payments: row.0,
-            vendor_total_minor: row.1,
-            vendor_largest_minor: row.2,
-            vendor_last_paid: row.3,
-            account_month_to_date_minor: row.4,
-            duplicate_invoice_registered: row.5,
-            duplicate_invoice_proposed: row.6,
-            requester_last_30_days: row.7,
-            requester_today: row.8,
-        })
+        Ok(row.into())
     }
 
     pub(crate) async fn acquire_lease(

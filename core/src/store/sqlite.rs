@@ -240,7 +240,7 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn proposal_facts(&self, q: &super::FactsQuery) -> Result<super::ProposalFacts, StoreError> {
-        let row: (i64, i64, i64, Option<String>, i64, bool, bool, i64, i64) = sqlx::query_as(SQLITE_FACTS)
+        let row: super::FactsRow = sqlx::query_as(SQLITE_FACTS)
             .bind(q.before.position)
             .bind(&q.correlation_id)
             .bind(&q.vendor_name)
@@ -251,17 +251,7 @@ impl SqliteBackend {
             .bind(&q.requested_by)
             .fetch_one(&self.pool)
             .await?;
-        Ok(super::ProposalFacts {
-            vendor_payments: row.0,
-            vendor_total_minor: row.1,
-            vendor_largest_minor: row.2,
-            vendor_last_paid: row.3,
-            account_month_to_date_minor: row.4,
-            duplicate_invoice_registered: row.5,
-            duplicate_invoice_proposed: row.6,
-            requester_last_30_days: row.7,
-            requester_today: row.8,
-        })
+        Ok(row.into())
     }
 
     pub(crate) async fn acquire_lease(

@@ -32,8 +32,9 @@ use tokio::net::TcpListener;
 use crate::policy::{Limits, PolicyEngine};
 use crate::registry::Registry;
 
-/// Review-E's configuration. Environment variable names in brackets.
-#[derive(Debug, Clone)]
+/// Review-E's configuration. Environment variable names in brackets. Its `Debug`
+/// output names reviewers and authors but never prints their tokens.
+#[derive(Clone)]
 pub struct Config {
     /// Where the HTTP API listens (`REVIEW_E_ADDR`, default 127.0.0.1:8081).
     pub addr: SocketAddr,
@@ -48,6 +49,24 @@ pub struct Config {
     pub limits: Limits,
     /// How often the subscription polls without a wake-up.
     pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn names(m: &HashMap<String, String>) -> Vec<&String> {
+            let mut v: Vec<&String> = m.values().collect();
+            v.sort();
+            v
+        }
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("policy_dir", &self.policy_dir)
+            .field("reviewers", &names(&self.reviewers))
+            .field("authors", &names(&self.authors))
+            .field("limits", &self.limits)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -95,7 +114,10 @@ fn number(var: &str) -> anyhow::Result<Option<u64>> {
 
 /// Parses `token:who,token:who`. Tokens never appear in errors.
 fn tokens(var: &str) -> anyhow::Result<HashMap<String, String>> {
-    let Ok(text) = std::env::var(var) else { return Ok(HashMap::new()) };
+    parse_tokens(var, &std::env::var(var).unwrap_or_default())
+}
+
+fn parse_tokens(var: &str, text: &str) -> anyhow::Result<HashMap<String, String>> {
     text.split(',')
         .filter(|pair| !pair.trim().is_empty())
         .enumerate()
@@ -182,5 +204,22 @@ impl ReviewE {
         }
         server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_and_never_print() {
+        let tokens = parse_tokens("T", "s3cret-token-0123456789:kari, other-token-0123456789:ola").unwrap();
+        assert_eq!(tokens["s3cret-token-0123456789"], "kari");
+        let config = Config { reviewers: tokens, ..Config::default() };
+        let printed = format!("{config:?}");
+        assert!(printed.contains("kari") && !printed.contains("s3cret"), "{printed}");
+        let err = parse_tokens("T", "short:kari").unwrap_err().to_string();
+        assert!(err.contains("at least 16 characters") && !err.contains("short"), "{err}");
+        assert!(parse_tokens("T", "").unwrap().is_empty());
     }
 }
