@@ -1,0 +1,151 @@
+//! The Folio client against the fake Folio, over real HTTP.
+
+// Amounts are written kroner_øre: 499_00 is 499,00 kr.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::time::{Duration, Instant};
+
+use accounting_api::folio::fake::{FakeFolio, Fault, Faults, SANDBOX_ACCOUNT};
+use accounting_api::folio::{ApiKey, FolioClient, FolioError};
+use accounting_api::retry::RetryPolicy;
+use bookkeeper_core::retry::Backoff;
+use chrono::{Duration as Days, Utc};
+
+async fn fake() -> FakeFolio {
+    FakeFolio::sandbox("127.0.0.1:0".parse().unwrap()).await.unwrap()
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
+        max_retry_after: Duration::from_secs(2),
+        timeout: Duration::from_millis(800),
+    }
+}
+
+fn client(fake: &FakeFolio) -> FolioClient {
+    FolioClient::new(fake.base_url(), ApiKey::new("sandbox-key-0123456789"), fast_retries()).unwrap()
+}
+
+#[tokio::test]
+async fn accounts_balances_and_transactions_are_read_exactly() {
+    let fake = fake().await;
+    let folio = client(&fake);
+    let accounts = folio.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].account_number, SANDBOX_ACCOUNT);
+    // 250 000.00 minus the four sandbox purchases, to the øre.
+    assert_eq!(accounts[0].balance_minor, 250_000_00 - 499_00 - 12_490_00 - 89_00 - 1_249_00);
+
+    let today = Utc::now().date_naive();
+    let txs = folio.transactions(SANDBOX_ACCOUNT, today - Days::days(4), today).await.unwrap();
+    let amounts: Vec<i64> = txs.iter().map(|t| t.amount_minor).collect();
+    assert_eq!(amounts.len(), 3, "the purchase five days ago is outside the range");
+    assert!(amounts.contains(&-499_00) && amounts.contains(&-12_490_00));
+    assert!(txs.iter().all(|t| t.currency == "NOK" && t.attachments.is_empty()));
+
+    let yesterday = today - Days::days(1);
+    let balance = folio.balance_on(SANDBOX_ACCOUNT, yesterday).await.unwrap();
+    assert_eq!(balance, Some(accounts[0].balance_minor), "every purchase was before today");
+    let err = folio.balance_on("99999999999", today).await.unwrap_err();
+    assert!(matches!(err, FolioError::NotFound(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_receipt_attached_to_an_event_reads_back_byte_for_byte() {
+    let fake = fake().await;
+    let folio = client(&fake);
+    let today = Utc::now().date_naive();
+    let events = folio.events(today - Days::days(10), today).await.unwrap();
+    let kiwi = events.iter().find(|e| e.amount_minor == -499_00).expect("the sandbox Kiwi purchase");
+    let receipt = b"%PDF-1.7 kvittering Kiwi 499,00".to_vec();
+    let id = folio.attach_receipt(kiwi.id, "kiwi.pdf", "application/pdf", receipt.clone()).await.unwrap();
+
+    let stored = fake.attachments_of(kiwi.id);
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].id, stored[0].filename.as_deref()), (id, Some("kiwi.pdf")));
+    let (mime, bytes) = folio.attachment(id).await.unwrap();
+    assert_eq!((mime.as_str(), bytes), ("application/pdf", receipt));
+    let events = folio.events(today - Days::days(10), today).await.unwrap();
+    let kiwi = events.iter().find(|e| e.id == kiwi.id).unwrap();
+    assert!(kiwi.complete && kiwi.attachments[0].size > 0);
+}
+
+#[tokio::test]
+async fn permanent_errors_are_typed_and_never_retried() {
+    let fake = fake().await;
+    let folio = client(&fake);
+    let before = fake.requests();
+    let err = folio.attach_receipt(uuid::Uuid::new_v4(), "x.pdf", "application/pdf", vec![1]).await.unwrap_err();
+    assert!(matches!(err, FolioError::NotFound(_)) && !err.is_retryable(), "{err}");
+    let today = Utc::now().date_naive();
+    let event = folio.events(today - Days::days(10), today).await.unwrap()[0].id;
+    let err = folio.attach_receipt(event, "x.heic", "image/heic", vec![1]).await.unwrap_err();
+    assert!(matches!(&err, FolioError::Rejected { status: 400, message } if message.contains("Content-Type")), "{err}");
+    assert_eq!(fake.requests() - before, 3, "one request each, no retries");
+
+    // The fake, like Folio's own mock, accepts any non-empty key; an empty one is refused.
+    let no_key = FolioClient::new(fake.base_url(), ApiKey::new(""), fast_retries()).unwrap();
+    let err = no_key.accounts().await.unwrap_err();
+    assert_eq!(err, FolioError::Unauthorized);
+    let secret = FolioClient::new(fake.base_url(), ApiKey::new("top-secret-key"), fast_retries()).unwrap();
+    assert!(
+        !format!("{secret:?} {:?}", ApiKey::new("top-secret-key")).contains("top-secret"),
+        "keys are never printed"
+    );
+}
+
+#[tokio::test]
+async fn reads_retry_through_5xx_and_429_honouring_retry_after() {
+    let fake = fake().await;
+    fake.set_faults(Faults { retry_after_secs: 1, ..Faults::default() });
+    let folio = client(&fake);
+    fake.fail_next([Fault::ServerError, Fault::RateLimited]);
+    let started = Instant::now();
+    let accounts = folio.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert!(started.elapsed() >= Duration::from_secs(1), "the Retry-After of 1 s was not honoured");
+
+    fake.fail_next([Fault::ServerError; 4]);
+    let err = folio.accounts().await.unwrap_err();
+    assert!(matches!(err, FolioError::Unavailable(_)) && err.is_retryable(), "{err}");
+    fake.fail_next([Fault::RateLimited; 4]);
+    let err = folio.accounts().await.unwrap_err();
+    assert_eq!(err, FolioError::RateLimited { retry_after: Some(Duration::from_secs(1)) });
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_ambiguous_and_was_applied() {
+    let fake = fake().await;
+    let folio = client(&fake);
+    let today = Utc::now().date_naive();
+    let event = folio.events(today - Days::days(10), today).await.unwrap()[0].id;
+    fake.fail_next([Fault::DropAfterCommit]);
+    let err = folio.attach_receipt(event, "r.png", "image/png", vec![0x89, b'P', b'N', b'G']).await.unwrap_err();
+    assert!(matches!(err, FolioError::Ambiguous(_)) && err.is_retryable(), "{err}");
+    // The caller must look before retrying: the attachment is there.
+    assert_eq!(fake.attachments_of(event).len(), 1);
+
+    // A 429 on a write means it was not applied: retried, applied once.
+    fake.set_faults(Faults { retry_after_secs: 0, ..Faults::default() });
+    fake.fail_next([Fault::RateLimited]);
+    folio.attach_receipt(event, "r2.png", "image/png", vec![1, 2, 3]).await.unwrap();
+    assert_eq!(fake.attachments_of(event).len(), 2);
+}
+
+#[tokio::test]
+async fn a_slow_folio_times_out_as_unavailable() {
+    let fake = fake().await;
+    fake.set_faults(Faults { latency: Duration::from_secs(2), ..Faults::default() });
+    let folio = FolioClient::new(
+        fake.base_url(),
+        ApiKey::new("k"),
+        RetryPolicy { max_attempts: 2, timeout: Duration::from_millis(200), ..fast_retries() },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let err = folio.accounts().await.unwrap_err();
+    assert!(matches!(&err, FolioError::Unavailable(m) if m.contains("timed out")), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
