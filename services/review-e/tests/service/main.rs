@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 const REVIEWER_OLA: &str = "ola-token-0123456789";
 const REVIEWER_KARI: &str = "kari-token-0123456789";
+const REVIEWER_PER: &str = "per-token-01234567890";
 const AUTHOR: &str = "author-token-0123456789";
 
 fn repo() -> PathBuf {
@@ -50,7 +51,12 @@ async fn spawn_review_e() -> Option<App> {
     let config = Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         policy_dir: Some(folder.clone()),
-        reviewers: [(REVIEWER_OLA.into(), "ola".into()), (REVIEWER_KARI.into(), "kari".into())].into(),
+        reviewers: [
+            (REVIEWER_OLA.into(), "ola".into()),
+            (REVIEWER_KARI.into(), "kari".into()),
+            (REVIEWER_PER.into(), "per".into()),
+        ]
+        .into(),
         authors: [(AUTHOR.into(), "finance-lead".into())].into(),
         poll_interval: Duration::from_millis(100),
         // Generous, so a busy test machine never times out a good policy.
@@ -268,17 +274,31 @@ async fn people_decide_what_no_policy_approved() {
     let (status, body) = app.post("/review/big/approve", REVIEWER_OLA, json!({})).await;
     assert_eq!(status, 403, "{body}");
 
-    // Two reviewers at once: exactly one wins.
+    // Two reviewers approving at once: exactly one wins, the other learns who did.
     let (a, b) = tokio::join!(
         app.post("/review/big/approve", REVIEWER_KARI, json!({"reason": "checked the receipt"})),
-        app.post("/review/big/reject", REVIEWER_KARI, json!({"reason": "duplicate of last week"})),
+        app.post("/review/big/approve", REVIEWER_PER, json!({"reason": "looks right"})),
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let winner = if a.0 == 200 { "user:kari" } else { "user:per" };
     let again = app.post("/review/big/approve", REVIEWER_KARI, json!({})).await;
     assert_eq!(again.0, 409);
-    assert!(again.1["message"].as_str().unwrap().contains("by user:kari"), "{:?}", again.1);
+    assert!(again.1["message"].as_str().unwrap().contains(&format!("by {winner}")), "{:?}", again.1);
+    let approvals =
+        app.db.store.read_correlation("big").await.unwrap().iter().filter(|e| e.status == "APPROVED").count();
+    assert_eq!(approvals, 1, "exactly one approval is recorded");
+
+    // The same for two rejections at once (of a proposal already approved: the
+    // emergency stop), which must not both land.
+    let (a, b) = tokio::join!(
+        app.post("/review/big/reject", REVIEWER_KARI, json!({"reason": "vendor account hacked"})),
+        app.post("/review/big/reject", REVIEWER_PER, json!({"reason": "duplicate of last week"})),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
 
     // Emergency stop: an approved proposal not yet executed can still be rejected.
     app.propose("stop-me", 1_500_000, "user:ola").await;
