@@ -149,3 +149,58 @@ async fn a_slow_folio_times_out_as_unavailable() {
     assert!(matches!(&err, FolioError::Unavailable(m) if m.contains("timed out")), "{err}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// The fake speaks the shapes of the reference (`../shared/ref/folio.md`), checked
+/// on raw HTTP rather than through our own client.
+#[tokio::test]
+async fn the_fake_speaks_folios_documented_shapes() {
+    let fake = fake().await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", fake.base_url())).bearer_auth("any-key");
+
+    let r = http.get(format!("{}/accounts", fake.base_url())).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no key");
+    assert_eq!(r.text().await.unwrap(), "Unauthorized");
+
+    let accounts: serde_json::Value = get("/accounts").send().await.unwrap().json().await.unwrap();
+    let account = &accounts["accounts"][0];
+    assert!(account["balance"].as_str().unwrap().ends_with(".00"), "balances are decimal strings: {account}");
+    for field in
+        ["accountNumber", "name", "type", "balanceUpdatedAt", "matchingTransactionsAt", "completeTransactionsAt"]
+    {
+        assert!(account.get(field).is_some(), "Account.{field} is required by the spec");
+    }
+
+    let r = get(&format!("/accounts/{SANDBOX_ACCOUNT}/transactions")).send().await.unwrap();
+    assert_eq!(r.status(), 400, "startDate is required");
+    let today = Utc::now().date_naive();
+    let body: serde_json::Value =
+        get(&format!("/accounts/{SANDBOX_ACCOUNT}/transactions?startDate={}", today - Days::days(30)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let tx = &body["transactions"]["booked"][0];
+    assert_eq!(tx["transactionAmount"]["currency"], "NOK");
+    assert!(tx["transactionAmount"]["amount"].as_str().unwrap().starts_with('-'), "purchases are negative: {tx}");
+    assert!(tx["eventId"].is_string() && tx["attachments"].is_array() && tx["complete"].is_boolean());
+    assert!(body["includes"].is_object());
+
+    let events: serde_json::Value =
+        get(&format!("/events?startDate={}", today - Days::days(30))).send().await.unwrap().json().await.unwrap();
+    let event_id = events["events"][0]["id"].as_str().unwrap().to_string();
+    let r = http
+        .post(format!("{}/events/{event_id}/attachments", fake.base_url()))
+        .bearer_auth("any-key")
+        .header("content-type", "image/jpeg")
+        .body(vec![0xff, 0xd8, 0xff])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "POST attachments answers 200, not 201");
+    assert!(r.headers().get("location").is_none(), "Folio sends no Location");
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert!(created["id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()));
+}
