@@ -12,3 +12,4 @@
 pub mod folio;
 pub mod money;
 pub mod retry;
+pub mod sandbox;

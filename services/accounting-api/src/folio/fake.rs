@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -24,31 +23,7 @@ use uuid::Uuid;
 use super::wire;
 use crate::money::format_minor;
 
-/// A failure the fake can be told to produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// 500 with a text body.
-    ServerError,
-    /// 429 with `Retry-After`.
-    RateLimited,
-    /// Apply the write, then drop the connection before the answer is complete.
-    DropAfterCommit,
-}
-
-/// Random faults, by rate (0.0-1.0), plus added latency.
-#[derive(Debug, Clone, Default)]
-pub struct Faults {
-    /// Share of requests answered 500.
-    pub server_error_rate: f64,
-    /// Share of requests answered 429.
-    pub rate_limit_rate: f64,
-    /// The `Retry-After` of a 429, in seconds.
-    pub retry_after_secs: u64,
-    /// Delay before every answer.
-    pub latency: Duration,
-    /// Share of writes applied and then dropped.
-    pub drop_after_commit_rate: f64,
-}
+pub use crate::sandbox::{Fault, Faults};
 
 /// A stored attachment, as the fake keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,17 +212,7 @@ async fn faults_and_auth(State(world): State<Shared>, request: Request<Body>, ne
         let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
         w.requests += 1;
         let forced = w.forced.pop_front();
-        let f = &w.faults;
-        let random = if fastrand::f64() < f.server_error_rate {
-            Some(Fault::ServerError)
-        } else if fastrand::f64() < f.rate_limit_rate {
-            Some(Fault::RateLimited)
-        } else if is_write && fastrand::f64() < f.drop_after_commit_rate {
-            Some(Fault::DropAfterCommit)
-        } else {
-            None
-        };
-        (f.latency, forced.or(random), f.retry_after_secs)
+        (w.faults.latency, w.faults.draw(forced, is_write), w.faults.retry_after_secs)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -268,10 +233,7 @@ async fn faults_and_auth(State(world): State<Shared>, request: Request<Body>, ne
             let applied = next.run(request).await;
             // The change is made; the caller never learns it.
             let (parts, _) = applied.into_parts();
-            let broken = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped"))
-            });
-            Response::from_parts(parts, Body::from_stream(broken))
+            crate::sandbox::dropped(parts)
         }
         _ => next.run(request).await,
     }
