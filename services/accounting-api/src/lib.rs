@@ -9,6 +9,7 @@
 // reads as inconsistent grouping.
 #![allow(clippy::inconsistent_digit_grouping)]
 
+pub mod fiken;
 pub mod folio;
 pub mod money;
 pub mod retry;

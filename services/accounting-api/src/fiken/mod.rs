@@ -1,0 +1,514 @@
+//! Fiken, the accounting system: a typed client for the API v2 subset we need,
+//! and a local fake.
+//!
+//! Fiken allows one request at a time per token and slows callers above four
+//! requests a second (`../shared/ref/fiken.md` §4). The client enforces both for
+//! the whole process: every client with the same token shares one [`Limiter`].
+//! Amounts are integer øre on the wire and here. A write whose answer is lost is
+//! [`FikenError::Ambiguous`]; the caller looks the purchase up by its identifier
+//! before trying again (Fiken has no idempotency key).
+
+pub mod fake;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::retry::{retry_after, RetryPolicy};
+
+/// A Fiken API token. Never printed.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Token {
+        Token(token.into())
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+/// What went wrong talking to Fiken. None of these carry the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FikenError {
+    /// The token was refused.
+    #[error("Fiken refused the token (401)")]
+    Unauthorized,
+    /// The token may not do this, or the company lacks the API module.
+    #[error("Fiken forbids this ({status}): {message}")]
+    Forbidden { status: u16, message: String },
+    /// Not found.
+    #[error("not found at Fiken: {0}")]
+    NotFound(String),
+    /// Fiken refused the content as invalid; its own words. Permanent.
+    #[error("Fiken rejected it as invalid: {message}")]
+    Validation { message: String },
+    /// Still rate limited after every attempt.
+    #[error("Fiken is rate limiting us; retry after {retry_after:?}")]
+    RateLimited { retry_after: Option<Duration> },
+    /// Fiken failed or could not be reached, after every attempt.
+    #[error("Fiken is unavailable: {0}")]
+    Unavailable(String),
+    /// A write was sent but its answer was lost: it may or may not have happened.
+    #[error("the request may have reached Fiken, but its answer was lost: {0}")]
+    Ambiguous(String),
+    /// An answer we cannot read.
+    #[error("unexpected answer from Fiken: {0}")]
+    Decode(String),
+}
+
+impl FikenError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FikenError::RateLimited { .. } | FikenError::Unavailable(_) | FikenError::Ambiguous(_))
+    }
+}
+
+/// One request at a time, and at least `spacing` between their starts, for every
+/// client of one token in this process.
+pub struct Limiter {
+    last: tokio::sync::Mutex<Option<Instant>>,
+    spacing: Duration,
+}
+
+impl Limiter {
+    fn for_token(token: &Token, spacing: Duration) -> Arc<Limiter> {
+        static LIMITERS: OnceLock<Mutex<HashMap<String, Arc<Limiter>>>> = OnceLock::new();
+        let mut map = LIMITERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(token.0.clone())
+            .or_insert_with(|| Arc::new(Limiter { last: tokio::sync::Mutex::new(None), spacing }))
+            .clone()
+    }
+}
+
+/// Fiken's default pacing: four requests a second.
+pub const SPACING: Duration = Duration::from_millis(250);
+
+/// A bank account in Fiken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankAccount {
+    /// Fiken's id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// The ledger code to pay from, e.g. `1920:10001`.
+    pub account_code: String,
+    /// Reconciled balance, øre.
+    pub reconciled_balance_minor: i64,
+}
+
+/// One line of a purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseLine {
+    /// What was bought.
+    pub description: String,
+    /// Expense account, e.g. `6540`.
+    pub account: String,
+    /// Net amount, øre.
+    pub net_minor: i64,
+    /// VAT, øre.
+    pub vat_minor: i64,
+    /// Fiken's VAT type, e.g. `HIGH`.
+    pub vat_type: String,
+}
+
+/// A supplier invoice to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPurchase {
+    /// The supplier's invoice number: how we find it again.
+    pub identifier: String,
+    /// Invoice date.
+    pub date: chrono::NaiveDate,
+    /// Due date.
+    pub due_date: Option<chrono::NaiveDate>,
+    /// The supplier's contact id.
+    pub supplier_id: i64,
+    /// ISO currency.
+    pub currency: String,
+    /// Lines.
+    pub lines: Vec<PurchaseLine>,
+}
+
+/// A registered purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purchase {
+    /// Fiken's id.
+    pub id: i64,
+    /// The supplier's invoice number.
+    pub identifier: Option<String>,
+    /// The supplier's contact id.
+    pub supplier_id: Option<i64>,
+    /// Total of net + VAT over the lines, øre.
+    pub total_minor: i64,
+    /// Attachments so far.
+    pub attachments: usize,
+}
+
+/// Typed client for one company at Fiken.
+#[derive(Clone)]
+pub struct FikenClient {
+    http: reqwest::Client,
+    base: String,
+    company: String,
+    token: Token,
+    retry: RetryPolicy,
+    limiter: Arc<Limiter>,
+}
+
+impl std::fmt::Debug for FikenClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FikenClient").field("base", &self.base).field("company", &self.company).finish_non_exhaustive()
+    }
+}
+
+struct Answer {
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl FikenClient {
+    /// A client for `company` (its slug) at `base` (`https://api.fiken.no/api/v2`),
+    /// pacing requests `spacing` apart ([`SPACING`] in production).
+    pub fn new(
+        base: impl Into<String>,
+        company: &str,
+        token: Token,
+        retry: RetryPolicy,
+        spacing: Duration,
+    ) -> Result<FikenClient, FikenError> {
+        let http = reqwest::Client::builder()
+            .timeout(retry.timeout)
+            .build()
+            .map_err(|e| FikenError::Unavailable(e.to_string()))?;
+        let limiter = Limiter::for_token(&token, spacing);
+        Ok(FikenClient {
+            http,
+            base: base.into().trim_end_matches('/').to_string(),
+            company: company.to_string(),
+            token,
+            retry,
+            limiter,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/companies/{}{path}", self.base, self.company)
+    }
+
+    /// The company's bank accounts.
+    pub async fn bank_accounts(&self) -> Result<Vec<BankAccount>, FikenError> {
+        let list: Vec<wire::BankAccount> = self.get_all("/bankAccounts").await?;
+        Ok(list
+            .into_iter()
+            .map(|b| BankAccount {
+                id: b.bank_account_id,
+                name: b.name,
+                account_code: b.account_code,
+                reconciled_balance_minor: b.reconciled_balance,
+            })
+            .collect())
+    }
+
+    /// A supplier by organisation number (or, without one, by exact name).
+    pub async fn find_supplier(
+        &self,
+        name: &str,
+        organization_number: Option<&str>,
+    ) -> Result<Option<i64>, FikenError> {
+        let contacts: Vec<wire::Contact> = self.get_all("/contacts?supplier=true").await?;
+        Ok(contacts
+            .into_iter()
+            .find(|c| match organization_number {
+                Some(org) => c.organization_number.as_deref() == Some(org),
+                None => c.name.eq_ignore_ascii_case(name),
+            })
+            .map(|c| c.contact_id))
+    }
+
+    /// Creates a supplier and returns its contact id.
+    pub async fn create_supplier(&self, name: &str, organization_number: Option<&str>) -> Result<i64, FikenError> {
+        let body = wire::ContactRequest {
+            name: name.into(),
+            organization_number: organization_number.map(String::from),
+            supplier: true,
+        };
+        self.create("/contacts", &body).await
+    }
+
+    /// Registers a supplier invoice; returns the purchase id. A lost answer is
+    /// [`FikenError::Ambiguous`]: look it up with [`FikenClient::find_purchase`].
+    pub async fn create_purchase(&self, purchase: &NewPurchase) -> Result<i64, FikenError> {
+        let body = wire::PurchaseRequest {
+            date: purchase.date.to_string(),
+            kind: "supplier".into(),
+            paid: false,
+            currency: purchase.currency.clone(),
+            identifier: Some(purchase.identifier.clone()),
+            due_date: purchase.due_date.map(|d| d.to_string()),
+            supplier_id: Some(purchase.supplier_id),
+            lines: purchase
+                .lines
+                .iter()
+                .map(|l| wire::OrderLine {
+                    description: l.description.clone(),
+                    vat_type: l.vat_type.clone(),
+                    net_price: l.net_minor,
+                    vat: l.vat_minor,
+                    account: l.account.clone(),
+                })
+                .collect(),
+        };
+        self.create("/purchases", &body).await
+    }
+
+    /// A purchase by id.
+    pub async fn purchase(&self, id: i64) -> Result<Purchase, FikenError> {
+        let answer = self.send(Method::GET, &self.url(&format!("/purchases/{id}")), None, false).await?;
+        let p: wire::Purchase = decode(&answer.body)?;
+        Ok(purchase(p))
+    }
+
+    /// The purchase of this supplier with this invoice number, if registered.
+    pub async fn find_purchase(&self, supplier_id: i64, identifier: &str) -> Result<Option<Purchase>, FikenError> {
+        let all: Vec<wire::Purchase> = self.get_all("/purchases").await?;
+        Ok(all
+            .into_iter()
+            .filter(|p| !p.deleted)
+            .find(|p| {
+                p.identifier.as_deref() == Some(identifier)
+                    && p.supplier.as_ref().map(|s| s.contact_id) == Some(supplier_id)
+            })
+            .map(purchase))
+    }
+
+    /// Attaches a document to a purchase (as its invoice, or as a payment receipt).
+    pub async fn attach_to_purchase(
+        &self,
+        id: i64,
+        filename: &str,
+        bytes: Vec<u8>,
+        as_receipt: bool,
+    ) -> Result<(), FikenError> {
+        let url = self.url(&format!("/purchases/{id}/attachments"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let form = reqwest::multipart::Form::new()
+                .text("filename", filename.to_string())
+                .text("attachToSale", (!as_receipt).to_string())
+                .text("attachToPayment", as_receipt.to_string())
+                .part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.to_string()));
+            let _turn = self.turn().await;
+            let sent = self
+                .http
+                .post(&url)
+                .bearer_auth(&self.token.0)
+                .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
+                .multipart(form)
+                .send()
+                .await;
+            match self.write_outcome(sent, attempt).await? {
+                Some(_) => return Ok(()),
+                None => continue,
+            }
+        }
+    }
+
+    async fn create<B: serde::Serialize>(&self, path: &str, body: &B) -> Result<i64, FikenError> {
+        let json = serde_json::to_vec(body).map_err(|e| FikenError::Decode(e.to_string()))?;
+        let answer = self.send(Method::POST, &self.url(path), Some(json), true).await?;
+        let location = answer
+            .headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| FikenError::Decode(format!("{path}: 201 without a Location")))?;
+        location
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| FikenError::Decode(format!("{path}: no id at the end of the Location")))
+    }
+
+    /// Waits for this token's turn: one request at a time, paced.
+    async fn turn(&self) -> tokio::sync::MutexGuard<'_, Option<Instant>> {
+        let mut last = self.limiter.last.lock().await;
+        if let Some(at) = *last {
+            let next = at + self.limiter.spacing;
+            if next > Instant::now() {
+                tokio::time::sleep_until(next.into()).await;
+            }
+        }
+        *last = Some(Instant::now());
+        last
+    }
+
+    /// Interprets the outcome of a write: `Some` on success, `None` to try again
+    /// (only when it surely did not happen: refused connection, 429).
+    async fn write_outcome(
+        &self,
+        sent: Result<reqwest::Response, reqwest::Error>,
+        attempt: u32,
+    ) -> Result<Option<Answer>, FikenError> {
+        let last = attempt >= self.retry.max_attempts;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() && !last => {
+                tokio::time::sleep(self.retry.backoff.delay(attempt - 1)).await;
+                return Ok(None);
+            }
+            Err(e) if e.is_connect() => return Err(FikenError::Unavailable("could not connect".into())),
+            Err(e) => return Err(FikenError::Ambiguous(describe(&e))),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let after = retry_after(&headers);
+            if last || after.is_some_and(|a| a > self.retry.max_retry_after) {
+                return Err(FikenError::RateLimited { retry_after: after });
+            }
+            tokio::time::sleep(after.unwrap_or_else(|| self.retry.backoff.delay(attempt - 1))).await;
+            return Ok(None);
+        }
+        if status.is_server_error() {
+            return Err(FikenError::Ambiguous(format!("Fiken answered {status}")));
+        }
+        let body = response.text().await.map_err(|e| FikenError::Ambiguous(describe(&e)))?;
+        if !status.is_success() {
+            return Err(classify(status, &body));
+        }
+        Ok(Some(Answer { headers, body }))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        json: Option<Vec<u8>>,
+        is_write: bool,
+    ) -> Result<Answer, FikenError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(&self.token.0)
+                .header("X-Request-ID", uuid::Uuid::new_v4().to_string());
+            if let Some(body) = &json {
+                request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            let sent = {
+                let _turn = self.turn().await;
+                request.send().await
+            };
+            if is_write {
+                if let Some(answer) = self.write_outcome(sent, attempt).await? {
+                    return Ok(answer);
+                }
+                continue;
+            }
+            let last = attempt >= self.retry.max_attempts;
+            let wait = match sent {
+                Ok(r) if r.status().is_success() => {
+                    let headers = r.headers().clone();
+                    let body = r.text().await.map_err(|e| FikenError::Unavailable(describe(&e)))?;
+                    return Ok(Answer { headers, body });
+                }
+                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    let after = retry_after(r.headers());
+                    if last || after.is_some_and(|a| a > self.retry.max_retry_after) {
+                        return Err(FikenError::RateLimited { retry_after: after });
+                    }
+                    after.unwrap_or_else(|| self.retry.backoff.delay(attempt - 1))
+                }
+                Ok(r) if r.status().is_server_error() && !last => self.retry.backoff.delay(attempt - 1),
+                Ok(r) if r.status().is_server_error() => {
+                    return Err(FikenError::Unavailable(format!("Fiken answered {}", r.status())))
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    return Err(classify(status, &r.text().await.unwrap_or_default()));
+                }
+                Err(e) if last => return Err(FikenError::Unavailable(describe(&e))),
+                Err(_) => self.retry.backoff.delay(attempt - 1),
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Every page of a list, 100 at a time.
+    async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, FikenError> {
+        let mut out = Vec::new();
+        let mut page = 0u32;
+        loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let url = self.url(&format!("{path}{separator}page={page}&pageSize=100"));
+            let answer = self.send(Method::GET, &url, None, false).await?;
+            let mut items: Vec<T> = decode(&answer.body)?;
+            out.append(&mut items);
+            let pages: u32 = answer
+                .headers
+                .get("Fiken-Api-Page-Count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            page += 1;
+            if page >= pages {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn purchase(p: wire::Purchase) -> Purchase {
+    Purchase {
+        id: p.purchase_id,
+        identifier: p.identifier,
+        supplier_id: p.supplier.map(|s| s.contact_id),
+        total_minor: p.lines.iter().map(|l| l.net_price + l.vat).sum(),
+        attachments: p.purchase_attachments.len(),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &str) -> Result<T, FikenError> {
+    serde_json::from_str(body).map_err(|e| FikenError::Decode(e.to_string()))
+}
+
+/// Fiken's error text: `message`, then `error_description`, then `error`, then the raw body.
+fn message_of(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    parsed
+        .as_ref()
+        .and_then(|v| ["message", "error_description", "error"].iter().find_map(|k| v.get(*k).and_then(|m| m.as_str())))
+        .map(str::to_string)
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+fn classify(status: StatusCode, body: &str) -> FikenError {
+    let message = message_of(body);
+    match status {
+        StatusCode::UNAUTHORIZED => FikenError::Unauthorized,
+        StatusCode::NOT_FOUND => FikenError::NotFound(message),
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => FikenError::Validation { message },
+        _ => FikenError::Forbidden { status: status.as_u16(), message },
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        "the connection failed".into()
+    }
+}
