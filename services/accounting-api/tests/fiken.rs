@@ -66,15 +66,15 @@ async fn a_supplier_invoice_is_registered_found_again_and_documented() {
     assert_eq!(fiken.find_purchase(supplier, "F-1001").await.unwrap().map(|p| p.id), Some(id));
     assert_eq!(fiken.find_purchase(supplier, "F-9999").await.unwrap(), None);
 
-    fiken.attach_to_purchase(id, "F-1001.pdf", b"%PDF-1.7 invoice".to_vec(), false).await.unwrap();
+    fiken.attach_to_purchase(id, "F-1001.pdf", b"%PDF-1.7 invoice".to_vec(), false, "key-1").await.unwrap();
     let stored = fake.attachments_of(id);
     assert_eq!(
         (stored[0].filename.as_str(), stored[0].bytes.as_slice(), stored[0].to_payment),
         ("F-1001.pdf", &b"%PDF-1.7 invoice"[..], false)
     );
-    assert_eq!(fiken.purchase(id).await.unwrap().attachments, 1);
+    assert_eq!(fiken.purchase(id).await.unwrap().attachment_comments, vec!["key-1".to_string()]);
 
-    let err = fiken.attach_to_purchase(id, "scan.heic", vec![1], true).await.unwrap_err();
+    let err = fiken.attach_to_purchase(id, "scan.heic", vec![1], true, "").await.unwrap_err();
     assert!(matches!(&err, FikenError::Validation { message } if message.contains(".pdf")), "{err}");
 }
 
@@ -161,4 +161,28 @@ async fn a_lost_answer_is_ambiguous_and_the_lookup_finds_the_purchase_once() {
     // A 5xx on a read is retried.
     fake.fail_next([Fault::ServerError, Fault::ServerError]);
     assert!(fiken.find_purchase(supplier, "R-78").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn companies_inbox_and_purchases_by_date() {
+    let fake = fake().await;
+    let fiken = client(&fake, "token-reads", Duration::ZERO);
+    let companies = fiken.companies().await.unwrap();
+    assert_eq!(companies.iter().map(|c| c.slug.as_str()).collect::<Vec<_>>(), [SANDBOX_COMPANY]);
+    let inbox = fiken.inbox().await.unwrap();
+    assert!(inbox.iter().all(|d| !d.filename.is_empty()) && !inbox.is_empty());
+
+    let supplier = fiken.create_supplier("Datoleverandøren", None).await.unwrap();
+    for (number, day) in [("D-1", 1), ("D-2", 15), ("D-3", 28)] {
+        let mut p = invoice(number, supplier);
+        p.date = NaiveDate::from_ymd_opt(2026, 2, day).unwrap();
+        fiken.create_purchase(&p).await.unwrap();
+    }
+    let mid = fiken
+        .purchases(NaiveDate::from_ymd_opt(2026, 2, 2).unwrap(), NaiveDate::from_ymd_opt(2026, 2, 28).unwrap())
+        .await
+        .unwrap();
+    let numbers: Vec<_> = mid.iter().filter_map(|p| p.identifier.as_deref()).collect();
+    assert_eq!(numbers, ["D-2", "D-3"]);
+    assert_eq!(mid[0].supplier_name.as_deref(), Some("Datoleverandøren"));
 }

@@ -70,6 +70,11 @@ async fn a_receipt_attached_to_an_event_reads_back_byte_for_byte() {
     let events = folio.events(today - Days::days(10), today).await.unwrap();
     let kiwi = events.iter().find(|e| e.id == kiwi.id).unwrap();
     assert!(kiwi.complete && kiwi.attachments[0].size > 0);
+
+    let one = folio.event(kiwi.id).await.unwrap();
+    assert_eq!((one.amount_minor, one.attachments[0].filename.as_deref()), (-499_00, Some("kiwi.pdf")));
+    let unknown = folio.event(uuid::Uuid::new_v4()).await.unwrap_err();
+    assert!(matches!(unknown, FolioError::NotFound(_)), "{unknown}");
 }
 
 #[tokio::test]

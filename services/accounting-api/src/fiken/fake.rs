@@ -115,7 +115,8 @@ fn router(state: AppState) -> Router {
         .route("/contacts", get(contacts).post(create_contact))
         .route("/purchases", get(purchases).post(create_purchase))
         .route("/purchases/{id}", get(purchase))
-        .route("/purchases/{id}/attachments", post(attach));
+        .route("/purchases/{id}/attachments", post(attach))
+        .route("/inbox", get(inbox));
     let api = Router::new()
         .route("/companies", get(companies))
         .nest("/companies/{slug}", company)
@@ -200,6 +201,10 @@ struct Paging {
     page: Option<usize>,
     page_size: Option<usize>,
     supplier: Option<bool>,
+    #[serde(rename = "dateGe")]
+    date_ge: Option<chrono::NaiveDate>,
+    #[serde(rename = "dateLe")]
+    date_le: Option<chrono::NaiveDate>,
 }
 
 /// A bare JSON array with the four paging headers.
@@ -291,7 +296,12 @@ async fn create_contact(State(state): State<AppState>, headers: HeaderMap, body:
 
 async fn purchases(State(state): State<AppState>, Query(paging): Query<Paging>) -> Response {
     let w = state.world.lock().unwrap_or_else(|p| p.into_inner());
-    paged(w.purchases.values().map(|(p, _)| p.clone()).collect::<Vec<_>>(), &paging)
+    let in_range = |p: &wire::Purchase| {
+        let date = chrono::NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
+        paging.date_ge.is_none_or(|from| date.is_some_and(|d| d >= from))
+            && paging.date_le.is_none_or(|to| date.is_some_and(|d| d <= to))
+    };
+    paged(w.purchases.values().map(|(p, _)| p.clone()).filter(in_range).collect::<Vec<_>>(), &paging)
 }
 
 async fn create_purchase(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -353,6 +363,7 @@ const ALLOWED_EXTENSIONS: [&str; 5] = [".png", ".jpeg", ".jpg", ".gif", ".pdf"];
 
 async fn attach(State(state): State<AppState>, Path((_, id)): Path<(String, i64)>, mut form: Multipart) -> Response {
     let (mut file, mut filename, mut to_sale, mut to_payment) = (None, None, false, false);
+    let mut comment = String::new();
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -366,6 +377,7 @@ async fn attach(State(state): State<AppState>, Path((_, id)): Path<(String, i64)
             "filename" => filename = Some(String::from_utf8_lossy(&data).into_owned()),
             "attachToSale" => to_sale = &data[..] == b"true",
             "attachToPayment" => to_payment = &data[..] == b"true",
+            "comment" => comment = String::from_utf8_lossy(&data).into_owned(),
             _ => {}
         }
     }
@@ -382,8 +394,22 @@ async fn attach(State(state): State<AppState>, Path((_, id)): Path<(String, i64)
     let Some((purchase, attachments)) = w.purchases.get_mut(&id) else {
         return error(StatusCode::NOT_FOUND, "Purchase not found");
     };
-    purchase.purchase_attachments.push(serde_json::json!({"identifier": filename, "type": "invoice"}));
+    let kind = if to_sale { "invoice" } else { "unspecified" };
+    purchase.purchase_attachments.push(serde_json::json!({"identifier": filename, "comment": comment, "type": kind}));
     attachments.push(StoredAttachment { filename: filename.clone(), bytes: file, to_payment });
     let n = attachments.len();
     created(&state.base, format!("/companies/{SANDBOX_COMPANY}/purchases/{id}/attachments/{n}"))
+}
+
+/// The sandbox inbox: one scanned document, so the listing has something to show.
+async fn inbox(Query(paging): Query<Paging>) -> Response {
+    let documents = vec![wire::InboxDocument {
+        document_id: 1,
+        name: "Skannet kvittering".into(),
+        description: "sandbox".into(),
+        filename: "kvittering.pdf".into(),
+        status: false,
+        created_at: "2026-01-02T09:30:00Z".into(),
+    }];
+    paged(documents, &paging)
 }

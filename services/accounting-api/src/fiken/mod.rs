@@ -149,8 +149,42 @@ pub struct Purchase {
     pub supplier_id: Option<i64>,
     /// Total of net + VAT over the lines, øre.
     pub total_minor: i64,
-    /// Attachments so far.
-    pub attachments: usize,
+    /// Invoice date.
+    pub date: Option<chrono::NaiveDate>,
+    /// Due date.
+    pub due_date: Option<chrono::NaiveDate>,
+    /// Supplier name.
+    pub supplier_name: Option<String>,
+    /// Paid in full.
+    pub paid: bool,
+    /// The `comment` of each attachment so far (empty when none was given).
+    pub attachment_comments: Vec<String>,
+}
+
+/// A company the token may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Company {
+    /// Display name.
+    pub name: String,
+    /// The slug used in every URL.
+    pub slug: String,
+    /// Organisation number.
+    pub organization_number: String,
+    /// A test company (Fiken's own sandbox).
+    pub test_company: bool,
+}
+
+/// A document waiting in the company's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxDocument {
+    /// Fiken's id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// File name.
+    pub filename: String,
+    /// Whether it is used as documentation of something already.
+    pub used: bool,
 }
 
 /// Typed client for one company at Fiken.
@@ -202,6 +236,36 @@ impl FikenClient {
 
     fn url(&self, path: &str) -> String {
         format!("{}/companies/{}{path}", self.base, self.company)
+    }
+
+    /// The companies this token may use (not company-scoped).
+    pub async fn companies(&self) -> Result<Vec<Company>, FikenError> {
+        let answer = self.send(Method::GET, &format!("{}/companies", self.base), None, false).await?;
+        let list: Vec<wire::Company> = decode(&answer.body)?;
+        Ok(list
+            .into_iter()
+            .map(|c| Company {
+                name: c.name,
+                slug: c.slug,
+                organization_number: c.organization_number,
+                test_company: c.test_company,
+            })
+            .collect())
+    }
+
+    /// Documents in the company's inbox.
+    pub async fn inbox(&self) -> Result<Vec<InboxDocument>, FikenError> {
+        let list: Vec<wire::InboxDocument> = self.get_all("/inbox?status=all").await?;
+        Ok(list
+            .into_iter()
+            .map(|d| InboxDocument { id: d.document_id, name: d.name, filename: d.filename, used: d.status })
+            .collect())
+    }
+
+    /// Purchases dated between `from` and `to`, inclusive.
+    pub async fn purchases(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<Vec<Purchase>, FikenError> {
+        let all: Vec<wire::Purchase> = self.get_all(&format!("/purchases?dateGe={from}&dateLe={to}")).await?;
+        Ok(all.into_iter().filter(|p| !p.deleted).map(purchase).collect())
     }
 
     /// The company's bank accounts.
@@ -291,12 +355,16 @@ impl FikenClient {
     }
 
     /// Attaches a document to a purchase (as its invoice, or as a payment receipt).
+    /// `comment` travels with the attachment and comes back in
+    /// [`Purchase::attachment_comments`]: the executor puts its idempotency key
+    /// there, so it can tell afterwards whether a lost attempt landed.
     pub async fn attach_to_purchase(
         &self,
         id: i64,
         filename: &str,
         bytes: Vec<u8>,
         as_receipt: bool,
+        comment: &str,
     ) -> Result<(), FikenError> {
         let url = self.url(&format!("/purchases/{id}/attachments"));
         let mut attempt = 0;
@@ -306,6 +374,7 @@ impl FikenClient {
                 .text("filename", filename.to_string())
                 .text("attachToSale", (!as_receipt).to_string())
                 .text("attachToPayment", as_receipt.to_string())
+                .text("comment", comment.to_string())
                 .part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.to_string()));
             let _turn = self.turn().await;
             let sent = self
@@ -473,9 +542,17 @@ fn purchase(p: wire::Purchase) -> Purchase {
     Purchase {
         id: p.purchase_id,
         identifier: p.identifier,
-        supplier_id: p.supplier.map(|s| s.contact_id),
+        supplier_id: p.supplier.as_ref().map(|s| s.contact_id),
         total_minor: p.lines.iter().map(|l| l.net_price + l.vat).sum(),
-        attachments: p.purchase_attachments.len(),
+        date: chrono::NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok(),
+        due_date: p.due_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+        supplier_name: p.supplier.map(|s| s.name),
+        paid: p.paid,
+        attachment_comments: p
+            .purchase_attachments
+            .iter()
+            .map(|a| a.get("comment").and_then(|c| c.as_str()).unwrap_or_default().to_string())
+            .collect(),
     }
 }
 

@@ -95,3 +95,15 @@ pub(crate) struct Purchase {
     #[serde(default)]
     pub deleted: bool,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct InboxDocument {
+    pub document_id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub filename: String,
+    pub status: bool,
+    pub created_at: String,
+}

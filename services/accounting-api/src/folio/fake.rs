@@ -188,6 +188,7 @@ fn router(world: Shared) -> Router {
         .route("/accounts/{number}/balance/{date}", get(balance))
         .route("/accounts/{number}/transactions", get(transactions))
         .route("/events", get(events))
+        .route("/events/{id}", get(event))
         .route("/events/{id}/attachments", post(attach))
         .route("/attachments/{id}/{kind}", get(attachment))
         .layer(middleware::from_fn_with_state(world.clone(), faults_and_auth))
@@ -362,16 +363,31 @@ async fn events(State(world): State<Shared>, Query(range): Query<Range>) -> Resp
         .events
         .values()
         .filter(|e| (start..=end).contains(&e.time.date_naive()))
-        .map(|e| wire::Event {
-            id: e.id,
-            time: e.time,
-            amount: money(e.amount_minor),
-            transactions: vec![],
-            attachments: e.attachments.iter().filter_map(|a| w.attachments.get(a)).map(wire_attachment).collect(),
-            complete: !e.attachments.is_empty(),
-        })
+        .map(|e| wire_event(&w, e))
         .collect();
     Json(wire::Events { events, includes: serde_json::json!({}) }).into_response()
+}
+
+fn wire_event(w: &World, e: &EventState) -> wire::Event {
+    wire::Event {
+        id: e.id,
+        time: e.time,
+        amount: money(e.amount_minor),
+        transactions: vec![],
+        attachments: e.attachments.iter().filter_map(|a| w.attachments.get(a)).map(wire_attachment).collect(),
+        complete: !e.attachments.is_empty(),
+    }
+}
+
+/// `GET /events/{id}`: not in Folio's spec snapshot; shaped as the one client that
+/// uses it expects (`{"event": {...}}`), and answered like `PATCH` answers an
+/// unknown event (403). See `../shared/ref/folio.md` §3.
+async fn event(State(world): State<Shared>, Path(id): Path<String>) -> Response {
+    let w = world.lock().unwrap_or_else(|p| p.into_inner());
+    match id.parse::<Uuid>().ok().and_then(|id| w.events.get(&id)) {
+        Some(e) => Json(serde_json::json!({ "event": wire_event(&w, e) })).into_response(),
+        None => text(StatusCode::FORBIDDEN, "Forbidden"),
+    }
 }
 
 const ACCEPTED_TYPES: [&str; 3] = ["application/pdf", "image/jpeg", "image/png"];

@@ -194,6 +194,15 @@ impl FolioClient {
         body.events.into_iter().map(wire::Event::into_domain).collect()
     }
 
+    /// One event with its attachments. UNVERIFIED: `GET /events/{id}` is missing
+    /// from Folio's spec snapshot; its shape (`{"event": {...}}`) follows the one
+    /// client that uses it (`../shared/ref/folio.md` §3). Kept here alone so it is
+    /// easy to correct. An unknown event is [`FolioError::NotFound`].
+    pub async fn event(&self, id: Uuid) -> Result<Event, FolioError> {
+        let body: wire::OneEvent = self.get_json(&format!("/events/{id}"), &[]).await?;
+        body.event.into_domain()
+    }
+
     /// Attaches a receipt to an event. Not retried once sent: Folio offers no
     /// idempotency key, so a lost answer is [`FolioError::Ambiguous`] and the
     /// caller must look at the event before trying again.

@@ -127,6 +127,12 @@ pub(crate) struct Events {
     pub includes: serde_json::Value,
 }
 
+/// `GET /events/{id}` (UNVERIFIED shape, see the client).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OneEvent {
+    pub event: Event,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Event {
