@@ -54,6 +54,32 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// A configuration variable with a value that cannot be used. Names the
+/// variable, never its value (it may be a secret).
+#[derive(Debug, thiserror::Error)]
+#[error("{var} {expected}")]
+pub struct EnvError {
+    /// The variable.
+    pub var: String,
+    /// What it should be.
+    pub expected: &'static str,
+}
+
+/// A whole number from the environment, if the variable is set.
+pub fn env_number(var: &str) -> Result<Option<u64>, EnvError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map(Some).map_err(|_| EnvError { var: var.into(), expected: "must be a whole number" })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A non-empty string from the environment, if the variable is set.
+pub fn env_text(var: &str) -> Option<String> {
+    std::env::var(var).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

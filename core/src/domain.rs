@@ -120,16 +120,29 @@ pub enum Stage {
     Rejected,
     /// A policy asked a person to decide.
     Escalated,
+    /// The Accounting API claimed it and is about to call Fiken or Folio; from
+    /// here on it can no longer be stopped by a rejection.
+    ExecutionStarted,
     /// The Accounting API carried it out.
     Executed,
     /// Carrying it out failed (maybe to be retried).
     ExecutionFailed,
+    /// The Accounting API did not carry it out, and says why (rejected meanwhile, ...).
+    ExecutionSkipped,
 }
 
 impl Stage {
     /// Every stage.
-    pub const ALL: [Stage; 6] =
-        [Stage::Proposed, Stage::Approved, Stage::Rejected, Stage::Escalated, Stage::Executed, Stage::ExecutionFailed];
+    pub const ALL: [Stage; 8] = [
+        Stage::Proposed,
+        Stage::Approved,
+        Stage::Rejected,
+        Stage::Escalated,
+        Stage::ExecutionStarted,
+        Stage::Executed,
+        Stage::ExecutionFailed,
+        Stage::ExecutionSkipped,
+    ];
 
     fn suffix(self) -> &'static str {
         match self {
@@ -137,8 +150,10 @@ impl Stage {
             Stage::Approved => "Approved",
             Stage::Rejected => "Rejected",
             Stage::Escalated => "Escalated",
+            Stage::ExecutionStarted => "ExecutionStarted",
             Stage::Executed => "Executed",
             Stage::ExecutionFailed => "ExecutionFailed",
+            Stage::ExecutionSkipped => "ExecutionSkipped",
         }
     }
 }
@@ -207,6 +222,17 @@ pub struct InvoiceRegistrationProposed {
     /// What was bought.
     #[serde(default)]
     pub description: String,
+    /// Fiken's VAT type of the purchase (`HIGH` 25 %, `MEDIUM` 15 %, `LOW` 12 %,
+    /// `NONE`, ...); absent means `HIGH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_type: Option<String>,
+}
+
+impl InvoiceRegistrationProposed {
+    /// The VAT type, `HIGH` unless the proposal says otherwise.
+    pub fn vat_type(&self) -> &str {
+        self.vat_type.as_deref().unwrap_or("HIGH")
+    }
 }
 
 impl Payload for InvoiceRegistrationProposed {
@@ -224,12 +250,40 @@ pub struct Decision {
     pub reviewer: Option<String>,
 }
 
+/// Payload of every `...ExecutionStarted` event: one attempt claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionStart {
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// Stable for every attempt of one action (derived from its correlation id):
+    /// sent to Fiken/Folio where they keep it, and looked for before a retry.
+    pub idempotency_key: String,
+    /// True when an earlier attempt may have reached the remote system, so this
+    /// attempt looked at the remote state before acting.
+    #[serde(default)]
+    pub resumed: bool,
+}
+
 /// Payload of every `...Executed` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Execution {
     /// Ids at Fiken or Folio, by name (`fiken_purchase_id`, ...).
     #[serde(default)]
     pub remote_ids: BTreeMap<String, String>,
+    /// The attempt that succeeded, from 1.
+    #[serde(default)]
+    pub attempt: u32,
+    /// True when the effect was found already done at the remote system (an
+    /// earlier attempt landed but its answer was lost), so nothing was sent again.
+    #[serde(default)]
+    pub found_existing: bool,
+}
+
+/// Payload of every `...ExecutionSkipped` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionSkip {
+    /// Why it was not carried out.
+    pub reason: String,
 }
 
 /// Payload of every `...ExecutionFailed` event.
@@ -244,6 +298,9 @@ pub struct ExecutionFailure {
     /// True when no further attempt will be made.
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// When not final: about how long until the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
 }
 
 /// One thing a compliance check found.
@@ -306,6 +363,10 @@ pub enum DomainEvent {
     Executed(ActionKind, Execution),
     /// An attempt that failed.
     ExecutionFailed(ActionKind, ExecutionFailure),
+    /// An attempt claimed.
+    ExecutionStarted(ActionKind, ExecutionStart),
+    /// Not carried out, with the reason.
+    ExecutionSkipped(ActionKind, ExecutionSkip),
     /// See [`ComplianceCheckCompleted`].
     ComplianceCheckCompleted(ComplianceCheckCompleted),
     /// See [`MonthlyCostReport`].
@@ -345,6 +406,8 @@ impl DomainEvent {
                 }
                 Some((kind, Stage::Executed)) => DomainEvent::Executed(kind, parse(p).map_err(fail)?),
                 Some((kind, Stage::ExecutionFailed)) => DomainEvent::ExecutionFailed(kind, parse(p).map_err(fail)?),
+                Some((kind, Stage::ExecutionStarted)) => DomainEvent::ExecutionStarted(kind, parse(p).map_err(fail)?),
+                Some((kind, Stage::ExecutionSkipped)) => DomainEvent::ExecutionSkipped(kind, parse(p).map_err(fail)?),
                 _ => DomainEvent::Other,
             },
         })
@@ -388,6 +451,7 @@ mod tests {
             due_date: NaiveDate::from_ymd_opt(2026, 11, 15).unwrap(),
             account: "6540".into(),
             description: "Chairs".into(),
+            vat_type: None,
         };
         let event = p.clone().into_event("book-e", "c-1");
         assert_eq!(event.event_type, "InvoiceRegistrationProposed");

@@ -26,6 +26,7 @@ pub mod status {
     pub const APPROVED: &str = "APPROVED";
     pub const REJECTED: &str = "REJECTED";
     pub const ESCALATED: &str = "ESCALATED";
+    pub const EXECUTING: &str = "EXECUTING";
     pub const EXECUTED: &str = "EXECUTED";
     pub const FAILED: &str = "FAILED";
     pub const SKIPPED: &str = "SKIPPED";

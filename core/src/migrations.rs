@@ -25,6 +25,7 @@ pub fn postgres() -> Migrator {
         migration!(3, "service roles", "../../migrations/postgres/0003_service_roles.sql"),
         migration!(4, "blobs", "../../migrations/postgres/0004_blobs.sql"),
         migration!(5, "proposal fact indexes", "../../migrations/postgres/0005_proposal_fact_indexes.sql"),
+        migration!(6, "execution claims", "../../migrations/postgres/0006_execution_claims.sql"),
     ])
 }
 

@@ -12,6 +12,10 @@ pub enum ServeCommand {
     /// Review-E: judges proposals with the active policies; human review and
     /// policy management over HTTP. Configured by REVIEW_E_* variables.
     ReviewE,
+    /// Accounting API: executes approved actions against Fiken and Folio; documents
+    /// and read-only queries over HTTP. Configured by ACCOUNTING_API_*, FIKEN_* and
+    /// FOLIO_* variables; without credentials it runs against the local sandbox.
+    AccountingApi,
 }
 
 pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode> {
@@ -26,6 +30,25 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
                 active.set.len()
             );
             service.run_until_stopped(super::shutdown_signal()).await.context("Review-E failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServeCommand::AccountingApi => {
+            let config = accounting_api::Config::from_env()?;
+            let service = accounting_api::AccountingApi::build(config, store).await?;
+            let sandbox = service.sandbox();
+            let mut labels = Vec::new();
+            if let Some(fake) = &sandbox.fiken {
+                labels.push(format!("Fiken SANDBOX at {}", fake.base_url()));
+            }
+            if let Some(fake) = &sandbox.folio {
+                labels.push(format!("Folio SANDBOX at {}", fake.base_url()));
+            }
+            let connectors = if labels.is_empty() { "live Fiken and Folio".to_string() } else { labels.join(", ") };
+            eprintln!("Accounting API listening on http://127.0.0.1:{} ({connectors})", service.port());
+            if service.is_sandbox() {
+                tracing::warn!("running against the local SANDBOX: nothing reaches the real Fiken or Folio");
+            }
+            service.run_until_stopped(super::shutdown_signal()).await.context("the Accounting API failed")?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -437,6 +437,11 @@ impl Store {
         }
     }
 
+    /// Whether the log answers a query now (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.version("").await.map(|_| ())
+    }
+
     /// The read-order cursor of the event at `position`, for resuming "after
     /// position N". Position 0 means the start of the log.
     pub async fn cursor_at(&self, position: i64) -> Result<Cursor, StoreError> {

@@ -1,16 +1,322 @@
 //! The Accounting API: the only part of Bookkeeper that changes the books.
 //!
-//! This crate is being built (see the issue "Accounting API"). What exists:
-//! - [`money`]: exact conversion between decimal strings and minor units;
-//! - [`folio`]: a typed client for Folio's REST API v2 and a faithful local fake
-//!   of it (the sandbox, and what the tests run the client against).
+//! - [`execute`]: the subscription to `*Approved` that carries actions out
+//!   against Fiken and Folio exactly once, and records the outcome as events.
+//! - [`http`]: documents (`POST /documents`) and read-only queries.
+//! - [`fiken`], [`folio`]: typed clients, and the faithful local fakes that are
+//!   the sandbox and what the tests run against.
+//! - [`documents`], [`money`]: content-checked documents; exact amounts.
+//!
+//! [`AccountingApi`] wires them into one service.
 
 // Amounts in code are written kroner_øre (499_00 is 499,00 kr), which clippy
 // reads as inconsistent grouping.
 #![allow(clippy::inconsistent_digit_grouping)]
 
+pub mod documents;
+pub mod execute;
 pub mod fiken;
 pub mod folio;
+pub mod http;
 pub mod money;
+mod openapi;
 pub mod retry;
 pub mod sandbox;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bookkeeper_core::config::{env_number, env_text};
+use bookkeeper_core::{Store, Subscription, SubscriptionOptions, TypeFilter};
+use tokio::net::TcpListener;
+
+use crate::execute::{Connectors, ExecutionOptions, Executor};
+use crate::fiken::fake::FakeFiken;
+use crate::fiken::{FikenClient, Token};
+use crate::folio::fake::FakeFolio;
+use crate::folio::{ApiKey, FolioClient};
+use crate::retry::RetryPolicy;
+
+/// Fiken's production API.
+pub const FIKEN_BASE_URL: &str = "https://api.fiken.no/api/v2";
+/// Folio's production API.
+pub const FOLIO_BASE_URL: &str = "https://api.folio.no/v2";
+
+/// How to reach Fiken: real credentials, or the local sandbox.
+#[derive(Clone)]
+pub enum FikenConfig {
+    /// The real thing (or any server speaking its API).
+    Live {
+        /// `FIKEN_BASE_URL`, default [`FIKEN_BASE_URL`].
+        base_url: String,
+        /// `FIKEN_COMPANY`: the company slug.
+        company: String,
+        /// `FIKEN_TOKEN`.
+        token: Token,
+    },
+    /// The fake, started in this process on `addr` (`FIKEN_SANDBOX_ADDR`, default a free port).
+    Sandbox {
+        /// Where the fake listens.
+        addr: SocketAddr,
+    },
+}
+
+/// How to reach Folio: real credentials, or the local sandbox.
+#[derive(Clone)]
+pub enum FolioConfig {
+    /// The real thing.
+    Live {
+        /// `FOLIO_BASE_URL`, default [`FOLIO_BASE_URL`].
+        base_url: String,
+        /// `FOLIO_API_KEY`.
+        key: ApiKey,
+    },
+    /// The fake with a sandbox company (`FOLIO_SANDBOX_ADDR`, default a free port).
+    Sandbox {
+        /// Where the fake listens.
+        addr: SocketAddr,
+    },
+}
+
+/// The Accounting API's configuration. Environment variable names in brackets;
+/// `Debug` never prints a token.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the HTTP API listens (`ACCOUNTING_API_ADDR`, default 127.0.0.1:8082).
+    pub addr: SocketAddr,
+    /// Bearer token HTTP callers must present (`ACCOUNTING_API_TOKEN`), if any.
+    pub token: Option<String>,
+    /// Fiken.
+    pub fiken: FikenConfig,
+    /// Folio.
+    pub folio: FolioConfig,
+    /// Pacing of Fiken requests (`FIKEN_SPACING_MS`, default 250: Fiken's 4/s).
+    pub fiken_spacing: Duration,
+    /// HTTP retries and timeouts of both clients (`ACCOUNTING_API_HTTP_TIMEOUT_MS`).
+    pub http: RetryPolicy,
+    /// Attempts per action and the delay between them (`ACCOUNTING_API_MAX_ATTEMPTS`,
+    /// `ACCOUNTING_API_RETRY_BASE_MS`, `ACCOUNTING_API_RETRY_CAP_MS`).
+    pub execution: ExecutionOptions,
+    /// Largest document accepted (`ACCOUNTING_API_MAX_DOCUMENT_BYTES`, default 20 MiB).
+    pub max_document_bytes: usize,
+    /// How often the subscription polls without a wake-up.
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fiken = match &self.fiken {
+            FikenConfig::Live { base_url, company, .. } => format!("live {base_url} company {company}"),
+            FikenConfig::Sandbox { addr } => format!("sandbox on {addr}"),
+        };
+        let folio = match &self.folio {
+            FolioConfig::Live { base_url, .. } => format!("live {base_url}"),
+            FolioConfig::Sandbox { addr } => format!("sandbox on {addr}"),
+        };
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("fiken", &fiken)
+            .field("folio", &folio)
+            .field("execution", &self.execution)
+            .field("max_document_bytes", &self.max_document_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+impl Default for Config {
+    /// Sandbox connectors on free ports, listening on 127.0.0.1:8082.
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            token: None,
+            fiken: FikenConfig::Sandbox { addr: any_port() },
+            folio: FolioConfig::Sandbox { addr: any_port() },
+            fiken_spacing: fiken::SPACING,
+            http: RetryPolicy::default(),
+            execution: ExecutionOptions::default(),
+            max_document_bytes: documents::DEFAULT_MAX_BYTES,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the environment. Without `FIKEN_TOKEN`
+    /// (or `FOLIO_API_KEY`) that connector is the local sandbox.
+    pub fn from_env() -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Some(addr) = env_text("ACCOUNTING_API_ADDR") {
+            config.addr = addr.parse().with_context(|| format!("ACCOUNTING_API_ADDR `{addr}` is not host:port"))?;
+        }
+        config.token = env_text("ACCOUNTING_API_TOKEN");
+        if config.token.as_ref().is_some_and(|t| t.len() < 16) {
+            anyhow::bail!("ACCOUNTING_API_TOKEN must be at least 16 characters");
+        }
+        let sandbox_addr = |var: &str| -> anyhow::Result<SocketAddr> {
+            match env_text(var) {
+                Some(a) => a.parse().with_context(|| format!("{var} `{a}` is not host:port")),
+                None => Ok(any_port()),
+            }
+        };
+        config.fiken = match env_text("FIKEN_TOKEN") {
+            Some(token) => FikenConfig::Live {
+                base_url: env_text("FIKEN_BASE_URL").unwrap_or_else(|| FIKEN_BASE_URL.into()),
+                company: env_text("FIKEN_COMPANY")
+                    .context("FIKEN_COMPANY (the company slug) is required with FIKEN_TOKEN")?,
+                token: Token::new(token),
+            },
+            None => FikenConfig::Sandbox { addr: sandbox_addr("FIKEN_SANDBOX_ADDR")? },
+        };
+        config.folio = match env_text("FOLIO_API_KEY") {
+            Some(key) => FolioConfig::Live {
+                base_url: env_text("FOLIO_BASE_URL").unwrap_or_else(|| FOLIO_BASE_URL.into()),
+                key: ApiKey::new(key),
+            },
+            None => FolioConfig::Sandbox { addr: sandbox_addr("FOLIO_SANDBOX_ADDR")? },
+        };
+        if let Some(ms) = env_number("FIKEN_SPACING_MS")? {
+            config.fiken_spacing = Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_number("ACCOUNTING_API_HTTP_TIMEOUT_MS")? {
+            config.http.timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = env_number("ACCOUNTING_API_MAX_ATTEMPTS")? {
+            config.execution.max_attempts = (n as u32).max(1);
+        }
+        if let Some(ms) = env_number("ACCOUNTING_API_RETRY_BASE_MS")? {
+            config.execution.backoff.base = Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_number("ACCOUNTING_API_RETRY_CAP_MS")? {
+            config.execution.backoff.cap = Duration::from_millis(ms);
+        }
+        if let Some(bytes) = env_number("ACCOUNTING_API_MAX_DOCUMENT_BYTES")? {
+            config.max_document_bytes = bytes as usize;
+        }
+        Ok(config)
+    }
+}
+
+/// The fakes this process runs when a connector has no credentials.
+#[derive(Default)]
+pub struct Sandbox {
+    /// The fake Fiken, if Fiken is sandboxed.
+    pub fiken: Option<FakeFiken>,
+    /// The fake Folio, if Folio is sandboxed.
+    pub folio: Option<FakeFolio>,
+}
+
+/// A running Accounting API: the HTTP API and the executing subscription.
+pub struct AccountingApi {
+    listener: TcpListener,
+    store: Store,
+    config: Config,
+    connectors: Connectors,
+    sandbox: Sandbox,
+}
+
+impl AccountingApi {
+    /// Starts the sandbox fakes the configuration asks for, builds the clients and
+    /// binds the listener (port 0 picks a free one).
+    pub async fn build(config: Config, store: Store) -> anyhow::Result<AccountingApi> {
+        let mut sandbox = Sandbox::default();
+        let fiken = match &config.fiken {
+            FikenConfig::Live { base_url, company, token } => {
+                FikenClient::new(base_url, company, token.clone(), config.http.clone(), config.fiken_spacing)?
+            }
+            FikenConfig::Sandbox { addr } => {
+                let fake =
+                    FakeFiken::start(*addr).await.with_context(|| format!("starting the sandbox Fiken on {addr}"))?;
+                let client = FikenClient::new(
+                    fake.base_url(),
+                    fiken::fake::SANDBOX_COMPANY,
+                    Token::new(format!("sandbox-{}", uuid::Uuid::new_v4())),
+                    config.http.clone(),
+                    config.fiken_spacing,
+                )?;
+                sandbox.fiken = Some(fake);
+                client
+            }
+        };
+        let folio = match &config.folio {
+            FolioConfig::Live { base_url, key } => FolioClient::new(base_url, key.clone(), config.http.clone())?,
+            FolioConfig::Sandbox { addr } => {
+                let fake =
+                    FakeFolio::sandbox(*addr).await.with_context(|| format!("starting the sandbox Folio on {addr}"))?;
+                let client = FolioClient::new(fake.base_url(), ApiKey::new("sandbox"), config.http.clone())?;
+                sandbox.folio = Some(fake);
+                client
+            }
+        };
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding the Accounting API to {}", config.addr))?;
+        Ok(AccountingApi { listener, store, config, connectors: Connectors { fiken, folio }, sandbox })
+    }
+
+    /// The port the API listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// The sandbox fakes running in this process (none with real credentials).
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Whether any connector is the sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        self.sandbox.fiken.is_some() || self.sandbox.folio.is_some()
+    }
+
+    /// Runs until `shutdown` resolves. The action in hand is finished and recorded
+    /// first; the sandbox fakes stop last.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
+            let mut rx = tx.subscribe();
+            async move {
+                let _ = rx.recv().await;
+            }
+        };
+        let sandboxed = self.is_sandbox();
+        let state = http::AppState {
+            store: self.store.clone(),
+            connectors: self.connectors.clone(),
+            sandbox: sandboxed,
+            max_document_bytes: self.config.max_document_bytes,
+            token: self.config.token.as_deref().map(Arc::from),
+        };
+        let server = axum::serve(self.listener, http::router(state)).with_graceful_shutdown(stop(&stop_tx));
+        let options = SubscriptionOptions {
+            poll_interval: self.config.poll_interval,
+            retry: self.config.execution.backoff,
+            ..Default::default()
+        };
+        let subscription = Subscription::new(
+            self.store.clone(),
+            execute::SUBSCRIPTION,
+            TypeFilter::of(["*Approved"]),
+            Executor::new(self.store.clone(), self.connectors.clone(), self.config.execution),
+        )
+        .with_options(options);
+        let executing = tokio::spawn(subscription.run(stop(&stop_tx)));
+        let server = tokio::spawn(async move { server.await });
+        shutdown.await;
+        tracing::info!("Accounting API stopping");
+        let _ = stop_tx.send(());
+        executing.await.ok();
+        server.await.ok();
+        drop(self.sandbox);
+        Ok(())
+    }
+}

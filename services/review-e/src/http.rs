@@ -98,9 +98,10 @@ impl From<ReviewError> for ApiError {
         let status = match &e {
             ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
             ReviewError::OwnProposal => StatusCode::FORBIDDEN,
-            ReviewError::AlreadyDecided { .. } | ReviewError::AlreadyExecuted | ReviewError::Conflict => {
-                StatusCode::CONFLICT
-            }
+            ReviewError::AlreadyDecided { .. }
+            | ReviewError::AlreadyExecuted
+            | ReviewError::ExecutionUnderWay
+            | ReviewError::Conflict => StatusCode::CONFLICT,
             ReviewError::MissingReason => StatusCode::UNPROCESSABLE_ENTITY,
             ReviewError::Store(inner) if inner.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             ReviewError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

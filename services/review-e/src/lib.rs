@@ -106,10 +106,7 @@ impl Config {
 }
 
 fn number(var: &str) -> anyhow::Result<Option<u64>> {
-    match std::env::var(var) {
-        Ok(v) => Ok(Some(v.trim().parse().with_context(|| format!("{var} must be a whole number"))?)),
-        Err(_) => Ok(None),
-    }
+    Ok(bookkeeper_core::config::env_number(var)?)
 }
 
 /// Parses `token:who,token:who`. Tokens never appear in errors.

@@ -21,6 +21,10 @@ pub enum ReviewError {
     /// It was carried out; a rejection cannot stop it any more.
     #[error("already executed; it can no longer be stopped")]
     AlreadyExecuted,
+    /// The Accounting API is carrying it out (an attempt started, or failed and
+    /// will be retried); a rejection could no longer undo what may have happened.
+    #[error("being executed now; it can no longer be stopped (see its story for the outcome)")]
+    ExecutionUnderWay,
     /// Another decision landed at the same moment.
     #[error("another decision on this proposal landed first; reload it")]
     Conflict,
@@ -66,11 +70,28 @@ pub async fn reject(store: &Store, id: &str, reviewer: &str, reason: &str) -> Re
     if story.iter().any(|e| e.event_type.ends_with("Executed")) {
         return Err(ReviewError::AlreadyExecuted);
     }
+    if execution_under_way(&story) {
+        return Err(ReviewError::ExecutionUnderWay);
+    }
     if let Some(rejected) = story.iter().rev().find(|e| e.event_type.ends_with("Rejected")) {
         return Err(already(rejected));
     }
     let event = decision(&proposal, "Rejected", status::REJECTED, reviewer, reason);
     append(store, id, story.len(), event).await
+}
+
+/// Whether an execution attempt has started and not ended finally: the last
+/// execution event is a start, or a failure that will be retried.
+fn execution_under_way(story: &[RecordedEvent]) -> bool {
+    let last = story
+        .iter()
+        .rev()
+        .find(|e| e.event_type.ends_with("ExecutionStarted") || e.event_type.ends_with("ExecutionFailed"));
+    match last {
+        Some(e) if e.event_type.ends_with("ExecutionStarted") => true,
+        Some(e) => !e.payload.get("final").and_then(|f| f.as_bool()).unwrap_or(false),
+        None => false,
+    }
 }
 
 async fn load(store: &Store, id: &str) -> Result<(Vec<RecordedEvent>, RecordedEvent), ReviewError> {

@@ -359,12 +359,8 @@ async fn events(State(world): State<Shared>, Query(range): Query<Range>) -> Resp
         Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
     let w = world.lock().unwrap_or_else(|p| p.into_inner());
-    let events = w
-        .events
-        .values()
-        .filter(|e| (start..=end).contains(&e.time.date_naive()))
-        .map(|e| wire_event(&w, e))
-        .collect();
+    let events =
+        w.events.values().filter(|e| (start..=end).contains(&e.time.date_naive())).map(|e| wire_event(&w, e)).collect();
     Json(wire::Events { events, includes: serde_json::json!({}) }).into_response()
 }
 

@@ -1,0 +1,164 @@
+//! Receipts and invoices: stored once, content-addressed by SHA-256, their type
+//! checked by content (a file's name and the sender's `Content-Type` are only
+//! hints, and a mislabelled file would be refused by Fiken or Folio much later).
+
+use bookkeeper_core::{Store, StoreError};
+use serde::Serialize;
+
+/// The largest document accepted by default: 20 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 20 * 1024 * 1024;
+
+/// A document type Bookkeeper accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DocumentType {
+    /// `application/pdf`
+    Pdf,
+    /// `image/jpeg`
+    Jpeg,
+    /// `image/png`
+    Png,
+    /// `image/heic` (iPhone photos). Folio and Fiken do not take it as an
+    /// attachment; it is stored, and executing it fails with that reason.
+    Heic,
+}
+
+impl DocumentType {
+    /// The MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            DocumentType::Pdf => "application/pdf",
+            DocumentType::Jpeg => "image/jpeg",
+            DocumentType::Png => "image/png",
+            DocumentType::Heic => "image/heic",
+        }
+    }
+
+    /// The usual file extension, with its dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DocumentType::Pdf => ".pdf",
+            DocumentType::Jpeg => ".jpg",
+            DocumentType::Png => ".png",
+            DocumentType::Heic => ".heic",
+        }
+    }
+
+    /// The type whose MIME type this is.
+    pub fn from_mime(mime: &str) -> Option<DocumentType> {
+        [DocumentType::Pdf, DocumentType::Jpeg, DocumentType::Png, DocumentType::Heic]
+            .into_iter()
+            .find(|t| t.mime().eq_ignore_ascii_case(mime.trim()))
+    }
+}
+
+/// Why a document was refused. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// Empty body.
+    #[error("the document is empty")]
+    Empty,
+    /// Over the limit.
+    #[error("the document is {size} bytes; the limit is {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a PDF, JPEG, PNG or HEIC file, whatever its name says.
+    #[error("not a receipt or invoice: the content is not PDF, JPEG, PNG or HEIC")]
+    UnsupportedType,
+    /// The log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Recognises a document by its first bytes.
+pub fn sniff(bytes: &[u8]) -> Option<DocumentType> {
+    if bytes.starts_with(b"%PDF-") {
+        return Some(DocumentType::Pdf);
+    }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some(DocumentType::Jpeg);
+    }
+    if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        return Some(DocumentType::Png);
+    }
+    // ISO base media file: a box size, then `ftyp` and a HEIF brand.
+    if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        const BRANDS: [&[u8; 4]; 7] = [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1"];
+        if BRANDS.iter().any(|b| &bytes[8..12] == *b) {
+            return Some(DocumentType::Heic);
+        }
+    }
+    None
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredDocument {
+    /// Lower-case hex SHA-256: how events refer to it.
+    pub sha256: String,
+    /// The MIME type found in its content.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+/// Checks and stores a document; storing the same bytes again returns the same hash.
+pub async fn store(store: &Store, bytes: &[u8], max_bytes: usize) -> Result<StoredDocument, DocumentError> {
+    if bytes.is_empty() {
+        return Err(DocumentError::Empty);
+    }
+    if bytes.len() > max_bytes {
+        return Err(DocumentError::TooLarge { size: bytes.len(), limit: max_bytes });
+    }
+    let kind = sniff(bytes).ok_or(DocumentError::UnsupportedType)?;
+    let sha256 = store.put_blob(bytes, kind.mime()).await?;
+    Ok(StoredDocument { sha256, content_type: kind.mime().to_string(), size: bytes.len() })
+}
+
+/// A file name for sending a document to Fiken or Folio: the proposal's name
+/// without path or control characters, with the extension its type needs.
+pub fn upload_name(filename: &str, kind: DocumentType) -> String {
+    let base = filename.rsplit(['/', '\\']).next().unwrap_or_default();
+    let clean: String = base.chars().filter(|c| !c.is_control() && *c != '"').collect::<String>().replace(' ', "_");
+    let clean = if clean.is_empty() { "document".to_string() } else { clean };
+    let lower = clean.to_ascii_lowercase();
+    let fits = match kind {
+        DocumentType::Jpeg => lower.ends_with(".jpg") || lower.ends_with(".jpeg"),
+        other => lower.ends_with(other.extension()),
+    };
+    if fits {
+        clean
+    } else {
+        format!("{clean}{}", kind.extension())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_recognised_by_content_not_name() {
+        assert_eq!(sniff(b"%PDF-1.7\n..."), Some(DocumentType::Pdf));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), Some(DocumentType::Jpeg));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some(DocumentType::Png));
+        assert_eq!(sniff(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"), Some(DocumentType::Heic));
+        assert_eq!(sniff(b"\0\0\0\x18ftypisom\0\0\0\0"), None, "an MP4 is not a receipt");
+        assert_eq!(sniff(b"MZ\x90\0 a windows program named receipt.pdf"), None);
+        assert_eq!(sniff(b"PK\x03\x04"), None);
+        assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn upload_names_are_safe_and_carry_the_right_extension() {
+        assert_eq!(upload_name("kiwi.pdf", DocumentType::Pdf), "kiwi.pdf");
+        assert_eq!(upload_name("IMG 0042.JPEG", DocumentType::Jpeg), "IMG_0042.JPEG");
+        assert_eq!(upload_name("scan", DocumentType::Png), "scan.png");
+        assert_eq!(upload_name("../../etc/passwd", DocumentType::Pdf), "passwd.pdf");
+        assert_eq!(upload_name("", DocumentType::Pdf), "document.pdf");
+        assert_eq!(upload_name("a\"b\n.pdf", DocumentType::Pdf), "ab.pdf");
+    }
+}

@@ -1,0 +1,437 @@
+//! The Accounting API's HTTP side: documents and read-only queries. Nothing here
+//! changes the books; changes go through the log (see [`crate::execute`]).
+//!
+//! | Route | What |
+//! |---|---|
+//! | `GET /healthz` | liveness, and whether the connectors are the sandbox |
+//! | `GET /readyz` | 200 only when the database answers |
+//! | `GET /openapi.json` | this API, described |
+//! | `POST /documents` | store a receipt or invoice (PDF, JPEG, PNG, HEIC); returns its SHA-256 |
+//! | `GET /documents/{sha256}` | the stored bytes |
+//! | `GET /folio/balance[?date=]` | balance per bank account (today, or at the end of `date`) |
+//! | `GET /folio/transactions?from=&to=[&account=]` | booked bank transactions |
+//! | `GET /fiken/purchases?from=&to=` | purchases registered in Fiken |
+//! | `GET /checks/missing-receipts?older_than_days=&lookback_days=` | money out with no receipt attached |
+//!
+//! Errors are `{"error": "...", "retry_after_seconds": n?}`. An unreachable or
+//! rate-limiting Fiken/Folio is 503 with `Retry-After`; a bad answer from them 502.
+//! With a token configured, every route but the health probes and the OpenAPI
+//! document needs `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bookkeeper_core::{Store, StoreError};
+use chrono::{Days, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::documents::{self, DocumentError};
+use crate::execute::Connectors;
+use crate::fiken::FikenError;
+use crate::folio::FolioError;
+use crate::money::format_minor;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The log (documents live beside it).
+    pub store: Store,
+    /// Fiken and Folio.
+    pub connectors: Connectors,
+    /// True when the connectors are the local sandbox fakes.
+    pub sandbox: bool,
+    /// The largest document accepted.
+    pub max_document_bytes: usize,
+    /// The bearer token callers must present, if any.
+    pub token: Option<Arc<str>>,
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    let open = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi));
+    let guarded = Router::new()
+        .route("/documents", post(upload_document))
+        .route("/documents/{sha256}", get(download_document))
+        .route("/folio/balance", get(balance))
+        .route("/folio/transactions", get(transactions))
+        .route("/fiken/purchases", get(purchases))
+        .route("/checks/missing-receipts", get(missing_receipts))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    open.merge(guarded)
+        // The document route reads its body itself, with its own limit and a JSON error.
+        .layer(DefaultBodyLimit::disable())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route; see /openapi.json") })
+        .with_state(state)
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn retry_in(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(s) = self.retry_after {
+            body["retry_after_seconds"] = json!(s);
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again shortly").retry_in(5)
+        } else {
+            tracing::error!(error = %e, "database error");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the Accounting API log")
+        }
+    }
+}
+
+impl From<FolioError> for ApiError {
+    fn from(e: FolioError) -> Self {
+        tracing::warn!(error = %e, "Folio call failed");
+        match e {
+            FolioError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, format!("Folio has no {what}")),
+            FolioError::RateLimited { retry_after } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Folio is rate limiting us")
+                    .retry_in(retry_after.map(|d| d.as_secs()).unwrap_or(5))
+            }
+            FolioError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Folio is unavailable: {e}")).retry_in(5)
+            }
+            other => ApiError::new(StatusCode::BAD_GATEWAY, format!("Folio: {other}")),
+        }
+    }
+}
+
+impl From<FikenError> for ApiError {
+    fn from(e: FikenError) -> Self {
+        tracing::warn!(error = %e, "Fiken call failed");
+        match e {
+            FikenError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, format!("Fiken: {what}")),
+            FikenError::RateLimited { retry_after } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Fiken is rate limiting us")
+                    .retry_in(retry_after.map(|d| d.as_secs()).unwrap_or(5))
+            }
+            FikenError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Fiken is unavailable: {e}")).retry_in(5)
+            }
+            other => ApiError::new(StatusCode::BAD_GATEWAY, format!("Fiken: {other}")),
+        }
+    }
+}
+
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer` token is required")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "sandbox": state.sandbox }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "not ready: the database does not answer");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready: the database does not answer").retry_in(5)
+    })?;
+    Ok(Json(json!({ "status": "ready", "sandbox": state.sandbox })))
+}
+
+async fn upload_document(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let limit = state.max_document_bytes;
+    let bytes: Bytes = axum::body::to_bytes(request.into_body(), limit.saturating_add(1)).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the document is larger than the limit of {limit} bytes"))
+    })?;
+    match documents::store(&state.store, &bytes, limit).await {
+        Ok(stored) => {
+            tracing::info!(sha256 = %stored.sha256, content_type = %stored.content_type, size = stored.size,
+                "document stored");
+            Ok((StatusCode::CREATED, Json(stored)).into_response())
+        }
+        Err(DocumentError::TooLarge { .. }) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the document is larger than the limit of {limit} bytes"),
+        )),
+        Err(DocumentError::Store(e)) => Err(e.into()),
+        Err(e @ (DocumentError::Empty | DocumentError::UnsupportedType)) => {
+            Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()))
+        }
+    }
+}
+
+async fn download_document(State(state): State<AppState>, Path(sha256): Path<String>) -> Result<Response, ApiError> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request("a document id is 64 hexadecimal characters (its SHA-256)"));
+    }
+    let blob = state
+        .store
+        .get_blob(&sha256.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no document {sha256}")))?;
+    let mut response = Response::new(Body::from(blob.bytes));
+    if let Ok(v) = HeaderValue::from_str(&blob.content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct OnDate {
+    date: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountBalance {
+    account_number: String,
+    name: String,
+    kind: String,
+    balance_minor: i64,
+    balance: String,
+}
+
+async fn balance(State(state): State<AppState>, Query(q): Query<OnDate>) -> Result<Json<serde_json::Value>, ApiError> {
+    let folio = &state.connectors.folio;
+    let date = q.date.as_deref().map(|d| parse_date("date", d)).transpose()?;
+    let mut accounts = Vec::new();
+    for account in folio.accounts().await? {
+        let balance_minor = match date {
+            None => account.balance_minor,
+            // An account not open that day has no balance then: leave it out.
+            Some(date) => match folio.balance_on(&account.account_number, date).await? {
+                Some(b) => b,
+                None => continue,
+            },
+        };
+        accounts.push(AccountBalance {
+            account_number: account.account_number,
+            name: account.name,
+            kind: account.kind,
+            balance_minor,
+            balance: format_minor(balance_minor),
+        });
+    }
+    let total: i64 = accounts.iter().map(|a| a.balance_minor).sum();
+    Ok(Json(json!({
+        "sandbox": state.sandbox,
+        "date": date.unwrap_or_else(|| Utc::now().date_naive()),
+        "currency": "NOK",
+        "total_minor": total,
+        "total": format_minor(total),
+        "accounts": accounts,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct Period {
+    from: Option<String>,
+    to: Option<String>,
+    account: Option<String>,
+}
+
+/// The longest period one query may cover.
+const MAX_PERIOD_DAYS: i64 = 366;
+
+fn period(from: Option<&str>, to: Option<&str>) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let today = Utc::now().date_naive();
+    let to = to.map(|t| parse_date("to", t)).transpose()?.unwrap_or(today);
+    let from = from.map(|f| parse_date("from", f)).transpose()?.unwrap_or(to - Days::new(30));
+    if from > to {
+        return Err(ApiError::bad_request(format!("`from` ({from}) is after `to` ({to})")));
+    }
+    if (to - from).num_days() > MAX_PERIOD_DAYS {
+        return Err(ApiError::bad_request(format!("a period may cover at most {MAX_PERIOD_DAYS} days")));
+    }
+    Ok((from, to))
+}
+
+fn parse_date(name: &str, text: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad_request(format!("`{name}` must be a date like 2026-01-31, not `{text}`")))
+}
+
+#[derive(Debug, Serialize)]
+struct TransactionView {
+    id: String,
+    event_id: String,
+    account_number: String,
+    booking_date: NaiveDate,
+    description: String,
+    amount_minor: i64,
+    amount: String,
+    currency: String,
+    creditor: Option<String>,
+    receipts: usize,
+}
+
+async fn bank_transactions(
+    state: &AppState,
+    from: NaiveDate,
+    to: NaiveDate,
+    only: Option<&str>,
+) -> Result<Vec<TransactionView>, ApiError> {
+    let folio = &state.connectors.folio;
+    let accounts = folio.accounts().await?;
+    if let Some(wanted) = only {
+        if !accounts.iter().any(|a| a.account_number == wanted) {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no Folio account {wanted}")));
+        }
+    }
+    let mut out = Vec::new();
+    for account in accounts.iter().filter(|a| only.is_none_or(|w| w == a.account_number)) {
+        for t in folio.transactions(&account.account_number, from, to).await? {
+            out.push(TransactionView {
+                id: t.id.to_string(),
+                event_id: t.event_id.to_string(),
+                account_number: account.account_number.clone(),
+                booking_date: t.booking_date,
+                description: t.description,
+                amount: format_minor(t.amount_minor),
+                amount_minor: t.amount_minor,
+                currency: t.currency,
+                creditor: t.creditor,
+                receipts: t.attachments.len(),
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.booking_date, &a.id).cmp(&(b.booking_date, &b.id)));
+    Ok(out)
+}
+
+async fn transactions(
+    State(state): State<AppState>,
+    Query(q): Query<Period>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
+    let list = bank_transactions(&state, from, to, q.account.as_deref()).await?;
+    Ok(Json(json!({ "sandbox": state.sandbox, "from": from, "to": to, "transactions": list })))
+}
+
+#[derive(Debug, Serialize)]
+struct PurchaseView {
+    id: i64,
+    identifier: Option<String>,
+    date: Option<NaiveDate>,
+    due_date: Option<NaiveDate>,
+    supplier: Option<String>,
+    total_minor: i64,
+    total: String,
+    paid: bool,
+    attachments: usize,
+}
+
+async fn purchases(
+    State(state): State<AppState>,
+    Query(q): Query<Period>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
+    let list: Vec<PurchaseView> = state
+        .connectors
+        .fiken
+        .purchases(from, to)
+        .await?
+        .into_iter()
+        .map(|p| PurchaseView {
+            id: p.id,
+            identifier: p.identifier,
+            date: p.date,
+            due_date: p.due_date,
+            supplier: p.supplier_name,
+            total: format_minor(p.total_minor),
+            total_minor: p.total_minor,
+            paid: p.paid,
+            attachments: p.attachment_comments.len(),
+        })
+        .collect();
+    Ok(Json(json!({ "sandbox": state.sandbox, "from": from, "to": to, "purchases": list })))
+}
+
+#[derive(Debug, Deserialize)]
+struct MissingReceipts {
+    older_than_days: Option<u64>,
+    lookback_days: Option<u64>,
+}
+
+async fn missing_receipts(
+    State(state): State<AppState>,
+    Query(q): Query<MissingReceipts>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let older_than = q.older_than_days.unwrap_or(7);
+    let lookback = q.lookback_days.unwrap_or(90);
+    if lookback > MAX_PERIOD_DAYS as u64 || older_than > lookback {
+        return Err(ApiError::bad_request(format!(
+            "need older_than_days <= lookback_days <= {MAX_PERIOD_DAYS} (got {older_than} and {lookback})"
+        )));
+    }
+    let today = Utc::now().date_naive();
+    let to = today - Days::new(older_than);
+    let from = today - Days::new(lookback);
+    let missing: Vec<TransactionView> = bank_transactions(&state, from, to, None)
+        .await?
+        .into_iter()
+        .filter(|t| t.amount_minor < 0 && t.receipts == 0)
+        .collect();
+    Ok(Json(json!({
+        "sandbox": state.sandbox,
+        "older_than_days": older_than,
+        "lookback_days": lookback,
+        "count": missing.len(),
+        "transactions": missing,
+    })))
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
