@@ -12,8 +12,9 @@
 //!    reject once a claim is in the log).
 //! 4. Call Fiken or Folio. When an earlier attempt was claimed, it may have
 //!    reached the remote system with its answer lost: look at the remote state
-//!    first (the purchase by supplier and invoice number, the attachments by the
-//!    idempotency key or name and size) and only send what is missing.
+//!    first (the purchase by supplier and invoice number; a Fiken attachment by
+//!    the idempotency key in its comment; a Folio receipt by its bytes) and only
+//!    send what is missing.
 //! 5. Record `...Executed` (with the remote ids) together with the checkpoint.
 //!    A retryable failure records `...ExecutionFailed` (not final) and fails the
 //!    handler, so the subscription offers the event again after its backoff; after
@@ -154,13 +155,14 @@ impl Executor {
         match action {
             Action::AttachToFolioEvent { event_id, .. } => {
                 if resume {
+                    // Folio keeps no key of ours: the receipt landed if the event
+                    // has an attachment with exactly these bytes.
                     let event = self.connectors.folio.event(*event_id).await?;
-                    let landed = event
-                        .attachments
-                        .iter()
-                        .find(|a| a.filename.as_deref() == Some(name.as_str()) && a.size == bytes.len() as u64);
-                    if let Some(found) = landed {
-                        return Ok(Done { remote_ids: folio_ids(*event_id, found.id), found_existing: true });
+                    for candidate in event.attachments.iter().filter(|a| a.size == bytes.len() as u64) {
+                        let (_, stored) = self.connectors.folio.attachment(candidate.id).await?;
+                        if stored == bytes {
+                            return Ok(Done { remote_ids: folio_ids(*event_id, candidate.id), found_existing: true });
+                        }
                     }
                 }
                 let id = self.connectors.folio.attach_receipt(*event_id, &name, kind.mime(), bytes).await?;

@@ -137,6 +137,11 @@ async fn a_write_whose_answer_is_lost_is_ambiguous_and_was_applied() {
     fake.fail_next([Fault::RateLimited]);
     folio.attach_receipt(event, "r2.png", "image/png", vec![1, 2, 3]).await.unwrap();
     assert_eq!(fake.attachments_of(event).len(), 2);
+    // Still 429 after every attempt: rate limited (retry later), never "rejected".
+    fake.fail_next([Fault::RateLimited; 4]);
+    let err = folio.attach_receipt(event, "r3.png", "image/png", vec![4]).await.unwrap_err();
+    assert!(matches!(err, FolioError::RateLimited { .. }) && err.is_retryable(), "{err}");
+    assert_eq!(fake.attachments_of(event).len(), 2);
 }
 
 #[tokio::test]

@@ -103,6 +103,20 @@ impl FakeFiken {
         self.world().purchases.values().map(|(p, _)| (p.purchase_id, p.identifier.clone())).collect()
     }
 
+    /// Every contact, as (id, name).
+    pub fn contacts(&self) -> Vec<(i64, String)> {
+        self.world().contacts.values().map(|c| (c.contact_id, c.name.clone())).collect()
+    }
+
+    /// The lines of a purchase, as (account, net øre, VAT øre, VAT type).
+    pub fn lines_of(&self, purchase_id: i64) -> Vec<(String, i64, i64, String)> {
+        self.world()
+            .purchases
+            .get(&purchase_id)
+            .map(|(p, _)| p.lines.iter().map(|l| (l.account.clone(), l.net_price, l.vat, l.vat_type.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// The attachments of a purchase.
     pub fn attachments_of(&self, purchase_id: i64) -> Vec<StoredAttachment> {
         self.world().purchases.get(&purchase_id).map(|(_, a)| a.clone()).unwrap_or_default()

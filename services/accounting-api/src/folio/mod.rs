@@ -239,12 +239,14 @@ impl FolioClient {
             };
             let status = response.status();
             // 429 means it was not done: waiting and retrying is safe.
-            if status == StatusCode::TOO_MANY_REQUESTS && attempt < self.retry.max_attempts {
-                let wait = retry_after(response.headers()).unwrap_or_else(|| self.retry.backoff.delay(attempt - 1));
-                if wait <= self.retry.max_retry_after {
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let after = retry_after(response.headers());
+                let wait = after.unwrap_or_else(|| self.retry.backoff.delay(attempt - 1));
+                if attempt < self.retry.max_attempts && wait <= self.retry.max_retry_after {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
+                return Err(FolioError::RateLimited { retry_after: after });
             }
             if status.is_server_error() {
                 // A 5xx after a write may or may not have committed.
