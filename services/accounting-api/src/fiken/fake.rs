@@ -171,6 +171,9 @@ async fn guard(State(state): State<AppState>, request: Request<Body>, next: Next
         let forced = w.forced.pop_front();
         (concurrent, w.faults.latency, w.faults.draw(forced, is_write), w.faults.retry_after_secs)
     };
+    // Released however the request ends: a caller that vanishes mid-request (its
+    // process killed) must not leave the token "busy" for ever.
+    let _in_flight = InFlight { world: state.world.clone(), token };
     let response = if concurrent {
         error(StatusCode::TOO_MANY_REQUESTS, "Only one concurrent request is allowed")
     } else {
@@ -193,10 +196,20 @@ async fn guard(State(state): State<AppState>, request: Request<Body>, next: Next
             _ => next.run(request).await,
         }
     };
-    if let Some(n) = state.world.lock().unwrap_or_else(|p| p.into_inner()).in_flight.get_mut(&token) {
-        *n = n.saturating_sub(1);
-    }
     response
+}
+
+struct InFlight {
+    world: Shared,
+    token: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(n) = self.world.lock().unwrap_or_else(|p| p.into_inner()).in_flight.get_mut(&self.token) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 async fn companies() -> Json<Vec<wire::Company>> {
