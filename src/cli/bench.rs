@@ -42,9 +42,20 @@ const SAMPLE_GAP: Duration = Duration::from_millis(10);
 const WRITERS: usize = 8;
 
 pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
+    let keep = args.keep;
+    with_scratch_database("the store benchmark", keep, |scratch| async move { run(&scratch, &args).await }).await
+}
+
+/// Runs `f` on a new PostgreSQL database next to `DATABASE_URL`'s, dropped after
+/// (unless `keep`), so a benchmark never touches real data.
+pub(super) async fn with_scratch_database<F, Fut>(what: &str, keep: bool, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PgConnectOptions) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let url = DatabaseUrl::from_env();
     if !url.expose().starts_with("postgres") {
-        bail!("the store benchmark runs on PostgreSQL: set DATABASE_URL=postgres://... (got {url})");
+        bail!("{what} runs on PostgreSQL: set DATABASE_URL=postgres://... (got {url})");
     }
     let admin: PgConnectOptions = url.expose().parse().context("parsing DATABASE_URL")?;
     let name = format!("bookkeeper_bench_{}", Uuid::new_v4().simple());
@@ -53,9 +64,8 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
         .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
         .await
         .context("creating the scratch database")?;
-    let scratch = admin.clone().database(&name);
-    let result = run(&scratch, &args).await;
-    if args.keep {
+    let result = f(admin.clone().database(&name)).await;
+    if keep {
         println!("kept scratch database {name}");
     } else {
         maintenance.execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str()).await.ok();
@@ -170,7 +180,8 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn percentile(samples: &[f64], q: f64) -> f64 {
+/// The `q` quantile (0.0-1.0) of `samples`, nearest rank.
+pub(super) fn percentile(samples: &[f64], q: f64) -> f64 {
     let mut v = samples.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     let i = ((v.len() as f64 - 1.0) * q).round() as usize;

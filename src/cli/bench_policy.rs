@@ -6,16 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bookkeeper_core::config::DatabaseUrl;
 use bookkeeper_core::{NewEvent, Store};
 use bookkeeper_policy_sdk::{Facts, Money, Policy, Proposal, Vendor, VendorHistory};
 use clap::Args;
 use review_e::policy::{toolchain, Limits, Mode, PolicyEngine};
 use review_e::registry::Registry;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
-use uuid::Uuid;
+use sqlx::ConnectOptions;
 
 /// Arguments of `bench policy`.
 #[derive(Debug, Args)]
@@ -39,19 +36,11 @@ pub async fn policy(args: PolicyBenchArgs) -> anyhow::Result<()> {
     println!();
     evaluation(&component, args.evaluations)?;
 
-    let url = DatabaseUrl::from_env();
     if args.proposals == 0 && args.swaps == 0 {
         return Ok(());
     }
-    if !url.expose().starts_with("postgres") {
-        bail!("the round-trip and swap figures run on PostgreSQL: set DATABASE_URL=postgres://... (got {url})");
-    }
-    let admin: PgConnectOptions = url.expose().parse()?;
-    let name = format!("bookkeeper_bench_{}", Uuid::new_v4().simple());
-    let mut maintenance = PgConnection::connect_with(&admin).await?;
-    maintenance.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await?;
-    let scratch = admin.clone().database(&name).to_url_lossy().to_string();
-    let result = async {
+    super::bench::with_scratch_database("the round-trip and swap figures", false, |scratch| async move {
+        let scratch = scratch.to_url_lossy().to_string();
         let store = Store::connect(&scratch).await?;
         store.migrate().await?;
         if args.proposals > 0 {
@@ -61,11 +50,9 @@ pub async fn policy(args: PolicyBenchArgs) -> anyhow::Result<()> {
             swaps(&scratch, &component, args.swaps).await?;
         }
         store.close().await;
-        anyhow::Ok(())
-    }
-    .await;
-    maintenance.execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str()).await.ok();
-    result
+        Ok(())
+    })
+    .await
 }
 
 fn proposal(i: usize) -> Proposal {
@@ -105,8 +92,7 @@ fn facts() -> Facts {
 }
 
 fn percentile(samples: &mut [f64], q: f64) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[((samples.len() as f64 - 1.0) * q).round() as usize]
+    super::bench::percentile(samples, q)
 }
 
 fn evaluation(component: &[u8], n: usize) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The command line. Subcommand names and flags are a contract other tools rely on.
 
 mod bench;
+mod bench_accounting;
 mod bench_policy;
 mod events;
 mod policy;
@@ -80,6 +81,9 @@ enum BenchCommand {
     Store(bench::StoreBenchArgs),
     /// Policy evaluation against native Rust; decision round trip and swap latency on PostgreSQL.
     Policy(bench_policy::PolicyBenchArgs),
+    /// The Accounting API executing approvals against the local fakes, against the
+    /// same remote calls made directly; its overhead per action (PostgreSQL).
+    Accounting(bench_accounting::AccountingBenchArgs),
 }
 
 /// Options shared by commands that print either a table or JSON.
@@ -106,6 +110,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Store(args)) => return bench::store(args).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Policy(args)) => {
             return bench_policy::policy(args).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Accounting(args)) => {
+            return bench_accounting::accounting(args).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,

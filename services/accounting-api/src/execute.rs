@@ -347,7 +347,9 @@ impl Handler for Executor {
             tracing::warn!("not an action this version knows; left alone");
             return Ok(Append::nothing());
         };
+        let began = std::time::Instant::now();
         let story = self.store.read_correlation(cid).await?;
+        let story_us = began.elapsed().as_micros() as u64;
         let version = ExpectedVersion::Exactly(story.len() as i64);
         let skip = |reason: String| {
             tracing::info!(%reason, "not executed");
@@ -382,6 +384,7 @@ impl Handler for Executor {
             }
         };
 
+        let prepare_us = began.elapsed().as_micros() as u64 - story_us;
         let key = Executor::idempotency_key(cid);
         let start = event(
             kind,
@@ -402,6 +405,7 @@ impl Handler for Executor {
             other => HandlerError::from(other),
         })?;
         let version = ExpectedVersion::Exactly(story.len() as i64 + 1);
+        let claim_us = began.elapsed().as_micros() as u64 - story_us - prepare_us;
 
         let remote_started: DateTime<Utc> = Utc::now();
         let outcome = self.perform(&action, bytes, doc_kind, &key, prior > 0).await;
@@ -414,7 +418,8 @@ impl Handler for Executor {
         match outcome {
             Ok(done) => {
                 tracing::info!(attempt, found_existing = done.found_existing, remote_ids = ?done.remote_ids,
-                    remote_ms = (remote_finished - remote_started).num_milliseconds(), "executed");
+                    story_us, prepare_us, claim_us,
+                    remote_us = (remote_finished - remote_started).num_microseconds().unwrap_or_default(), "executed");
                 let payload = Execution { remote_ids: done.remote_ids, attempt, found_existing: done.found_existing };
                 let executed = event(kind, Stage::Executed, status::EXECUTED, approval, "accounting-api.executed")
                     .with_payload(serde_json::to_value(payload).unwrap_or_default())
