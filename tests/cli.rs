@@ -232,3 +232,25 @@ async fn the_store_benchmark_runs_and_reports_every_figure() {
         assert!(report.contains(label), "missing `{label}` in:\n{report}");
     }
 }
+
+#[tokio::test]
+async fn the_accounting_benchmark_runs_and_reports_every_figure() {
+    let Some(db) = TestDb::postgres().await else { return };
+    db.cleanup().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["bench", "accounting", "--actions", "10", "--samples", "5"])
+        .env("DATABASE_URL", bookkeeper_core::testing::postgres_admin_url())
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
+    for label in [
+        "receipt -> Folio (floor: the bare call)",
+        "receipt -> Folio (floor: call between 2 commits)",
+        "invoice -> Fiken, 3 calls",
+        "approval event -> remote call starts",
+        "remote answer -> outcome event recorded",
+    ] {
+        assert!(report.contains(label), "missing `{label}` in:\n{report}");
+    }
+}

@@ -10,6 +10,9 @@
 //! Fiken's real pacing (4 requests a second per token) is switched off here, so
 //! the figures are Bookkeeper's own cost; with it on, Fiken is the ceiling.
 
+// Amounts are written kroner_øre: 1_250_00 is 1 250,00 kr.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use std::time::{Duration, Instant};
 
 use accounting_api::execute::ExecutionOptions;
@@ -106,10 +109,13 @@ async fn approve(store: &Store, proposal: NewEvent) -> anyhow::Result<()> {
 async fn executed(store: &Store, prefix: &str, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let count = store.stats().await?.by_type_and_status.iter().filter(|(t, _, _)| t.ends_with("Executed")).fold(
-            0,
-            |acc, (t, _, n)| if t.starts_with(prefix) { acc + *n as usize } else { acc },
-        );
+        let count = store
+            .stats()
+            .await?
+            .by_type_and_status
+            .iter()
+            .filter(|(t, _, _)| t.ends_with("Executed"))
+            .fold(0, |acc, (t, _, n)| if t.starts_with(prefix) { acc + *n as usize } else { acc });
         if count >= n {
             return Ok(());
         }
@@ -127,9 +133,13 @@ pub async fn accounting(args: AccountingBenchArgs) -> anyhow::Result<()> {
         store.migrate().await?;
         let fiken = FakeFiken::start("127.0.0.1:0".parse()?).await?;
         let folio = FakeFolio::sandbox("127.0.0.1:0".parse()?).await?;
-        let events = (0..50).map(|i| folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -(100 + i), "BENCH")).collect();
+        let events =
+            (0..50).map(|i| folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -(100 + i), "BENCH")).collect();
         let bench = Bench { fiken, folio, events, token: format!("bench-{}", uuid::Uuid::new_v4()) };
-        println!("bookkeeper bench accounting: {} actions of each kind, fakes without faults, PostgreSQL", args.actions);
+        println!(
+            "bookkeeper bench accounting: {} actions of each kind, fakes without faults, PostgreSQL",
+            args.actions
+        );
         println!();
         throughput(&bench, &store, &scratch, args.actions).await?;
         println!();
@@ -161,9 +171,15 @@ async fn throughput(bench: &Bench, store: &Store, scratch: &str, n: usize) -> an
     for i in 0..n {
         let event = bench.events[i % bench.events.len()];
         let cid = format!("floor-{i}");
-        sqlx::query("INSERT INTO bench_floor (cid, payload) VALUES ($1, '{\"attempt\":1}')").bind(&cid).execute(pool).await?;
+        sqlx::query("INSERT INTO bench_floor (cid, payload) VALUES ($1, '{\"attempt\":1}')")
+            .bind(&cid)
+            .execute(pool)
+            .await?;
         folio.attach_receipt(event, "kvittering.pdf", "application/pdf", doc.clone()).await?;
-        sqlx::query("INSERT INTO bench_floor (cid, payload) VALUES ($1, '{\"done\":true}')").bind(&cid).execute(pool).await?;
+        sqlx::query("INSERT INTO bench_floor (cid, payload) VALUES ($1, '{\"done\":true}')")
+            .bind(&cid)
+            .execute(pool)
+            .await?;
     }
     let durable_receipts = n as f64 / started.elapsed().as_secs_f64();
     let fiken = bench.fiken_client()?;
@@ -255,7 +271,7 @@ async fn overhead(bench: &Bench, store: &Store, samples: usize) -> anyhow::Resul
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
         let at = |key: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-            Ok(serde_json::from_value(executed.metadata[key].clone()).with_context(|| format!("metadata {key}"))?)
+            serde_json::from_value(executed.metadata[key].clone()).with_context(|| format!("metadata {key}"))
         };
         let (approved, started, finished) = (at("approved_at")?, at("remote_started_at")?, at("remote_finished_at")?);
         let us = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or_default() as f64;

@@ -314,11 +314,31 @@ async fn people_decide_what_no_policy_approved() {
         ("ReceiptAttachmentRejected", "user:ola", "REJECTED")
     );
 
+    // Once an execution attempt is claimed, it cannot be stopped (it may have reached
+    // Fiken already); after a final failure it can be rejected again.
+    app.propose("claimed", 1_500_000, "user:ola").await;
+    app.wait_for_decision("claimed").await;
+    assert_eq!(app.post("/review/claimed/approve", REVIEWER_KARI, json!({})).await.0, 200);
+    let accounting = Store::connect(&app.db.role_url("accounting_api")).await.unwrap();
+    accounting
+        .append_events(vec![NewEvent::new("ReceiptAttachmentExecutionStarted", "system", "EXECUTING", "claimed")
+            .with_payload(json!({"attempt": 1, "idempotency_key": "k"}))])
+        .await
+        .unwrap();
+    let (status, body) = app.post("/review/claimed/reject", REVIEWER_OLA, json!({"reason": "stop"})).await;
+    assert_eq!(status, 409);
+    assert!(body.to_string().contains("being executed"), "{body}");
+    accounting
+        .append_events(vec![NewEvent::new("ReceiptAttachmentExecutionFailed", "system", "FAILED", "claimed")
+            .with_payload(json!({"error": "Fiken down", "retryable": true, "attempt": 1, "final": true}))])
+        .await
+        .unwrap();
+    assert_eq!(app.post("/review/claimed/reject", REVIEWER_OLA, json!({"reason": "give up"})).await.0, 200);
+
     // Once executed, it cannot be stopped; a reason is required; unknown ids are 404.
     app.propose("done", 1_500_000, "user:ola").await;
     app.wait_for_decision("done").await;
     assert_eq!(app.post("/review/done/approve", REVIEWER_KARI, json!({})).await.0, 200);
-    let accounting = Store::connect(&app.db.role_url("accounting_api")).await.unwrap();
     accounting
         .append_events(vec![NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", "done")])
         .await
