@@ -80,6 +80,34 @@ pub fn env_text(var: &str) -> Option<String> {
     std::env::var(var).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
+/// Bearer tokens mapped to who they stand for, from `token:name,token:name`.
+/// Tokens shorter than 16 characters are refused; errors never contain a token.
+pub fn parse_tokens(var: &str, text: &str) -> Result<std::collections::HashMap<String, String>, TokenError> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .enumerate()
+        .map(|(i, pair)| match pair.trim().split_once(':') {
+            Some((token, who)) if token.len() >= 16 && !who.is_empty() => Ok((token.to_string(), who.to_string())),
+            _ => Err(TokenError { var: var.to_string(), entry: i + 1 }),
+        })
+        .collect()
+}
+
+/// [`parse_tokens`] of an environment variable (empty when unset).
+pub fn env_tokens(var: &str) -> Result<std::collections::HashMap<String, String>, TokenError> {
+    parse_tokens(var, &std::env::var(var).unwrap_or_default())
+}
+
+/// A malformed `token:name` list entry.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: entry {entry} must be `token:name` with a token of at least 16 characters")]
+pub struct TokenError {
+    /// The variable.
+    pub var: String,
+    /// Which entry, from 1.
+    pub entry: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,18 +111,12 @@ fn number(var: &str) -> anyhow::Result<Option<u64>> {
 
 /// Parses `token:who,token:who`. Tokens never appear in errors.
 fn tokens(var: &str) -> anyhow::Result<HashMap<String, String>> {
-    parse_tokens(var, &std::env::var(var).unwrap_or_default())
+    Ok(bookkeeper_core::config::env_tokens(var)?)
 }
 
+#[cfg(test)]
 fn parse_tokens(var: &str, text: &str) -> anyhow::Result<HashMap<String, String>> {
-    text.split(',')
-        .filter(|pair| !pair.trim().is_empty())
-        .enumerate()
-        .map(|(i, pair)| match pair.trim().split_once(':') {
-            Some((token, who)) if token.len() >= 16 && !who.is_empty() => Ok((token.to_string(), who.to_string())),
-            _ => anyhow::bail!("{var}: entry {} must be `token:name` with a token of at least 16 characters", i + 1),
-        })
-        .collect()
+    Ok(bookkeeper_core::config::parse_tokens(var, text)?)
 }
 
 /// A running Review-E: HTTP API, policy follower, folder watcher, and the

@@ -1,0 +1,362 @@
+//! What a person asked for, parsed deterministically from their words.
+//!
+//! Commands look the same in every door: `/receipt amount=499,00 vendor="Kiwi"`,
+//! `/invoice vendor="Kontor AS" number=F-1 amount=12 500 due=2026-12-01`,
+//! `/balance`, `/pending`, `/status <id>`, `/help`. A few plain-language forms
+//! ("what's our balance?") map to the same commands. Nothing here decides
+//! anything: the worst a misunderstanding can do is propose, and proposals are
+//! reviewed.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+/// A request, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Attach a receipt to the bank transaction it belongs to.
+    Receipt(ReceiptArgs),
+    /// Register a supplier invoice.
+    Invoice(InvoiceArgs),
+    /// The bank balance.
+    Balance,
+    /// Proposals waiting for a person.
+    Pending,
+    /// The story of one proposal.
+    Status(String),
+    /// What Book-E understands.
+    Help,
+    /// Not understood; the text says why.
+    Unknown(String),
+}
+
+/// `/receipt` options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiptArgs {
+    /// Amount in minor units (positive: what was paid).
+    pub amount: Option<i64>,
+    /// Vendor name.
+    pub vendor: Option<String>,
+    /// Purchase date.
+    pub date: Option<NaiveDate>,
+    /// The Folio event (or transaction) id, when the person picked one.
+    pub transaction: Option<String>,
+    /// Free text.
+    pub note: Option<String>,
+}
+
+/// `/invoice` options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoiceArgs {
+    /// Supplier name.
+    pub vendor: Option<String>,
+    /// Supplier organisation number.
+    pub organization_number: Option<String>,
+    /// The supplier's invoice number.
+    pub number: Option<String>,
+    /// Total including VAT, minor units.
+    pub amount: Option<i64>,
+    /// Invoice date.
+    pub date: Option<NaiveDate>,
+    /// Due date.
+    pub due: Option<NaiveDate>,
+    /// Expense account.
+    pub account: Option<String>,
+    /// VAT type (`HIGH`, `MEDIUM`, `LOW`, `NONE`).
+    pub vat: Option<String>,
+    /// What was bought.
+    pub description: Option<String>,
+}
+
+/// Why an option could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// Parses a person's amount: `499`, `499,50`, `499.50`, `1 249,00`, `12 500 kr`,
+/// `NOK 89`. Into minor units; more than two decimals is refused, not rounded.
+pub fn parse_amount(text: &str) -> Result<i64, ParseError> {
+    let bad = || ParseError(format!("`{text}` is not an amount (write it like 499,00 or 1 249.50)"));
+    let cleaned: String = text
+        .trim()
+        .trim_start_matches("NOK")
+        .trim_start_matches("kr")
+        .trim_end_matches("NOK")
+        .trim_end_matches(",-")
+        .trim_end_matches("kr")
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{a0}')
+        .collect();
+    if cleaned.is_empty() || cleaned.starts_with('-') {
+        return Err(bad());
+    }
+    let (whole, fraction) = match cleaned.rfind([',', '.']) {
+        // A separator followed by exactly 3 digits is a thousands separator (1.249 / 1,249).
+        Some(i) if cleaned.len() - i - 1 == 3 => (cleaned.as_str(), ""),
+        Some(i) => (&cleaned[..i], &cleaned[i + 1..]),
+        None => (cleaned.as_str(), ""),
+    };
+    // Thousands groups: 1-3 digits first (any number when there is only one), then exactly 3.
+    let groups: Vec<&str> = whole.split([',', '.']).collect();
+    let digits = |g: &str| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit());
+    let grouped = groups
+        .iter()
+        .enumerate()
+        .all(|(i, g)| digits(g) && (groups.len() == 1 || if i == 0 { g.len() <= 3 } else { g.len() == 3 }));
+    // The decimal separator cannot also separate thousands (`1,234,5`).
+    let mixed = cleaned.rfind([',', '.']).is_some_and(|i| !fraction.is_empty() && whole.contains(&cleaned[i..=i]));
+    if !grouped || mixed || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let whole = groups.concat();
+    if fraction.len() > 2 {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
+    whole.checked_mul(100).and_then(|w| w.checked_add(fraction)).filter(|m| *m > 0).ok_or_else(bad)
+}
+
+fn parse_date(name: &str, text: &str) -> Result<NaiveDate, ParseError> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(text.trim(), "%d.%m.%Y"))
+        .map_err(|_| ParseError(format!("{name} `{text}` is not a date (write 2026-11-24 or 24.11.2026)")))
+}
+
+/// Splits on whitespace, keeping `"quoted words"` together.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' | '“' | '”' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `key=value` options and the remaining words.
+fn options(rest: &[String]) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut named = BTreeMap::new();
+    let mut words = Vec::new();
+    for t in rest {
+        match t.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                named.insert(k.to_ascii_lowercase(), v.to_string());
+            }
+            _ => words.push(t.clone()),
+        }
+    }
+    (named, words)
+}
+
+/// Reads a receipt from free words: the first amount-looking word is the amount,
+/// a date-looking word the date, the rest the vendor.
+fn receipt_from(named: BTreeMap<String, String>, words: Vec<String>) -> Result<ReceiptArgs, ParseError> {
+    let mut args = ReceiptArgs::default();
+    let mut vendor_words = Vec::new();
+    for w in words {
+        if args.date.is_none() {
+            if let Ok(d) = parse_date("date", &w) {
+                args.date = Some(d);
+                continue;
+            }
+        }
+        if args.amount.is_none() && w.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            if let Ok(a) = parse_amount(&w) {
+                args.amount = Some(a);
+                continue;
+            }
+        }
+        if !matches!(w.to_ascii_lowercase().as_str(), "kr" | "nok" | ",-") {
+            vendor_words.push(w);
+        }
+    }
+    if !vendor_words.is_empty() {
+        args.vendor = Some(vendor_words.join(" "));
+    }
+    for (k, v) in named {
+        match k.as_str() {
+            "amount" | "beløp" => args.amount = Some(parse_amount(&v)?),
+            "vendor" | "shop" => args.vendor = Some(v),
+            "date" | "dato" => args.date = Some(parse_date("date", &v)?),
+            "transaction" | "event" => args.transaction = Some(v),
+            "note" => args.note = Some(v),
+            other => return Err(ParseError(format!("/receipt has no option `{other}`; see /help"))),
+        }
+    }
+    Ok(args)
+}
+
+fn invoice_from(named: BTreeMap<String, String>, words: Vec<String>) -> Result<InvoiceArgs, ParseError> {
+    let mut args = InvoiceArgs::default();
+    if !words.is_empty() {
+        return Err(ParseError(format!(
+            "/invoice takes named options (vendor=, number=, amount=, due=); I did not understand `{}`",
+            words.join(" ")
+        )));
+    }
+    for (k, v) in named {
+        match k.as_str() {
+            "vendor" | "supplier" => args.vendor = Some(v),
+            "org" | "orgnr" | "organization_number" => args.organization_number = Some(v.replace(' ', "")),
+            "number" | "invoice" | "invoice_number" => args.number = Some(v),
+            "amount" | "total" => args.amount = Some(parse_amount(&v)?),
+            "date" | "invoice_date" => args.date = Some(parse_date("date", &v)?),
+            "due" | "due_date" => args.due = Some(parse_date("due", &v)?),
+            "account" => args.account = Some(v),
+            "vat" => args.vat = Some(v.to_ascii_uppercase()),
+            "description" | "what" => args.description = Some(v),
+            other => return Err(ParseError(format!("/invoice has no option `{other}`; see /help"))),
+        }
+    }
+    Ok(args)
+}
+
+/// Parses a message. `has_document` lets a bare attachment (with or without
+/// words like "Kiwi 499,00") be read as a receipt.
+pub fn parse(text: &str, has_document: bool) -> Command {
+    let all = tokens(text);
+    let Some(first) = all.first() else {
+        return if has_document { Command::Receipt(ReceiptArgs::default()) } else { Command::Help };
+    };
+    let rest = &all[1..];
+    let result = match first.to_ascii_lowercase().as_str() {
+        "/receipt" | "/kvittering" => {
+            let (named, words) = options(rest);
+            receipt_from(named, words).map(Command::Receipt)
+        }
+        "/invoice" | "/faktura" => {
+            let (named, words) = options(rest);
+            invoice_from(named, words).map(Command::Invoice)
+        }
+        "/balance" | "/saldo" => Ok(Command::Balance),
+        "/pending" => Ok(Command::Pending),
+        "/status" => match rest.first() {
+            Some(id) => Ok(Command::Status(id.clone())),
+            None => Err(ParseError("/status needs a proposal id: /status <id>".into())),
+        },
+        "/help" | "/hjelp" => Ok(Command::Help),
+        command if command.starts_with('/') => Err(ParseError(format!("I do not know {command}; see /help"))),
+        _ => Ok(plain_language(text, &all, has_document)),
+    };
+    result.unwrap_or_else(|e| Command::Unknown(e.0))
+}
+
+/// The few plain-language forms Book-E understands. Only ever maps to the same
+/// commands as above; never to a decision.
+fn plain_language(text: &str, all: &[String], has_document: bool) -> Command {
+    let lower = text.to_lowercase();
+    if has_document {
+        let (named, words) = options(all);
+        return receipt_from(named, words).map(Command::Receipt).unwrap_or_else(|e| Command::Unknown(e.0));
+    }
+    if lower.contains("balance") || lower.contains("saldo") {
+        return Command::Balance;
+    }
+    if lower.contains("pending") || lower.contains("waiting") {
+        return Command::Pending;
+    }
+    if let Some(id) = lower.strip_prefix("status ") {
+        return Command::Status(id.trim().to_string());
+    }
+    if lower.trim() == "help" || lower.contains("what can you do") {
+        return Command::Help;
+    }
+    Command::Unknown("I did not understand that; see /help".into())
+}
+
+/// The help text, the same in every door.
+pub const HELP: &str = "\
+I turn receipts and invoices into proposals; Review-E decides, the Accounting API carries them out, and I tell you what happened.
+• Drop a receipt (PDF, JPEG, PNG or HEIC) in the finance channel, or `/receipt amount=499,00 vendor=\"Kiwi\" date=2026-11-24` with the file attached. I find the bank transaction it belongs to; if several match, I ask which.
+• `/invoice vendor=\"Kontor AS\" org=912345678 number=F-1001 amount=12 500,00 due=2026-12-08 [date=…] [account=6540] [vat=HIGH] [description=…]` with the invoice attached.
+• `/balance` — the bank balance. `/pending` — what waits for a reviewer. `/status <id>` — the story of one proposal.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_as_people_write_them() {
+        assert_eq!(parse_amount("499").unwrap(), 49_900);
+        assert_eq!(parse_amount("499,50").unwrap(), 49_950);
+        assert_eq!(parse_amount("499.5").unwrap(), 49_950);
+        assert_eq!(parse_amount("1 249,00").unwrap(), 124_900);
+        assert_eq!(parse_amount("12 500 kr").unwrap(), 1_250_000);
+        assert_eq!(parse_amount("NOK 89").unwrap(), 8_900);
+        assert_eq!(parse_amount("1.249").unwrap(), 124_900, "a thousands separator");
+        assert_eq!(parse_amount("1.249,50").unwrap(), 124_950);
+        assert_eq!(parse_amount("499,-").unwrap(), 49_900);
+        for bad in ["", "abc", "-5", "0", "1,234,5", "12.345.6", "1234.567.8"] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+        assert!(parse_amount("0,0011").is_err(), "more than two decimals are refused, not rounded");
+    }
+
+    #[test]
+    fn commands_with_options() {
+        let c = parse(r#"/receipt amount=499,00 vendor="Kiwi Majorstuen" date=2026-11-24"#, true);
+        assert_eq!(
+            c,
+            Command::Receipt(ReceiptArgs {
+                amount: Some(49_900),
+                vendor: Some("Kiwi Majorstuen".into()),
+                date: NaiveDate::from_ymd_opt(2026, 11, 24),
+                ..Default::default()
+            })
+        );
+        let c = parse(r#"/invoice vendor="Kontor AS" org="912 345 678" number=F-1 amount=12500 due=08.12.2026"#, true);
+        let Command::Invoice(i) = c else { panic!("{c:?}") };
+        assert_eq!(
+            (i.vendor.as_deref(), i.organization_number.as_deref(), i.amount, i.due),
+            (Some("Kontor AS"), Some("912345678"), Some(1_250_000), NaiveDate::from_ymd_opt(2026, 12, 8))
+        );
+        assert_eq!(parse("/status abc-123", false), Command::Status("abc-123".into()));
+        assert_eq!(parse("/BALANCE", false), Command::Balance);
+    }
+
+    #[test]
+    fn a_bare_attachment_with_words_is_a_receipt() {
+        let c = parse("Kiwi 499,00 24.11.2026", true);
+        assert_eq!(
+            c,
+            Command::Receipt(ReceiptArgs {
+                amount: Some(49_900),
+                vendor: Some("Kiwi".into()),
+                date: NaiveDate::from_ymd_opt(2026, 11, 24),
+                ..Default::default()
+            })
+        );
+        assert_eq!(parse("", true), Command::Receipt(ReceiptArgs::default()));
+    }
+
+    #[test]
+    fn plain_language_maps_to_commands_only() {
+        assert_eq!(parse("what's our balance?", false), Command::Balance);
+        assert_eq!(parse("anything pending?", false), Command::Pending);
+        assert_eq!(parse("status r-1", false), Command::Status("r-1".into()));
+        assert!(matches!(parse("approve everything please", false), Command::Unknown(_)));
+        assert!(matches!(parse("/approve r-1", false), Command::Unknown(m) if m.contains("/approve")));
+    }
+
+    #[test]
+    fn bad_options_say_what_is_wrong() {
+        let Command::Unknown(m) = parse("/receipt amount=lots", true) else { panic!() };
+        assert!(m.contains("`lots` is not an amount"), "{m}");
+        let Command::Unknown(m) = parse("/invoice due=tomorrow", true) else { panic!() };
+        assert!(m.contains("due `tomorrow` is not a date"), "{m}");
+        let Command::Unknown(m) = parse("/receipt colour=red", true) else { panic!() };
+        assert!(m.contains("no option `colour`"), "{m}");
+    }
+}
