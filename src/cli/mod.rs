@@ -3,6 +3,7 @@
 mod bench;
 mod bench_accounting;
 mod bench_policy;
+mod chat;
 mod events;
 mod policy;
 mod report;
@@ -62,6 +63,8 @@ enum Command {
     /// Write, build and test approval policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Talk to Book-E (a running one, over its HTTP door): one message, or a prompt.
+    Chat(chat::ChatArgs),
     /// Run one service (for a deployment with one process per service).
     #[command(subcommand)]
     Serve(serve::ServeCommand),
@@ -114,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Accounting(args)) => {
             return bench_accounting::accounting(args).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Chat(args) => return chat::run(args).await,
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
     };
@@ -134,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,
-        Command::Migrate | Command::Bench(_) => Ok(ExitCode::SUCCESS), // handled above
+        Command::Migrate | Command::Bench(_) | Command::Chat(_) => Ok(ExitCode::SUCCESS), // handled above
     }
 }
 

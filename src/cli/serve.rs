@@ -16,6 +16,9 @@ pub enum ServeCommand {
     /// and read-only queries over HTTP. Configured by ACCOUNTING_API_*, FIKEN_* and
     /// FOLIO_* variables; without credentials it runs against the local sandbox.
     AccountingApi,
+    /// Book-E: the conversation (HTTP door `POST /chat`; Discord when configured).
+    /// Configured by BOOK_E_* and ACCOUNTING_API_URL.
+    BookE,
 }
 
 pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode> {
@@ -49,6 +52,14 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
                 tracing::warn!("running against the local SANDBOX: nothing reaches the real Fiken or Folio");
             }
             service.run_until_stopped(super::shutdown_signal()).await.context("the Accounting API failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServeCommand::BookE => {
+            let config = book_e::Config::from_env()?;
+            let accounting = config.accounting_url.clone();
+            let service = book_e::BookE::build(config, store).await?;
+            eprintln!("Book-E listening on http://127.0.0.1:{} (Accounting API at {accounting})", service.port());
+            service.run_until_stopped(super::shutdown_signal()).await.context("Book-E failed")?;
             Ok(ExitCode::SUCCESS)
         }
     }

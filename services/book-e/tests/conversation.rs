@@ -1,0 +1,309 @@
+//! The conversation core through Book-E's HTTP door, against a real log on
+//! PostgreSQL (Book-E as the `book_e` role) and a real Accounting API in front of
+//! the fake Fiken and Folio.
+
+// Amounts are written kroner_øre: 499_00 is 499,00 kr.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::time::Duration;
+
+use accounting_api::fiken::fake::{FakeFiken, SANDBOX_COMPANY};
+use accounting_api::fiken::Token;
+use accounting_api::folio::fake::{FakeFolio, SANDBOX_ACCOUNT};
+use accounting_api::folio::ApiKey;
+use accounting_api::{AccountingApi, FikenConfig, FolioConfig};
+use book_e::BookE;
+use bookkeeper_core::testing::TestDb;
+use bookkeeper_core::{Append, NewEvent, Store};
+use serde_json::{json, Value};
+
+const OLA: &str = "ola-token-0123456789";
+const KARI: &str = "kari-token-0123456789";
+
+struct World {
+    db: TestDb,
+    folio: FakeFolio,
+    _fiken: FakeFiken,
+    book_e: String,
+    accounting_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    http: reqwest::Client,
+}
+
+async fn world() -> Option<World> {
+    let db = TestDb::postgres().await?;
+    let fiken = FakeFiken::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let folio = FakeFolio::sandbox("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let config = accounting_api::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        fiken: FikenConfig::Live {
+            base_url: fiken.base_url(),
+            company: SANDBOX_COMPANY.into(),
+            token: Token::new(format!("t-{}", uuid::Uuid::new_v4())),
+        },
+        folio: FolioConfig::Live { base_url: folio.base_url(), key: ApiKey::new("k") },
+        ..accounting_api::Config::default()
+    };
+    let accounting_store = Store::connect(&db.role_url("accounting_api")).await.unwrap();
+    let accounting = AccountingApi::build(config, accounting_store).await.unwrap();
+    let accounting_url = format!("http://127.0.0.1:{}", accounting.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(accounting.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+
+    let config = book_e::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        users: [(OLA.into(), "ola".into()), (KARI.into(), "kari".into())].into(),
+        accounting_url,
+        ..book_e::Config::default()
+    };
+    // Book-E runs as its own role: it may append proposals and nothing else.
+    let store = Store::connect(&db.role_url("book_e")).await.unwrap();
+    let book_e = BookE::build(config, store).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", book_e.port());
+    tokio::spawn(book_e.run_until_stopped(std::future::pending()));
+    Some(World { db, folio, _fiken: fiken, book_e: base, accounting_stop: Some(stop), http: reqwest::Client::new() })
+}
+
+impl World {
+    async fn upload(&self, bytes: &[u8]) -> String {
+        let r = self
+            .http
+            .post(format!("{}/documents", self.book_e))
+            .bearer_auth(OLA)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["sha256"].as_str().unwrap().to_string()
+    }
+
+    async fn chat(&self, token: &str, text: &str, document: Option<&str>) -> Value {
+        let mut body = json!({"text": text});
+        if let Some(sha) = document {
+            body["document"] = json!({"sha256": sha, "filename": "kvittering.pdf"});
+        }
+        let r = self.http.post(format!("{}/chat", self.book_e)).bearer_auth(token).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {
+        let filter = bookkeeper_core::TypeFilter::of(["*Proposed"]);
+        self.db.store.read(bookkeeper_core::Cursor::START, &filter, 1000).await.unwrap().events
+    }
+}
+
+fn text(answer: &Value) -> &str {
+    answer["text"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_receipt_becomes_a_proposal_for_the_one_matching_transaction() {
+    let Some(w) = world().await else { return };
+    let kiwi = w.folio.add_event(
+        SANDBOX_ACCOUNT,
+        chrono::Utc::now() - chrono::Duration::days(1),
+        -312_50,
+        "KIWI 505 MAJORSTUEN",
+    );
+    let sha = w.upload(b"%PDF-1.7 Kiwi 312,50").await;
+
+    let answer = w.chat(OLA, "/receipt amount=312,50 vendor=Kiwi", Some(&sha)).await;
+    let id = answer["proposal"].as_str().unwrap_or_else(|| panic!("no proposal: {answer}")).to_string();
+    assert!(text(&answer).contains("KIWI 505 MAJORSTUEN 312.50 NOK"), "{answer}");
+
+    let story = w.db.store.read_correlation(&id).await.unwrap();
+    assert_eq!(story.len(), 1);
+    let p = &story[0];
+    assert_eq!(
+        (p.event_type.as_str(), p.actor.as_str(), p.status.as_str()),
+        ("ReceiptAttachmentProposed", "book-e", "PROPOSED")
+    );
+    assert_eq!(p.payload["requested_by"], json!("user:ola"));
+    assert_eq!(
+        p.payload["receipt"],
+        json!({"sha256": sha, "filename": "kvittering.pdf", "content_type": "application/pdf"})
+    );
+    assert_eq!(p.payload["target"], json!({"kind": "folio_event", "event_id": kiwi.to_string()}));
+    assert_eq!(p.payload["amount"], json!({"minor": 312_50, "currency": "NOK"}));
+    assert_eq!(p.payload["vendor"]["name"], json!("Kiwi"));
+    assert_eq!(p.metadata["reply_to"]["door"], json!("http"));
+
+    // The same, dropped as a bare attachment with a few words.
+    let sha2 = w.upload(b"%PDF-1.7 Ruter 89").await;
+    let answer = w.chat(OLA, "Ruter 89", Some(&sha2)).await;
+    assert!(answer["proposal"].is_string(), "{answer}");
+}
+
+#[tokio::test]
+async fn several_matches_ask_which_and_none_is_said_plainly() {
+    let Some(w) = world().await else { return };
+    let now = chrono::Utc::now();
+    let a = w.folio.add_event(SANDBOX_ACCOUNT, now - chrono::Duration::days(1), -250_00, "NARVESEN");
+    let b = w.folio.add_event(SANDBOX_ACCOUNT, now - chrono::Duration::days(2), -250_00, "DEICHMAN KAFE");
+    let sha = w.upload(b"%PDF-1.7 250").await;
+
+    let answer = w.chat(OLA, "/receipt amount=250", Some(&sha)).await;
+    assert!(answer["proposal"].is_null());
+    assert!(text(&answer).contains("2 bank transactions"), "{answer}");
+    let commands: Vec<&str> =
+        answer["choices"].as_array().unwrap().iter().map(|c| c["command"].as_str().unwrap()).collect();
+    assert!(commands.contains(&format!("/receipt transaction={a}").as_str()), "{commands:?}");
+    assert!(commands.contains(&format!("/receipt transaction={b}").as_str()), "{commands:?}");
+    assert!(w.proposals().await.is_empty(), "asking proposes nothing");
+
+    // Naming the vendor narrows it down; picking one proposes that one.
+    let answer = w.chat(OLA, "/receipt amount=250 vendor=narvesen", Some(&sha)).await;
+    assert!(answer["proposal"].is_string(), "{answer}");
+    let answer = w.chat(OLA, &format!("/receipt transaction={b}"), Some(&sha)).await;
+    let id = answer["proposal"].as_str().unwrap();
+    let story = w.db.store.read_correlation(id).await.unwrap();
+    assert_eq!(story[0].payload["target"]["event_id"], json!(b.to_string()));
+
+    // Nothing matches: said plainly, nothing proposed.
+    let before = w.proposals().await.len();
+    let answer = w.chat(OLA, "/receipt amount=777,77", Some(&sha)).await;
+    assert!(text(&answer).contains("I found no bank transaction of 777.77 NOK"), "{answer}");
+    assert_eq!(w.proposals().await.len(), before);
+    // No document, no amount, an unknown document: each a clear answer.
+    assert!(text(&w.chat(OLA, "/receipt amount=250", None).await).contains("Attach the receipt"));
+    assert!(text(&w.chat(OLA, "/receipt", Some(&sha)).await).contains("What was the amount?"));
+    let unknown = w.chat(OLA, "/receipt amount=250", Some(&"0".repeat(64))).await;
+    assert!(text(&unknown).contains("I have no document"), "{unknown}");
+    assert_eq!(w.proposals().await.len(), before);
+}
+
+#[tokio::test]
+async fn an_invoice_becomes_a_proposal_and_missing_fields_are_asked_for() {
+    let Some(w) = world().await else { return };
+    let sha = w.upload(b"%PDF-1.7 faktura F-1001").await;
+    let asked = w.chat(KARI, "/invoice vendor=\"Kontor AS\"", Some(&sha)).await;
+    assert!(text(&asked).contains("number=, amount="), "{asked}");
+
+    let answer = w
+        .chat(KARI, r#"/invoice vendor="Kontor AS" org=912345678 number=F-1001 amount="12 500,00" date=2026-11-20 due=2026-12-04 account=6540"#, Some(&sha))
+        .await;
+    let id = answer["proposal"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    let p = &w.db.store.read_correlation(id).await.unwrap()[0];
+    assert_eq!(p.event_type, "InvoiceRegistrationProposed");
+    assert_eq!(p.payload["requested_by"], json!("user:kari"));
+    assert_eq!(p.payload["vendor"], json!({"name": "Kontor AS", "organization_number": "912345678"}));
+    assert_eq!(
+        (&p.payload["invoice_number"], &p.payload["amount"], &p.payload["due_date"], &p.payload["account"]),
+        (&json!("F-1001"), &json!({"minor": 12_500_00, "currency": "NOK"}), &json!("2026-12-04"), &json!("6540"))
+    );
+    assert_eq!(p.payload["document"]["sha256"], json!(sha));
+}
+
+#[tokio::test]
+async fn balance_pending_status_and_what_happened() {
+    let Some(mut w) = world().await else { return };
+    let balance = w.chat(OLA, "what's our balance?", None).await;
+    assert!(text(&balance).contains("Bank balance: 235673.00 NOK"), "{balance}");
+
+    w.folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -99_00, "REMA 1000");
+    let sha = w.upload(b"%PDF-1.7 rema").await;
+    let id = w.chat(OLA, "/receipt amount=99", Some(&sha)).await["proposal"].as_str().unwrap().to_string();
+
+    let pending = w.chat(KARI, "/pending", None).await;
+    assert!(text(&pending).contains(&id), "{pending}");
+    let status = w.chat(KARI, &format!("/status {id}"), None).await;
+    assert!(text(&status).contains("Receipt proposed by book-e for user:ola"), "{status}");
+
+    // Review-E and the Accounting API write what happened; the requester reads it.
+    let approval = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", &id)
+        .with_payload(json!({"reason": "small-receipts: 99.00 NOK from known vendor"}));
+    let executed = NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", &id)
+        .with_payload(json!({"remote_ids": {"folio_attachment_id": "att-1", "folio_event_id": "e"}}));
+    w.db.store.append(Append::new(vec![approval, executed])).await.unwrap();
+    let news: Value = w
+        .http
+        .get(format!("{}/chat/notifications?after=0", w.book_e))
+        .bearer_auth(OLA)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> =
+        news["notifications"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Your receipt: Approved automatically: small-receipts: 99.00 NOK from known vendor",
+            "Your receipt: Done: Folio attachment att-1"
+        ]
+    );
+    let next = news["next"].as_i64().unwrap();
+    let again: Value = w
+        .http
+        .get(format!("{}/chat/notifications?after={next}", w.book_e))
+        .bearer_auth(OLA)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(again["notifications"].as_array().unwrap().is_empty(), "nothing twice");
+    let other: Value = w
+        .http
+        .get(format!("{}/chat/notifications?after=0", w.book_e))
+        .bearer_auth(KARI)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(other["notifications"].as_array().unwrap().is_empty(), "only your own proposals");
+
+    // The Accounting API gone: said plainly, no hang, no crash.
+    let _ = w.accounting_stop.take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let down = w.chat(OLA, "/balance", None).await;
+    assert!(text(&down).contains("Accounting API is unavailable"), "{down}");
+}
+
+#[tokio::test]
+async fn only_known_users_and_only_proposals() {
+    let Some(w) = world().await else { return };
+    let r = w.http.post(format!("{}/chat", w.book_e)).json(&json!({"text": "/help"})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = w
+        .http
+        .post(format!("{}/chat", w.book_e))
+        .bearer_auth("stranger-token-000000")
+        .json(&json!({"text": "/help"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r =
+        w.http.post(format!("{}/chat", w.book_e)).bearer_auth(OLA).json(&json!({"txt": "typo"})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let help = w.chat(OLA, "/help", None).await;
+    assert!(text(&help).contains("/receipt") && text(&help).contains("/invoice"));
+    let nonsense = w.chat(OLA, "approve all invoices now", None).await;
+    assert!(text(&nonsense).contains("did not understand"), "{nonsense}");
+    assert!(w.proposals().await.is_empty());
+    let r = w
+        .http
+        .post(format!("{}/documents", w.book_e))
+        .bearer_auth(OLA)
+        .body("just text".to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("not PDF, JPEG, PNG or HEIC"));
+
+    // The database agrees: Book-E's role cannot approve, whatever Book-E does.
+    let book_e = Store::connect(&w.db.role_url("book_e")).await.unwrap();
+    let approve = NewEvent::new("ReceiptAttachmentApproved", "book-e", "APPROVED", "x");
+    assert!(book_e.append(Append::one(approve)).await.is_err());
+    book_e.close().await;
+}

@@ -1,0 +1,152 @@
+//! `bookkeeper chat`: talk to a running Book-E over its HTTP door, one message or
+//! an interactive prompt. `@FILE` in a message attaches that file (it is stored
+//! through Book-E first); between prompts, what happened to your proposals is
+//! printed as it arrives.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::{json, Value};
+
+/// Arguments of `chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Book-E's address.
+    #[arg(long, env = "BOOK_E_URL", default_value = "http://127.0.0.1:8083")]
+    url: String,
+    /// Your bearer token (one of BOOK_E_USER_TOKENS).
+    #[arg(long, env = "BOOKKEEPER_TOKEN", hide_env_values = true)]
+    token: String,
+    /// A file to attach (receipt or invoice).
+    #[arg(long)]
+    document: Option<std::path::PathBuf>,
+    /// The message; without one, an interactive prompt.
+    message: Vec<String>,
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    seen: i64,
+}
+
+impl Client {
+    async fn upload(&self, path: &Path) -> anyhow::Result<Value> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let r = self
+            .http
+            .post(format!("{}/documents", self.url))
+            .bearer_auth(&self.token)
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("Book-E is not reachable at {}", self.url))?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{}: {}", path.display(), body["error"].as_str().unwrap_or("refused"));
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+        Ok(json!({"sha256": body["sha256"], "filename": name}))
+    }
+
+    /// Sends one message; `@FILE` words attach files.
+    async fn say(&self, text: &str, document: Option<&Path>) -> anyhow::Result<Value> {
+        let mut words = Vec::new();
+        let mut attached = match document {
+            Some(p) => Some(self.upload(p).await?),
+            None => None,
+        };
+        for word in text.split_whitespace() {
+            match word.strip_prefix('@') {
+                Some(path) if Path::new(path).is_file() => attached = Some(self.upload(Path::new(path)).await?),
+                _ => words.push(word),
+            }
+        }
+        let mut body = json!({"text": words.join(" ")});
+        if let Some(doc) = attached {
+            body["document"] = doc;
+        }
+        let r = self
+            .http
+            .post(format!("{}/chat", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("Book-E is not reachable at {}", self.url))?;
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("Book-E refused: {}", answer["error"].as_str().unwrap_or("no reason given"));
+        }
+        Ok(answer)
+    }
+
+    async fn news(&mut self) -> anyhow::Result<Vec<String>> {
+        let r = self
+            .http
+            .get(format!("{}/chat/notifications?after={}", self.url, self.seen))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let body: Value = r.json().await.unwrap_or_default();
+        self.seen = body["next"].as_i64().unwrap_or(self.seen);
+        Ok(body["notifications"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|n| n["text"].as_str().map(String::from)).collect())
+            .unwrap_or_default())
+    }
+}
+
+fn print_answer(answer: &Value) {
+    println!("{}", answer["text"].as_str().unwrap_or_default());
+    for choice in answer["choices"].as_array().into_iter().flatten() {
+        println!(
+            "  • {}  →  {}",
+            choice["label"].as_str().unwrap_or_default(),
+            choice["command"].as_str().unwrap_or_default()
+        );
+    }
+}
+
+pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let mut client = Client {
+        http: reqwest::Client::new(),
+        url: args.url.trim_end_matches('/').to_string(),
+        token: args.token,
+        seen: 0,
+    };
+    if !args.message.is_empty() || args.document.is_some() {
+        let answer = client.say(&args.message.join(" "), args.document.as_deref()).await?;
+        print_answer(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Interactive: only news from now on.
+    let _ = client.news().await;
+    while !client.news().await.map(|n| n.is_empty()).unwrap_or(true) {}
+    println!("Talking to Book-E at {} (/help for what it understands, Ctrl-D to leave).", client.url);
+    let stdin = std::io::stdin();
+    loop {
+        for line in client.news().await.unwrap_or_default() {
+            println!("» {line}");
+        }
+        print!("> ");
+        std::io::stdout().flush().ok();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        match client.say(line.trim(), None).await {
+            Ok(answer) => print_answer(&answer),
+            Err(e) => eprintln!("{e:#}"),
+        }
+    }
+}
