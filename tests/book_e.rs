@@ -1,0 +1,104 @@
+//! `bookkeeper chat` against `bookkeeper serve book-e` and `bookkeeper serve
+//! accounting-api` (in its sandbox), as separate OS processes on PostgreSQL.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bookkeeper_core::testing::TestDb;
+
+const OLA: &str = "ola-token-0123456789";
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(service: &str, url: String, env: &[(&str, String)]) -> (Process, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
+    cmd.args(["serve", service]).env("DATABASE_URL", url).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{service} did not start"));
+    (Process(child), base)
+}
+
+fn chat(book_e: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .arg("chat")
+        .args(args)
+        .env("BOOK_E_URL", book_e)
+        .env("BOOKKEEPER_TOKEN", OLA)
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_with_book_e_from_the_command_line() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let (_accounting, accounting_url) =
+        serve("accounting-api", db.role_url("accounting_api"), &[("ACCOUNTING_API_ADDR", "127.0.0.1:0".into())]);
+    let (_book_e, book_e) = serve(
+        "book-e",
+        db.role_url("book_e"),
+        &[
+            ("BOOK_E_ADDR", "127.0.0.1:0".into()),
+            ("BOOK_E_USER_TOKENS", format!("{OLA}:ola")),
+            ("ACCOUNTING_API_URL", accounting_url),
+        ],
+    );
+
+    let (ok, out) = chat(&book_e, &["/balance"]);
+    assert!(ok && out.contains("Bank balance") && out.contains("SANDBOX"), "{out}");
+
+    // One message with a file: the sandbox bank has a 499,00 purchase at Kiwi yesterday.
+    let receipt = std::env::temp_dir().join(format!("kiwi-{}.pdf", uuid::Uuid::new_v4()));
+    std::fs::write(&receipt, b"%PDF-1.7 Kiwi 499,00").unwrap();
+    let (ok, out) =
+        chat(&book_e, &["--document", receipt.to_str().unwrap(), "/receipt", "amount=499,00", "vendor=Kiwi"]);
+    assert!(ok && out.contains("Proposed: attach the receipt to") && out.contains("KIWI"), "{out}");
+    let filter = bookkeeper_core::TypeFilter::of(["ReceiptAttachmentProposed"]);
+    let proposals = db.store.read(bookkeeper_core::Cursor::START, &filter, 10).await.unwrap().events;
+    assert_eq!(proposals.len(), 1);
+    assert_eq!(proposals[0].payload["receipt"]["filename"], receipt.file_name().unwrap().to_str().unwrap());
+
+    // The interactive prompt, with `@FILE` attachments.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .arg("chat")
+        .env("BOOK_E_URL", &book_e)
+        .env("BOOKKEEPER_TOKEN", OLA)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "/help").unwrap();
+    writeln!(stdin, "/receipt amount=89 @{}", receipt.display()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("/invoice") && text.contains("RUTER"), "{text}");
+
+    let (ok, out) = chat("http://127.0.0.1:9", &["/help"]);
+    assert!(!ok && out.contains("not reachable"), "{out}");
+    let _ = std::fs::remove_file(&receipt);
+    db.cleanup().await;
+}
