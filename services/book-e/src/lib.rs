@@ -7,6 +7,7 @@
 //! - [`accounting`]: the Accounting API's reads and documents, over HTTP.
 //! - [`render`]: events in words.
 //! - [`http`]: the HTTP door (`POST /chat`), used by `bookkeeper chat`.
+//! - [`discord`]: the Discord door (serenity) and the notifications posted there.
 //!
 //! [`BookE`] wires them into one service.
 
@@ -16,6 +17,7 @@
 pub mod accounting;
 pub mod command;
 pub mod conversation;
+pub mod discord;
 pub mod http;
 pub mod render;
 
@@ -25,11 +27,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bookkeeper_core::config::{env_number, env_text, env_tokens};
-use bookkeeper_core::Store;
+use bookkeeper_core::{Store, Subscription, TypeFilter};
 use tokio::net::TcpListener;
 
 use crate::accounting::AccountingReads;
 use crate::conversation::{Conversation, ConversationConfig};
+use crate::discord::{DiscordConfig, DiscordDoor};
 
 /// Book-E's configuration. Environment variable names in brackets; `Debug`
 /// never prints a token.
@@ -45,6 +48,8 @@ pub struct Config {
     pub accounting_token: Option<String>,
     /// Conversation settings (`BOOK_E_MATCH_DAYS`, `BOOK_E_DEFAULT_ACCOUNT`).
     pub conversation: ConversationConfig,
+    /// Discord, when `DISCORD_TOKEN` is set.
+    pub discord: Option<DiscordConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -57,6 +62,7 @@ impl std::fmt::Debug for Config {
             .field("accounting_url", &self.accounting_url)
             .field("accounting_token", &self.accounting_token.as_ref().map(|_| "***"))
             .field("conversation", &self.conversation)
+            .field("discord", &self.discord)
             .finish()
     }
 }
@@ -69,6 +75,7 @@ impl Default for Config {
             accounting_url: "http://127.0.0.1:8082".into(),
             accounting_token: None,
             conversation: ConversationConfig::default(),
+            discord: None,
         }
     }
 }
@@ -91,14 +98,61 @@ impl Config {
         if let Some(account) = env_text("BOOK_E_DEFAULT_ACCOUNT") {
             config.conversation.default_account = account;
         }
+        config.discord = discord_from_env()?;
         Ok(config)
     }
+}
+
+fn discord_from_env() -> anyhow::Result<Option<DiscordConfig>> {
+    let Some(token) = env_text("DISCORD_TOKEN") else { return Ok(None) };
+    let id = |var: &str| -> anyhow::Result<u64> {
+        env_number(var)?.with_context(|| format!("{var} is required with DISCORD_TOKEN (a Discord id)"))
+    };
+    let finance_channel = id("DISCORD_FINANCE_CHANNEL_ID")?;
+    let reviewer_tokens = env_tokens_by_id("BOOK_E_REVIEWER_TOKENS")?;
+    let flag = |var: &str, default: bool| match env_text(var).as_deref() {
+        Some("1" | "true" | "yes") => true,
+        Some("0" | "false" | "no") => false,
+        _ => default,
+    };
+    Ok(Some(DiscordConfig {
+        token,
+        application_id: id("DISCORD_APPLICATION_ID")?,
+        guild_id: id("DISCORD_GUILD_ID")?,
+        finance_channel,
+        reviewers_channel: id("DISCORD_REVIEWERS_CHANNEL_ID")?,
+        reports_channel: env_number("DISCORD_REPORTS_CHANNEL_ID")?.unwrap_or(finance_channel),
+        reviewer_role: id("DISCORD_REVIEWER_ROLE_ID")?,
+        reviewer_tokens,
+        review_e_url: env_text("REVIEW_E_URL").unwrap_or_else(|| "http://127.0.0.1:8081".into()),
+        api_base: env_text("BOOK_E_DISCORD_API_URL"),
+        watch_finance_channel: flag("BOOK_E_WATCH_FINANCE_CHANNEL", true),
+        report_all_clear: flag("BOOK_E_REPORT_ALL_CLEAR", false),
+    }))
+}
+
+/// `discord_user_id:review_e_token,...`: which Review-E identity each reviewer presses buttons as.
+fn env_tokens_by_id(var: &str) -> anyhow::Result<HashMap<u64, String>> {
+    env_text(var)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .enumerate()
+        .map(|(i, pair)| match pair.trim().split_once(':') {
+            Some((user, token)) if token.len() >= 16 => user
+                .parse::<u64>()
+                .map(|u| (u, token.to_string()))
+                .map_err(|_| anyhow::anyhow!("{var}: entry {} must start with a Discord user id", i + 1)),
+            _ => anyhow::bail!("{var}: entry {} must be `discord_user_id:token` with a token of 16+ characters", i + 1),
+        })
+        .collect()
 }
 
 /// A running Book-E.
 pub struct BookE {
     listener: TcpListener,
     state: http::AppState,
+    discord: Option<DiscordDoor>,
 }
 
 impl BookE {
@@ -108,8 +162,9 @@ impl BookE {
         let conversation = Conversation::new(store.clone(), accounting.clone(), config.conversation.clone());
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding Book-E to {}", config.addr))?;
+        let discord = config.discord.map(|d| DiscordDoor::new(d, conversation.clone(), accounting.clone()));
         let state = http::AppState { conversation, store, accounting, users: Arc::new(config.users) };
-        Ok(BookE { listener, state })
+        Ok(BookE { listener, state, discord })
     }
 
     /// The port the HTTP door listens on.
@@ -117,15 +172,51 @@ impl BookE {
         self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Runs until `shutdown` resolves.
+    /// Whether the Discord door is configured.
+    pub fn has_discord(&self) -> bool {
+        self.discord.is_some()
+    }
+
+    /// Runs until `shutdown` resolves: the HTTP door and, when configured, the
+    /// Discord gateway and the notification subscription.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, http::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("Book-E's HTTP door failed")?;
+        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
+            let mut rx = tx.subscribe();
+            async move {
+                let _ = rx.recv().await;
+            }
+        };
+        let mut tasks = Vec::new();
+        match self.discord {
+            Some(door) => {
+                let notifications = Subscription::new(
+                    self.state.store.clone(),
+                    discord::SUBSCRIPTION,
+                    TypeFilter::of(discord::FOLLOWS),
+                    door.notifier(self.state.store.clone()),
+                );
+                tasks.push(tokio::spawn(notifications.run(stop(&stop_tx))));
+                let gateway = door.run(stop(&stop_tx));
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = gateway.await {
+                        tracing::error!(error = %e, "the Discord door stopped");
+                    }
+                }));
+            }
+            None => tracing::warn!("DISCORD_TOKEN is not set: Book-E runs without Discord (HTTP door only)"),
+        }
+        let server = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(stop(&stop_tx));
+        let server = tokio::spawn(async move { server.await });
+        shutdown.await;
+        let _ = stop_tx.send(());
+        for task in tasks {
+            task.await.ok();
+        }
+        server.await.ok();
         tracing::info!("Book-E stopped");
         Ok(())
     }

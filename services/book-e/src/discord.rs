@@ -1,0 +1,556 @@
+//! The Discord door (serenity): slash commands, the watched finance channel,
+//! review buttons, and the notifications that tell people what happened.
+//!
+//! Everything that talks to Discord goes through one `serenity::http::Http`, so a
+//! test can point it at a local fake of Discord's REST API
+//! (`BOOK_E_DISCORD_API_URL`, which also disables serenity's rate limiter, as
+//! its proxy mode requires). The gateway only delivers events; each is handled by
+//! [`DiscordDoor::on_message`] or [`DiscordDoor::on_interaction`], which tests call
+//! directly with events built from JSON fixtures.
+//!
+//! Safety: only the configured guild; only the finance channel for dropped
+//! receipts; never bots; review buttons only for members with the reviewer role,
+//! each mapped to their own Review-E identity, which refuses self-approval too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bookkeeper_core::domain::ActionKind;
+use bookkeeper_core::{Append, Handler, HandlerError, RecordedEvent, Store};
+use serenity::all::{
+    ButtonStyle, ChannelId, CommandDataOptionValue, CommandInteraction, CommandOptionType, ComponentInteraction,
+    CreateActionRow, CreateButton, CreateCommand, CreateCommandOption, CreateInteractionResponse,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse,
+    GuildId, Interaction, Message as DiscordMessage, MessageId, MessageReference, Nonce, RoleId,
+};
+use serenity::http::{Http, HttpBuilder};
+
+use crate::accounting::AccountingReads;
+use crate::conversation::{Answer, AttachedDocument, Conversation, Message, ReplyTo};
+use crate::render;
+
+/// Discord settings. `Debug` never prints the bot token or reviewer tokens.
+#[derive(Clone)]
+pub struct DiscordConfig {
+    /// Bot token (`DISCORD_TOKEN`).
+    pub token: String,
+    /// Application id (`DISCORD_APPLICATION_ID`).
+    pub application_id: u64,
+    /// The one guild Book-E serves (`DISCORD_GUILD_ID`).
+    pub guild_id: u64,
+    /// Where receipts are dropped (`DISCORD_FINANCE_CHANNEL_ID`).
+    pub finance_channel: u64,
+    /// Where escalations go, with buttons (`DISCORD_REVIEWERS_CHANNEL_ID`).
+    pub reviewers_channel: u64,
+    /// Where compliance summaries go (`DISCORD_REPORTS_CHANNEL_ID`, default: finance).
+    pub reports_channel: u64,
+    /// Members with this role may press review buttons (`DISCORD_REVIEWER_ROLE_ID`).
+    pub reviewer_role: u64,
+    /// Discord user id -> that reviewer's Review-E token (`BOOK_E_REVIEWER_TOKENS=discord_id:token,...`).
+    pub reviewer_tokens: HashMap<u64, String>,
+    /// Review-E's API (`REVIEW_E_URL`).
+    pub review_e_url: String,
+    /// Another base URL for Discord's REST API (tests; `BOOK_E_DISCORD_API_URL`).
+    pub api_base: Option<String>,
+    /// Whether to read plain messages in the finance channel (needs the privileged
+    /// MESSAGE_CONTENT intent; `BOOK_E_WATCH_FINANCE_CHANNEL`, default true).
+    pub watch_finance_channel: bool,
+    /// Post a compliance summary even when nothing needs attention (`BOOK_E_REPORT_ALL_CLEAR`).
+    pub report_all_clear: bool,
+}
+
+impl std::fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut reviewers: Vec<&u64> = self.reviewer_tokens.keys().collect();
+        reviewers.sort();
+        f.debug_struct("DiscordConfig")
+            .field("token", &"***")
+            .field("application_id", &self.application_id)
+            .field("guild_id", &self.guild_id)
+            .field("finance_channel", &self.finance_channel)
+            .field("reviewers_channel", &self.reviewers_channel)
+            .field("reports_channel", &self.reports_channel)
+            .field("reviewer_role", &self.reviewer_role)
+            .field("reviewers", &reviewers)
+            .field("review_e_url", &self.review_e_url)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest attachment Book-E downloads.
+const MAX_ATTACHMENT_BYTES: u32 = 20 * 1024 * 1024;
+
+/// The Discord door.
+#[derive(Clone)]
+pub struct DiscordDoor {
+    http: Arc<Http>,
+    conversation: Conversation,
+    accounting: AccountingReads,
+    config: Arc<DiscordConfig>,
+    web: reqwest::Client,
+}
+
+/// What a review button asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ButtonAction {
+    /// Approve the proposal.
+    Approve(String),
+    /// Reject it.
+    Reject(String),
+}
+
+impl ButtonAction {
+    /// The button's `custom_id` (at most 100 characters; correlation ids are at most 80 here).
+    pub fn custom_id(&self) -> String {
+        match self {
+            ButtonAction::Approve(id) => format!("bk:approve:{id}"),
+            ButtonAction::Reject(id) => format!("bk:reject:{id}"),
+        }
+    }
+
+    /// Reads a `custom_id`.
+    pub fn parse(custom_id: &str) -> Option<ButtonAction> {
+        let rest = custom_id.strip_prefix("bk:")?;
+        let (verb, id) = rest.split_once(':')?;
+        match verb {
+            "approve" if !id.is_empty() => Some(ButtonAction::Approve(id.to_string())),
+            "reject" if !id.is_empty() => Some(ButtonAction::Reject(id.to_string())),
+            _ => None,
+        }
+    }
+}
+
+fn answer_text(answer: &Answer) -> String {
+    let mut text = answer.text.clone();
+    for c in &answer.choices {
+        text.push_str(&format!("\n• {} → `{}`", c.label, c.command));
+    }
+    text.chars().take(1900).collect()
+}
+
+impl DiscordDoor {
+    /// A door speaking to Discord (or to `config.api_base`) through serenity.
+    pub fn new(config: DiscordConfig, conversation: Conversation, accounting: AccountingReads) -> DiscordDoor {
+        let mut builder =
+            HttpBuilder::new(&config.token).application_id(serenity::all::ApplicationId::new(config.application_id));
+        if let Some(base) = &config.api_base {
+            builder = builder.proxy(base.trim_end_matches('/')).ratelimiter_disabled(true);
+        }
+        DiscordDoor {
+            http: Arc::new(builder.build()),
+            conversation,
+            accounting,
+            config: Arc::new(config),
+            web: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+        }
+    }
+
+    /// The REST client.
+    pub fn http(&self) -> Arc<Http> {
+        self.http.clone()
+    }
+
+    fn guild(&self) -> GuildId {
+        GuildId::new(self.config.guild_id)
+    }
+
+    /// The slash commands Book-E offers.
+    pub fn commands() -> Vec<CreateCommand> {
+        let text = |name: &str, what: &str| CreateCommandOption::new(CommandOptionType::String, name, what);
+        let file = |what: &str| CreateCommandOption::new(CommandOptionType::Attachment, "file", what).required(true);
+        vec![
+            CreateCommand::new("receipt")
+                .description("Attach a receipt to its bank transaction")
+                .add_option(file("The receipt (PDF, JPEG, PNG or HEIC)"))
+                .add_option(text("amount", "What was paid, e.g. 499,00"))
+                .add_option(text("vendor", "Where"))
+                .add_option(text("date", "When, e.g. 2026-11-24"))
+                .add_option(text("transaction", "The bank transaction id, if you know it")),
+            CreateCommand::new("invoice")
+                .description("Register a supplier invoice")
+                .add_option(file("The invoice"))
+                .add_option(text("vendor", "The supplier").required(true))
+                .add_option(text("number", "The invoice number").required(true))
+                .add_option(text("amount", "Total including VAT").required(true))
+                .add_option(text("due", "Due date, e.g. 2026-12-08").required(true))
+                .add_option(text("org", "The supplier's organisation number"))
+                .add_option(text("date", "Invoice date"))
+                .add_option(text("account", "Expense account, e.g. 6540"))
+                .add_option(text("vat", "VAT type: HIGH, MEDIUM, LOW or NONE")),
+            CreateCommand::new("balance").description("The bank balance"),
+            CreateCommand::new("pending").description("What waits for a reviewer"),
+            CreateCommand::new("status")
+                .description("The story of one proposal")
+                .add_option(text("id", "The proposal id").required(true)),
+            CreateCommand::new("help").description("What Book-E understands"),
+        ]
+    }
+
+    /// Registers the slash commands in the guild (instant, unlike global ones).
+    pub async fn register_commands(&self) -> Result<(), serenity::Error> {
+        self.guild().set_commands(&self.http, Self::commands()).await.map(|_| ())
+    }
+
+    /// Downloads a Discord attachment right away (its URL expires) and stores it.
+    async fn keep(&self, url: &str, filename: &str, size: u32) -> Result<AttachedDocument, String> {
+        if size > MAX_ATTACHMENT_BYTES {
+            return Err(format!("{filename} is larger than 20 MiB; send a smaller scan."));
+        }
+        let response =
+            self.web.get(url).send().await.map_err(|_| format!("I could not download {filename}; send it again."))?;
+        if !response.status().is_success() {
+            return Err(format!("I could not download {filename} ({}); send it again.", response.status()));
+        }
+        let bytes = response.bytes().await.map_err(|_| format!("I could not download {filename}; send it again."))?;
+        let stored = self.accounting.upload(bytes.to_vec()).await.map_err(|e| format!("{filename}: {e}"))?;
+        Ok(AttachedDocument { sha256: stored.sha256, filename: Some(filename.to_string()) })
+    }
+
+    /// A message in a channel Book-E can see. Returns what it answered, if anything.
+    pub async fn on_message(&self, msg: &DiscordMessage) -> Option<String> {
+        if msg.author.bot || msg.guild_id != Some(self.guild()) || !self.config.watch_finance_channel {
+            return None;
+        }
+        if msg.channel_id != ChannelId::new(self.config.finance_channel) {
+            return None;
+        }
+        let Some(attachment) = msg.attachments.first() else {
+            // Conversation in the channel is not for Book-E; commands are slash commands.
+            return None;
+        };
+        let document = match self.keep(&attachment.url, &attachment.filename, attachment.size).await {
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.reply(msg, &why).await;
+                return Some(why);
+            }
+        };
+        let message = Message {
+            user: msg.author.id.to_string(),
+            text: msg.content.clone(),
+            document,
+            reply_to: ReplyTo {
+                door: "discord".into(),
+                channel_id: Some(msg.channel_id.to_string()),
+                message_id: Some(msg.id.to_string()),
+            },
+        };
+        let answer = answer_text(&self.conversation.handle(message).await);
+        self.reply(msg, &answer).await;
+        Some(answer)
+    }
+
+    async fn reply(&self, msg: &DiscordMessage, text: &str) {
+        let reply = CreateMessage::new().content(text).reference_message(msg);
+        if let Err(e) = msg.channel_id.send_message(&self.http, reply).await {
+            tracing::warn!(error = %e, "could not answer on Discord");
+        }
+    }
+
+    /// A slash command or a button press.
+    pub async fn on_interaction(&self, interaction: &Interaction) {
+        match interaction {
+            Interaction::Command(command) => self.on_command(command).await,
+            Interaction::Component(component) => self.on_button(component).await,
+            _ => {}
+        }
+    }
+
+    async fn on_command(&self, command: &CommandInteraction) {
+        if command.guild_id != Some(self.guild()) {
+            let refuse =
+                CreateInteractionResponseMessage::new().content("Book-E works in its own server only.").ephemeral(true);
+            let _ = command.create_response(&self.http, CreateInteractionResponse::Message(refuse)).await;
+            return;
+        }
+        // Acknowledge within Discord's 3 seconds; the answer follows as an edit.
+        if let Err(e) = command.defer(&self.http).await {
+            tracing::warn!(error = %e, "could not acknowledge a command");
+            return;
+        }
+        let mut words = vec![format!("/{}", command.data.name)];
+        let mut document = None;
+        for option in &command.data.options {
+            match &option.value {
+                CommandDataOptionValue::String(v) if option.name == "id" => words.push(v.clone()),
+                CommandDataOptionValue::String(v) => words.push(format!("{}=\"{}\"", option.name, v.replace('"', ""))),
+                CommandDataOptionValue::Attachment(id) => {
+                    let Some(a) = command.data.resolved.attachments.get(id) else { continue };
+                    match self.keep(&a.url, &a.filename, a.size).await {
+                        Ok(d) => document = Some(d),
+                        Err(why) => {
+                            let _ =
+                                command.edit_response(&self.http, EditInteractionResponse::new().content(why)).await;
+                            return;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let message = Message {
+            user: command.user.id.to_string(),
+            text: words.join(" "),
+            document,
+            reply_to: ReplyTo {
+                door: "discord".into(),
+                channel_id: Some(command.channel_id.to_string()),
+                message_id: None,
+            },
+        };
+        let answer = answer_text(&self.conversation.handle(message).await);
+        if let Err(e) = command.edit_response(&self.http, EditInteractionResponse::new().content(answer)).await {
+            tracing::warn!(error = %e, "could not answer a command");
+        }
+    }
+
+    async fn ephemeral(&self, component: &ComponentInteraction, text: &str) {
+        let followup = CreateInteractionResponseFollowup::new().content(text).ephemeral(true);
+        if let Err(e) = component.create_followup(&self.http, followup).await {
+            tracing::warn!(error = %e, "could not answer a button press");
+        }
+    }
+
+    async fn on_button(&self, component: &ComponentInteraction) {
+        let Some(action) = ButtonAction::parse(&component.data.custom_id) else { return };
+        let role = RoleId::new(self.config.reviewer_role);
+        let allowed = component.guild_id == Some(self.guild())
+            && component.member.as_ref().is_some_and(|m| m.roles.contains(&role));
+        if !allowed {
+            let refuse = CreateInteractionResponseMessage::new()
+                .content("Only reviewers of this server may decide.")
+                .ephemeral(true);
+            let _ = component.create_response(&self.http, CreateInteractionResponse::Message(refuse)).await;
+            tracing::warn!(user = %component.user.id, "a button press from someone who may not review was refused");
+            return;
+        }
+        if let Err(e) = component.defer(&self.http).await {
+            tracing::warn!(error = %e, "could not acknowledge a button press");
+            return;
+        }
+        let Some(token) = self.config.reviewer_tokens.get(&component.user.id.get()) else {
+            self.ephemeral(
+                component,
+                "You have the reviewer role, but no Review-E identity is configured for you (BOOK_E_REVIEWER_TOKENS).",
+            )
+            .await;
+            return;
+        };
+        let (id, verb, body) = match &action {
+            ButtonAction::Approve(id) => (id, "approve", serde_json::json!({"reason": "approved on Discord"})),
+            ButtonAction::Reject(id) => (id, "reject", serde_json::json!({"reason": "rejected on Discord"})),
+        };
+        let url = format!("{}/review/{id}/{verb}", self.config.review_e_url.trim_end_matches('/'));
+        let outcome = self.web.post(url).bearer_auth(token).json(&body).send().await;
+        let response = match outcome {
+            Ok(r) => r,
+            Err(_) => {
+                self.ephemeral(component, "Review-E is not reachable; nothing was decided. Try again shortly.").await;
+                return;
+            }
+        };
+        let status = response.status();
+        let message: serde_json::Value = response.json().await.unwrap_or_default();
+        if status.is_success() {
+            let done = if verb == "approve" { "✅ Approved" } else { "⛔ Rejected" };
+            let content = format!("{}\n\n{done} by <@{}>", component.message.content, component.user.id);
+            let edit = EditInteractionResponse::new().content(content).components(vec![]);
+            if let Err(e) = component.edit_response(&self.http, edit).await {
+                tracing::warn!(error = %e, "could not update the review message");
+            }
+        } else {
+            let why = message["message"].as_str().unwrap_or("Review-E refused");
+            self.ephemeral(component, &format!("Not done: {why}.")).await;
+        }
+    }
+
+    /// The handler of the notification subscription.
+    pub fn notifier(&self, store: Store) -> Notifier {
+        Notifier { door: self.clone(), store }
+    }
+
+    /// Connects to the gateway and serves until `shutdown`.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
+        use serenity::all::GatewayIntents;
+        let mut intents = GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES;
+        if self.config.watch_finance_channel {
+            intents |= GatewayIntents::MESSAGE_CONTENT;
+        }
+        let token = self.config.token.clone();
+        let mut client = serenity::Client::builder(&token, intents)
+            .event_handler(Gateway { door: self })
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to Discord failed: {e}"))?;
+        let shards = client.shard_manager.clone();
+        tokio::select! {
+            result = client.start() => result.map_err(|e| anyhow::anyhow!("the Discord gateway failed: {e}"))?,
+            _ = shutdown => shards.shutdown_all().await,
+        }
+        Ok(())
+    }
+}
+
+struct Gateway {
+    door: DiscordDoor,
+}
+
+#[serenity::async_trait]
+impl serenity::all::EventHandler for Gateway {
+    async fn ready(&self, _: serenity::all::Context, ready: serenity::all::Ready) {
+        tracing::info!(user = %ready.user.name, "connected to Discord");
+        if let Err(e) = self.door.register_commands().await {
+            tracing::error!(error = %e, "could not register the slash commands");
+        }
+    }
+
+    async fn message(&self, _: serenity::all::Context, msg: DiscordMessage) {
+        self.door.on_message(&msg).await;
+    }
+
+    async fn interaction_create(&self, _: serenity::all::Context, interaction: Interaction) {
+        self.door.on_interaction(&interaction).await;
+    }
+}
+
+/// Posts what happened to proposals made on Discord, escalations to the
+/// reviewers (with buttons), and compliance summaries. A durable subscription:
+/// a failed post is retried, and each message carries a nonce derived from its
+/// event, so Discord drops a repeat after a crash between posting and checkpoint.
+pub struct Notifier {
+    door: DiscordDoor,
+    store: Store,
+}
+
+/// The notification subscription's name.
+pub const SUBSCRIPTION: &str = "book-e.notifications";
+
+/// The event types the notifier follows.
+pub const FOLLOWS: [&str; 7] = [
+    "*Approved",
+    "*Rejected",
+    "*Escalated",
+    "*Executed",
+    "*ExecutionFailed",
+    "*ExecutionSkipped",
+    "ComplianceCheckCompleted",
+];
+
+fn nonce(event: &RecordedEvent, part: u8) -> Nonce {
+    let hex = event.event_id.simple().to_string();
+    Nonce::String(format!("{}{part}", &hex[..24]))
+}
+
+impl Notifier {
+    async fn post(&self, channel: u64, message: CreateMessage) -> Result<(), HandlerError> {
+        ChannelId::new(channel)
+            .send_message(&self.door.http, message.enforce_nonce(true))
+            .await
+            .map(|_| ())
+            .map_err(|e| HandlerError(format!("Discord did not take the message (it will be retried): {e}")))
+    }
+
+    fn escalation(proposal: &RecordedEvent, escalated: &RecordedEvent) -> String {
+        let mut text = format!(
+            "**Needs a reviewer:** {} (requested by {}, id `{}`)\n{}",
+            render::proposal_summary(proposal),
+            proposal.payload.get("requested_by").and_then(|r| r.as_str()).unwrap_or("someone"),
+            proposal.correlation_id,
+            render::describe(escalated),
+        );
+        for v in escalated.metadata.get("verdicts").and_then(|v| v.as_array()).into_iter().flatten() {
+            let name = v.get("policy").and_then(|p| p.as_str()).unwrap_or("?");
+            let reason = v.get("reason").and_then(|p| p.as_str()).unwrap_or("");
+            let outcome = v.get("outcome").and_then(|p| p.as_str()).unwrap_or("");
+            text.push_str(&format!("\n• {name}: {outcome}, {reason}"));
+        }
+        text.chars().take(1900).collect()
+    }
+
+    fn compliance(&self, event: &RecordedEvent) -> Option<String> {
+        let findings = event.payload.get("findings")?.as_array()?;
+        let attention: Vec<String> = findings
+            .iter()
+            .filter(|f| f.get("count").and_then(|c| c.as_u64()).unwrap_or(0) > 0 || f.get("error").is_some())
+            .map(|f| {
+                let check = f.get("check").and_then(|c| c.as_str()).unwrap_or("?");
+                match f.get("error").and_then(|e| e.as_str()) {
+                    Some(error) => format!("• {check}: could not run ({error})"),
+                    None => format!("• {check}: {}", f.get("count").and_then(|c| c.as_u64()).unwrap_or(0)),
+                }
+            })
+            .collect();
+        if attention.is_empty() {
+            return self.door.config.report_all_clear.then(|| "Daily compliance check: all clear.".to_string());
+        }
+        Some(format!("**Daily compliance check: needs attention**\n{}", attention.join("\n")))
+    }
+}
+
+impl Handler for Notifier {
+    async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
+        if event.event_type == "ComplianceCheckCompleted" {
+            if let Some(text) = self.compliance(event) {
+                self.post(self.door.config.reports_channel, CreateMessage::new().content(text).nonce(nonce(event, 0)))
+                    .await?;
+            }
+            return Ok(Append::nothing());
+        }
+        if ActionKind::parse(&event.event_type).is_none() {
+            return Ok(Append::nothing());
+        }
+        let story = self.store.read_correlation(&event.correlation_id).await?;
+        let Some(proposal) = story.iter().find(|e| e.event_type.ends_with("Proposed")) else {
+            return Ok(Append::nothing());
+        };
+        if event.event_type.ends_with("Escalated") {
+            let id = &event.correlation_id;
+            let buttons = CreateActionRow::Buttons(vec![
+                CreateButton::new(ButtonAction::Approve(id.clone()).custom_id())
+                    .label("Approve")
+                    .style(ButtonStyle::Success),
+                CreateButton::new(ButtonAction::Reject(id.clone()).custom_id())
+                    .label("Reject")
+                    .style(ButtonStyle::Danger),
+            ]);
+            let message = CreateMessage::new()
+                .content(Self::escalation(proposal, event))
+                .components(vec![buttons])
+                .nonce(nonce(event, 1));
+            self.post(self.door.config.reviewers_channel, message).await?;
+        }
+        let reply_to: Option<ReplyTo> =
+            proposal.metadata.get("reply_to").and_then(|r| serde_json::from_value(r.clone()).ok());
+        let Some(reply_to) = reply_to.filter(|r| r.door == "discord") else { return Ok(Append::nothing()) };
+        let (Some(channel), Some(text)) =
+            (reply_to.channel_id.as_deref().and_then(|c| c.parse::<u64>().ok()), render::notification(event))
+        else {
+            return Ok(Append::nothing());
+        };
+        let mut message = CreateMessage::new().content(text).nonce(nonce(event, 2));
+        if let Some(id) = reply_to.message_id.as_deref().and_then(|m| m.parse::<u64>().ok()) {
+            message = message.reference_message(MessageReference::from((ChannelId::new(channel), MessageId::new(id))));
+        }
+        self.post(channel, message).await?;
+        Ok(Append::nothing())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn button_ids_round_trip_and_nothing_else_parses() {
+        let a = ButtonAction::Approve("3f0c6a2e-1d7b-4c47-9d0e-8b6e5f0a1c2d".into());
+        assert_eq!(ButtonAction::parse(&a.custom_id()), Some(a.clone()));
+        assert!(a.custom_id().len() <= 100);
+        assert_eq!(ButtonAction::parse("bk:reject:x"), Some(ButtonAction::Reject("x".into())));
+        for bad in ["", "bk:", "bk:approve:", "bk:delete:x", "other:approve:x"] {
+            assert_eq!(ButtonAction::parse(bad), None, "{bad}");
+        }
+    }
+}
