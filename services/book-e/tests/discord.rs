@@ -1,0 +1,435 @@
+//! The Discord door without the internet: serenity's real HTTP client pointed at
+//! a local fake of Discord's REST API, gateway events built from JSON fixtures
+//! shaped like Discord's, a real log on PostgreSQL, a real Accounting API over the
+//! fake Folio, and a real Review-E for the buttons. The assertions are on the
+//! requests Book-E makes to Discord.
+
+// Amounts are written kroner_øre: 499_00 is 499,00 kr.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use accounting_api::folio::fake::SANDBOX_ACCOUNT;
+use accounting_api::AccountingApi;
+use axum::extract::{Request, State};
+use axum::response::IntoResponse;
+use book_e::accounting::AccountingReads;
+use book_e::conversation::{Conversation, ConversationConfig};
+use book_e::discord::{DiscordConfig, DiscordDoor, FOLLOWS, SUBSCRIPTION};
+use bookkeeper_core::testing::TestDb;
+use bookkeeper_core::{Append, NewEvent, Store, Subscription, SubscriptionOptions, TypeFilter};
+use serde_json::{json, Value};
+use serenity::all::{Interaction, Message};
+
+const GUILD: u64 = 500;
+const OTHER_GUILD: u64 = 501;
+const FINANCE: u64 = 600;
+const REVIEWERS: u64 = 601;
+const REVIEWER_ROLE: u64 = 700;
+const APP: u64 = 800;
+const OLA: u64 = 1001; // a team member
+const KARI: u64 = 1002; // a reviewer
+const PER: u64 = 1003; // a member without the reviewer role
+const KARI_REVIEW_TOKEN: &str = "kari-review-token-0123456789";
+const OLA_REVIEW_TOKEN: &str = "ola-review-token-01234567890";
+const LEASE: Duration = Duration::from_millis(300);
+
+/// One request Book-E made to "Discord".
+#[derive(Debug, Clone)]
+struct Call {
+    method: String,
+    path: String,
+    body: Value,
+}
+
+#[derive(Clone, Default)]
+struct FakeDiscord {
+    calls: Arc<Mutex<Vec<Call>>>,
+    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    fail_next_posts: Arc<Mutex<u32>>,
+}
+
+fn message_json(id: u64, channel: &str, content: &str) -> Value {
+    json!({
+        "id": id.to_string(), "channel_id": channel,
+        "author": {"id": "900", "username": "book-e", "discriminator": "0", "avatar": null, "bot": true},
+        "content": content, "timestamp": "2026-11-25T10:00:00.000000+00:00", "edited_timestamp": null,
+        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+        "embeds": [], "pinned": false, "type": 0
+    })
+}
+
+async fn discord_api(State(fake): State<FakeDiscord>, request: Request) -> axum::response::Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
+    if let Some(name) = path.strip_prefix("/files/") {
+        let file = fake.files.lock().unwrap().get(name).cloned();
+        return match file {
+            Some(bytes) => bytes.into_response(),
+            None => axum::http::StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let is_post = method == "POST" && path.ends_with("/messages");
+    if is_post {
+        let mut failing = fake.fail_next_posts.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "{}").into_response();
+        }
+    }
+    fake.calls.lock().unwrap().push(Call { method: method.clone(), path: path.clone(), body: body.clone() });
+    let content = body["content"].as_str().unwrap_or_default();
+    if path.ends_with("/callback") {
+        return axum::http::StatusCode::NO_CONTENT.into_response();
+    }
+    if path.contains("/commands") {
+        return axum::Json(json!([])).into_response();
+    }
+    let channel = path.split('/').nth(4).unwrap_or("0").to_string();
+    axum::Json(message_json(fastrand::u64(10_000..u64::MAX / 2), &channel, content)).into_response()
+}
+
+impl FakeDiscord {
+    async fn start() -> (FakeDiscord, String) {
+        let fake = FakeDiscord::default();
+        let app = axum::Router::new().fallback(discord_api).with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (fake, base)
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn posts_to(&self, channel: u64) -> Vec<Call> {
+        let path = format!("/api/v10/channels/{channel}/messages");
+        self.calls().into_iter().filter(|c| c.method == "POST" && c.path == path).collect()
+    }
+}
+
+struct World {
+    db: TestDb,
+    discord: FakeDiscord,
+    discord_base: String,
+    door: DiscordDoor,
+    folio_events: Vec<uuid::Uuid>,
+    _accounting: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _review_e: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn world() -> Option<World> {
+    let db = TestDb::postgres().await?;
+    let (discord, discord_base) = FakeDiscord::start().await;
+
+    // The Accounting API in its sandbox (fakes inside), for documents and reads.
+    let accounting_config = accounting_api::Config { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    let accounting =
+        AccountingApi::build(accounting_config, Store::connect(&db.role_url("accounting_api")).await.unwrap())
+            .await
+            .unwrap();
+    let folio = accounting.sandbox().folio.as_ref().unwrap();
+    let folio_events = vec![
+        folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -312_50, "KIWI 505"),
+        folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -64_00, "NARVESEN"),
+    ];
+    let accounting_url = format!("http://127.0.0.1:{}", accounting.port());
+    let accounting_task = tokio::spawn(accounting.run_until_stopped(std::future::pending()));
+
+    // Review-E with no policies: every proposal goes to a person.
+    let review_config = review_e::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        reviewers: [(KARI_REVIEW_TOKEN.into(), KARI.to_string()), (OLA_REVIEW_TOKEN.into(), OLA.to_string())].into(),
+        poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let review =
+        review_e::ReviewE::build(review_config, Store::connect(&db.role_url("review_e")).await.unwrap()).await.unwrap();
+    let review_url = format!("http://127.0.0.1:{}", review.port());
+    let review_task = tokio::spawn(review.run_until_stopped(std::future::pending()));
+
+    let reads = AccountingReads::new(accounting_url, None).unwrap();
+    let book_e_store = Store::connect(&db.role_url("book_e")).await.unwrap();
+    let conversation = Conversation::new(book_e_store, reads.clone(), ConversationConfig::default());
+    let config = DiscordConfig {
+        token: "Bot-token-that-must-never-be-printed".into(),
+        application_id: APP,
+        guild_id: GUILD,
+        finance_channel: FINANCE,
+        reviewers_channel: REVIEWERS,
+        reports_channel: FINANCE,
+        reviewer_role: REVIEWER_ROLE,
+        reviewer_tokens: [(KARI, KARI_REVIEW_TOKEN.to_string()), (OLA, OLA_REVIEW_TOKEN.to_string())].into(),
+        review_e_url: review_url,
+        api_base: Some(discord_base.clone()),
+        watch_finance_channel: true,
+        report_all_clear: false,
+    };
+    assert!(!format!("{config:?}").contains("never-be-printed"));
+    let door = DiscordDoor::new(config, conversation, reads);
+    Some(World { db, discord, discord_base, door, folio_events, _accounting: accounting_task, _review_e: review_task })
+}
+
+fn user(id: u64, name: &str, bot: bool) -> Value {
+    json!({"id": id.to_string(), "username": name, "discriminator": "0", "avatar": null, "bot": bot})
+}
+
+fn member(id: u64, name: &str, roles: &[u64]) -> Value {
+    json!({
+        "user": user(id, name, false), "roles": roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "joined_at": "2025-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false, "flags": 0
+    })
+}
+
+impl World {
+    /// A MESSAGE_CREATE with one attachment served by the fake CDN.
+    fn dropped_receipt(&self, id: u64, author: Value, guild: u64, channel: u64, text: &str, bytes: &[u8]) -> Message {
+        let name = format!("receipt-{id}.pdf");
+        self.discord.files.lock().unwrap().insert(name.clone(), bytes.to_vec());
+        let url = format!("{}/files/{name}", self.discord_base);
+        serde_json::from_value(json!({
+            "id": id.to_string(), "channel_id": channel.to_string(), "guild_id": guild.to_string(),
+            "author": author, "content": text, "timestamp": "2026-11-25T10:00:00.000000+00:00",
+            "edited_timestamp": null, "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+            "attachments": [{"id": "77", "filename": name, "size": bytes.len(), "url": url, "proxy_url": url,
+                             "content_type": "application/pdf"}],
+            "embeds": [], "pinned": false, "type": 0
+        }))
+        .expect("a MESSAGE_CREATE fixture")
+    }
+
+    /// An INTERACTION_CREATE for a slash command.
+    fn command(&self, id: u64, name: &str, options: Value, resolved: Value, guild: u64, who: Value) -> Interaction {
+        serde_json::from_value(json!({
+            "id": id.to_string(), "application_id": APP.to_string(), "type": 2, "token": format!("tok-{id}"),
+            "version": 1, "guild_id": guild.to_string(), "channel_id": FINANCE.to_string(), "member": who,
+            "locale": "nb", "app_permissions": "0", "entitlements": [], "attachment_size_limit": 26214400,
+            "data": {"id": "42", "name": name, "type": 1, "options": options, "resolved": resolved}
+        }))
+        .expect("an application command fixture")
+    }
+
+    /// An INTERACTION_CREATE for a button press on a review message.
+    fn press(&self, id: u64, custom_id: &str, guild: u64, who: Value, content: &str) -> Interaction {
+        serde_json::from_value(json!({
+            "id": id.to_string(), "application_id": APP.to_string(), "type": 3, "token": format!("tok-{id}"),
+            "version": 1, "guild_id": guild.to_string(), "channel_id": REVIEWERS.to_string(), "member": who,
+            "locale": "nb", "app_permissions": "0", "entitlements": [], "attachment_size_limit": 26214400,
+            "message": message_json(4242, &REVIEWERS.to_string(), content),
+            "data": {"custom_id": custom_id, "component_type": 2}
+        }))
+        .expect("a component interaction fixture")
+    }
+
+    /// A fresh notifier, as after a restart of Book-E: it takes over once the
+    /// previous one's (short) lease has run out, and resumes from the checkpoint.
+    async fn restarted_notifications(&self) -> Subscription<book_e::discord::Notifier> {
+        tokio::time::sleep(LEASE * 2).await;
+        let store = self.db.store.clone();
+        let options = SubscriptionOptions { lease_ttl: LEASE, ..Default::default() };
+        Subscription::new(store.clone(), SUBSCRIPTION, TypeFilter::of(FOLLOWS), self.door.notifier(store))
+            .with_options(options)
+    }
+
+    async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {
+        let filter = TypeFilter::of(["*Proposed"]);
+        self.db.store.read(bookkeeper_core::Cursor::START, &filter, 100).await.unwrap().events
+    }
+
+    async fn wait_for(&self, cid: &str, event_type: &str) {
+        let started = Instant::now();
+        while !self.db.store.read_correlation(cid).await.unwrap().iter().any(|e| e.event_type == event_type) {
+            assert!(started.elapsed() < Duration::from_secs(30), "no {event_type} for {cid}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_dropped_in_the_finance_channel_becomes_a_proposal_and_a_reply() {
+    let Some(w) = world().await else { return };
+    let msg = w.dropped_receipt(3001, user(OLA, "ola", false), GUILD, FINANCE, "Kiwi 312,50", b"%PDF-1.7 kiwi");
+    let answer = w.door.on_message(&msg).await.expect("an answer");
+    assert!(answer.contains("Proposed: attach the receipt to"), "{answer}");
+
+    let replies = w.discord.posts_to(FINANCE);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].body["content"].as_str().unwrap().contains("KIWI 505"), "{:?}", replies[0].body);
+    assert_eq!(replies[0].body["message_reference"]["message_id"], json!("3001"), "a reply to the person's message");
+    let proposals = w.proposals().await;
+    assert_eq!(proposals.len(), 1);
+    let p = &proposals[0];
+    assert_eq!(p.payload["requested_by"], json!(format!("user:{OLA}")));
+    assert_eq!(p.payload["target"]["event_id"], json!(w.folio_events[0].to_string()));
+    assert_eq!(p.payload["receipt"]["filename"], json!("receipt-3001.pdf"));
+    assert_eq!(
+        p.metadata["reply_to"],
+        json!({"door": "discord", "channel_id": FINANCE.to_string(), "message_id": "3001"})
+    );
+
+    // Bots, other servers and other channels are ignored: no request, no proposal.
+    let before = w.discord.calls().len();
+    let from_bot = w.dropped_receipt(3002, user(999, "other-bot", true), GUILD, FINANCE, "64", b"%PDF-1.7 x");
+    let elsewhere = w.dropped_receipt(3003, user(OLA, "ola", false), OTHER_GUILD, FINANCE, "64", b"%PDF-1.7 y");
+    let other_channel = w.dropped_receipt(3004, user(OLA, "ola", false), GUILD, 1234, "64", b"%PDF-1.7 z");
+    for msg in [from_bot, elsewhere, other_channel] {
+        assert_eq!(w.door.on_message(&msg).await, None);
+    }
+    assert_eq!(w.discord.calls().len(), before);
+    assert_eq!(w.proposals().await.len(), 1);
+    w.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands_are_deferred_then_answered() {
+    let Some(w) = world().await else { return };
+    let balance = w.command(4001, "balance", json!([]), json!({}), GUILD, member(OLA, "ola", &[]));
+    w.door.on_interaction(&balance).await;
+    let calls = w.discord.calls();
+    assert_eq!(calls[0].path, "/api/v10/interactions/4001/tok-4001/callback");
+    assert_eq!(calls[0].body["type"], json!(5), "deferred first, within Discord's 3 seconds");
+    assert_eq!(
+        (calls[1].method.as_str(), calls[1].path.as_str()),
+        ("PATCH", "/api/v10/webhooks/800/tok-4001/messages/@original")
+    );
+    assert!(calls[1].body["content"].as_str().unwrap().contains("Bank balance"), "{:?}", calls[1].body);
+
+    // /receipt with the file as an option: downloaded, stored, proposed.
+    w.discord.files.lock().unwrap().insert("narvesen.pdf".into(), b"%PDF-1.7 narvesen".to_vec());
+    let url = format!("{}/files/narvesen.pdf", w.discord_base);
+    let receipt = w.command(
+        4002,
+        "receipt",
+        json!([{"name": "file", "type": 11, "value": "88"}, {"name": "amount", "type": 3, "value": "64"}]),
+        json!({"attachments": {"88": {"id": "88", "filename": "narvesen.pdf", "size": 17, "url": url, "proxy_url": url}}}),
+        GUILD,
+        member(OLA, "ola", &[]),
+    );
+    w.door.on_interaction(&receipt).await;
+    let last = w.discord.calls().last().cloned().unwrap();
+    assert!(last.body["content"].as_str().unwrap().contains("Proposed: attach the receipt to"), "{:?}", last.body);
+    let proposals = w.proposals().await;
+    assert_eq!(proposals[0].payload["target"]["event_id"], json!(w.folio_events[1].to_string()));
+
+    // Another server: refused at once, nothing proposed.
+    let elsewhere = w.command(4003, "balance", json!([]), json!({}), OTHER_GUILD, member(OLA, "ola", &[]));
+    w.door.on_interaction(&elsewhere).await;
+    let last = w.discord.calls().last().cloned().unwrap();
+    assert_eq!((last.body["type"].clone(), last.body["data"]["flags"].clone()), (json!(4), json!(64)));
+
+    // The commands registered in the guild.
+    w.door.register_commands().await.unwrap();
+    let put = w.discord.calls().last().cloned().unwrap();
+    assert_eq!((put.method.as_str(), put.path.as_str()), ("PUT", "/api/v10/applications/800/guilds/500/commands"));
+    let names: Vec<&str> = put.body.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["receipt", "invoice", "balance", "pending", "status", "help"]);
+    w.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalations_outcomes_and_buttons() {
+    let Some(w) = world().await else { return };
+    let msg = w.dropped_receipt(5001, user(OLA, "ola", false), GUILD, FINANCE, "Kiwi 312,50", b"%PDF-1.7 kiwi 2");
+    w.door.on_message(&msg).await.unwrap();
+    let cid = w.proposals().await[0].correlation_id.clone();
+    w.wait_for(&cid, "ReceiptAttachmentEscalated").await;
+
+    // The escalation goes to the reviewers with buttons, and the proposer hears of it;
+    // one Discord failure on the way is retried, not lost.
+    *w.discord.fail_next_posts.lock().unwrap() = 1;
+    let mut notifications = w.restarted_notifications().await;
+    assert!(notifications.drain().await.is_err(), "the failed post fails the handler");
+    notifications.drain().await.unwrap();
+    drop(notifications);
+    let review = w.discord.posts_to(REVIEWERS);
+    assert_eq!(review.len(), 1);
+    let content = review[0].body["content"].as_str().unwrap().to_string();
+    assert!(content.contains("Needs a reviewer") && content.contains(&cid), "{content}");
+    let buttons = &review[0].body["components"][0]["components"];
+    assert_eq!(buttons[0]["custom_id"], json!(format!("bk:approve:{cid}")));
+    assert_eq!(buttons[1]["custom_id"], json!(format!("bk:reject:{cid}")));
+    assert_eq!(review[0].body["enforce_nonce"], json!(true));
+    let to_ola = w.discord.posts_to(FINANCE);
+    assert!(to_ola.last().unwrap().body["content"].as_str().unwrap().contains("Sent to a reviewer"));
+
+    // Not a reviewer: refused, nothing decided.
+    let per = w.press(6001, &format!("bk:approve:{cid}"), GUILD, member(PER, "per", &[]), &content);
+    w.door.on_interaction(&per).await;
+    let last = w.discord.calls().last().cloned().unwrap();
+    assert_eq!((last.body["type"].clone(), last.body["data"]["flags"].clone()), (json!(4), json!(64)));
+    // The reviewer role, but in another server: refused.
+    let stranger =
+        w.press(6002, &format!("bk:approve:{cid}"), OTHER_GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), &content);
+    w.door.on_interaction(&stranger).await;
+    // The proposer pressing Approve on their own proposal: Review-E refuses.
+    let own = w.press(6003, &format!("bk:approve:{cid}"), GUILD, member(OLA, "ola", &[REVIEWER_ROLE]), &content);
+    w.door.on_interaction(&own).await;
+    let last = w.discord.calls().last().cloned().unwrap();
+    assert!(last.body["content"].as_str().unwrap().contains("proposed this yourself"), "{:?}", last.body);
+    let story = w.db.store.read_correlation(&cid).await.unwrap();
+    assert!(!story.iter().any(|e| e.event_type.ends_with("Approved")), "nothing decided yet");
+
+    // Kari approves: acknowledged, decided as kari, the message updated without buttons.
+    let kari = w.press(6004, &format!("bk:approve:{cid}"), GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), &content);
+    w.door.on_interaction(&kari).await;
+    let calls = w.discord.calls();
+    let n = calls.len();
+    assert_eq!(
+        (calls[n - 2].path.as_str(), calls[n - 2].body["type"].clone()),
+        ("/api/v10/interactions/6004/tok-6004/callback", json!(6))
+    );
+    assert_eq!(calls[n - 1].path, "/api/v10/webhooks/800/tok-6004/messages/@original");
+    assert!(calls[n - 1].body["content"].as_str().unwrap().contains(&format!("Approved by <@{KARI}>")));
+    assert_eq!(calls[n - 1].body["components"], json!([]));
+    let story = w.db.store.read_correlation(&cid).await.unwrap();
+    let approved = story.iter().find(|e| e.event_type == "ReceiptAttachmentApproved").unwrap();
+    assert_eq!(approved.actor, format!("user:{KARI}"));
+    // A second Approve says who decided already. (Reject would still be allowed
+    // until execution starts: that is the emergency stop.)
+    let again = w.press(6005, &format!("bk:approve:{cid}"), GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), &content);
+    w.door.on_interaction(&again).await;
+    let last = w.discord.calls().last().cloned().unwrap();
+    assert!(
+        last.body["content"].as_str().unwrap().contains(&format!("already approved by user:{KARI}")),
+        "{:?}",
+        last.body
+    );
+
+    // The Accounting API (sandbox) carries it out; the decision and the execution
+    // each produce exactly one message, across a restart.
+    w.wait_for(&cid, "ReceiptAttachmentExecuted").await;
+    let story = w.db.store.read_correlation(&cid).await.unwrap();
+    let executed = story.iter().find(|e| e.event_type == "ReceiptAttachmentExecuted").unwrap();
+    let attachment = executed.payload["remote_ids"]["folio_attachment_id"].as_str().unwrap().to_string();
+    let before = w.discord.posts_to(FINANCE).len();
+    w.restarted_notifications().await.drain().await.unwrap();
+    w.restarted_notifications().await.drain().await.unwrap();
+    let to_ola = w.discord.posts_to(FINANCE);
+    let new: Vec<&str> = to_ola[before..].iter().map(|c| c.body["content"].as_str().unwrap()).collect();
+    assert_eq!(
+        new,
+        [
+            format!("Your receipt: Approved by user:{KARI}: approved on Discord"),
+            format!("Your receipt: Done: Folio attachment {attachment}")
+        ]
+    );
+    for post in &to_ola[before..] {
+        assert_eq!(post.body["message_reference"]["message_id"], json!("5001"));
+        assert!(post.body["nonce"].as_str().is_some_and(|n| n.len() <= 25));
+    }
+
+    // A compliance summary goes to the reports channel when something needs attention.
+    let check = NewEvent::new("ComplianceCheckCompleted", "cron", "COMPLETED", "check-1").with_payload(json!({
+        "findings": [{"check": "missing_receipts", "count": 2, "ids": ["a", "b"]}, {"check": "failed_executions", "count": 0}]
+    }));
+    w.db.store.append(Append::one(check)).await.unwrap();
+    w.restarted_notifications().await.drain().await.unwrap();
+    let summary = w.discord.posts_to(FINANCE).last().cloned().unwrap();
+    assert!(summary.body["content"].as_str().unwrap().contains("missing_receipts: 2"), "{:?}", summary.body);
+    w.db.cleanup().await;
+}
