@@ -19,6 +19,9 @@ pub enum ServeCommand {
     /// Book-E: the conversation (HTTP door `POST /chat`; Discord when configured).
     /// Configured by BOOK_E_* and ACCOUNTING_API_URL.
     BookE,
+    /// Cost API: monthly costs from executed actions; reports closed months.
+    /// Configured by COST_API_* variables.
+    CostApi,
 }
 
 pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode> {
@@ -52,6 +55,13 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
                 tracing::warn!("running against the local SANDBOX: nothing reaches the real Fiken or Folio");
             }
             service.run_until_stopped(super::shutdown_signal()).await.context("the Accounting API failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServeCommand::CostApi => {
+            let config = cost_api::Config::from_env()?;
+            let service = cost_api::CostApi::build(config, store).await?;
+            eprintln!("Cost API listening on http://127.0.0.1:{}", service.port());
+            service.run_until_stopped(super::shutdown_signal()).await.context("the Cost API failed")?;
             Ok(ExitCode::SUCCESS)
         }
         ServeCommand::BookE => {

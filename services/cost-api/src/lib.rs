@@ -1,0 +1,376 @@
+//! The Cost API: monthly costs from executed actions.
+//!
+//! It was added without changing any other service, which is the point of the
+//! design: it reads `ReceiptAttachmentExecuted` and `InvoiceRegistrationExecuted`
+//! (and their proposals) from the log, keeps its own read model
+//! ([`ledger::Ledger`], rebuilt from the whole history at start), appends
+//! `MonthlyCostReport` when a month closes (and on demand), and serves
+//! `GET /costs/monthly?month=YYYY-MM`. Its database role may append nothing else.
+
+pub mod ledger;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bookkeeper_core::config::{env_number, env_text};
+use bookkeeper_core::domain::{MonthlyCostReport, Payload};
+use bookkeeper_core::{Append, Cursor, Store, StoreError, TypeFilter};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::ledger::{cost_of, month_of, Ledger};
+
+/// The actor of this service's events.
+pub const ACTOR: &str = "cost-api";
+
+/// Configuration (environment variable names in brackets).
+#[derive(Clone)]
+pub struct Config {
+    /// Where the API listens (`COST_API_ADDR`, default 127.0.0.1:8084).
+    pub addr: SocketAddr,
+    /// Bearer token for `POST /costs/monthly/report` (`COST_API_TOKEN`), if any.
+    pub token: Option<String>,
+    /// How often to look for closed months to report (`COST_API_CLOSE_CHECK_SECS`, default 60).
+    pub close_check: Duration,
+    /// How often to look for new events without a wake-up.
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("close_check", &self.close_check)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8084)),
+            token: None,
+            close_check: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Some(addr) = env_text("COST_API_ADDR") {
+            config.addr = addr.parse().with_context(|| format!("COST_API_ADDR `{addr}` is not host:port"))?;
+        }
+        config.token = env_text("COST_API_TOKEN");
+        if let Some(secs) = env_number("COST_API_CLOSE_CHECK_SECS")? {
+            config.close_check = Duration::from_secs(secs.max(1));
+        }
+        Ok(config)
+    }
+}
+
+/// The event types the read model follows.
+pub const FOLLOWS: [&str; 2] = ["ReceiptAttachmentExecuted", "InvoiceRegistrationExecuted"];
+
+#[derive(Clone)]
+struct Shared {
+    store: Store,
+    ledger: Arc<RwLock<Ledger>>,
+    /// (month, currency) already reported at month close.
+    closed: Arc<RwLock<HashSet<(String, String)>>>,
+    caught_up: Arc<AtomicBool>,
+    token: Option<Arc<str>>,
+}
+
+impl Shared {
+    fn ledger(&self) -> std::sync::RwLockReadGuard<'_, Ledger> {
+        self.ledger.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads executed actions after `cursor` into the ledger; returns the new cursor
+    /// and whether events wait behind an open transaction.
+    async fn follow(&self, cursor: Cursor) -> Result<(Cursor, bool), StoreError> {
+        let filter = TypeFilter::of(FOLLOWS);
+        let batch = self.store.read(cursor, &filter, 500).await?;
+        for executed in &batch.events {
+            let story = self.store.read_correlation(&executed.correlation_id).await?;
+            let cost = story.iter().find(|e| e.event_type.ends_with("Proposed")).and_then(|p| cost_of(executed, p));
+            if let Some(cost) = cost {
+                self.ledger.write().unwrap_or_else(|p| p.into_inner()).add(&executed.correlation_id, cost);
+            }
+        }
+        Ok((batch.next, batch.held_back))
+    }
+
+    /// Month-close reports already in the log (so a restart does not repeat them).
+    async fn load_closed(&self) -> Result<(), StoreError> {
+        let filter = TypeFilter::of([MonthlyCostReport::TYPE]);
+        let mut cursor = Cursor::START;
+        loop {
+            let batch = self.store.read(cursor, &filter, 500).await?;
+            for e in &batch.events {
+                if e.metadata.get("trigger").and_then(|t| t.as_str()) == Some("month-closed") {
+                    let month = e.payload.get("month").and_then(|m| m.as_str()).unwrap_or_default();
+                    let currency = e.payload.get("currency").and_then(|m| m.as_str()).unwrap_or_default();
+                    self.closed.write().unwrap_or_else(|p| p.into_inner()).insert((month.into(), currency.into()));
+                }
+            }
+            if batch.events.is_empty() {
+                return Ok(());
+            }
+            cursor = batch.next;
+        }
+    }
+
+    /// Appends the report of every month before this one not reported yet. The
+    /// event id is derived from the month and currency, so two replicas closing
+    /// the same month append it once.
+    async fn close_months(&self) -> Result<usize, StoreError> {
+        let current = month_of(Utc::now().date_naive());
+        let reports: Vec<MonthlyCostReport> = {
+            let ledger = self.ledger();
+            let closed = self.closed.read().unwrap_or_else(|p| p.into_inner());
+            ledger
+                .months()
+                .into_iter()
+                .filter(|m| *m < current)
+                .flat_map(|m| ledger.reports(&m))
+                .filter(|r| !closed.contains(&(r.month.clone(), r.currency.clone())))
+                .collect()
+        };
+        let mut appended = 0;
+        for report in reports {
+            let key = (report.month.clone(), report.currency.clone());
+            let id = uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("cost-api.month-closed:{}:{}", key.0, key.1).as_bytes(),
+            );
+            let event = report
+                .into_event(ACTOR, format!("cost-report-{}-{}", key.0, key.1))
+                .with_id(id)
+                .with_metadata(json!({"trigger": "month-closed"}));
+            match self.store.append(Append::one(event)).await {
+                Ok(_) => {
+                    tracing::info!(month = %key.0, currency = %key.1, "month closed; cost report appended");
+                    appended += 1;
+                }
+                // Another replica reported it first (with what it knew then).
+                Err(StoreError::EventIdReused { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            self.closed.write().unwrap_or_else(|p| p.into_inner()).insert(key);
+        }
+        Ok(appended)
+    }
+}
+
+/// A running Cost API.
+pub struct CostApi {
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    config: Config,
+}
+
+impl CostApi {
+    /// Binds the listener (port 0 picks a free one).
+    pub async fn build(config: Config, store: Store) -> anyhow::Result<CostApi> {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding the Cost API to {}", config.addr))?;
+        let shared = Shared {
+            store,
+            ledger: Arc::default(),
+            closed: Arc::default(),
+            caught_up: Arc::default(),
+            token: config.token.as_deref().map(Arc::from),
+        };
+        Ok(CostApi { listener, shared, config })
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Runs until `shutdown`: catches up from the start of the log, follows it,
+    /// closes months, serves HTTP.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shared = self.shared.clone();
+        let poll = self.config.poll_interval;
+        let close_check = self.config.close_check;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let follower = tokio::spawn(async move {
+            let mut wakeups = shared.store.wakeups();
+            let mut cursor = Cursor::START;
+            let mut last_close = tokio::time::Instant::now() - close_check;
+            let mut failures = 0u32;
+            loop {
+                let wait = match shared.follow(cursor).await {
+                    Ok((next, held_back)) => {
+                        failures = 0;
+                        let moved = next != cursor;
+                        cursor = next;
+                        if !moved && !held_back && !shared.caught_up.swap(true, Ordering::SeqCst) {
+                            if let Err(e) = shared.load_closed().await {
+                                tracing::warn!(error = %e, "could not read earlier cost reports");
+                                shared.caught_up.store(false, Ordering::SeqCst);
+                            }
+                            tracing::info!("cost read model caught up with the log");
+                        }
+                        if shared.caught_up.load(Ordering::SeqCst) && last_close.elapsed() >= close_check {
+                            last_close = tokio::time::Instant::now();
+                            if let Err(e) = shared.close_months().await {
+                                tracing::warn!(error = %e, "closing months failed; will try again");
+                            }
+                        }
+                        if moved {
+                            Duration::ZERO
+                        } else if held_back {
+                            Duration::from_millis(5)
+                        } else {
+                            poll.min(close_check)
+                        }
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let delay = bookkeeper_core::retry::Backoff::default().delay(failures);
+                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "reading the log failed");
+                        delay
+                    }
+                };
+                if wait.is_zero() {
+                    if *stop_rx.borrow() {
+                        break;
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    _ = stop_rx.changed() => break,
+                    _ = wakeups.changed() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
+        let stop_tx2 = stop_tx.clone();
+        let server = axum::serve(self.listener, router(self.shared)).with_graceful_shutdown(async move {
+            let mut rx = stop_tx2.subscribe();
+            let _ = rx.changed().await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        follower.await.ok();
+        server.await.ok();
+        tracing::info!("Cost API stopped");
+        Ok(())
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/costs/monthly", get(monthly))
+        .route("/costs/monthly/report", post(report))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn readyz(State(shared): State<Shared>) -> Response {
+    if shared.store.ping().await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer");
+    }
+    if !shared.caught_up.load(Ordering::SeqCst) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "not ready: still reading the history");
+    }
+    Json(json!({"status": "ready"})).into_response()
+}
+
+#[derive(Deserialize)]
+struct MonthQuery {
+    month: Option<String>,
+}
+
+fn parse_month(q: &MonthQuery) -> Result<String, Box<Response>> {
+    let month = q.month.clone().unwrap_or_else(|| month_of(Utc::now().date_naive()));
+    let ok = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_ok() && month.len() == 7;
+    if ok {
+        Ok(month)
+    } else {
+        Err(Box::new(error(StatusCode::BAD_REQUEST, format!("`month` must look like 2026-11, not `{month}`"))))
+    }
+}
+
+async fn monthly(State(shared): State<Shared>, Query(q): Query<MonthQuery>) -> Response {
+    let month = match parse_month(&q) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    if !shared.caught_up.load(Ordering::SeqCst) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "still reading the history; try again shortly");
+    }
+    let costs: Vec<serde_json::Value> = shared
+        .ledger()
+        .month(&month)
+        .into_iter()
+        .map(|(currency, c)| {
+            json!({"currency": currency, "total_minor": c.total_minor, "by_account": c.by_account,
+                   "by_vendor": c.by_vendor, "actions": c.actions})
+        })
+        .collect();
+    Json(json!({"month": month, "costs": costs})).into_response()
+}
+
+async fn report(State(shared): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
+    if let Some(token) = &shared.token {
+        let presented =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(token.as_ref()) {
+            return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer` token is required");
+        }
+    }
+    let month = match parse_month(&q) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    let reports = shared.ledger().reports(&month);
+    if reports.is_empty() {
+        return error(StatusCode::NOT_FOUND, format!("no executed costs in {month}"));
+    }
+    let events = reports
+        .into_iter()
+        .map(|r| {
+            let cid = format!("cost-report-{}-{}", r.month, r.currency);
+            r.into_event(ACTOR, cid).with_metadata(json!({"trigger": "on-demand"}))
+        })
+        .collect();
+    match shared.store.append(Append::new(events)).await {
+        Ok(appended) => {
+            let positions: Vec<i64> = appended.iter().map(|a| a.position).collect();
+            (StatusCode::CREATED, Json(json!({"month": month, "positions": positions}))).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not append the report");
+            error(StatusCode::SERVICE_UNAVAILABLE, "the log is unavailable; try again shortly")
+        }
+    }
+}
