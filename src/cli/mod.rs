@@ -4,6 +4,7 @@ mod bench;
 mod bench_accounting;
 mod bench_policy;
 mod chat;
+mod cron;
 mod events;
 mod policy;
 mod report;
@@ -63,6 +64,9 @@ enum Command {
     /// Write, build and test approval policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Compliance checks.
+    #[command(subcommand)]
+    Cron(cron::CronCommand),
     /// Talk to Book-E (a running one, over its HTTP door): one message, or a prompt.
     Chat(chat::ChatArgs),
     /// Run one service (for a deployment with one process per service).
@@ -135,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Append(args)) => events::append(&store, args).await,
         Command::Policy(command) => policy::run(command, Some(store)).await,
         Command::Serve(command) => serve::run(command, store).await,
+        Command::Cron(command) => cron::run(command, store).await,
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,

@@ -22,6 +22,8 @@ pub enum ServeCommand {
     /// Cost API: monthly costs from executed actions; reports closed months.
     /// Configured by COST_API_* variables.
     CostApi,
+    /// CronJob: runs the compliance checks on CRON_SCHEDULE (default 06:00 Europe/Oslo).
+    Cron,
 }
 
 pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode> {
@@ -62,6 +64,14 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
             let service = cost_api::CostApi::build(config, store).await?;
             eprintln!("Cost API listening on http://127.0.0.1:{}", service.port());
             service.run_until_stopped(super::shutdown_signal()).await.context("the Cost API failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServeCommand::Cron => {
+            let config = bookkeeper_cron::Config::from_env()?;
+            let next = config.next_run(chrono::Utc::now())?;
+            eprintln!("CronJob scheduled ({} in {}); next run {next}", config.schedule, config.timezone);
+            let checks = bookkeeper_cron::Checks::new(store, config)?;
+            checks.run_on_schedule(super::shutdown_signal()).await.context("the CronJob failed")?;
             Ok(ExitCode::SUCCESS)
         }
         ServeCommand::BookE => {
