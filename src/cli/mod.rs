@@ -9,6 +9,7 @@ mod events;
 mod policy;
 mod report;
 mod serve;
+mod up;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,6 +65,9 @@ enum Command {
     /// Write, build and test approval policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Everything in one process: every service on the embedded log, with the
+    /// sandbox Fiken and Folio and the example policies. Try Bookkeeper with this.
+    Up(up::UpArgs),
     /// Compliance checks.
     #[command(subcommand)]
     Cron(cron::CronCommand),
@@ -140,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(command, Some(store)).await,
         Command::Serve(command) => serve::run(command, store).await,
         Command::Cron(command) => cron::run(command, store).await,
+        Command::Up(args) => up::run(args, store).await,
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,

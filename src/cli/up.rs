@@ -1,0 +1,184 @@
+//! `bookkeeper up`: every service in this process, on the embedded log (SQLite by
+//! default), with the sandbox Fiken and Folio and the example policies. For
+//! trying Bookkeeper in one command; production runs `serve <service>` per pod.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bookkeeper_core::Store;
+use clap::Args;
+
+/// Arguments of `up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where the example policies are built to and watched from.
+    #[arg(long, default_value = ".bookkeeper/policies")]
+    policy_dir: PathBuf,
+    /// Do not build and load the example policies (every proposal then goes to a person).
+    #[arg(long)]
+    no_policies: bool,
+}
+
+/// The example policies, from the source tree this binary was built from.
+fn example_policies() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|entries| {
+            entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()).collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// Builds the example policies into `dir` (cargo caches the work after the first time).
+fn build_policies(dir: &Path) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut built = Vec::new();
+    for source in example_policies() {
+        let name = source.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let component = review_e::policy::toolchain::build(&source, &[])
+            .with_context(|| format!("building the example policy {name}"))?;
+        let target = dir.join(format!("{name}.wasm"));
+        if std::fs::read(&target).ok().as_deref() != Some(component.as_slice()) {
+            std::fs::write(&target, component).with_context(|| format!("writing {}", target.display()))?;
+        }
+        built.push(name);
+    }
+    Ok(built)
+}
+
+fn token() -> String {
+    format!("local-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
+        let mut rx = tx.subscribe();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+
+    // Policies first, so the first proposal meets them.
+    let mut expected: Vec<String> = Vec::new();
+    let policies = if args.no_policies {
+        eprintln!("policies: none loaded (--no-policies): every proposal goes to a person");
+        None
+    } else {
+        eprintln!(
+            "policies: building the examples into {} (the first time takes a minute) ...",
+            args.policy_dir.display()
+        );
+        match build_policies(&args.policy_dir) {
+            Ok(names) => {
+                eprintln!("policies: {}", names.join(", "));
+                expected = names;
+                Some(args.policy_dir.clone())
+            }
+            Err(e) => {
+                eprintln!("policies: NOT loaded: {e:#}");
+                eprintln!("          (install the target with `rustup target add wasm32-unknown-unknown`);");
+                eprintln!("          until then every proposal goes to a person");
+                None
+            }
+        }
+    };
+
+    // Local tokens for you and a reviewer, unless configured.
+    let you = token();
+    let reviewer = token();
+    let mut accounting = accounting_api::Config::from_env()?;
+    let mut review = review_e::Config::from_env()?;
+    review.policy_dir = policies.or(review.policy_dir);
+    if review.reviewers.is_empty() {
+        review.reviewers.insert(reviewer.clone(), "reviewer".into());
+    }
+    if review.authors.is_empty() {
+        review.authors.insert(reviewer.clone(), "reviewer".into());
+    }
+    let mut book_e = book_e::Config::from_env()?;
+    if book_e.users.is_empty() {
+        book_e.users.insert(you.clone(), "you".into());
+    }
+    let cost = cost_api::Config::from_env()?;
+    let cron = bookkeeper_cron::Config::from_env()?;
+
+    accounting.poll_interval = std::time::Duration::from_millis(200);
+    let accounting = accounting_api::AccountingApi::build(accounting, store.clone()).await?;
+    let accounting_url = format!("http://127.0.0.1:{}", accounting.port());
+    let sandbox = accounting.is_sandbox();
+    book_e.accounting_url = accounting_url.clone();
+    let review = review_e::ReviewE::build(review, store.clone()).await?;
+    let review_url = format!("http://127.0.0.1:{}", review.port());
+    let registry = review.registry().clone();
+    let book_e = book_e::BookE::build(book_e, store.clone()).await?;
+    let book_e_url = format!("http://127.0.0.1:{}", book_e.port());
+    let has_discord = book_e.has_discord();
+    let cost = cost_api::CostApi::build(cost, store.clone()).await?;
+    let cost_url = format!("http://127.0.0.1:{}", cost.port());
+    let cron = bookkeeper_cron::Checks::new(
+        store.clone(),
+        bookkeeper_cron::Config { accounting_url: accounting_url.clone(), ..cron },
+    )?;
+
+    let mut tasks = vec![
+        tokio::spawn(accounting.run_until_stopped(stop(&stop_tx))),
+        tokio::spawn(review.run_until_stopped(stop(&stop_tx))),
+        tokio::spawn(book_e.run_until_stopped(stop(&stop_tx))),
+        tokio::spawn(cost.run_until_stopped(stop(&stop_tx))),
+    ];
+    let cron_stop = stop(&stop_tx);
+    tasks.push(tokio::spawn(async move { cron.run_on_schedule(cron_stop).await }));
+
+    // Announce only once the whole example set is in force, so no proposal is
+    // judged by half of it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let active = registry.current();
+        let loaded: Vec<String> = active.set.iter().map(|(p, _)| p.metadata.name.clone()).collect();
+        if expected.iter().all(|name| loaded.contains(name)) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!("policies: only {} of {} in force after 60 s", loaded.len(), expected.len());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    println!(
+        "Bookkeeper is up ({} log{}).",
+        store.backend_name(),
+        if sandbox { ", SANDBOX Fiken and Folio" } else { "" }
+    );
+    println!();
+    println!("  Book-E (chat)        {book_e_url}   POST /chat");
+    println!("  Review-E (reviews)   {review_url}   GET /reviews/pending");
+    println!("  Accounting API       {accounting_url}   GET /folio/balance");
+    println!("  Cost API             {cost_url}   GET /costs/monthly");
+    println!();
+    println!("Chat with Book-E in another terminal:");
+    println!("  export BOOK_E_URL={book_e_url} BOOKKEEPER_TOKEN={you}");
+    println!("  bookkeeper chat");
+    println!("Review as `reviewer` (Review-E's API, and `bookkeeper policy push|list`):");
+    println!("  export REVIEW_E_URL={review_url} REVIEWER_TOKEN={reviewer}");
+    if !has_discord {
+        println!("Discord: DISCORD_TOKEN is not set, so Book-E runs without Discord (HTTP and CLI only).");
+    }
+    println!("Stop with Ctrl-C.");
+
+    super::shutdown_signal().await;
+    eprintln!("stopping ...");
+    let _ = stop_tx.send(());
+    for task in tasks {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("a service stopped with an error: {e:#}"),
+            Err(e) => eprintln!("a service panicked: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

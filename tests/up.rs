@@ -1,0 +1,155 @@
+//! `bookkeeper up`: every service in one process on an embedded SQLite log, with
+//! the sandbox Fiken and Folio and the example policies; driven with `bookkeeper
+//! chat` and Review-E's API as a newcomer would.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn after<'a>(text: &'a str, marker: &str) -> &'a str {
+    text.split(marker)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `{marker}` in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_everything_and_a_receipt_goes_all_the_way() {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-up-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .arg("up")
+        .current_dir(&dir)
+        .env("DATABASE_URL", format!("sqlite://{}", dir.join("bookkeeper.db").display()))
+        .env("REVIEW_E_ADDR", "127.0.0.1:0")
+        .env("ACCOUNTING_API_ADDR", "127.0.0.1:0")
+        .env("BOOK_E_ADDR", "127.0.0.1:0")
+        .env("COST_API_ADDR", "127.0.0.1:0")
+        .env("REVIEW_E_POLICY_DEADLINE_MS", "500")
+        .env_remove("DISCORD_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            if line.starts_with("Stop with") {
+                let _ = tx.send(text.clone());
+            }
+        }
+    });
+    let banner = rx.recv_timeout(Duration::from_secs(300)).expect("`up` did not come up");
+    assert!(banner.contains("sqlite log, SANDBOX Fiken and Folio"), "{banner}");
+    assert!(banner.contains("runs without Discord"), "{banner}");
+    let book_e = after(&banner, "Book-E (chat)").to_string();
+    let review_e = after(&banner, "Review-E (reviews)").to_string();
+    let accounting = after(&banner, "Accounting API").to_string();
+    let cost = after(&banner, "Cost API").to_string();
+    let you = after(&banner, "BOOKKEEPER_TOKEN=").to_string();
+    let reviewer = after(&banner, "REVIEWER_TOKEN=").to_string();
+
+    let chat = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+            .arg("chat")
+            .args(args)
+            .env("BOOK_E_URL", &book_e)
+            .env("BOOKKEEPER_TOKEN", &you)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(chat(&["/balance"]).contains("SANDBOX"));
+
+    // A first receipt from Kiwi: the example policies send it to a person.
+    let receipt = dir.join("kiwi.pdf");
+    std::fs::write(&receipt, b"%PDF-1.7 Kiwi 499,00").unwrap();
+    let answer = chat(&["--document", receipt.to_str().unwrap(), "/receipt", "amount=499", "vendor=Kiwi"]);
+    let id = after(&answer, "Id: `").trim_end_matches('`').to_string();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let pending: Value = http
+            .get(format!("{review_e}/reviews/pending"))
+            .bearer_auth(&reviewer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if pending.to_string().contains(&id) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{id} never waited for a reviewer: {pending}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let approved = http
+        .post(format!("{review_e}/review/{id}/approve"))
+        .bearer_auth(&reviewer)
+        .json(&json!({"reason": "known shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+
+    // Carried out at the sandbox Folio; the requester hears of it; the cost counts.
+    let started = Instant::now();
+    loop {
+        let news: Value = http
+            .get(format!("{book_e}/chat/notifications?after=0"))
+            .bearer_auth(&you)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if news.to_string().contains("Done: Folio attachment") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{news}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tx: Value = http.get(format!("{accounting}/folio/transactions")).send().await.unwrap().json().await.unwrap();
+    assert!(tx["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["amount_minor"] == json!(-49900) && t["receipts"] == json!(1)));
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let started = Instant::now();
+    loop {
+        let costs: Value = http
+            .get(format!("{cost}/costs/monthly?month={month}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        if costs["costs"][0]["total_minor"] == json!(49900) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{costs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "`up` did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
