@@ -153,3 +153,40 @@ async fn up_runs_everything_and_a_receipt_goes_all_the_way() {
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_demo_runs_its_scenario_through_the_live_system() {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-demo-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .arg("demo")
+        .current_dir(&dir)
+        .env("DATABASE_URL", format!("sqlite://{}", dir.join("bookkeeper.db").display()))
+        .env("REVIEW_E_ADDR", "127.0.0.1:0")
+        .env("ACCOUNTING_API_ADDR", "127.0.0.1:0")
+        .env("BOOK_E_ADDR", "127.0.0.1:0")
+        .env("COST_API_ADDR", "127.0.0.1:0")
+        .env("REVIEW_E_POLICY_DEADLINE_MS", "500")
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("FIKEN_TOKEN")
+        .env_remove("FOLIO_API_KEY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let expect = [
+        "InvoiceRegistrationEscalated         system:auto  ESCALATED       unusual-vendor: first payment",
+        "InvoiceRegistrationApproved          user:reviewer",
+        "InvoiceRegistrationRejected          system:auto  REJECTED        duplicate-invoice",
+        "InvoiceRegistrationExecutionFailed   system       FAILED          Fiken is unavailable",
+        "purchases F-1002 in Fiken (sandbox): 1",
+        "small-receipts: 312.50 NOK from known vendor Kiwi",
+        "POST /costs/monthly/report -> 201",
+        "\"total_minor\": 2206150",
+        "The demo is done.",
+    ];
+    for line in expect {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,6 +5,7 @@ mod bench_accounting;
 mod bench_policy;
 mod chat;
 mod cron;
+mod demo;
 mod events;
 mod policy;
 mod report;
@@ -68,6 +69,8 @@ enum Command {
     /// Everything in one process: every service on the embedded log, with the
     /// sandbox Fiken and Folio and the example policies. Try Bookkeeper with this.
     Up(up::UpArgs),
+    /// `up`, the scripted demo through the live system, then stop.
+    Demo,
     /// Compliance checks.
     #[command(subcommand)]
     Cron(cron::CronCommand),
@@ -145,6 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(command) => serve::run(command, store).await,
         Command::Cron(command) => cron::run(command, store).await,
         Command::Up(args) => up::run(args, store).await,
+        Command::Demo => up::run(up::UpArgs::demo_only(), store).await,
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,

@@ -18,6 +18,19 @@ pub struct UpArgs {
     /// Do not build and load the example policies (every proposal then goes to a person).
     #[arg(long)]
     no_policies: bool,
+    /// Run the scripted demo through the live system once it is up.
+    #[arg(long)]
+    demo: bool,
+    /// With --demo: stop after the demo instead of serving on.
+    #[arg(skip)]
+    pub exit_after_demo: bool,
+}
+
+impl UpArgs {
+    /// `bookkeeper demo`: up, the demo, and stop.
+    pub fn demo_only() -> UpArgs {
+        UpArgs { policy_dir: ".bookkeeper/policies".into(), no_policies: false, demo: true, exit_after_demo: true }
+    }
 }
 
 /// The example policies, from the source tree this binary was built from.
@@ -110,6 +123,7 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
     let accounting = accounting_api::AccountingApi::build(accounting, store.clone()).await?;
     let accounting_url = format!("http://127.0.0.1:{}", accounting.port());
     let sandbox = accounting.is_sandbox();
+    let fakes = accounting.sandbox().clone();
     book_e.accounting_url = accounting_url.clone();
     let review = review_e::ReviewE::build(review, store.clone()).await?;
     let review_url = format!("http://127.0.0.1:{}", review.port());
@@ -169,6 +183,38 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
         println!("Discord: DISCORD_TOKEN is not set, so Book-E runs without Discord (HTTP and CLI only).");
     }
     println!("Stop with Ctrl-C.");
+
+    if args.demo {
+        let demo = match (fakes.fiken, fakes.folio) {
+            (Some(fiken), Some(folio)) => Some(super::demo::Demo {
+                store: store.clone(),
+                book_e: book_e_url.clone(),
+                you: you.clone(),
+                review_e: review_url.clone(),
+                reviewer: reviewer.clone(),
+                cost: cost_url.clone(),
+                fiken,
+                folio,
+            }),
+            _ => {
+                eprintln!("the demo runs against the sandbox only; unset FIKEN_TOKEN and FOLIO_API_KEY to see it");
+                None
+            }
+        };
+        if let Some(demo) = demo {
+            let outcome = demo.run().await;
+            if let Err(e) = &outcome {
+                eprintln!("the demo stopped: {e:#}");
+            }
+            if args.exit_after_demo {
+                let _ = stop_tx.send(());
+                for task in tasks {
+                    let _ = task.await;
+                }
+                return Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+        }
+    }
 
     super::shutdown_signal().await;
     eprintln!("stopping ...");

@@ -203,13 +203,14 @@ impl Config {
     }
 }
 
-/// The fakes this process runs when a connector has no credentials.
-#[derive(Default)]
+/// The fakes this process runs when a connector has no credentials. Shared, so a
+/// demo or a test can steer them while the service runs.
+#[derive(Default, Clone)]
 pub struct Sandbox {
     /// The fake Fiken, if Fiken is sandboxed.
-    pub fiken: Option<FakeFiken>,
+    pub fiken: Option<Arc<FakeFiken>>,
     /// The fake Folio, if Folio is sandboxed.
-    pub folio: Option<FakeFolio>,
+    pub folio: Option<Arc<FakeFolio>>,
 }
 
 /// A running Accounting API: the HTTP API and the executing subscription.
@@ -240,7 +241,7 @@ impl AccountingApi {
                     config.http.clone(),
                     config.fiken_spacing,
                 )?;
-                sandbox.fiken = Some(fake);
+                sandbox.fiken = Some(Arc::new(fake));
                 client
             }
         };
@@ -250,7 +251,7 @@ impl AccountingApi {
                 let fake =
                     FakeFolio::sandbox(*addr).await.with_context(|| format!("starting the sandbox Folio on {addr}"))?;
                 let client = FolioClient::new(fake.base_url(), ApiKey::new("sandbox"), config.http.clone())?;
-                sandbox.folio = Some(fake);
+                sandbox.folio = Some(Arc::new(fake));
                 client
             }
         };

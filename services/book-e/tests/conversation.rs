@@ -212,29 +212,39 @@ async fn balance_pending_status_and_what_happened() {
     let status = w.chat(KARI, &format!("/status {id}"), None).await;
     assert!(text(&status).contains("Receipt proposed by book-e for user:ola"), "{status}");
 
-    // Review-E and the Accounting API write what happened; the requester reads it.
+    // Review-E approves (here: the test, as Review-E would); the Accounting API
+    // carries it out at the fake Folio; the requester reads what happened.
     let approval = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", &id)
         .with_payload(json!({"reason": "small-receipts: 99.00 NOK from known vendor"}));
-    let executed = NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", &id)
-        .with_payload(json!({"remote_ids": {"folio_attachment_id": "att-1", "folio_event_id": "e"}}));
-    w.db.store.append(Append::new(vec![approval, executed])).await.unwrap();
-    let news: Value = w
-        .http
-        .get(format!("{}/chat/notifications?after=0", w.book_e))
-        .bearer_auth(OLA)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    w.db.store.append(Append::one(approval)).await.unwrap();
+    let started = std::time::Instant::now();
+    let news: Value = loop {
+        let news: Value = w
+            .http
+            .get(format!("{}/chat/notifications?after=0", w.book_e))
+            .bearer_auth(OLA)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if news.to_string().contains("Done:") {
+            break news;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{news}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let story = w.db.store.read_correlation(&id).await.unwrap();
+    let executed = story.iter().find(|e| e.event_type == "ReceiptAttachmentExecuted").unwrap();
+    let attachment = executed.payload["remote_ids"]["folio_attachment_id"].as_str().unwrap().to_string();
     let texts: Vec<&str> =
         news["notifications"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
     assert_eq!(
         texts,
         [
             "Your receipt: Approved automatically: small-receipts: 99.00 NOK from known vendor",
-            "Your receipt: Done: Folio attachment att-1"
+            format!("Your receipt: Done: Folio attachment {attachment}").as_str()
         ]
     );
     let next = news["next"].as_i64().unwrap();
