@@ -2,6 +2,9 @@
 //! through Book-E, Review-E and the Cost API over HTTP, exactly as people and
 //! front ends would, and prints each step with what the log recorded.
 
+// Amounts are written kroner_øre: 312_50 is 312,50 kr.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
