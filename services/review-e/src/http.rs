@@ -3,6 +3,7 @@
 //! | Route | Who | What |
 //! |---|---|---|
 //! | `GET /healthz` | anyone | liveness |
+//! | `GET /readyz` | anyone | 200 when the log answers, else 503 |
 //! | `GET /reviews/pending` | reviewers | proposals waiting for a decision |
 //! | `GET /reviews/{id}` | reviewers | a proposal, its story, the facts and each policy's verdict |
 //! | `POST /review/{id}/approve` | reviewers | approve (`{"reason": ...}` optional) |
@@ -51,6 +52,7 @@ pub struct AppState {
 pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/reviews/pending", get(pending))
         .route("/reviews/{id}", get(show))
         .route("/review/{id}/approve", post(approve))
@@ -58,6 +60,14 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/policies", get(list_policies).post(upload_policy).layer(DefaultBodyLimit::max(max_upload_bytes)))
         .route("/policies/{name}", delete(retire_policy))
         .with_state(state)
+}
+
+/// Ready when the log answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer").into_response(),
+    }
 }
 
 /// An error answer: a status and `{"code", "message"}`.
