@@ -84,7 +84,11 @@ async fn up_runs_everything_and_a_receipt_goes_all_the_way() {
             .json()
             .await
             .unwrap();
-        if pending.to_string().contains(&id) {
+        // Waiting for a person: escalated by the policies, not merely not judged yet.
+        let escalated = pending["pending"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|p| p["correlation_id"] == json!(id) && p["escalated"] == json!(true)));
+        if escalated {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "{id} never waited for a reviewer: {pending}");

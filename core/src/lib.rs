@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod event;
+pub mod metrics;
 pub mod migrations;
 pub mod retry;
 pub mod store;

@@ -205,6 +205,7 @@ impl<H: Handler> Subscription<H> {
                 event_type = %event.event_type,
                 position = event.position);
             let _enter = span.enter();
+            let handling = std::time::Instant::now();
             let out = match self.handler.handle(event).await {
                 Ok(out) => out,
                 Err(source) => {
@@ -231,9 +232,21 @@ impl<H: Handler> Subscription<H> {
                 self.heartbeat = None;
                 return Err(e.into());
             }
+            crate::store::count_appended(&out);
             cursor = event.cursor();
             self.cursor = Some(cursor);
             handled += 1;
+            crate::metrics::count(
+                "bookkeeper_events_handled_total",
+                "Events handled and committed by a subscription, by event type.",
+                &[("subscription", &self.name), ("type", &event.event_type)],
+            );
+            crate::metrics::observe(
+                "bookkeeper_handler_seconds",
+                "Time from handing an event to the handler to its committed checkpoint.",
+                &[("subscription", &self.name)],
+                handling.elapsed(),
+            );
         }
         if handled > 0 {
             return Ok(StepOutcome::Handled(handled));

@@ -11,13 +11,14 @@ const BY_TYPE_AND_STATUS: &str =
     "SELECT type, status, count(*) FROM events GROUP BY type, status ORDER BY type, status";
 const APPROVAL_RATE: &str =
     "SELECT approved, auto_approved, rejected, pending, escalated_pending, approval_rate FROM approval_rate";
-const SUBSCRIPTIONS: &str =
-    "SELECT name, last_position, handled, lease_holder, last_error FROM subscriptions ORDER BY name";
+const SUBSCRIPTIONS: &str = "SELECT s.name, s.last_position, s.handled, s.lease_holder, s.last_error,
+            (SELECT count(*) FROM events e WHERE e.position > s.last_position) AS lag
+     FROM subscriptions s ORDER BY s.name";
 const PENDING_REVIEWS: &str = "SELECT correlation_id, proposal_type, proposed_by, proposed_at, escalated
      FROM pending_reviews ORDER BY proposed_position";
 
 type RateRow = (i64, i64, i64, i64, i64, Option<f64>);
-type SubscriptionRow = (String, i64, i64, Option<String>, Option<String>);
+type SubscriptionRow = (String, i64, i64, Option<String>, Option<String>, i64);
 type PendingRow = (String, String, String, DateTime<Utc>, bool);
 
 pub(super) async fn stats<DB>(pool: &Pool<DB>) -> Result<Stats, StoreError>
@@ -44,12 +45,13 @@ where
         approval_rate,
         subscriptions: subscriptions
             .into_iter()
-            .map(|(name, position, handled, lease_holder, last_error)| SubscriptionStatus {
+            .map(|(name, position, handled, lease_holder, last_error, lag)| SubscriptionStatus {
                 name,
                 position,
                 handled,
                 lease_holder,
                 last_error,
+                lag,
             })
             .collect(),
     })

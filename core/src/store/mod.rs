@@ -232,6 +232,8 @@ pub struct SubscriptionStatus {
     pub lease_holder: Option<String>,
     /// The last handler error, while it keeps failing.
     pub last_error: Option<String>,
+    /// Events in the log after its checkpoint (of any type): how far behind it is.
+    pub lag: i64,
 }
 
 /// A proposal waiting for a decision (the `pending_reviews` view).
@@ -253,6 +255,17 @@ pub struct PendingReview {
 pub(crate) enum Backend {
     Postgres(postgres::PgBackend),
     Sqlite(sqlite::SqliteBackend),
+}
+
+/// Counts the events of a committed append, by type.
+pub(crate) fn count_appended(append: &Append) {
+    for e in &append.events {
+        crate::metrics::count(
+            "bookkeeper_events_appended_total",
+            "Events this process appended to the log, by type.",
+            &[("type", &e.event_type)],
+        );
+    }
 }
 
 /// Handle on the event log. Cheap to clone; clones share connections and wake-ups.
@@ -375,10 +388,14 @@ impl Store {
         if append.events.is_empty() {
             return Ok(Vec::new());
         }
-        match &self.backend {
+        let appended = match &self.backend {
             Backend::Postgres(b) => b.append(&append).await,
             Backend::Sqlite(b) => b.append(&append).await,
+        };
+        if appended.is_ok() {
+            count_appended(&append);
         }
+        appended
     }
 
     /// Appends events with no version expectations.

@@ -410,6 +410,23 @@ impl Handler for Executor {
         let remote_started: DateTime<Utc> = Utc::now();
         let outcome = self.perform(&action, bytes, doc_kind, &key, prior > 0).await;
         let remote_finished: DateTime<Utc> = Utc::now();
+        let action = kind.event_type(Stage::Proposed);
+        let outcome_label = match &outcome {
+            Ok(_) => "executed",
+            Err(f) if !f.retryable || attempt >= self.options.max_attempts => "failed_finally",
+            Err(_) => "failed_will_retry",
+        };
+        bookkeeper_core::metrics::count(
+            "bookkeeper_executions_total",
+            "Execution attempts, by action and outcome.",
+            &[("action", action.trim_end_matches("Proposed")), ("outcome", outcome_label)],
+        );
+        bookkeeper_core::metrics::observe(
+            "bookkeeper_remote_call_seconds",
+            "Time spent calling Fiken or Folio for one execution attempt.",
+            &[("action", action.trim_end_matches("Proposed"))],
+            (remote_finished - remote_started).to_std().unwrap_or_default(),
+        );
         let timing = serde_json::json!({
             "remote_started_at": remote_started,
             "remote_finished_at": remote_finished,

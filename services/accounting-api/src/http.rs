@@ -6,6 +6,7 @@
 //! | `GET /healthz` | liveness, and whether the connectors are the sandbox |
 //! | `GET /readyz` | 200 only when the database answers |
 //! | `GET /openapi.json` | this API, described |
+//! | `GET /metrics` | Prometheus metrics |
 //! | `POST /documents` | store a receipt or invoice (PDF, JPEG, PNG, HEIC); returns its SHA-256 |
 //! | `GET /documents/{sha256}` | the stored bytes |
 //! | `GET /folio/balance[?date=]` | balance per bank account (today, or at the end of `date`) |
@@ -58,7 +59,8 @@ pub fn router(state: AppState) -> Router {
     let open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics));
     let guarded = Router::new()
         .route("/documents", post(upload_document))
         .route("/documents/{sha256}", get(download_document))
@@ -434,4 +436,9 @@ async fn missing_receipts(
 
 async fn openapi() -> Json<serde_json::Value> {
     Json(crate::openapi::document())
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let text = bookkeeper_core::metrics::render(Some(&state.store)).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -536,6 +536,18 @@ async fn documents_and_reads_over_http() {
     assert_eq!(purchases["purchases"][0]["identifier"], json!("R-1"));
     assert_eq!(purchases["purchases"][0]["total_minor"], json!(1_250_00));
 
+    // Prometheus metrics: executions by outcome, events handled, the subscription's lag.
+    let metrics = http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "bookkeeper_executions_total{action=\"InvoiceRegistration\",outcome=\"executed\"}",
+        "bookkeeper_events_handled_total{subscription=\"accounting-api.approvals\",type=\"InvoiceRegistrationApproved\"}",
+        "bookkeeper_subscription_lag{subscription=\"accounting-api.approvals\"}",
+        "bookkeeper_remote_call_seconds_bucket",
+        "bookkeeper_log_up 1",
+    ] {
+        assert!(metrics.contains(needle), "no {needle} in:\n{metrics}");
+    }
+
     // Folio failing: 503 with a retry hint, not a panic or a hang.
     w.folio.set_faults(Faults { server_error_rate: 1.0, ..Faults::default() });
     let down = auth(http.get(format!("{}/folio/balance", app.base))).send().await.unwrap();

@@ -7,6 +7,7 @@
 //! | `POST /documents` | stores a receipt or invoice (raw bytes) through the Accounting API; returns its hash |
 //! | `GET /chat/notifications?after=N` | what happened to your proposals since log position `N` |
 //! | `GET /healthz`, `GET /readyz` | liveness; ready when the log answers |
+//! | `GET /metrics` | Prometheus metrics |
 //!
 //! Callers authenticate with `Authorization: Bearer <token>`; each token maps to
 //! one user id in the configuration, and that user is the requester of anything
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/chat", post(chat))
         .route("/chat/notifications", get(notifications))
         .route("/documents", post(upload).layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES + 1024)))
@@ -166,4 +168,9 @@ async fn notifications(State(state): State<AppState>, headers: HeaderMap, Query(
             error(StatusCode::SERVICE_UNAVAILABLE, "the log is unavailable; try again shortly")
         }
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = bookkeeper_core::metrics::render(Some(&state.store)).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -286,6 +286,7 @@ fn router(shared: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/costs/monthly", get(monthly))
         .route("/costs/monthly/report", post(report))
         .with_state(shared)
@@ -293,6 +294,11 @@ fn router(shared: Shared) -> Router {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn metrics(State(shared): State<Shared>) -> Response {
+    let text = bookkeeper_core::metrics::render(Some(&shared.store)).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn readyz(State(shared): State<Shared>) -> Response {

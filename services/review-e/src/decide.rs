@@ -116,6 +116,18 @@ impl Handler for Reviewer {
         let active = self.registry.current();
         let combined = evaluate(active.clone(), proposal, facts.clone()).await?;
         let evaluated = started.elapsed() - read - facts_took;
+        let outcome = combined.outcome.to_string();
+        bookkeeper_core::metrics::observe(
+            "bookkeeper_policy_evaluation_seconds",
+            "Time to evaluate the whole policy set for one proposal.",
+            &[],
+            evaluated,
+        );
+        bookkeeper_core::metrics::count(
+            "bookkeeper_decisions_total",
+            "Automatic decisions, by outcome.",
+            &[("outcome", &outcome)],
+        );
         let record = DecisionRecord {
             policy_set: members(&active),
             verdicts: combined.verdicts.clone(),

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `GET /healthz` | anyone | liveness |
 //! | `GET /readyz` | anyone | 200 when the log answers, else 503 |
+//! | `GET /metrics` | anyone | Prometheus metrics |
 //! | `GET /reviews/pending` | reviewers | proposals waiting for a decision |
 //! | `GET /reviews/{id}` | reviewers | a proposal, its story, the facts and each policy's verdict |
 //! | `POST /review/{id}/approve` | reviewers | approve (`{"reason": ...}` optional) |
@@ -53,6 +54,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/reviews/pending", get(pending))
         .route("/reviews/{id}", get(show))
         .route("/review/{id}/approve", post(approve))
@@ -60,6 +62,12 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/policies", get(list_policies).post(upload_policy).layer(DefaultBodyLimit::max(max_upload_bytes)))
         .route("/policies/{name}", delete(retire_policy))
         .with_state(state)
+}
+
+/// Prometheus metrics.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = bookkeeper_core::metrics::render(Some(&state.store)).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Ready when the log answers.
