@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -63,11 +64,20 @@ pub struct SubscriptionOptions {
 }
 
 impl Default for SubscriptionOptions {
+    /// Batches of 100, a poll every second, and a 15 s lease: a replica takes over
+    /// from one that died after at most that long. `BOOKKEEPER_LEASE_TTL_SECS`
+    /// changes the lease for every subscription of the process.
     fn default() -> Self {
+        let lease_ttl = crate::config::env_number("BOOKKEEPER_LEASE_TTL_SECS")
+            .ok()
+            .flatten()
+            .filter(|s| *s >= 1)
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(15));
         SubscriptionOptions {
             batch_size: 100,
             poll_interval: Duration::from_secs(1),
-            lease_ttl: Duration::from_secs(15),
+            lease_ttl,
             retry: Backoff::default(),
         }
     }
@@ -204,49 +214,11 @@ impl<H: Handler> Subscription<H> {
                 correlation_id = %event.correlation_id,
                 event_type = %event.event_type,
                 position = event.position);
-            let _enter = span.enter();
-            let handling = std::time::Instant::now();
-            let out = match self.handler.handle(event).await {
-                Ok(out) => out,
-                Err(source) => {
-                    let message = source.to_string();
-                    if let Err(e) = self.store.record_failure(&self.name, &self.holder, &message).await {
-                        tracing::warn!(error = %e, "could not record the handler failure");
-                    }
-                    return Err(SubscriptionError::Handler {
-                        position: event.position,
-                        event_type: event.event_type.clone(),
-                        source,
-                    });
-                }
-            };
-            let committing = std::time::Instant::now();
-            let committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
-            tracing::debug!(commit_us = committing.elapsed().as_micros() as u64, "handled and committed");
-            if let Err(e) = committed {
-                // The commit may have succeeded even though we saw an error (the
-                // connection dropped before the reply). Forget the cursor, so the
-                // next step re-reads the checkpoint from the database instead of
-                // handling this event again on a guess.
-                self.cursor = None;
-                self.heartbeat = None;
-                return Err(e.into());
-            }
-            crate::store::count_appended(&out);
+            // `instrument`, not `span.enter()`: a guard held across an await moves
+            // between worker threads and corrupts the span registry.
+            self.handle_one(event).instrument(span).await?;
             cursor = event.cursor();
-            self.cursor = Some(cursor);
             handled += 1;
-            crate::metrics::count(
-                "bookkeeper_events_handled_total",
-                "Events handled and committed by a subscription, by event type.",
-                &[("subscription", &self.name), ("type", &event.event_type)],
-            );
-            crate::metrics::observe(
-                "bookkeeper_handler_seconds",
-                "Time from handing an event to the handler to its committed checkpoint.",
-                &[("subscription", &self.name)],
-                handling.elapsed(),
-            );
         }
         if handled > 0 {
             return Ok(StepOutcome::Handled(handled));
@@ -262,6 +234,51 @@ impl<H: Handler> Subscription<H> {
             }
         }
         Ok(StepOutcome::CaughtUp { held_back: batch.held_back })
+    }
+
+    /// Hands one event to the handler and commits its output with the checkpoint.
+    async fn handle_one(&mut self, event: &RecordedEvent) -> Result<(), SubscriptionError> {
+        let handling = std::time::Instant::now();
+        let out = match self.handler.handle(event).await {
+            Ok(out) => out,
+            Err(source) => {
+                let message = source.to_string();
+                if let Err(e) = self.store.record_failure(&self.name, &self.holder, &message).await {
+                    tracing::warn!(error = %e, "could not record the handler failure");
+                }
+                return Err(SubscriptionError::Handler {
+                    position: event.position,
+                    event_type: event.event_type.clone(),
+                    source,
+                });
+            }
+        };
+        let committing = std::time::Instant::now();
+        let committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
+        tracing::debug!(commit_us = committing.elapsed().as_micros() as u64, "handled and committed");
+        if let Err(e) = committed {
+            // The commit may have succeeded even though we saw an error (the
+            // connection dropped before the reply). Forget the cursor, so the
+            // next step re-reads the checkpoint from the database instead of
+            // handling this event again on a guess.
+            self.cursor = None;
+            self.heartbeat = None;
+            return Err(e.into());
+        }
+        crate::store::count_appended(&out);
+        self.cursor = Some(event.cursor());
+        crate::metrics::count(
+            "bookkeeper_events_handled_total",
+            "Events handled and committed by a subscription, by event type.",
+            &[("subscription", &self.name), ("type", &event.event_type)],
+        );
+        crate::metrics::observe(
+            "bookkeeper_handler_seconds",
+            "Time from handing an event to the handler to its committed checkpoint.",
+            &[("subscription", &self.name)],
+            handling.elapsed(),
+        );
+        Ok(())
     }
 
     /// Steps until caught up (or standing by); returns how many events were handled.

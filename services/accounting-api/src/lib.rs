@@ -310,11 +310,20 @@ impl AccountingApi {
             Executor::new(self.store.clone(), self.connectors.clone(), self.config.execution),
         )
         .with_options(options);
-        let executing = tokio::spawn(subscription.run(stop(&stop_tx)));
+        let mut executing = tokio::spawn(subscription.run(stop(&stop_tx)));
         let server = tokio::spawn(async move { server.await });
-        shutdown.await;
+        // If the executing loop dies (a panic), exit with an error so the
+        // supervisor restarts the process, rather than serving while nothing runs.
+        let died = tokio::select! {
+            _ = shutdown => None,
+            ended = &mut executing => Some(ended),
+        };
         tracing::info!("Accounting API stopping");
         let _ = stop_tx.send(());
+        if let Some(ended) = died {
+            let why = ended.err().map(|e| e.to_string()).unwrap_or_else(|| "it returned".into());
+            anyhow::bail!("the executing subscription stopped unexpectedly ({why}); exiting so it is restarted");
+        }
         executing.await.ok();
         server.await.ok();
         drop(self.sandbox);

@@ -183,11 +183,22 @@ impl ReviewE {
             decide::Reviewer::new(self.store.clone(), self.registry.clone()),
         )
         .with_options(options);
-        let deciding = tokio::spawn(subscription.run(stop(&stop_tx)));
+        let mut deciding = tokio::spawn(subscription.run(stop(&stop_tx)));
         let server = tokio::spawn(async move { server.await });
-        shutdown.await;
+        // The deciding loop ends only when told to; if it dies (a panic), stop the
+        // whole process with an error so the supervisor restarts it, rather than
+        // serving HTTP while nothing is decided.
+        let died = tokio::select! {
+            _ = shutdown => None,
+            ended = &mut deciding => Some(ended),
+        };
         tracing::info!("Review-E stopping");
         let _ = stop_tx.send(());
+        if let Some(ended) = died {
+            follower.await.ok();
+            let why = ended.err().map(|e| e.to_string()).unwrap_or_else(|| "it returned".into());
+            anyhow::bail!("the deciding subscription stopped unexpectedly ({why}); exiting so it is restarted");
+        }
         deciding.await.ok();
         follower.await.ok();
         if let Some(w) = watcher {
