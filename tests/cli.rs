@@ -254,3 +254,19 @@ async fn the_accounting_benchmark_runs_and_reports_every_figure() {
         assert!(report.contains(label), "missing `{label}` in:\n{report}");
     }
 }
+
+#[tokio::test]
+async fn the_system_benchmark_runs_every_service_as_a_process_and_reports() {
+    let Some(db) = TestDb::postgres().await else { return };
+    db.cleanup().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["bench", "system", "--seconds", "2", "--rate", "5"])
+        .env("DATABASE_URL", bookkeeper_core::testing::postgres_admin_url())
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
+    assert!(report.contains("proposals offered                                      10"), "{report}");
+    assert!(report.contains("executed                                               10"), "{report}");
+    assert!(report.contains("proposal -> executed p99 (ms)"), "{report}");
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_accounting;
 mod bench_policy;
+mod bench_system;
 mod chat;
 mod cron;
 mod demo;
@@ -98,6 +99,9 @@ enum BenchCommand {
     /// The Accounting API executing approvals against the local fakes, against the
     /// same remote calls made directly; its overhead per action (PostgreSQL).
     Accounting(bench_accounting::AccountingBenchArgs),
+    /// The whole write path with Review-E and the Accounting API as processes:
+    /// sustained proposals per second and proposal -> executed latency (PostgreSQL).
+    System(bench_system::SystemBenchArgs),
 }
 
 /// Options shared by commands that print either a table or JSON.
@@ -124,6 +128,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Store(args)) => return bench::store(args).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Policy(args)) => {
             return bench_policy::policy(args).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::System(args)) => {
+            return bench_system::system(args).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Accounting(args)) => {
             return bench_accounting::accounting(args).await.map(|()| ExitCode::SUCCESS)
