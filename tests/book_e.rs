@@ -74,7 +74,12 @@ async fn chat_with_book_e_from_the_command_line() {
         chat(&book_e, &["--document", receipt.to_str().unwrap(), "/receipt", "amount=499,00", "vendor=Kiwi"]);
     assert!(ok && out.contains("Proposed: attach the receipt to") && out.contains("KIWI"), "{out}");
     let filter = bookkeeper_core::TypeFilter::of(["ReceiptAttachmentProposed"]);
-    let proposals = db.store.read(bookkeeper_core::Cursor::START, &filter, 10).await.unwrap().events;
+    let proposals = db
+        .store
+        .read_waiting(bookkeeper_core::Cursor::START, &filter, 10, std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+        .events;
     assert_eq!(proposals.len(), 1);
     assert_eq!(proposals[0].payload["receipt"]["filename"], receipt.file_name().unwrap().to_str().unwrap());
 

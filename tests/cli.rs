@@ -270,3 +270,40 @@ async fn the_system_benchmark_runs_every_service_as_a_process_and_reports() {
     assert!(report.contains("executed                                               10"), "{report}");
     assert!(report.contains("proposal -> executed p99 (ms)"), "{report}");
 }
+
+#[tokio::test]
+async fn serve_cron_keeps_its_schedule_with_health_and_metrics_and_stops_on_sigterm() {
+    let db = TestDb::sqlite().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["serve", "cron"])
+        .env("DATABASE_URL", &db.url)
+        .env("CRON_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut scheduled = false;
+    let mut base = None;
+    while base.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("serve cron said nothing");
+        scheduled |= line.contains("CronJob scheduled (0 0 6 * * * in Europe/Oslo)");
+        base = line.split("health listening on ").nth(1).map(str::to_string);
+    }
+    assert!(scheduled, "the schedule is announced");
+    let base = base.unwrap();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    db.cleanup().await;
+}

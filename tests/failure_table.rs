@@ -28,20 +28,26 @@ struct Service {
     name: &'static str,
     env: Vec<(String, String)>,
     child: Option<Child>,
+    /// Its stderr (JSON logs), across restarts.
+    log: PathBuf,
 }
 
 impl Service {
     fn start(name: &'static str, env: Vec<(String, String)>) -> Service {
-        let mut s = Service { name, env, child: None };
+        let log = std::env::temp_dir().join(format!("failure-table-{name}-{}.log", uuid::Uuid::new_v4()));
+        let mut s = Service { name, env, child: None, log };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
-        let log = std::env::temp_dir().join(format!("failure-table-{}-{}.log", self.name, std::process::id()));
-        let stderr =
-            std::fs::OpenOptions::new().create(true).append(true).open(log).map(Stdio::from).unwrap_or(Stdio::null());
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map(Stdio::from)
+            .unwrap_or(Stdio::null());
         cmd.args(["serve", self.name]).stdout(Stdio::null()).stderr(stderr);
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -89,6 +95,17 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.signal("-CONT");
         self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+impl Service {
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 }
 
@@ -176,6 +193,7 @@ impl System {
                 ("DATABASE_URL".to_string(), url(&db, role, proxy)),
                 ("BOOKKEEPER_LEASE_TTL_SECS".to_string(), "2".to_string()),
                 ("BOOKKEEPER_LOG".to_string(), "info".to_string()),
+                ("BOOKKEEPER_LOG_FORMAT".to_string(), "json".to_string()),
                 ("--connect-timeout".to_string(), String::new()),
             ]
             .into_iter()
@@ -209,7 +227,12 @@ impl System {
         let started = Instant::now();
         loop {
             let filter = bookkeeper_core::TypeFilter::of(["PolicyPublished"]);
-            let published = db.store.read(bookkeeper_core::Cursor::START, &filter, 10).await.unwrap().events;
+            let published = db
+                .store
+                .read_waiting(bookkeeper_core::Cursor::START, &filter, 10, std::time::Duration::from_secs(5))
+                .await
+                .unwrap()
+                .events;
             if !published.is_empty() {
                 break;
             }
@@ -409,13 +432,31 @@ async fn the_database_going_away_and_coming_back_loses_nothing() {
     s.put_document().await;
     let before = ids("outage", 40);
     propose_all(&s, &before[..20]).await;
-    // The database disappears for the services for a few seconds.
+    // The database disappears for the services for longer than their pools wait
+    // for a connection (5 s), so each notices.
     proxy.up.store(false, Ordering::SeqCst);
     propose_all(&s, &before[20..]).await; // the test's own connection is direct
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     proxy.up.store(true, Ordering::SeqCst);
     s.wait_executed(&before, Duration::from_secs(120)).await;
     s.assert_exactly_once(&before).await;
+    // Each service said it was waiting for the database, and went on by itself.
+    for service in [&s.review_e, &s.accounting] {
+        let lines = service.log_lines();
+        let waited = lines
+            .iter()
+            .any(|l| l["level"] == "WARN" && l["fields"]["message"].as_str().is_some_and(|m| m.contains("retrying")));
+        let warnings: Vec<String> = lines.iter().filter(|l| l["level"] == "WARN").map(|l| l.to_string()).collect();
+        assert!(waited, "{} logged no retry while the database was away: {warnings:#?}", service.name);
+    }
+    // JSON logs: every line of a proposal's handling carries its correlation id.
+    let decided: Vec<serde_json::Value> =
+        s.review_e.log_lines().into_iter().filter(|l| l["fields"]["message"] == "decided").collect();
+    assert!(!decided.is_empty());
+    for line in &decided {
+        let id = line["span"]["correlation_id"].as_str().or_else(|| line["spans"][0]["correlation_id"].as_str());
+        assert!(id.is_some_and(|id| id.starts_with("outage") || id == "warmup"), "{line}");
+    }
     s.finish().await;
 }
 

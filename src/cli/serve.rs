@@ -70,8 +70,20 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
             let config = bookkeeper_cron::Config::from_env()?;
             let next = config.next_run(chrono::Utc::now())?;
             eprintln!("CronJob scheduled ({} in {}); next run {next}", config.schedule, config.timezone);
+            let addr: std::net::SocketAddr = bookkeeper_core::config::env_text("CRON_ADDR")
+                .unwrap_or_else(|| "127.0.0.1:8085".into())
+                .parse()
+                .context("CRON_ADDR is not host:port")?;
+            let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+            let mut health_stop = stop_tx.subscribe();
+            let health = tokio::spawn(bookkeeper_cron::serve_health(addr, store.clone(), async move {
+                let _ = health_stop.recv().await;
+            }));
             let checks = bookkeeper_cron::Checks::new(store, config)?;
-            checks.run_on_schedule(super::shutdown_signal()).await.context("the CronJob failed")?;
+            let outcome = checks.run_on_schedule(super::shutdown_signal()).await;
+            let _ = stop_tx.send(());
+            health.await.ok();
+            outcome.context("the CronJob failed")?;
             Ok(ExitCode::SUCCESS)
         }
         ServeCommand::BookE => {

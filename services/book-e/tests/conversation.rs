@@ -91,7 +91,12 @@ impl World {
 
     async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {
         let filter = bookkeeper_core::TypeFilter::of(["*Proposed"]);
-        self.db.store.read(bookkeeper_core::Cursor::START, &filter, 1000).await.unwrap().events
+        self.db
+            .store
+            .read_waiting(bookkeeper_core::Cursor::START, &filter, 1000, std::time::Duration::from_secs(5))
+            .await
+            .unwrap()
+            .events
     }
 }
 

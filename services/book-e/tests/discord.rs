@@ -238,7 +238,12 @@ impl World {
 
     async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {
         let filter = TypeFilter::of(["*Proposed"]);
-        self.db.store.read(bookkeeper_core::Cursor::START, &filter, 100).await.unwrap().events
+        self.db
+            .store
+            .read_waiting(bookkeeper_core::Cursor::START, &filter, 100, std::time::Duration::from_secs(5))
+            .await
+            .unwrap()
+            .events
     }
 
     async fn wait_for(&self, cid: &str, event_type: &str) {

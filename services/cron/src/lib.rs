@@ -240,6 +240,50 @@ impl Checks {
     }
 }
 
+/// The CronJob's health endpoints while it keeps its schedule (`serve cron`):
+/// `/healthz`, `/readyz` (the log answers) and `/metrics`, on `addr` (`CRON_ADDR`).
+pub async fn serve_health(
+    addr: std::net::SocketAddr,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let ready_store = store.clone();
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let store = ready_store.clone();
+                async move {
+                    match store.ping().await {
+                        Ok(()) => (StatusCode::OK, "ready").into_response(),
+                        Err(_) => {
+                            (StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer").into_response()
+                        }
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let store = store.clone();
+                async move {
+                    let text = bookkeeper_core::metrics::render(Some(&store)).await;
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+                }
+            }),
+        );
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the CronJob to {addr}"))?;
+    eprintln!("CronJob health listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
 /// One line per finding, for people.
 pub fn summary(result: &ComplianceCheckCompleted) -> String {
     result

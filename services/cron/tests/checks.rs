@@ -59,7 +59,12 @@ async fn every_check_reports_and_an_unreachable_source_is_said() {
     assert_eq!(finding(&result, "low_balance").count, 1, "235 673 kr is below the 300 000 kr threshold");
 
     let filter = bookkeeper_core::TypeFilter::of(["ComplianceCheckCompleted"]);
-    let recorded = db.store.read(bookkeeper_core::Cursor::START, &filter, 10).await.unwrap().events;
+    let recorded = db
+        .store
+        .read_waiting(bookkeeper_core::Cursor::START, &filter, 10, std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+        .events;
     assert_eq!(recorded.len(), 1);
     assert_eq!((recorded[0].actor.as_str(), recorded[0].status.as_str()), ("cron", "COMPLETED"));
     assert_eq!(recorded[0].payload["findings"][0]["check"], json!("missing_receipts"));
