@@ -177,8 +177,13 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
     println!("Chat with Book-E in another terminal:");
     println!("  export BOOK_E_URL={book_e_url} BOOKKEEPER_TOKEN={you}");
     println!("  bookkeeper chat");
-    println!("Review as `reviewer` (Review-E's API, and `bookkeeper policy push|list`):");
+    println!("Review, and publish policies, as `reviewer` (Review-E's API):");
     println!("  export REVIEW_E_URL={review_url} REVIEWER_TOKEN={reviewer}");
+    println!("  bookkeeper policy list --token $REVIEWER_TOKEN");
+    println!(
+        "  bookkeeper policy push my-policy.wasm --token $REVIEWER_TOKEN   (or drop it into {})",
+        args.policy_dir.display()
+    );
     if !has_discord {
         println!("Discord: DISCORD_TOKEN is not set, so Book-E runs without Discord (HTTP and CLI only).");
     }
