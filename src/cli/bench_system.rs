@@ -148,6 +148,19 @@ pub async fn system(args: SystemBenchArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         let drained = began.elapsed();
+        // Where the time goes: proposal -> decision (Review-E), decision -> executed (Accounting API).
+        let stages: Vec<(f64, f64)> = sqlx::query_as(
+            "SELECT EXTRACT(EPOCH FROM (a.created_at - p.created_at))::float8 * 1000,
+                    EXTRACT(EPOCH FROM (x.created_at - a.created_at))::float8 * 1000
+             FROM events p
+             JOIN events a ON a.correlation_id = p.correlation_id AND a.type = 'InvoiceRegistrationApproved'
+             JOIN events x ON x.correlation_id = p.correlation_id AND x.type = 'InvoiceRegistrationExecuted'
+             WHERE p.type = 'InvoiceRegistrationProposed' AND p.correlation_id LIKE 'sys-%'",
+        )
+        .fetch_all(&pool)
+        .await?;
+        let decided: Vec<f64> = stages.iter().map(|(d, _)| *d).collect();
+        let executed: Vec<f64> = stages.iter().map(|(_, x)| *x).collect();
         println!();
         println!("{:<44} {:>12}", "proposals offered", total);
         println!("{:<44} {:>12}", "executed", latencies.len());
@@ -159,6 +172,10 @@ pub async fn system(args: SystemBenchArgs) -> anyhow::Result<()> {
         );
         println!("{:<44} {:>12.1}", "proposal -> executed p50 (ms)", percentile(&latencies, 0.5));
         println!("{:<44} {:>12.1}", "proposal -> executed p99 (ms)", percentile(&latencies, 0.99));
+        println!("{:<44} {:>12.1}", "  proposal -> decision p50 (ms)", percentile(&decided, 0.5));
+        println!("{:<44} {:>12.1}", "  proposal -> decision p99 (ms)", percentile(&decided, 0.99));
+        println!("{:<44} {:>12.1}", "  decision -> executed p50 (ms)", percentile(&executed, 0.5));
+        println!("{:<44} {:>12.1}", "  decision -> executed p99 (ms)", percentile(&executed, 0.99));
         pool.close().await;
         book_e.close().await;
         owner.close().await;
