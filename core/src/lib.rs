@@ -4,6 +4,7 @@
 //! Services depend on this crate and on nothing of each other. See
 //! ARCHITECTURE.md for how an event flows through them.
 
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod subscription;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use clock::Clock;
 pub use error::{StoreError, ValidationError};
 pub use event::{Cursor, NewEvent, RecordedEvent, TypeFilter};
 pub use store::{Append, Appended, ExpectedVersion, ReadBatch, Store};

@@ -23,8 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bookkeeper_core::config::{env_number, env_text};
 use bookkeeper_core::domain::{MonthlyCostReport, Payload};
-use bookkeeper_core::{Append, Cursor, Store, StoreError, TypeFilter};
-use chrono::Utc;
+use bookkeeper_core::{Append, Clock, Cursor, Store, StoreError, TypeFilter};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -44,6 +43,8 @@ pub struct Config {
     pub close_check: Duration,
     /// How often to look for new events without a wake-up.
     pub poll_interval: Duration,
+    /// Today, for which months are closed and the default month of a query.
+    pub clock: Clock,
 }
 
 impl std::fmt::Debug for Config {
@@ -63,6 +64,7 @@ impl Default for Config {
             token: None,
             close_check: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
+            clock: Clock::system(),
         }
     }
 }
@@ -93,6 +95,7 @@ struct Shared {
     closed: Arc<RwLock<HashSet<(String, String)>>>,
     caught_up: Arc<AtomicBool>,
     token: Option<Arc<str>>,
+    clock: Clock,
 }
 
 impl Shared {
@@ -139,7 +142,7 @@ impl Shared {
     /// event id is derived from the month and currency, so two replicas closing
     /// the same month append it once.
     async fn close_months(&self) -> Result<usize, StoreError> {
-        let current = month_of(Utc::now().date_naive());
+        let current = month_of(self.clock.today());
         let reports: Vec<MonthlyCostReport> = {
             let ledger = self.ledger();
             let closed = self.closed.read().unwrap_or_else(|p| p.into_inner());
@@ -196,6 +199,7 @@ impl CostApi {
             closed: Arc::default(),
             caught_up: Arc::default(),
             token: config.token.as_deref().map(Arc::from),
+            clock: config.clock.clone(),
         };
         Ok(CostApi { listener, shared, config })
     }
@@ -316,8 +320,8 @@ struct MonthQuery {
     month: Option<String>,
 }
 
-fn parse_month(q: &MonthQuery) -> Result<String, Box<Response>> {
-    let month = q.month.clone().unwrap_or_else(|| month_of(Utc::now().date_naive()));
+fn parse_month(q: &MonthQuery, today: chrono::NaiveDate) -> Result<String, Box<Response>> {
+    let month = q.month.clone().unwrap_or_else(|| month_of(today));
     let ok = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_ok() && month.len() == 7;
     if ok {
         Ok(month)
@@ -327,7 +331,7 @@ fn parse_month(q: &MonthQuery) -> Result<String, Box<Response>> {
 }
 
 async fn monthly(State(shared): State<Shared>, Query(q): Query<MonthQuery>) -> Response {
-    let month = match parse_month(&q) {
+    let month = match parse_month(&q, shared.clock.today()) {
         Ok(m) => m,
         Err(r) => return *r,
     };
@@ -354,7 +358,7 @@ async fn report(State(shared): State<Shared>, headers: HeaderMap, Query(q): Quer
             return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer` token is required");
         }
     }
-    let month = match parse_month(&q) {
+    let month = match parse_month(&q, shared.clock.today()) {
         Ok(m) => m,
         Err(r) => return *r,
     };

@@ -8,14 +8,21 @@
 use std::time::{Duration, Instant};
 
 use bookkeeper_core::testing::TestDb;
+use bookkeeper_core::Clock;
 use bookkeeper_core::{Append, Cursor, NewEvent, Store, TypeFilter};
-use chrono::{Datelike, Days, Utc};
+use chrono::{Datelike, Days, NaiveDate};
 use cost_api::ledger::month_of;
 use cost_api::{Config, CostApi};
 use serde_json::{json, Value};
 
+/// The day the Cost API believes it is: the first of a month, the day a calendar
+/// bug shows (last month has just closed), whatever day the test runs.
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+}
+
 fn months() -> (String, String, String) {
-    let today = Utc::now().date_naive();
+    let today = today();
     let first = today.with_day(1).unwrap();
     let last_month = first - Days::new(1);
     (month_of(last_month), format!("{}-15", month_of(last_month)), month_of(today))
@@ -50,6 +57,7 @@ async fn start(db: &TestDb) -> (String, tokio::sync::oneshot::Sender<()>, tokio:
         addr: "127.0.0.1:0".parse().unwrap(),
         close_check: Duration::from_millis(100),
         poll_interval: Duration::from_millis(50),
+        clock: Clock::on(today()),
         ..Config::default()
     };
     let store = Store::connect(&db.role_url("cost_api")).await.unwrap();
@@ -84,7 +92,7 @@ async fn reports(db: &TestDb) -> Vec<bookkeeper_core::RecordedEvent> {
 async fn late_start_catches_up_reports_closed_months_once_and_on_demand() {
     let Some(db) = TestDb::postgres().await else { return };
     let (last, last_day, current) = months();
-    let today = Utc::now().date_naive().to_string();
+    let today = today().to_string();
     executed_invoice(&db.store, "i-1", "Kontor AS", "6540", 8_000_00, &last_day).await;
     executed_invoice(&db.store, "i-2", "Strøm AS", "6340", 1_200_00, &last_day).await;
     executed_receipt(&db.store, "r-1", "Kiwi", 312_50, &last_day).await;
