@@ -302,10 +302,15 @@ async fn two_accounting_api_processes_never_execute_an_action_twice() {
 
     for i in 0..N {
         // The lease of the killed process expires first (15 s).
-        let story =
-            story_until(&db, &format!("inv-{i}"), |e| e.event_type.ends_with("Executed"), Duration::from_secs(90))
-                .await;
-        assert!(!story.iter().any(|e| e.event_type.ends_with("ExecutionSkipped")));
+        let story = story_until(
+            &db,
+            &format!("inv-{i}"),
+            |e| bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Executed),
+            Duration::from_secs(90),
+        )
+        .await;
+        assert!(!story.iter().any(|e| bookkeeper_core::lifecycle::stage(&e.event_type)
+            == Some(bookkeeper_core::domain::Stage::ExecutionSkipped)));
     }
     let purchases = fakes.fiken.purchases();
     let mut numbers: Vec<String> = purchases.iter().filter_map(|(_, n)| n.clone()).collect();

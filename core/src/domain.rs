@@ -88,7 +88,9 @@ impl ActionKind {
     /// Every kind.
     pub const ALL: [ActionKind; 2] = [ActionKind::ReceiptAttachment, ActionKind::InvoiceRegistration];
 
-    fn prefix(self) -> &'static str {
+    /// The action's name, which every one of its event types starts with:
+    /// `ReceiptAttachment`.
+    pub fn name(self) -> &'static str {
         match self {
             ActionKind::ReceiptAttachment => "ReceiptAttachment",
             ActionKind::InvoiceRegistration => "InvoiceRegistration",
@@ -97,13 +99,13 @@ impl ActionKind {
 
     /// The event type of this action at `stage`, e.g. `ReceiptAttachmentApproved`.
     pub fn event_type(self, stage: Stage) -> String {
-        format!("{}{}", self.prefix(), stage.suffix())
+        format!("{}{}", self.name(), stage.suffix())
     }
 
     /// Splits an event type into its action kind and stage, if it is one.
     pub fn parse(event_type: &str) -> Option<(ActionKind, Stage)> {
         ActionKind::ALL.iter().find_map(|kind| {
-            let rest = event_type.strip_prefix(kind.prefix())?;
+            let rest = event_type.strip_prefix(kind.name())?;
             Stage::ALL.iter().find(|s| s.suffix() == rest).map(|s| (*kind, *s))
         })
     }
@@ -248,6 +250,10 @@ pub struct Decision {
     /// The person who decided, for human decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewer: Option<String>,
+    /// The proposal event judged (every decision from this release on; older ones
+    /// name it in their metadata or causation id: [`crate::lifecycle::judged_proposal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal_event_id: Option<uuid::Uuid>,
 }
 
 /// Payload of every `...ExecutionStarted` event: one attempt claimed.
@@ -472,7 +478,7 @@ mod tests {
             DomainEvent::Decided(
                 ActionKind::ReceiptAttachment,
                 Stage::Rejected,
-                Decision { reason: "duplicate".into(), reviewer: None }
+                Decision { reason: "duplicate".into(), reviewer: None, proposal_event_id: None }
             )
         );
     }

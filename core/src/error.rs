@@ -41,6 +41,13 @@ pub enum StoreError {
     /// An event id is already stored with different content; nothing was written.
     #[error("event id {event_id} is already stored with a different type, correlation or payload")]
     EventIdReused { event_id: Uuid },
+    /// The action already has a proposal: one proposal per correlation id, so what
+    /// a decision judged is what is executed. Nothing was written.
+    #[error("one proposal per action: `{correlation_id}` already has a proposal")]
+    ProposalExists {
+        /// The correlation id.
+        correlation_id: String,
+    },
     /// The database refused the write for this role (separation of duties).
     #[error("this service's database role may not append {what}")]
     NotPermitted {
@@ -106,9 +113,21 @@ impl From<sqlx::Error> for StoreError {
                 if msg.contains("append-only") {
                     return StoreError::AppendOnly(msg.to_string());
                 }
+                if db.constraint() == Some("events_one_proposal_per_action") || msg.contains("one proposal per action")
+                {
+                    let correlation_id = msg
+                        .strip_prefix("one proposal per action: ")
+                        .and_then(|m| m.strip_suffix(" already has a proposal"))
+                        .unwrap_or("this correlation id")
+                        .to_string();
+                    return StoreError::ProposalExists { correlation_id };
+                }
                 match db.code().as_deref() {
                     // admin_shutdown, crash_shutdown, cannot_connect_now
                     Some("57P01") | Some("57P02") | Some("57P03") => StoreError::Unavailable(msg.to_string()),
+                    // lock_not_available (lock_timeout), query_canceled (statement_timeout):
+                    // a lock held elsewhere; trying again later may succeed.
+                    Some("55P03") | Some("57014") => StoreError::Unavailable(msg.to_string()),
                     _ => StoreError::Database(e),
                 }
             }

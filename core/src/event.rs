@@ -32,6 +32,7 @@ pub mod status {
     pub const SKIPPED: &str = "SKIPPED";
     pub const COMPLETED: &str = "COMPLETED";
     pub const REPORTED: &str = "REPORTED";
+    pub const PARKED: &str = "PARKED";
 }
 
 /// Well-known actors.

@@ -9,9 +9,11 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod event;
+pub mod lifecycle;
 pub mod metrics;
 pub mod migrations;
 pub mod retry;
+pub mod roles;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "test-support")]
@@ -20,5 +22,6 @@ pub mod testing;
 pub use clock::Clock;
 pub use error::{StoreError, ValidationError};
 pub use event::{Cursor, NewEvent, RecordedEvent, TypeFilter};
+pub use lifecycle::{ActionState, EventType, Phase};
 pub use store::{Append, Appended, ExpectedVersion, ReadBatch, Store};
 pub use subscription::{Handler, HandlerError, StepOutcome, Subscription, SubscriptionError, SubscriptionOptions};

@@ -26,6 +26,7 @@ pub fn postgres() -> Migrator {
         migration!(4, "blobs", "../../migrations/postgres/0004_blobs.sql"),
         migration!(5, "proposal fact indexes", "../../migrations/postgres/0005_proposal_fact_indexes.sql"),
         migration!(6, "execution claims", "../../migrations/postgres/0006_execution_claims.sql"),
+        migration!(7, "exact roles", "../../migrations/postgres/0007_exact_roles.sql"),
     ])
 }
 
@@ -35,6 +36,7 @@ pub fn sqlite() -> Migrator {
         migration!(1, "event log", "../../migrations/sqlite/0001_event_log.sql"),
         migration!(2, "derived views", "../../migrations/sqlite/0002_derived_views.sql"),
         migration!(3, "blobs", "../../migrations/sqlite/0003_blobs.sql"),
+        migration!(4, "one proposal per action", "../../migrations/sqlite/0004_one_proposal_per_action.sql"),
     ])
 }
 

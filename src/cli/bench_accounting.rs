@@ -114,7 +114,7 @@ async fn executed(store: &Store, prefix: &str, n: usize) -> anyhow::Result<()> {
             .await?
             .by_type_and_status
             .iter()
-            .filter(|(t, _, _)| t.ends_with("Executed"))
+            .filter(|(t, _, _)| bookkeeper_core::lifecycle::stage(t) == Some(bookkeeper_core::domain::Stage::Executed))
             .fold(0, |acc, (t, _, n)| if t.starts_with(prefix) { acc + *n as usize } else { acc });
         if count >= n {
             return Ok(());
@@ -262,7 +262,9 @@ async fn overhead(bench: &Bench, store: &Store, samples: usize) -> anyhow::Resul
         let deadline = Instant::now() + Duration::from_secs(30);
         let executed = loop {
             let story = store.read_correlation(&cid).await?;
-            if let Some(e) = story.into_iter().find(|e| e.event_type.ends_with("Executed")) {
+            if let Some(e) = story.into_iter().find(|e| {
+                bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Executed)
+            }) {
                 break e;
             }
             if Instant::now() > deadline {

@@ -108,7 +108,9 @@ pub async fn system(args: SystemBenchArgs) -> anyhow::Result<()> {
             let id = format!("warm-{warm}");
             book_e.append(Append::one(propose(id.clone()))).await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            if owner.read_correlation(&id).await?.iter().any(|e| e.event_type.ends_with("Executed")) {
+            if owner.read_correlation(&id).await?.iter().any(|e| {
+                bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Executed)
+            }) {
                 break;
             }
             if started.elapsed() > Duration::from_secs(120) {

@@ -88,7 +88,9 @@ impl Demo {
     /// Runs the scenario.
     pub async fn run(&self) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
-        let executed = |e: &RecordedEvent| e.event_type.ends_with("Executed");
+        let executed = |e: &RecordedEvent| {
+            bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Executed)
+        };
         let today = chrono::Utc::now();
         println!();
         println!("The demo: every step goes through the running services over HTTP; the log shows what happened.");
@@ -96,7 +98,10 @@ impl Demo {
         step(1, "A first receipt from a shop goes to a person, who approves it; it is attached at the bank");
         let sha = self.upload(&http, b"%PDF-1.7 Kiwi Majorstuen 499,00").await?;
         let first = self.chat(&http, "/receipt amount=499 vendor=Kiwi", &sha, "kiwi-1.pdf").await?;
-        self.until(&first, |e| e.event_type.ends_with("Escalated")).await?;
+        self.until(&first, |e| {
+            bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Escalated)
+        })
+        .await?;
         self.approve(&http, &first).await?;
         show(&self.until(&first, executed).await?);
 
@@ -110,13 +115,22 @@ impl Demo {
         let invoice = self.upload(&http, b"%PDF-1.7 Faktura F-1001 Kontorleverandoren").await?;
         let text = "/invoice vendor=\"Kontorleverandøren AS\" org=912345678 number=F-1001 amount=\"18 750,00\" account=6540 description=\"Kontorstoler\"";
         let large = self.chat(&http, text, &invoice, "F-1001.pdf").await?;
-        self.until(&large, |e| e.event_type.ends_with("Escalated")).await?;
+        self.until(&large, |e| {
+            bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Escalated)
+        })
+        .await?;
         self.approve(&http, &large).await?;
         show(&self.until(&large, executed).await?);
 
         step(4, "The same invoice again is rejected by the duplicate-invoice policy");
         let again = self.chat(&http, text, &invoice, "F-1001.pdf").await?;
-        show(&self.until(&again, |e| e.event_type.ends_with("Rejected")).await?);
+        show(
+            &self
+                .until(&again, |e| {
+                    bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Rejected)
+                })
+                .await?,
+        );
 
         step(5, "Fiken fails once; the failure is recorded and the call retried, and nothing is registered twice");
         // Fiken answers 500 to every attempt of the first call, so the whole attempt fails.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{
-    Append, Handler, HandlerError, NewEvent, RecordedEvent, Store, StoreError, Subscription, SubscriptionOptions,
-    TypeFilter,
+    Append, Handler, HandlerError, NewEvent, RecordedEvent, StepOutcome, Store, StoreError, Subscription,
+    SubscriptionOptions, TypeFilter,
 };
 use sqlx::Row;
 use uuid::Uuid;
@@ -484,10 +484,16 @@ async fn a_subscriber_rides_out_a_database_outage_and_loses_nothing() {
     task.await.unwrap();
 
     let all = db.store.read_waiting(Default::default(), &TypeFilter::all(), 1000, PATIENCE).await.unwrap().events;
-    let proposals: HashSet<_> =
-        all.iter().filter(|e| e.event_type.ends_with("Proposed")).map(|e| e.correlation_id.clone()).collect();
-    let decided: Vec<_> =
-        all.iter().filter(|e| e.event_type.ends_with("Approved")).map(|e| e.correlation_id.clone()).collect();
+    let proposals: HashSet<_> = all
+        .iter()
+        .filter(|e| bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Proposed))
+        .map(|e| e.correlation_id.clone())
+        .collect();
+    let decided: Vec<_> = all
+        .iter()
+        .filter(|e| bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Approved))
+        .map(|e| e.correlation_id.clone())
+        .collect();
     assert_eq!(proposals.len(), 40, "the append during the outage must not have been written");
     assert_eq!(decided.len(), 40, "each proposal decided exactly once");
     assert_eq!(decided.iter().cloned().collect::<HashSet<_>>(), proposals);
@@ -495,5 +501,166 @@ async fn a_subscriber_rides_out_a_database_outage_and_loses_nothing() {
     assert_eq!(seen.len(), 40);
     behind_proxy.close().await;
     drop(proxy);
+    db.cleanup().await;
+}
+
+/// Every role, every type of the closed set, every candidate actor and status:
+/// the database admits exactly what `bookkeeper_core::roles` says, and nothing a
+/// pattern would have let through (`ComplianceCheckApproved`, `XProposed`).
+#[tokio::test]
+async fn the_database_admits_exactly_the_roles_table() {
+    use bookkeeper_core::roles::Role;
+    use bookkeeper_core::EventType;
+    let Some(db) = postgres().await else { return };
+    let mut types: Vec<String> = EventType::all().iter().map(|t| t.name()).collect();
+    types.extend(
+        ["ComplianceCheckApproved", "XInvoiceRegistrationProposed", "PolicyApproved", "Unknown"].map(String::from),
+    );
+    let actors = [
+        "book-e",
+        "review-e",
+        "system:auto",
+        "system",
+        "accounting-api",
+        "cron",
+        "cost-api",
+        "user:kari",
+        "user:",
+        "user: x",
+    ];
+    let statuses = [
+        "PROPOSED",
+        "AUTO_APPROVED",
+        "APPROVED",
+        "REJECTED",
+        "ESCALATED",
+        "EXECUTING",
+        "EXECUTED",
+        "FAILED",
+        "SKIPPED",
+        "COMPLETED",
+        "REPORTED",
+        "PUBLISHED",
+        "RETIRED",
+        "PARKED",
+    ];
+    for role in Role::ALL {
+        let pool = sqlx::PgPool::connect(&db.role_url(role.name())).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let mut n = 0;
+        for t in &types {
+            for actor in actors {
+                for status in statuses {
+                    sqlx::query("SAVEPOINT s").execute(&mut *tx).await.unwrap();
+                    n += 1;
+                    let inserted = sqlx::query(
+                        "INSERT INTO events (event_id, type, actor, status, correlation_id) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(Uuid::new_v4())
+                    .bind(t)
+                    .bind(actor)
+                    .bind(status)
+                    .bind(format!("c-{n}"))
+                    .execute(&mut *tx)
+                    .await;
+                    let expected = role.may_append(t, actor, status);
+                    assert_eq!(
+                        inserted.is_ok(),
+                        expected,
+                        "{} appending {t} as {actor} {status}: {inserted:?}",
+                        role.name()
+                    );
+                    sqlx::query("ROLLBACK TO SAVEPOINT s").execute(&mut *tx).await.unwrap();
+                }
+            }
+        }
+        tx.rollback().await.unwrap();
+        pool.close().await;
+    }
+    db.cleanup().await;
+}
+
+/// The attack of issue 11: Book-E's role opens a transaction before the honest
+/// proposal, so its own would sort first in read order. The database refuses
+/// the second proposal whichever commits first, whatever the writer's snapshot.
+#[tokio::test]
+async fn a_second_proposal_for_an_action_is_refused_even_from_an_older_transaction() {
+    let Some(db) = postgres().await else { return };
+    let book_e = sqlx::PgPool::connect(&db.role_url("book_e")).await.unwrap();
+    let mut early = book_e.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *early).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *early).await.unwrap(); // its snapshot is taken now
+    let honest = Store::connect(&db.role_url("book_e")).await.unwrap();
+    honest.append_events(vec![proposal("inv-1")]).await.unwrap();
+    let slipped = sqlx::query(
+        "INSERT INTO events (event_id, type, actor, status, correlation_id, payload)
+         VALUES (gen_random_uuid(), 'InvoiceRegistrationProposed', 'book-e', 'PROPOSED', 'inv-1', '{\"amount\": 1}')",
+    )
+    .execute(&mut *early)
+    .await
+    .expect_err("a second proposal for inv-1 was stored");
+    assert!(slipped.to_string().contains("events_one_proposal_per_action"), "{slipped}");
+    drop(early);
+    // Through the store: a clear, typed error.
+    let err = honest.append_events(vec![proposal("inv-1").with_id(Uuid::new_v4())]).await.unwrap_err();
+    assert!(matches!(err, StoreError::ProposalExists { .. }), "{err}");
+    // A retry of the same proposal is still the same event, stored once.
+    let first = db.store.read_correlation("inv-1").await.unwrap();
+    assert_eq!(first.len(), 1);
+    honest.close().await;
+    book_e.close().await;
+    db.cleanup().await;
+}
+
+/// A role cannot create another service's subscription first (and keep that
+/// service on standby for good), nor rename its own into one.
+#[tokio::test]
+async fn a_role_cannot_squat_another_services_subscription() {
+    let Some(db) = postgres().await else { return };
+    let book = sqlx::PgPool::connect(&db.role_url("book_e")).await.unwrap();
+    for sql in [
+        "INSERT INTO subscriptions (name) VALUES ('review-e.proposals')",
+        "INSERT INTO subscriptions (name, owner_role) VALUES ('review-e.proposals', 'review_e')",
+        "INSERT INTO subscriptions (name) VALUES ('accounting-api.approvals')",
+    ] {
+        let err = sqlx::query(sql).execute(&book).await.expect_err(sql);
+        assert!(err.to_string().contains("row-level security"), "{sql}: {err}");
+    }
+    sqlx::query("INSERT INTO subscriptions (name) VALUES ('book-e.notifications')").execute(&book).await.unwrap();
+    let renamed =
+        sqlx::query("UPDATE subscriptions SET name = 'review-e.proposals' WHERE name = 'book-e.notifications'")
+            .execute(&book)
+            .await;
+    assert!(renamed.is_err(), "renamed into another service's subscription");
+    // Review-E takes its own.
+    let review = Store::connect(&db.role_url("review_e")).await.unwrap();
+    #[derive(Clone)]
+    struct Nop;
+    impl Handler for Nop {
+        async fn handle(&self, _: &RecordedEvent) -> Result<Append, HandlerError> {
+            Ok(Append::nothing())
+        }
+    }
+    let mut sub = Subscription::new(review, "review-e.proposals", TypeFilter::all(), Nop);
+    assert!(!matches!(sub.step().await.unwrap(), StepOutcome::Standby));
+    book.close().await;
+    db.cleanup().await;
+}
+
+/// A stored document is what its hash says, checked by the database.
+#[tokio::test]
+async fn the_database_refuses_a_blob_whose_hash_does_not_match() {
+    let Some(db) = postgres().await else { return };
+    let pool = sqlx::PgPool::connect(&db.role_url("accounting_api")).await.unwrap();
+    let err =
+        sqlx::query("INSERT INTO blobs (sha256, content_type, size, bytes) VALUES ($1, 'application/pdf', 3, 'abc')")
+            .bind("0".repeat(64))
+            .execute(&pool)
+            .await
+            .expect_err("a blob under a wrong hash was stored");
+    assert!(err.to_string().contains("blobs_hash_matches_bytes"), "{err}");
+    let sha = db.store.put_blob(b"%PDF-1.7 ok", "application/pdf").await.unwrap();
+    assert!(db.store.get_blob(&sha).await.unwrap().is_some());
+    pool.close().await;
     db.cleanup().await;
 }

@@ -1,9 +1,13 @@
-//! Carrying out approved actions: the durable subscription to `*Approved`.
+//! Carrying out approved actions: the durable subscription to every
+//! `...Approved` type.
 //!
 //! One event, one attempt:
 //!
-//! 1. Read the proposal's story. Rejected since (the emergency stop) or executed
-//!    already: record `...ExecutionSkipped` with the reason and move on.
+//! 1. Read the action's story and fold it ([`ActionState`]). Only the approval in
+//!    force is carried out, and only the very proposal it judged. Rejected since
+//!    (the emergency stop) or executed already: record `...ExecutionSkipped` with
+//!    the reason and move on. Rival proposals in old history are never carried
+//!    out on a policy's approval alone: a person must approve one.
 //! 2. Check what needs no remote call (the payload, the document) — a problem
 //!    here is final, and nothing was sent.
 //! 3. Claim the attempt: append `...ExecutionStarted` at the story's version, in
@@ -31,7 +35,9 @@ use bookkeeper_core::domain::{
 };
 use bookkeeper_core::event::{actor, status};
 use bookkeeper_core::retry::Backoff;
-use bookkeeper_core::{Append, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store, StoreError};
+use bookkeeper_core::{
+    ActionState, Append, ExpectedVersion, Handler, HandlerError, NewEvent, Phase, RecordedEvent, Store, StoreError,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -357,23 +363,54 @@ impl Handler for Executor {
                 .with_payload(serde_json::to_value(ExecutionSkip { reason }).unwrap_or_default());
             Ok(Append::one(skipped).expect(cid, version))
         };
-        if let Some(done) = story.iter().find(|e| e.event_type.ends_with("Executed")) {
-            return skip(format!("already executed (event at position {})", done.position));
-        }
-        if let Some(rejected) = story.iter().find(|e| e.event_type.ends_with("Rejected")) {
-            let reason = rejected.reason().unwrap_or("no reason given");
-            return skip(format!("rejected by {} before it was executed: {reason}", rejected.actor));
-        }
-        if story.iter().any(|e| {
-            e.event_type.ends_with("ExecutionFailed") && e.payload.get("final").and_then(|f| f.as_bool()) == Some(true)
-        }) {
-            return Ok(Append::nothing());
-        }
-        let prior = story.iter().filter(|e| e.event_type.ends_with("ExecutionStarted")).count() as u32;
-        let attempt = prior + 1;
-        let Some(proposal) = story.iter().find(|e| e.event_type.ends_with("Proposed")) else {
-            return skip("approved, but no proposal with this correlation id exists".into());
+        let state = ActionState::fold(&story);
+        let in_force = state.approval().filter(|a| a.event.event_id == approval.event_id).cloned();
+        let Some(in_force) = in_force else {
+            return match state.phase() {
+                Phase::Executed => skip("already executed".into()),
+                Phase::Rejected => {
+                    let rejected = state.decision.as_ref().map(|d| d.event);
+                    let by = rejected.map(|e| e.actor.as_str()).unwrap_or("someone");
+                    let reason = rejected.and_then(|e| e.reason()).unwrap_or("no reason given");
+                    skip(format!("rejected by {by} before it was executed: {reason}"))
+                }
+                phase => {
+                    tracing::info!(%phase, "not the approval in force; nothing to do");
+                    Ok(Append::nothing())
+                }
+            };
         };
+        match state.phase() {
+            Phase::Approved | Phase::Executing => {}
+            Phase::Executed => return skip("already executed".into()),
+            phase => {
+                tracing::info!(%phase, "nothing to do");
+                return Ok(Append::nothing());
+            }
+        }
+        // Every attempt so far, under any approval: any of them may have landed.
+        let prior = state.attempts;
+        let approved_at = story.iter().position(|e| e.event_id == approval.event_id).unwrap_or(0);
+        let under_this_approval = story[approved_at..]
+            .iter()
+            .filter(|e| matches!(ActionKind::parse(&e.event_type), Some((_, Stage::ExecutionStarted))))
+            .count() as u32;
+        let attempt = prior + 1;
+        let proposal = in_force.proposal;
+        if state.has_rival_proposals() && !in_force.by_person {
+            let failure = ExecutionFailure {
+                error: format!(
+                    "{} proposals share this id and no person chose one: a person must approve the one to carry out",
+                    state.proposals.len()
+                ),
+                retryable: false,
+                attempt,
+                is_final: true,
+                retry_in_ms: None,
+            };
+            tracing::warn!(error = %failure.error, "not executed without a person");
+            return Ok(Append::one(failure_event(kind, approval, failure)).expect(cid, version));
+        }
         let (action, bytes, doc_kind) = match self.prepare(proposal).await? {
             Ok(ready) => ready,
             Err(message) => {
@@ -410,21 +447,20 @@ impl Handler for Executor {
         let remote_started: DateTime<Utc> = Utc::now();
         let outcome = self.perform(&action, bytes, doc_kind, &key, prior > 0).await;
         let remote_finished: DateTime<Utc> = Utc::now();
-        let action = kind.event_type(Stage::Proposed);
         let outcome_label = match &outcome {
             Ok(_) => "executed",
-            Err(f) if !f.retryable || attempt >= self.options.max_attempts => "failed_finally",
+            Err(f) if !f.retryable || under_this_approval + 1 >= self.options.max_attempts => "failed_finally",
             Err(_) => "failed_will_retry",
         };
         bookkeeper_core::metrics::count(
             "bookkeeper_executions_total",
             "Execution attempts, by action and outcome.",
-            &[("action", action.trim_end_matches("Proposed")), ("outcome", outcome_label)],
+            &[("action", kind.name()), ("outcome", outcome_label)],
         );
         bookkeeper_core::metrics::observe(
             "bookkeeper_remote_call_seconds",
             "Time spent calling Fiken or Folio for one execution attempt.",
-            &[("action", action.trim_end_matches("Proposed"))],
+            &[("action", kind.name())],
             (remote_finished - remote_started).to_std().unwrap_or_default(),
         );
         let timing = serde_json::json!({
@@ -444,7 +480,7 @@ impl Handler for Executor {
                 Ok(Append::one(executed).expect(cid, version))
             }
             Err(failure) => {
-                let is_final = !failure.retryable || attempt >= self.options.max_attempts;
+                let is_final = !failure.retryable || under_this_approval + 1 >= self.options.max_attempts;
                 let retry_in_ms = (!is_final).then(|| self.options.backoff.ceiling(prior).as_millis() as u64);
                 tracing::warn!(attempt, is_final, retryable = failure.retryable, error = %failure.message, "attempt failed");
                 let record = ExecutionFailure {

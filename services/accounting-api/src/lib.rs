@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bookkeeper_core::config::{env_number, env_text};
-use bookkeeper_core::{Store, Subscription, SubscriptionOptions, TypeFilter};
+use bookkeeper_core::domain::Stage;
+use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
 use tokio::net::TcpListener;
 
 use crate::execute::{Connectors, ExecutionOptions, Executor};
@@ -306,7 +307,7 @@ impl AccountingApi {
         let subscription = Subscription::new(
             self.store.clone(),
             execute::SUBSCRIPTION,
-            TypeFilter::of(["*Approved"]),
+            TypeFilter::of(EventType::action_types(&[Stage::Approved])),
             Executor::new(self.store.clone(), self.connectors.clone(), self.config.execution),
         )
         .with_options(options);

@@ -155,9 +155,10 @@ impl World {
 }
 
 fn is_terminal(e: &RecordedEvent) -> bool {
-    e.event_type.ends_with("Executed")
-        || e.event_type.ends_with("ExecutionSkipped")
-        || (e.event_type.ends_with("ExecutionFailed") && e.payload["final"] == json!(true))
+    bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Executed)
+        || bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::ExecutionSkipped)
+        || (bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::ExecutionFailed)
+            && e.payload["final"] == json!(true))
 }
 
 fn types(story: &[RecordedEvent]) -> Vec<String> {
@@ -320,7 +321,10 @@ async fn an_emergency_reject_before_execution_stops_it() {
     let reason = skipped.payload["reason"].as_str().unwrap();
     assert!(reason.contains("user:kari") && reason.contains("wrong receipt"), "{reason}");
     assert!(w.folio.attachments_of(event_id).is_empty(), "nothing reached Folio");
-    assert!(!story.iter().any(|e| e.event_type.ends_with("ExecutionStarted")));
+    assert!(!story
+        .iter()
+        .any(|e| bookkeeper_core::lifecycle::stage(&e.event_type)
+            == Some(bookkeeper_core::domain::Stage::ExecutionStarted)));
     app.stop().await;
     w.db.cleanup().await;
 }
@@ -361,11 +365,22 @@ async fn bad_input_fails_finally_with_a_clear_reason_and_changes_nothing_remote(
     for (cid, words) in expect {
         let story = w.outcome(cid).await;
         let failed = last(&story);
-        assert!(failed.event_type.ends_with("ExecutionFailed"), "{cid}: {:#?}", types(&story));
+        assert!(
+            bookkeeper_core::lifecycle::stage(&failed.event_type)
+                == Some(bookkeeper_core::domain::Stage::ExecutionFailed),
+            "{cid}: {:#?}",
+            types(&story)
+        );
         assert_eq!((&failed.payload["final"], &failed.payload["retryable"]), (&json!(true), &json!(false)), "{cid}");
         let error = failed.payload["error"].as_str().unwrap();
         assert!(error.contains(words), "{cid}: {error}");
-        let attempts = story.iter().filter(|e| e.event_type.ends_with("ExecutionFailed")).count();
+        let attempts = story
+            .iter()
+            .filter(|e| {
+                bookkeeper_core::lifecycle::stage(&e.event_type)
+                    == Some(bookkeeper_core::domain::Stage::ExecutionFailed)
+            })
+            .count();
         assert_eq!(attempts, 1, "{cid}: a permanent error is not retried");
     }
     assert!(w.folio.attachments_of(event_id).is_empty());
@@ -430,7 +445,9 @@ async fn a_thousand_approvals_through_faults_are_each_executed_exactly_once() {
             types(&story),
             last(&story).payload
         );
-        retried += usize::from(story.iter().any(|e| e.event_type.ends_with("ExecutionFailed")));
+        retried += usize::from(story.iter().any(|e| {
+            bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::ExecutionFailed)
+        }));
     }
     let mut numbers: Vec<String> = w.fiken.purchases().into_iter().filter_map(|(_, n)| n).collect();
     numbers.sort();

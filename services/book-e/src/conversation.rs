@@ -3,7 +3,8 @@
 //! append exactly one kind of thing: a `...Proposed` event.
 
 use bookkeeper_core::domain::{
-    AttachmentTarget, DocumentRef, InvoiceRegistrationProposed, Money, Payload, ReceiptAttachmentProposed, Vendor,
+    ActionKind, AttachmentTarget, DocumentRef, InvoiceRegistrationProposed, Money, Payload, ReceiptAttachmentProposed,
+    Vendor,
 };
 use bookkeeper_core::event::actor;
 use bookkeeper_core::{Append, Store};
@@ -151,7 +152,7 @@ impl Conversation {
         }
         let mut text = format!("{} proposal(s) wait for a decision:", pending.len());
         for p in &pending {
-            let what = p.proposal_type.trim_end_matches("Proposed");
+            let what = ActionKind::parse(&p.proposal_type).map(|(k, _)| k.name()).unwrap_or(&p.proposal_type);
             let state = if p.escalated { "escalated to a person" } else { "being judged" };
             text.push_str(&format!(
                 "\n• `{}` {what}, proposed {} ({state})",

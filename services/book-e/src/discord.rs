@@ -15,8 +15,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bookkeeper_core::domain::ActionKind;
-use bookkeeper_core::{Append, Handler, HandlerError, RecordedEvent, Store};
+use bookkeeper_core::domain::{ActionKind, Stage};
+use bookkeeper_core::{ActionState, Append, EventType, Handler, HandlerError, RecordedEvent, Store, TypeFilter};
+
 use serenity::all::{
     ButtonStyle, ChannelId, CommandDataOptionValue, CommandInteraction, CommandOptionType, ComponentInteraction,
     CreateActionRow, CreateButton, CreateCommand, CreateCommandOption, CreateInteractionResponse,
@@ -428,16 +429,22 @@ pub struct Notifier {
 /// The notification subscription's name.
 pub const SUBSCRIPTION: &str = "book-e.notifications";
 
-/// The event types the notifier follows.
-pub const FOLLOWS: [&str; 7] = [
-    "*Approved",
-    "*Rejected",
-    "*Escalated",
-    "*Executed",
-    "*ExecutionFailed",
-    "*ExecutionSkipped",
-    "ComplianceCheckCompleted",
+/// The action stages people hear about.
+pub const NEWS: [Stage; 6] = [
+    Stage::Approved,
+    Stage::Rejected,
+    Stage::Escalated,
+    Stage::Executed,
+    Stage::ExecutionFailed,
+    Stage::ExecutionSkipped,
 ];
+
+/// The event types the notifier follows: exact names, from the closed set.
+pub fn follows() -> TypeFilter {
+    let mut types = EventType::action_types(&NEWS);
+    types.push(EventType::ComplianceCheckCompleted.name());
+    TypeFilter::of(types)
+}
 
 fn nonce(event: &RecordedEvent, part: u8) -> Nonce {
     let hex = event.event_id.simple().to_string();
@@ -503,10 +510,17 @@ impl Handler for Notifier {
             return Ok(Append::nothing());
         }
         let story = self.store.read_correlation(&event.correlation_id).await?;
-        let Some(proposal) = story.iter().find(|e| e.event_type.ends_with("Proposed")) else {
+        let state = ActionState::fold(&story);
+        // An event the lifecycle does not count (out of order, naming no proposal)
+        // is not news: telling people of it would repeat a forgery.
+        if !state.counts(event) {
+            tracing::info!("an event the action's lifecycle does not count; not announced");
+            return Ok(Append::nothing());
+        }
+        let Some(proposal) = state.proposal() else {
             return Ok(Append::nothing());
         };
-        if event.event_type.ends_with("Escalated") {
+        if matches!(ActionKind::parse(&event.event_type), Some((_, Stage::Escalated))) {
             let id = &event.correlation_id;
             let buttons = CreateActionRow::Buttons(vec![
                 CreateButton::new(ButtonAction::Approve(id.clone()).custom_id())

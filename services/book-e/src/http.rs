@@ -22,7 +22,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bookkeeper_core::{Store, TypeFilter};
+use bookkeeper_core::{ActionState, EventType, Store, TypeFilter};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -141,18 +141,15 @@ async fn notifications(State(state): State<AppState>, headers: HeaderMap, Query(
         Err(r) => return *r,
     };
     let requester = bookkeeper_core::event::actor::user(&user);
-    let filter =
-        TypeFilter::of(["*Approved", "*Rejected", "*Escalated", "*Executed", "*ExecutionFailed", "*ExecutionSkipped"]);
+    let filter = TypeFilter::of(EventType::action_types(&crate::discord::NEWS));
     let result = async {
         let cursor = state.store.cursor_at(q.after.max(0)).await?;
         let batch = state.store.read(cursor, &filter, 200).await?;
         let mut out = Vec::new();
         for e in &batch.events {
             let story = state.store.read_correlation(&e.correlation_id).await?;
-            let mine = story
-                .iter()
-                .find(|p| p.event_type.ends_with("Proposed"))
-                .is_some_and(|p| p.payload.get("requested_by").and_then(|r| r.as_str()) == Some(requester.as_str()));
+            let action = ActionState::fold(&story);
+            let mine = action.counts(e) && action.requested_by() == Some(requester.as_str());
             if let (true, Some(text)) = (mine, render::notification(e)) {
                 out.push(json!({"position": e.position, "proposal": e.correlation_id, "text": text}));
             }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bookkeeper_core::config::{env_number, env_text, env_tokens};
-use bookkeeper_core::{Store, Subscription, TypeFilter};
+use bookkeeper_core::{Store, Subscription};
 use tokio::net::TcpListener;
 
 use crate::accounting::AccountingReads;
@@ -196,7 +196,7 @@ impl BookE {
                 let notifications = Subscription::new(
                     self.state.store.clone(),
                     discord::SUBSCRIPTION,
-                    TypeFilter::of(discord::FOLLOWS),
+                    discord::follows(),
                     door.notifier(self.state.store.clone()),
                 );
                 tasks.push(tokio::spawn(notifications.run(stop(&stop_tx))));

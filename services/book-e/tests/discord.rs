@@ -17,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use book_e::accounting::AccountingReads;
 use book_e::conversation::{Conversation, ConversationConfig};
-use book_e::discord::{DiscordConfig, DiscordDoor, FOLLOWS, SUBSCRIPTION};
+use book_e::discord::{follows, DiscordConfig, DiscordDoor, SUBSCRIPTION};
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{Append, NewEvent, Store, Subscription, SubscriptionOptions, TypeFilter};
 use serde_json::{json, Value};
@@ -232,8 +232,7 @@ impl World {
         tokio::time::sleep(LEASE * 2).await;
         let store = self.db.store.clone();
         let options = SubscriptionOptions { lease_ttl: LEASE, ..Default::default() };
-        Subscription::new(store.clone(), SUBSCRIPTION, TypeFilter::of(FOLLOWS), self.door.notifier(store))
-            .with_options(options)
+        Subscription::new(store.clone(), SUBSCRIPTION, follows(), self.door.notifier(store)).with_options(options)
     }
 
     async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {
@@ -377,7 +376,7 @@ async fn escalations_outcomes_and_buttons() {
     let last = w.discord.calls().last().cloned().unwrap();
     assert!(last.body["content"].as_str().unwrap().contains("proposed this yourself"), "{:?}", last.body);
     let story = w.db.store.read_correlation(&cid).await.unwrap();
-    assert!(!story.iter().any(|e| e.event_type.ends_with("Approved")), "nothing decided yet");
+    assert!(!story.iter().any(|e| bookkeeper_core::lifecycle::stage(&e.event_type) == Some(bookkeeper_core::domain::Stage::Approved)), "nothing decided yet");
 
     // Kari approves: acknowledged, decided as kari, the message updated without buttons.
     let kari = w.press(6004, &format!("bk:approve:{cid}"), GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), &content);

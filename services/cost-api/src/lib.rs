@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bookkeeper_core::config::{env_number, env_text};
 use bookkeeper_core::domain::{MonthlyCostReport, Payload};
-use bookkeeper_core::{Append, Clock, Cursor, Store, StoreError, TypeFilter};
+use bookkeeper_core::{ActionState, Append, Clock, Cursor, Store, StoreError, TypeFilter};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -110,7 +110,10 @@ impl Shared {
         let batch = self.store.read(cursor, &filter, 500).await?;
         for executed in &batch.events {
             let story = self.store.read_correlation(&executed.correlation_id).await?;
-            let cost = story.iter().find(|e| e.event_type.ends_with("Proposed")).and_then(|p| cost_of(executed, p));
+            let action = ActionState::fold(&story);
+            // Only the execution the lifecycle counts, at the proposal its approval judged.
+            let counted = action.executed.is_some_and(|e| e.event_id == executed.event_id);
+            let cost = action.proposal().filter(|_| counted).and_then(|p| cost_of(executed, p));
             if let Some(cost) = cost {
                 self.ledger.write().unwrap_or_else(|p| p.into_inner()).add(&executed.correlation_id, cost);
             }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bookkeeper_core::config::{env_number, env_text};
-use bookkeeper_core::domain::{ComplianceCheckCompleted, Finding, Payload};
-use bookkeeper_core::{Append, Cursor, Store, TypeFilter};
+use bookkeeper_core::domain::{ComplianceCheckCompleted, Finding, Payload, Stage};
+use bookkeeper_core::{ActionState, Append, Cursor, EventType, Phase, Store, TypeFilter};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -172,7 +172,7 @@ impl Checks {
 
     async fn failed_executions(&self, now: DateTime<Utc>) -> Result<Vec<String>, String> {
         let since = now - chrono::Duration::days(self.config.failed_days as i64);
-        let filter = TypeFilter::of(["*ExecutionFailed"]);
+        let filter = TypeFilter::of(EventType::action_types(&[Stage::ExecutionFailed]));
         let mut cursor = Cursor::START;
         let mut ids = Vec::new();
         loop {
@@ -180,7 +180,16 @@ impl Checks {
                 self.store.read(cursor, &filter, 1000).await.map_err(|e| format!("the log is unavailable: {e}"))?;
             for e in &batch.events {
                 let is_final = e.payload.get("final").and_then(|f| f.as_bool()).unwrap_or(false);
-                if is_final && e.created_at >= since && !ids.contains(&e.correlation_id) {
+                if !is_final || e.created_at < since || ids.contains(&e.correlation_id) {
+                    continue;
+                }
+                // Still failed: not retried since by a person's new approval.
+                let story = self
+                    .store
+                    .read_correlation(&e.correlation_id)
+                    .await
+                    .map_err(|e| format!("the log is unavailable: {e}"))?;
+                if ActionState::fold(&story).phase() == Phase::FailedFinally {
                     ids.push(e.correlation_id.clone());
                 }
             }

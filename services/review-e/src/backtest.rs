@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use bookkeeper_core::{Cursor, RecordedEvent, Store, StoreError, TypeFilter};
+use bookkeeper_core::domain::{ActionKind, Stage};
+use bookkeeper_core::lifecycle::judged_proposal;
+use bookkeeper_core::{Cursor, EventType, RecordedEvent, Store, StoreError, TypeFilter};
 use bookkeeper_policy_sdk::{Decision, Outcome};
 use chrono::NaiveDate;
 
@@ -34,12 +36,10 @@ impl Recorded {
 }
 
 fn outcome_of(event_type: &str) -> Outcome {
-    if event_type.ends_with("Approved") {
-        Outcome::Approve
-    } else if event_type.ends_with("Rejected") {
-        Outcome::Reject
-    } else {
-        Outcome::Escalate
+    match ActionKind::parse(event_type) {
+        Some((_, Stage::Approved)) => Outcome::Approve,
+        Some((_, Stage::Rejected)) => Outcome::Reject,
+        _ => Outcome::Escalate,
     }
 }
 
@@ -47,7 +47,8 @@ fn outcome_of(event_type: &str) -> Outcome {
 pub async fn history(store: &Store, since: Option<NaiveDate>) -> Result<Vec<Recorded>, StoreError> {
     let mut proposals: HashMap<String, RecordedEvent> = HashMap::new();
     let mut out = Vec::new();
-    let filter = TypeFilter::of(["*Proposed", "*Approved", "*Rejected", "*Escalated"]);
+    let filter =
+        TypeFilter::of(EventType::action_types(&[Stage::Proposed, Stage::Approved, Stage::Rejected, Stage::Escalated]));
     let mut cursor = Cursor::START;
     loop {
         let batch = store.read_waiting(cursor, &filter, 1000, std::time::Duration::from_secs(5)).await?;
@@ -56,12 +57,16 @@ pub async fn history(store: &Store, since: Option<NaiveDate>) -> Result<Vec<Reco
         }
         for event in batch.events {
             cursor = event.cursor();
-            if event.event_type.ends_with("Proposed") {
+            if matches!(ActionKind::parse(&event.event_type), Some((_, Stage::Proposed))) {
                 if since.is_none_or(|d| event.created_at.date_naive() >= d) {
                     proposals.entry(event.correlation_id.clone()).or_insert(event);
                 }
             } else if event.actor == AUTO {
+                // The proposal the decision judged, not merely the first of its id.
                 let Some(p) = proposals.get(&event.correlation_id) else { continue };
+                if judged_proposal(&event) != Some(p.event_id) {
+                    continue;
+                }
                 if let Ok(record) = serde_json::from_value::<DecisionRecord>(event.metadata.clone()) {
                     out.push(Recorded { proposal: p.clone(), decision: event, record });
                 }

@@ -1,14 +1,15 @@
-//! Judging proposals: the durable subscription to `*Proposed` events.
+//! Judging proposals: the durable subscription to every `...Proposed` event type.
 
 use std::sync::Arc;
 
+use bookkeeper_core::domain::{ActionKind, Stage};
 use bookkeeper_core::event::status;
-use bookkeeper_core::{Append, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store};
+use bookkeeper_core::{ActionState, Append, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store};
 use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Combined, Mode, Verdict};
-use crate::proposal::{self, action_prefix};
+use crate::proposal;
 use crate::registry::{ActiveSet, Registry};
 
 /// Name of Review-E's subscription.
@@ -51,23 +52,39 @@ pub async fn evaluate(active: Arc<ActiveSet>, proposal: Proposal, facts: Facts) 
         .map_err(|e| HandlerError(format!("policy evaluation did not complete: {e}")))
 }
 
-/// Whether an event is a decision (an approval or rejection, by anyone).
-pub fn is_decision(event: &RecordedEvent) -> bool {
-    event.event_type.ends_with("Approved") || event.event_type.ends_with("Rejected")
-}
-
-/// The automatic decision event for a combined outcome.
+/// The automatic decision event for a combined outcome. It names the proposal it
+/// judged, in its payload and as its cause, so the Accounting API carries out
+/// exactly that proposal.
 pub fn decision_event(proposal_event: &RecordedEvent, combined: &Combined, record: &DecisionRecord) -> NewEvent {
-    let prefix = action_prefix(&proposal_event.event_type);
-    let (suffix, status) = match combined.outcome {
-        Outcome::Approve => ("Approved", status::AUTO_APPROVED),
-        Outcome::Reject => ("Rejected", status::REJECTED),
-        Outcome::Escalate => ("Escalated", status::ESCALATED),
+    let kind = ActionKind::parse(&proposal_event.event_type).map(|(k, _)| k).unwrap_or(ActionKind::ReceiptAttachment);
+    let (stage, status) = match combined.outcome {
+        Outcome::Approve => (Stage::Approved, status::AUTO_APPROVED),
+        Outcome::Reject => (Stage::Rejected, status::REJECTED),
+        Outcome::Escalate => (Stage::Escalated, status::ESCALATED),
     };
-    NewEvent::new(format!("{prefix}{suffix}"), AUTO, status, &proposal_event.correlation_id)
-        .with_payload(serde_json::json!({ "reason": combined.reason, "outcome": combined.outcome }))
+    NewEvent::new(kind.event_type(stage), AUTO, status, &proposal_event.correlation_id)
+        .with_payload(serde_json::json!({
+            "reason": combined.reason,
+            "outcome": combined.outcome,
+            "proposal_event_id": proposal_event.event_id,
+        }))
         .with_metadata(serde_json::to_value(record).unwrap_or_default())
         .derived_from(proposal_event.event_id, "review-e.decision")
+}
+
+/// An escalation to a person without evaluating any policy (rival proposals, an
+/// event that cannot be judged): the reason says why.
+pub fn escalation_event(proposal_event: &RecordedEvent, actor: &str, reason: &str, purpose: &str) -> Option<NewEvent> {
+    let (kind, _) = ActionKind::parse(&proposal_event.event_type)?;
+    Some(
+        NewEvent::new(kind.event_type(Stage::Escalated), actor, status::ESCALATED, &proposal_event.correlation_id)
+            .with_payload(serde_json::json!({
+                "reason": reason,
+                "outcome": Outcome::Escalate,
+                "proposal_event_id": proposal_event.event_id,
+            }))
+            .derived_from(proposal_event.event_id, purpose),
+    )
 }
 
 /// Members of an active set, for the record.
@@ -101,13 +118,28 @@ impl Handler for Reviewer {
     async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
         let started = std::time::Instant::now();
         let story = self.store.read_correlation(&event.correlation_id).await?;
-        if story.iter().any(is_decision) {
+        let state = ActionState::fold(&story);
+        if state.proposals.first().map(|p| p.event_id) != Some(event.event_id) {
+            tracing::warn!("a second proposal in one correlation is not judged");
+            return Ok(Append::nothing());
+        }
+        if state.is_decided() {
             tracing::info!("already decided by a person; no automatic decision");
             return Ok(Append::nothing());
         }
-        if story.iter().any(|e| e.event_type.ends_with("Proposed") && e.position < event.position) {
-            tracing::warn!("a second proposal in one correlation is ignored");
-            return Ok(Append::nothing());
+        if state.has_rival_proposals() {
+            // History from before the store refused a second proposal: a person
+            // must say which one, if any, is meant.
+            let reason = format!(
+                "{} proposals share this id; a person must decide which one, if any, to carry out",
+                state.proposals.len()
+            );
+            let Some(escalate) = escalation_event(event, AUTO, &reason, "review-e.decision") else {
+                return Ok(Append::nothing());
+            };
+            return Ok(
+                Append::one(escalate).expect(&event.correlation_id, ExpectedVersion::Exactly(story.len() as i64))
+            );
         }
         let proposal = proposal::from_event(event);
         let read = started.elapsed();

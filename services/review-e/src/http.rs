@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bookkeeper_core::event::actor;
-use bookkeeper_core::Store;
+use bookkeeper_core::{ActionState, Store};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -182,10 +182,9 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     reviewer(&state, &headers)?;
     let story = state.store.read_correlation(&id).await?;
-    let proposal = story
-        .iter()
-        .find(|e| e.event_type.ends_with("Proposed"))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`")))?;
+    let action = ActionState::fold(&story);
+    let proposal =
+        action.proposal().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`")))?;
     let automatic = story
         .iter()
         .rev()
@@ -202,6 +201,8 @@ async fn show(
         "correlation_id": id,
         "proposal": {"type": proposal.event_type, "proposed_by": proposal.actor, "payload": proposal.payload},
         "state": story.last().map(|e| e.status.clone()),
+        "phase": action.phase(),
+        "rival_proposals": action.proposals.len().saturating_sub(1),
         "events": events,
         "facts": automatic.as_ref().map(|r| &r.facts),
         "verdicts": automatic.as_ref().map(|r| &r.verdicts),

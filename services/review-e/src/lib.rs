@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bookkeeper_core::{Store, Subscription, SubscriptionOptions, TypeFilter};
+use bookkeeper_core::domain::Stage;
+use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
 use tokio::net::TcpListener;
 
 use crate::policy::{Limits, PolicyEngine};
@@ -179,7 +180,7 @@ impl ReviewE {
         let subscription = Subscription::new(
             self.store.clone(),
             decide::SUBSCRIPTION,
-            TypeFilter::of(["*Proposed"]),
+            TypeFilter::of(EventType::action_types(&[Stage::Proposed])),
             decide::Reviewer::new(self.store.clone(), self.registry.clone()),
         )
         .with_options(options);

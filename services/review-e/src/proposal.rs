@@ -76,11 +76,6 @@ fn to_policy_facts(f: ProposalFacts, today: String) -> Facts {
     }
 }
 
-/// `ReceiptAttachmentProposed` -> `ReceiptAttachment`.
-pub fn action_prefix(proposal_type: &str) -> &str {
-    proposal_type.strip_suffix("Proposed").unwrap_or(proposal_type)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +108,5 @@ mod tests {
         assert_eq!(p.vendor.unwrap().name, "Kiwi");
         assert!(p.has_document);
         assert_eq!(p.description.as_deref(), Some("team lunch"));
-        assert_eq!(action_prefix("ReceiptAttachmentProposed"), "ReceiptAttachment");
     }
 }

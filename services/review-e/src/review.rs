@@ -1,10 +1,9 @@
 //! Decisions by people: approve or reject a proposal as a named reviewer.
 
+use bookkeeper_core::domain::{ActionKind, Stage};
 use bookkeeper_core::event::{actor, status};
-use bookkeeper_core::{Append, ExpectedVersion, NewEvent, RecordedEvent, Store, StoreError};
-
-use crate::decide::is_decision;
-use crate::proposal::action_prefix;
+use bookkeeper_core::lifecycle::Verdict;
+use bookkeeper_core::{ActionState, Append, ExpectedVersion, NewEvent, Phase, RecordedEvent, Store, StoreError};
 
 /// Why a review was refused. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -45,18 +44,23 @@ impl From<StoreError> for ReviewError {
     }
 }
 
-/// Approves a proposal waiting for a decision.
+/// Approves a proposal waiting for a decision (or, after a final failure of its
+/// execution, approves a retry).
 pub async fn approve(store: &Store, id: &str, reviewer: &str, reason: Option<&str>) -> Result<i64, ReviewError> {
-    let (story, proposal) = load(store, id).await?;
-    let requested_by = proposal.payload.get("requested_by").and_then(|r| r.as_str()).unwrap_or_default();
-    if requested_by == actor::user(reviewer) || requested_by == reviewer {
+    let story = store.read_correlation(id).await?;
+    let state = ActionState::fold(&story);
+    let proposal = state.proposal().ok_or_else(|| ReviewError::NotFound(id.to_string()))?;
+    if is_own(&state, reviewer) {
         return Err(ReviewError::OwnProposal);
     }
-    if let Some(decided) = story.iter().rev().find(|e| is_decision(e)) {
-        return Err(already(decided));
+    match state.phase() {
+        Phase::AwaitingDecision | Phase::Escalated | Phase::FailedFinally | Phase::Skipped => {}
+        Phase::Executed => return Err(ReviewError::AlreadyExecuted),
+        Phase::Executing => return Err(ReviewError::ExecutionUnderWay),
+        Phase::Approved | Phase::Rejected | Phase::Unproposed => return Err(already(&state)),
     }
     let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or("approved by a reviewer");
-    let event = decision(&proposal, "Approved", status::APPROVED, reviewer, reason);
+    let event = decision(proposal, Stage::Approved, status::APPROVED, reviewer, reason);
     append(store, id, story.len(), event).await
 }
 
@@ -66,58 +70,48 @@ pub async fn reject(store: &Store, id: &str, reviewer: &str, reason: &str) -> Re
     if reason.trim().is_empty() {
         return Err(ReviewError::MissingReason);
     }
-    let (story, proposal) = load(store, id).await?;
-    if story.iter().any(|e| e.event_type.ends_with("Executed")) {
-        return Err(ReviewError::AlreadyExecuted);
+    let story = store.read_correlation(id).await?;
+    let state = ActionState::fold(&story);
+    let proposal = state.proposal().ok_or_else(|| ReviewError::NotFound(id.to_string()))?;
+    match state.phase() {
+        Phase::AwaitingDecision | Phase::Escalated | Phase::Approved | Phase::FailedFinally | Phase::Skipped => {}
+        Phase::Executed => return Err(ReviewError::AlreadyExecuted),
+        Phase::Executing => return Err(ReviewError::ExecutionUnderWay),
+        Phase::Rejected | Phase::Unproposed => return Err(already(&state)),
     }
-    if execution_under_way(&story) {
-        return Err(ReviewError::ExecutionUnderWay);
-    }
-    if let Some(rejected) = story.iter().rev().find(|e| e.event_type.ends_with("Rejected")) {
-        return Err(already(rejected));
-    }
-    let event = decision(&proposal, "Rejected", status::REJECTED, reviewer, reason);
+    let event = decision(proposal, Stage::Rejected, status::REJECTED, reviewer, reason);
     append(store, id, story.len(), event).await
 }
 
-/// Whether an execution attempt has started and not ended finally: the last
-/// execution event is a start, or a failure that will be retried.
-fn execution_under_way(story: &[RecordedEvent]) -> bool {
-    let last = story
-        .iter()
-        .rev()
-        .find(|e| e.event_type.ends_with("ExecutionStarted") || e.event_type.ends_with("ExecutionFailed"));
-    match last {
-        Some(e) if e.event_type.ends_with("ExecutionStarted") => true,
-        Some(e) => !e.payload.get("final").and_then(|f| f.as_bool()).unwrap_or(false),
-        None => false,
+/// Whether the reviewer asked for this action themselves.
+fn is_own(state: &ActionState<'_>, reviewer: &str) -> bool {
+    // Every proposal counts: with rival proposals in old history, a requester
+    // must not approve either.
+    state.proposals.iter().any(|p| {
+        let requested_by = p.payload.get("requested_by").and_then(|r| r.as_str()).unwrap_or_default();
+        requested_by == actor::user(reviewer) || requested_by == reviewer
+    })
+}
+
+fn already(state: &ActionState<'_>) -> ReviewError {
+    match &state.decision {
+        Some(d) => {
+            let what = if d.verdict == Verdict::Approved { "approved" } else { "rejected" };
+            ReviewError::AlreadyDecided { what: what.into(), by: d.event.actor.clone() }
+        }
+        None => ReviewError::NotFound(String::new()),
     }
 }
 
-async fn load(store: &Store, id: &str) -> Result<(Vec<RecordedEvent>, RecordedEvent), ReviewError> {
-    let story = store.read_correlation(id).await?;
-    let proposal = story
-        .iter()
-        .find(|e| e.event_type.ends_with("Proposed"))
-        .cloned()
-        .ok_or_else(|| ReviewError::NotFound(id.to_string()))?;
-    Ok((story, proposal))
-}
-
-fn already(decided: &RecordedEvent) -> ReviewError {
-    let what = if decided.event_type.ends_with("Approved") { "approved" } else { "rejected" };
-    ReviewError::AlreadyDecided { what: what.into(), by: decided.actor.clone() }
-}
-
-fn decision(proposal: &RecordedEvent, suffix: &str, status: &str, reviewer: &str, reason: &str) -> NewEvent {
-    NewEvent::new(
-        format!("{}{suffix}", action_prefix(&proposal.event_type)),
-        actor::user(reviewer),
-        status,
-        &proposal.correlation_id,
-    )
-    .with_payload(serde_json::json!({ "reason": reason, "reviewer": actor::user(reviewer) }))
-    .caused_by(proposal.event_id)
+fn decision(proposal: &RecordedEvent, stage: Stage, status: &str, reviewer: &str, reason: &str) -> NewEvent {
+    let kind = ActionKind::parse(&proposal.event_type).map(|(k, _)| k).unwrap_or(ActionKind::ReceiptAttachment);
+    NewEvent::new(kind.event_type(stage), actor::user(reviewer), status, &proposal.correlation_id)
+        .with_payload(serde_json::json!({
+            "reason": reason,
+            "reviewer": actor::user(reviewer),
+            "proposal_event_id": proposal.event_id,
+        }))
+        .caused_by(proposal.event_id)
 }
 
 async fn append(store: &Store, id: &str, version: usize, event: NewEvent) -> Result<i64, ReviewError> {
