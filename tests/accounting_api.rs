@@ -280,7 +280,8 @@ async fn two_accounting_api_processes_never_execute_an_action_twice() {
             "invoice_date": "2026-11-01", "due_date": "2026-11-30", "account": "6340",
         }));
         let approval = NewEvent::new("InvoiceRegistrationApproved", "system:auto", "AUTO_APPROVED", &cid)
-            .with_payload(json!({"reason": "test"}));
+            .with_payload(json!({"reason": "test"}))
+            .caused_by(proposal.event_id);
         db.store.append(Append::new(vec![proposal, approval])).await.unwrap();
     }
 

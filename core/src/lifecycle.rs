@@ -267,10 +267,14 @@ impl<'a> ActionState<'a> {
                 self.under_way = true;
             }
             Stage::ExecutionFailed => {
-                if !self.under_way {
+                let is_final = event.payload.get("final").and_then(|f| f.as_bool()).unwrap_or(false);
+                // A final failure may come without a claim: the Accounting API
+                // refuses some approvals before sending anything (a bad payload, a
+                // missing document, a parked approval).
+                let before_any_attempt = is_final && self.phase() == Phase::Approved;
+                if !self.under_way && !before_any_attempt {
                     return self.ignore(event, "a failure of no attempt under way");
                 }
-                let is_final = event.payload.get("final").and_then(|f| f.as_bool()).unwrap_or(false);
                 if is_final {
                     self.under_way = false;
                     self.failed_finally = Some(event);

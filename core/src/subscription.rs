@@ -9,6 +9,14 @@
 //!   loop also polls, so a lost wake-up only delays.
 //! - A failing handler does not move the checkpoint; the event is retried with
 //!   backoff, and the error is kept on the subscription row for operators.
+//! - Transient failures (the database away, a remote 5xx or timeout) are retried
+//!   for as long as it takes. A permanent one (anything a retry cannot change: a
+//!   payload no query can read, a value the database refuses, a clashing event id)
+//!   is retried a few times, then the event is *parked*: a `SubscriptionEventParked`
+//!   event by the service's own role says which subscription, which position and
+//!   why, the handler appends what its service does about it (Review-E escalates
+//!   to a person, the Accounting API records a final failure), and the checkpoint
+//!   moves on, so one poison event never stops everything after it.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,27 +28,54 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::event::{Cursor, RecordedEvent, TypeFilter};
+use crate::event::{status, Cursor, NewEvent, RecordedEvent, TypeFilter};
+use crate::lifecycle::EventType;
 use crate::retry::Backoff;
 use crate::store::{Append, Store};
 
-/// A handler's failure. The event will be offered again after a backoff.
+/// A handler's failure. The event will be offered again after a backoff; a
+/// permanent one only a few times, then it is parked.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{message}")]
+pub struct HandlerError {
+    /// What went wrong, for the log and the subscription row.
+    pub message: String,
+    /// Whether no retry can change the outcome.
+    pub permanent: bool,
+}
 
 impl HandlerError {
-    /// A failure described by any error.
+    /// A failure that may pass (the database away, a remote 5xx, a timeout).
+    pub fn transient(message: impl Into<String>) -> Self {
+        HandlerError { message: message.into(), permanent: false }
+    }
+
+    /// A failure no retry can change (bad input, a value the database refuses).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        HandlerError { message: message.into(), permanent: true }
+    }
+
+    /// A transient failure described by any error.
     pub fn from_error(e: impl std::fmt::Display) -> Self {
-        HandlerError(e.to_string())
+        HandlerError::transient(e.to_string())
     }
 }
 
 impl From<StoreError> for HandlerError {
     fn from(e: StoreError) -> Self {
-        HandlerError(e.to_string())
+        let permanent = is_permanent(&e);
+        HandlerError { message: e.to_string(), permanent }
     }
 }
+
+/// Whether a store error is one no retry can change.
+fn is_permanent(e: &StoreError) -> bool {
+    !e.is_retryable()
+        && !matches!(e, StoreError::LeaseLost(_) | StoreError::NotMigrated { .. } | StoreError::Migration(_))
+}
+
+/// Longest reason kept in a park record.
+const MAX_PARK_REASON_CHARS: usize = 1000;
 
 /// What a subscription does with each event. The returned batch is appended in
 /// the same transaction that moves the checkpoint past the event.
@@ -48,6 +83,14 @@ pub trait Handler: Send + Sync {
     /// Handles one event. Side effects outside the database must be idempotent:
     /// after a crash between the effect and the commit, the event comes again.
     fn handle(&self, event: &RecordedEvent) -> impl Future<Output = Result<Append, HandlerError>> + Send;
+
+    /// What the service appends when `event` is parked, beside the park record,
+    /// in the same transaction (Review-E: an escalation to a person; the
+    /// Accounting API: a final failure). `reason` is already safe to store.
+    fn on_parked(&self, event: &RecordedEvent, reason: &str) -> Vec<NewEvent> {
+        let _ = (event, reason);
+        Vec::new()
+    }
 }
 
 /// Tuning of a subscription loop.
@@ -61,6 +104,11 @@ pub struct SubscriptionOptions {
     pub lease_ttl: Duration,
     /// Delay between retries of a failing event.
     pub retry: Backoff,
+    /// The actor of this service's park records. `None`: never park, retry every
+    /// failure for as long as it takes.
+    pub park_as: Option<String>,
+    /// Permanent failures of one event before it is parked.
+    pub park_after: u32,
 }
 
 impl Default for SubscriptionOptions {
@@ -79,6 +127,8 @@ impl Default for SubscriptionOptions {
             poll_interval: Duration::from_secs(1),
             lease_ttl,
             retry: Backoff::default(),
+            park_as: None,
+            park_after: 3,
         }
     }
 }
@@ -128,6 +178,8 @@ pub struct Subscription<H> {
     heartbeat: Option<Heartbeat>,
     wakeups: watch::Receiver<u64>,
     idle_persisted: Option<std::time::Instant>,
+    /// The event failing permanently now (its position) and how often it failed.
+    permanent_failures: Option<(i64, u32)>,
 }
 
 /// How often a subscription that skips non-matching events persists how far it got.
@@ -160,6 +212,7 @@ impl<H: Handler> Subscription<H> {
             heartbeat: None,
             wakeups,
             idle_persisted: None,
+            permanent_failures: None,
         }
     }
 
@@ -236,22 +289,13 @@ impl<H: Handler> Subscription<H> {
         Ok(StepOutcome::CaughtUp { held_back: batch.held_back })
     }
 
-    /// Hands one event to the handler and commits its output with the checkpoint.
+    /// Hands one event to the handler and commits its output with the checkpoint;
+    /// parks it instead after repeated permanent failures.
     async fn handle_one(&mut self, event: &RecordedEvent) -> Result<(), SubscriptionError> {
         let handling = std::time::Instant::now();
         let out = match self.handler.handle(event).await {
             Ok(out) => out,
-            Err(source) => {
-                let message = source.to_string();
-                if let Err(e) = self.store.record_failure(&self.name, &self.holder, &message).await {
-                    tracing::warn!(error = %e, "could not record the handler failure");
-                }
-                return Err(SubscriptionError::Handler {
-                    position: event.position,
-                    event_type: event.event_type.clone(),
-                    source,
-                });
-            }
+            Err(source) => return self.failed(event, source).await,
         };
         let committing = std::time::Instant::now();
         let committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
@@ -261,10 +305,17 @@ impl<H: Handler> Subscription<H> {
             // connection dropped before the reply). Forget the cursor, so the
             // next step re-reads the checkpoint from the database instead of
             // handling this event again on a guess.
+            if is_permanent(&e) {
+                // The database refuses what the handler wants stored: no retry
+                // changes that.
+                let source = HandlerError::permanent(format!("its output cannot be stored: {e}"));
+                return self.failed(event, source).await;
+            }
             self.cursor = None;
             self.heartbeat = None;
             return Err(e.into());
         }
+        self.permanent_failures = None;
         crate::store::count_appended(&out);
         self.cursor = Some(event.cursor());
         crate::metrics::count(
@@ -278,6 +329,77 @@ impl<H: Handler> Subscription<H> {
             &[("subscription", &self.name)],
             handling.elapsed(),
         );
+        Ok(())
+    }
+
+    /// Records a failure; parks the event once it has failed permanently
+    /// `park_after` times (and the subscription may park).
+    async fn failed(&mut self, event: &RecordedEvent, source: HandlerError) -> Result<(), SubscriptionError> {
+        let message = source.message.clone();
+        if let Err(e) = self.store.record_failure(&self.name, &self.holder, &message).await {
+            tracing::warn!(error = %e, "could not record the handler failure");
+        }
+        let failures = if source.permanent {
+            let n = match self.permanent_failures {
+                Some((position, n)) if position == event.position => n + 1,
+                _ => 1,
+            };
+            self.permanent_failures = Some((event.position, n));
+            n
+        } else {
+            0
+        };
+        if let Some(actor) = self.options.park_as.clone().filter(|_| source.permanent) {
+            if failures >= self.options.park_after.max(1) {
+                return self.park(event, &actor, &message, failures).await;
+            }
+        }
+        Err(SubscriptionError::Handler { position: event.position, event_type: event.event_type.clone(), source })
+    }
+
+    /// Moves past an event that can never be handled, leaving a record of it.
+    async fn park(
+        &mut self,
+        event: &RecordedEvent,
+        actor: &str,
+        message: &str,
+        attempts: u32,
+    ) -> Result<(), SubscriptionError> {
+        let reason = safe_text(message, MAX_PARK_REASON_CHARS);
+        let record =
+            NewEvent::new(EventType::SubscriptionEventParked.name(), actor, status::PARKED, &event.correlation_id)
+                .with_payload(serde_json::json!({
+                    "subscription": self.name,
+                    "position": event.position,
+                    "event_id": event.event_id,
+                    "event_type": event.event_type,
+                    "reason": reason,
+                    "attempts": attempts,
+                }))
+                .derived_from(event.event_id, &format!("{}.parked", self.name));
+        let mut events = vec![record.clone()];
+        events.extend(self.handler.on_parked(event, &reason));
+        let mut committed =
+            self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::new(events)).await;
+        if committed.as_ref().is_err_and(is_permanent) {
+            // What the service wanted to do about it is refused too: the record alone.
+            committed =
+                self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::one(record)).await;
+        }
+        if let Err(e) = committed {
+            self.cursor = None;
+            self.heartbeat = None;
+            return Err(e.into());
+        }
+        tracing::error!(subscription = %self.name, position = event.position, %reason, attempts,
+            "event parked: it can never be handled; moved past it");
+        crate::metrics::count(
+            "bookkeeper_events_parked_total",
+            "Events a subscription parked after permanent failures, by event type.",
+            &[("subscription", &self.name), ("type", &event.event_type)],
+        );
+        self.permanent_failures = None;
+        self.cursor = Some(event.cursor());
         Ok(())
     }
 
@@ -373,6 +495,16 @@ impl<H: Handler> Subscription<H> {
         });
         Heartbeat { lost, task }
     }
+}
+
+/// Text that is safe to store and show: control characters replaced, at most
+/// `max` characters.
+pub fn safe_text(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
 }
 
 /// Polls a future once without waiting.

@@ -189,8 +189,14 @@ pub(super) fn percentile(samples: &[f64], q: f64) -> f64 {
 }
 
 /// The event both sides write: same type, actor, status, correlation shape and payload.
+/// Each a proposal of its own action (one proposal per correlation id).
 fn event(i: usize) -> NewEvent {
-    NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", format!("bench-{i}")).with_payload(payload(i))
+    NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", correlation()).with_payload(payload(i))
+}
+
+/// A fresh correlation id: the store refuses a second proposal for one.
+fn correlation() -> String {
+    format!("bench-{}", Uuid::new_v4())
 }
 
 fn payload(i: usize) -> serde_json::Value {
@@ -223,7 +229,7 @@ async fn raw_single_inserts(pool: &PgPool, total: usize, writers: usize) -> anyh
                     .bind("ReceiptAttachmentProposed")
                     .bind("book-e")
                     .bind("PROPOSED")
-                    .bind(format!("bench-{i}"))
+                    .bind(correlation())
                     .bind(None::<Uuid>)
                     .bind(payload(i))
                     .bind(json!({}))
@@ -263,7 +269,7 @@ async fn raw_batches(pool: &PgPool, batches: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     for _ in 0..batches {
         let ids: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
-        let correlations: Vec<String> = (0..100).map(|i| format!("bench-{i}")).collect();
+        let correlations: Vec<String> = (0..100).map(|_| correlation()).collect();
         let payloads: Vec<serde_json::Value> = (0..100).map(payload).collect();
         let metadata: Vec<serde_json::Value> = (0..100).map(|_| json!({})).collect();
         sqlx::query(
@@ -366,7 +372,7 @@ async fn grow(pool: &PgPool, n: usize) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO events (event_id, type, actor, status, correlation_id, payload)
              SELECT gen_random_uuid(), 'ReceiptAttachmentProposed', 'book-e', 'PROPOSED',
-                    'grow-' || g, jsonb_build_object('amount', jsonb_build_object('minor', g, 'currency', 'NOK'))
+                    'grow-' || gen_random_uuid(), jsonb_build_object('amount', jsonb_build_object('minor', g, 'currency', 'NOK'))
              FROM generate_series(1, $1) g",
         )
         .bind(chunk as i64)

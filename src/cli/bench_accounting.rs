@@ -97,10 +97,11 @@ fn invoice(cid: &str, number: &str, sha: &str) -> NewEvent {
 
 async fn approve(store: &Store, proposal: NewEvent) -> anyhow::Result<()> {
     let cid = proposal.correlation_id.clone();
-    let prefix = proposal.event_type.trim_end_matches("Proposed").to_string();
-    let approval = NewEvent::new(format!("{prefix}Approved"), "system:auto", "AUTO_APPROVED", &cid)
-        .with_payload(json!({"reason": "bench"}))
-        .caused_by(proposal.event_id);
+    let kind = bookkeeper_core::domain::ActionKind::parse(&proposal.event_type).expect("a proposal").0;
+    let approval =
+        NewEvent::new(kind.event_type(bookkeeper_core::domain::Stage::Approved), "system:auto", "AUTO_APPROVED", &cid)
+            .with_payload(json!({"reason": "bench"}))
+            .caused_by(proposal.event_id);
     store.append(Append::new(vec![proposal, approval])).await?;
     Ok(())
 }

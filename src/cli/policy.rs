@@ -230,6 +230,12 @@ async fn list(args: RemoteArgs) -> anyhow::Result<ExitCode> {
             p["published_by"].as_str().unwrap_or_default(),
             &p["digest"].as_str().unwrap_or_default().chars().take(16).collect::<String>()
         );
+        if p["loaded"] == serde_json::json!(false) {
+            println!(
+                "  NOT LOADED on this replica: {} (every proposal it judges goes to a person)",
+                p["why"].as_str().unwrap_or("no reason given")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

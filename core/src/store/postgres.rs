@@ -31,15 +31,20 @@ const PG_FACTS: &str = "
 WITH prior AS (
     SELECT p.correlation_id,
            (p.created_at AT TIME ZONE 'UTC')::date AS day,
-           (p.payload->'amount'->>'minor')::bigint AS amount,
+           -- A payload whose amount is not an integer (an operator's manual append)
+           -- counts as no amount instead of failing every later proposal's facts.
+           CASE WHEN p.payload->'amount'->>'minor' ~ '^-?[0-9]{1,18}$'
+                THEN (p.payload->'amount'->>'minor')::bigint END AS amount,
            lower(p.payload->'vendor'->>'name') AS vendor_name,
            p.payload->'vendor'->>'organization_number' AS vendor_org,
            p.payload->>'account' AS account,
            p.payload->>'invoice_number' AS invoice_number,
            EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
-                   AND x.type LIKE '%Executed' AND (x.transaction_id, x.position) < ($1, $2)) AS executed,
+                   AND x.type IN ('ReceiptAttachmentExecuted', 'InvoiceRegistrationExecuted')
+                   AND (x.transaction_id, x.position) < ($1, $2)) AS executed,
            EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
-                   AND x.type LIKE '%Rejected' AND (x.transaction_id, x.position) < ($1, $2)) AS rejected
+                   AND x.type IN ('ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
+                   AND (x.transaction_id, x.position) < ($1, $2)) AS rejected
     FROM events p
     -- `+ 0` keeps the planner from intersecting with a scan of the read-order
     -- index over the whole log (it did, with generic plans): the partial indexes

@@ -37,9 +37,9 @@ WITH prior AS (
            json_extract(p.payload, '$.invoice_number') AS invoice_number,
            json_extract(p.payload, '$.requested_by') AS requested_by,
            EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
-                   AND x.type LIKE '%Executed' AND x.position < ?1) AS executed,
+                   AND x.type IN ('ReceiptAttachmentExecuted', 'InvoiceRegistrationExecuted') AND x.position < ?1) AS executed,
            EXISTS (SELECT 1 FROM events x WHERE x.correlation_id = p.correlation_id
-                   AND x.type LIKE '%Rejected' AND x.position < ?1) AS rejected
+                   AND x.type IN ('ReceiptAttachmentRejected', 'InvoiceRegistrationRejected') AND x.position < ?1) AS rejected
     FROM events p
     WHERE p.type LIKE '%Proposed' AND p.position < ?1 AND p.correlation_id <> ?2
 ),

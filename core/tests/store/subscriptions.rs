@@ -42,7 +42,7 @@ impl Handler for Recorder {
     async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
         if self.fail_first.load(Ordering::SeqCst) > 0 {
             self.fail_first.fetch_sub(1, Ordering::SeqCst);
-            return Err(HandlerError("Fiken answered 503".into()));
+            return Err(HandlerError::transient("Fiken answered 503"));
         }
         self.seen.lock().unwrap().push(event.clone());
         if self.decide {

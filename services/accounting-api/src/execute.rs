@@ -347,6 +347,21 @@ fn failure_event(kind: ActionKind, approval: &RecordedEvent, failure: ExecutionF
 }
 
 impl Handler for Executor {
+    /// An approval that can never be handled (its story cannot be read, its outcome
+    /// cannot be stored) fails finally, with the reason; a person may approve a
+    /// retry, which is a new decision in the log.
+    fn on_parked(&self, approval: &RecordedEvent, reason: &str) -> Vec<NewEvent> {
+        let Some((kind, _)) = ActionKind::parse(&approval.event_type) else { return Vec::new() };
+        let failure = ExecutionFailure {
+            error: format!("the Accounting API could not handle this approval: {reason}"),
+            retryable: false,
+            attempt: 0,
+            is_final: true,
+            retry_in_ms: None,
+        };
+        vec![failure_event(kind, approval, failure)]
+    }
+
     async fn handle(&self, approval: &RecordedEvent) -> Result<Append, HandlerError> {
         let cid = approval.correlation_id.as_str();
         let Some((kind, _)) = ActionKind::parse(&approval.event_type) else {
@@ -437,7 +452,7 @@ impl Handler for Executor {
         // The claim commits on its own: from here on a rejection is refused.
         self.store.append(Append::one(start).expect(cid, version)).await.map_err(|e| match e {
             StoreError::VersionConflict { .. } => {
-                HandlerError("the proposal changed while claiming it; reading it again".into())
+                HandlerError::transient("the proposal changed while claiming it; reading it again")
             }
             other => HandlerError::from(other),
         })?;
@@ -497,7 +512,7 @@ impl Handler for Executor {
                 // Recorded now, so people see it; the subscription offers the
                 // approval again after its backoff, and that attempt resumes.
                 self.store.append(Append::one(failed).expect(cid, version)).await?;
-                Err(HandlerError(format!("attempt {attempt} failed, will retry: {}", failure.message)))
+                Err(HandlerError::transient(format!("attempt {attempt} failed, will retry: {}", failure.message)))
             }
         }
     }

@@ -30,6 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bookkeeper_core::config::{env_number, env_text};
 use bookkeeper_core::domain::Stage;
+use bookkeeper_core::roles::Role;
 use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
 use tokio::net::TcpListener;
 
@@ -302,6 +303,7 @@ impl AccountingApi {
         let options = SubscriptionOptions {
             poll_interval: self.config.poll_interval,
             retry: self.config.execution.backoff,
+            park_as: Some(Role::AccountingApi.actor().into()),
             ..Default::default()
         };
         let subscription = Subscription::new(

@@ -133,10 +133,15 @@ impl World {
 
     async fn propose_and_approve(&self, proposal: NewEvent) {
         let cid = proposal.correlation_id.clone();
-        let prefix = proposal.event_type.trim_end_matches("Proposed").to_string();
-        let approval = NewEvent::new(format!("{prefix}Approved"), "system:auto", "AUTO_APPROVED", &cid)
-            .with_payload(json!({"reason": "small receipt"}))
-            .caused_by(proposal.event_id);
+        let kind = bookkeeper_core::domain::ActionKind::parse(&proposal.event_type).expect("a proposal").0;
+        let approval = NewEvent::new(
+            kind.event_type(bookkeeper_core::domain::Stage::Approved),
+            "system:auto",
+            "AUTO_APPROVED",
+            &cid,
+        )
+        .with_payload(json!({"reason": "small receipt"}))
+        .caused_by(proposal.event_id);
         self.store().append(Append::new(vec![proposal, approval])).await.unwrap();
     }
 
@@ -307,8 +312,10 @@ async fn an_emergency_reject_before_execution_stops_it() {
     let event_id = w.folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -5_000_00, "ELKJOP");
     let sha = w.document(PDF, "application/pdf").await;
     w.receipt_to_folio("stop-1", event_id, &sha).await;
-    let reject = NewEvent::new("ReceiptAttachmentRejected", "user:kari", "REJECTED", "stop-1")
-        .with_payload(json!({"reason": "wrong receipt, stop!", "reviewer": "user:kari"}));
+    let proposal = w.store().read_correlation("stop-1").await.unwrap()[0].event_id;
+    let reject = NewEvent::new("ReceiptAttachmentRejected", "user:kari", "REJECTED", "stop-1").with_payload(
+        json!({"reason": "wrong receipt, stop!", "reviewer": "user:kari", "proposal_event_id": proposal}),
+    );
     w.store().append(Append::one(reject)).await.unwrap();
     let app = w.start().await;
 

@@ -16,7 +16,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bookkeeper_core::domain::{ActionKind, Stage};
-use bookkeeper_core::{ActionState, Append, EventType, Handler, HandlerError, RecordedEvent, Store, TypeFilter};
+use bookkeeper_core::roles::Role;
+use bookkeeper_core::{
+    ActionState, Append, EventType, Handler, HandlerError, RecordedEvent, Store, SubscriptionOptions, TypeFilter,
+};
 
 use serenity::all::{
     ButtonStyle, ChannelId, CommandDataOptionValue, CommandInteraction, CommandOptionType, ComponentInteraction,
@@ -446,6 +449,12 @@ pub fn follows() -> TypeFilter {
     TypeFilter::of(types)
 }
 
+/// The notifier's subscription options: a message Discord refuses for good is
+/// parked (as `book-e`), not retried forever in front of every later one.
+pub fn notifier_options() -> SubscriptionOptions {
+    SubscriptionOptions { park_as: Some(Role::BookE.actor().into()), ..Default::default() }
+}
+
 fn nonce(event: &RecordedEvent, part: u8) -> Nonce {
     let hex = event.event_id.simple().to_string();
     Nonce::String(format!("{}{part}", &hex[..24]))
@@ -453,11 +462,24 @@ fn nonce(event: &RecordedEvent, part: u8) -> Nonce {
 
 impl Notifier {
     async fn post(&self, channel: u64, message: CreateMessage) -> Result<(), HandlerError> {
-        ChannelId::new(channel)
-            .send_message(&self.door.http, message.enforce_nonce(true))
-            .await
-            .map(|_| ())
-            .map_err(|e| HandlerError(format!("Discord did not take the message (it will be retried): {e}")))
+        ChannelId::new(channel).send_message(&self.door.http, message.enforce_nonce(true)).await.map(|_| ()).map_err(
+            |e| {
+                // Discord refusing the message itself (4xx other than 429: unknown
+                // channel, missing access, invalid form) will refuse it on every
+                // retry; the notification is parked instead of wedging the rest.
+                let refused = match &e {
+                    serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+                        r.status_code.is_client_error() && r.status_code.as_u16() != 429
+                    }
+                    _ => false,
+                };
+                if refused {
+                    HandlerError::permanent(format!("Discord refused the message: {e}"))
+                } else {
+                    HandlerError::transient(format!("Discord did not take the message (it will be retried): {e}"))
+                }
+            },
+        )
     }
 
     fn escalation(proposal: &RecordedEvent, escalated: &RecordedEvent) -> String {

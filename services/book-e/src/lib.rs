@@ -198,7 +198,8 @@ impl BookE {
                     discord::SUBSCRIPTION,
                     discord::follows(),
                     door.notifier(self.state.store.clone()),
-                );
+                )
+                .with_options(discord::notifier_options());
                 tasks.push(tokio::spawn(notifications.run(stop(&stop_tx))));
                 let gateway = door.run(stop(&stop_tx));
                 tasks.push(tokio::spawn(async move {

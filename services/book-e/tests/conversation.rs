@@ -219,8 +219,10 @@ async fn balance_pending_status_and_what_happened() {
 
     // Review-E approves (here: the test, as Review-E would); the Accounting API
     // carries it out at the fake Folio; the requester reads what happened.
+    let proposal = w.db.store.read_correlation(&id).await.unwrap()[0].event_id;
     let approval = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", &id)
-        .with_payload(json!({"reason": "small-receipts: 99.00 NOK from known vendor"}));
+        .with_payload(json!({"reason": "small-receipts: 99.00 NOK from known vendor"}))
+        .caused_by(proposal);
     w.db.store.append(Append::one(approval)).await.unwrap();
     let started = std::time::Instant::now();
     let news: Value = loop {

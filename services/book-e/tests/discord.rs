@@ -232,7 +232,9 @@ impl World {
         tokio::time::sleep(LEASE * 2).await;
         let store = self.db.store.clone();
         let options = SubscriptionOptions { lease_ttl: LEASE, ..Default::default() };
-        Subscription::new(store.clone(), SUBSCRIPTION, follows(), self.door.notifier(store)).with_options(options)
+        Subscription::new(store.clone(), SUBSCRIPTION, follows(), self.door.notifier(store))
+            .with_options(book_e::discord::notifier_options())
+            .with_options(options)
     }
 
     async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {

@@ -35,10 +35,13 @@ async fn executed_invoice(store: &Store, cid: &str, vendor: &str, account: &str,
         "invoice_date": date, "due_date": date, "account": account,
     }));
     let approved = NewEvent::new("InvoiceRegistrationApproved", "system:auto", "AUTO_APPROVED", cid)
-        .with_payload(json!({"reason": "ok"}));
+        .with_payload(json!({"reason": "ok"}))
+        .caused_by(proposal.event_id);
+    let started = NewEvent::new("InvoiceRegistrationExecutionStarted", "system", "EXECUTING", cid)
+        .with_payload(json!({"attempt": 1, "idempotency_key": cid}));
     let executed = NewEvent::new("InvoiceRegistrationExecuted", "system", "EXECUTED", cid)
         .with_payload(json!({"remote_ids": {"fiken_purchase_id": "1"}}));
-    store.append(Append::new(vec![proposal, approved, executed])).await.unwrap();
+    store.append(Append::new(vec![proposal, approved, started, executed])).await.unwrap();
 }
 
 async fn executed_receipt(store: &Store, cid: &str, vendor: &str, minor: i64, date: &str) {
@@ -47,9 +50,14 @@ async fn executed_receipt(store: &Store, cid: &str, vendor: &str, minor: i64, da
         "target": {"kind": "folio_event", "event_id": "e"}, "amount": {"minor": minor, "currency": "NOK"},
         "vendor": {"name": vendor}, "date": date,
     }));
+    let approved = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", cid)
+        .with_payload(json!({"reason": "ok"}))
+        .caused_by(proposal.event_id);
+    let started = NewEvent::new("ReceiptAttachmentExecutionStarted", "system", "EXECUTING", cid)
+        .with_payload(json!({"attempt": 1, "idempotency_key": cid}));
     let executed =
         NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", cid).with_payload(json!({"remote_ids": {}}));
-    store.append(Append::new(vec![proposal, executed])).await.unwrap();
+    store.append(Append::new(vec![proposal, approved, started, executed])).await.unwrap();
 }
 
 async fn start(db: &TestDb) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {

@@ -37,11 +37,26 @@ async fn every_check_reports_and_an_unreachable_source_is_said() {
         .with_payload(json!({"amount": {"minor": 50_000_00, "currency": "NOK"}}));
     let escalated = NewEvent::new("InvoiceRegistrationEscalated", "system:auto", "ESCALATED", "waiting-1")
         .with_payload(json!({"reason": "large"}));
-    let failed = NewEvent::new("ReceiptAttachmentExecutionFailed", "system", "FAILED", "failed-1")
-        .with_payload(json!({"error": "Folio refused", "retryable": false, "attempt": 1, "final": true}));
-    let retrying = NewEvent::new("ReceiptAttachmentExecutionFailed", "system", "FAILED", "retrying-1")
-        .with_payload(json!({"error": "Folio down", "retryable": true, "attempt": 1, "final": false}));
-    db.store.append(Append::new(vec![proposal, escalated, failed, retrying])).await.unwrap();
+    // Each failure after an approval and a claimed attempt, as the services write them.
+    let mut events = vec![proposal, escalated];
+    for (cid, is_final) in [("failed-1", true), ("retrying-1", false)] {
+        let proposed = NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", cid);
+        let approved = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", cid)
+            .with_payload(json!({"reason": "small"}))
+            .caused_by(proposed.event_id);
+        let started = NewEvent::new("ReceiptAttachmentExecutionStarted", "system", "EXECUTING", cid)
+            .with_payload(json!({"attempt": 1, "idempotency_key": cid}));
+        let failed = NewEvent::new("ReceiptAttachmentExecutionFailed", "system", "FAILED", cid)
+            .with_payload(json!({"error": "Folio refused", "retryable": !is_final, "attempt": 1, "final": is_final}));
+        if is_final {
+            events.extend([proposed, approved, started, failed]);
+        } else {
+            // No approval, so the running Accounting API leaves it alone: a
+            // failure that will be retried is not a final one.
+            events.extend([proposed, started, failed]);
+        }
+    }
+    db.store.append(Append::new(events)).await.unwrap();
 
     let config = Config {
         accounting_url: url,

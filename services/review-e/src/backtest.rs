@@ -234,7 +234,11 @@ pub async fn verify(
             let (now, _) = policy.evaluate(&p, &recorded.record.facts);
             let same = match (&now, &verdict.fault) {
                 (Err(_), Some(_)) => true,
-                (Ok(d), None) => d.outcome() == verdict.outcome && d.reason() == verdict.reason,
+                (Ok(d), None) => {
+                    d.outcome() == verdict.outcome
+                        && bookkeeper_core::subscription::safe_text(d.reason(), bookkeeper_policy_sdk::MAX_REASON_CHARS)
+                            == verdict.reason
+                }
                 _ => false,
             };
             if !same {

@@ -47,9 +47,9 @@ pub struct DecisionRecord {
 /// Evaluates the set on a blocking thread (evaluation is synchronous and
 /// bounded by the sandbox's deadline).
 pub async fn evaluate(active: Arc<ActiveSet>, proposal: Proposal, facts: Facts) -> Result<Combined, HandlerError> {
-    tokio::task::spawn_blocking(move || active.set.evaluate(&proposal, &facts))
+    tokio::task::spawn_blocking(move || active.evaluate(&proposal, &facts))
         .await
-        .map_err(|e| HandlerError(format!("policy evaluation did not complete: {e}")))
+        .map_err(|e| HandlerError::transient(format!("policy evaluation did not complete: {e}")))
 }
 
 /// The automatic decision event for a combined outcome. It names the proposal it
@@ -173,5 +173,14 @@ impl Handler for Reviewer {
         // A person deciding meanwhile moves the version: the commit then fails,
         // and on retry the check above sees their decision.
         Ok(Append::one(decision).expect(&event.correlation_id, ExpectedVersion::Exactly(story.len() as i64)))
+    }
+
+    /// A proposal that can never be judged (its facts cannot be read, its decision
+    /// cannot be stored) goes to a person, with the reason.
+    fn on_parked(&self, event: &RecordedEvent, reason: &str) -> Vec<NewEvent> {
+        let reason = format!("Review-E could not judge this proposal ({reason}); a person decides");
+        escalation_event(event, bookkeeper_core::roles::Role::ReviewE.actor(), &reason, "review-e.parked")
+            .into_iter()
+            .collect()
     }
 }

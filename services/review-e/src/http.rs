@@ -66,16 +66,31 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
 
 /// Prometheus metrics.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = bookkeeper_core::metrics::render(Some(&state.store)).await;
+    let mut text = bookkeeper_core::metrics::render(Some(&state.store)).await;
+    let active = state.registry.current();
+    text.push_str("# HELP bookkeeper_policies_unloaded Published policies this replica cannot load (proposals they judge go to a person).\n");
+    text.push_str("# TYPE bookkeeper_policies_unloaded gauge\n");
+    text.push_str(&format!("bookkeeper_policies_unloaded {}\n", active.unloaded.len()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Ready when the log answers.
+/// Ready when the log answers. A published policy this replica cannot load is
+/// named (the replica still serves: it sends what that policy would judge to a
+/// person, and people must still be able to decide through it).
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer").into_response(),
+    if state.store.ping().await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer").into_response();
     }
+    let active = state.registry.current();
+    if active.unloaded.is_empty() {
+        return (StatusCode::OK, "ready").into_response();
+    }
+    let names: Vec<String> = active.unloaded.values().map(|u| format!("{} ({})", u.name, u.why)).collect();
+    (
+        StatusCode::OK,
+        format!("ready, degraded: published but not loaded, so what they judge goes to a person: {}", names.join("; ")),
+    )
+        .into_response()
 }
 
 /// An error answer: a status and `{"code", "message"}`.
@@ -259,8 +274,12 @@ async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Res
             json!({"name": p.published.name, "version": p.published.version, "digest": p.published.digest,
                    "mode": p.published.mode, "applies_to": p.published.applies_to,
                    "description": p.published.description, "source": p.published.source,
-                   "published_by": p.actor, "published_at": p.at})
+                   "published_by": p.actor, "published_at": p.at, "loaded": true})
         })
+        .chain(active.unloaded.values().map(|u| {
+            json!({"name": u.name, "version": u.version, "digest": u.digest, "mode": u.mode,
+                   "applies_to": u.applies_to, "published_by": u.actor, "loaded": false, "why": u.why})
+        }))
         .collect();
     Ok(Json(json!({ "policies": policies })))
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bookkeeper_core::domain::Stage;
+use bookkeeper_core::roles::Role;
 use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
 use tokio::net::TcpListener;
 
@@ -176,7 +177,11 @@ impl ReviewE {
             .policy_dir
             .clone()
             .map(|dir| tokio::spawn(folder::watch(dir, self.store.clone(), self.registry.clone(), stop(&stop_tx))));
-        let options = SubscriptionOptions { poll_interval: self.config.poll_interval, ..Default::default() };
+        let options = SubscriptionOptions {
+            poll_interval: self.config.poll_interval,
+            park_as: Some(Role::ReviewE.actor().into()),
+            ..Default::default()
+        };
         let subscription = Subscription::new(
             self.store.clone(),
             decide::SUBSCRIPTION,

@@ -14,7 +14,9 @@ use bookkeeper_core::{Cursor, RecordedEvent, Store, StoreError, TypeFilter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::policy::{Mode, PolicyEngine, PolicySet};
+use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
+
+use crate::policy::{combine, Combined, Mode, PolicyEngine, PolicySet, Verdict};
 
 /// Event type of a publication.
 pub const PUBLISHED: &str = "PolicyPublished";
@@ -64,17 +66,77 @@ pub struct Provenance {
     pub position: i64,
 }
 
+/// A published policy this process cannot load (a changed engine, a lowered
+/// limit, a bad blob). It still counts: fail closed, every proposal it would judge
+/// goes to a person, naming it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unloaded {
+    /// Policy name (or `position <n>` when its publication cannot be read).
+    pub name: String,
+    /// Its version, when known.
+    pub version: String,
+    /// Its component digest, when known.
+    pub digest: String,
+    /// Enforcing or shadow (enforcing when unknown).
+    pub mode: Mode,
+    /// Proposal types it judges (every type when unknown).
+    pub applies_to: Vec<String>,
+    /// Why it cannot be loaded.
+    pub why: String,
+    /// Who published it.
+    pub actor: String,
+    /// Position of the publication.
+    pub position: i64,
+}
+
+impl Unloaded {
+    fn judges(&self, proposal_type: &str) -> bool {
+        self.applies_to.is_empty() || self.applies_to.iter().any(|t| t == "*" || t == proposal_type)
+    }
+
+    fn verdict(&self) -> Verdict {
+        Verdict {
+            policy: self.name.clone(),
+            version: self.version.clone(),
+            digest: self.digest.clone(),
+            mode: self.mode,
+            outcome: Outcome::Escalate,
+            reason: format!("published but not loaded on this replica ({}); a person decides", self.why),
+            fault: Some(format!("not loaded: {}", self.why)),
+            micros: 0,
+        }
+    }
+}
+
 /// One consistent policy set with where each policy came from.
 #[derive(Debug, Clone, Default)]
 pub struct ActiveSet {
     /// The loaded policies.
     pub set: PolicySet,
+    /// Published policies this process cannot load, per name: they still count.
+    pub unloaded: BTreeMap<String, Unloaded>,
     /// Per policy name.
     pub provenance: BTreeMap<String, Provenance>,
     /// The last policy event applied (its id), per policy name.
     pub last_event: BTreeMap<String, uuid::Uuid>,
     /// Read position of the last policy event applied.
     pub cursor: Cursor,
+}
+
+impl ActiveSet {
+    /// Evaluates the set; every enforcing policy that is published but not loaded
+    /// and would judge this proposal sends it to a person.
+    pub fn evaluate(&self, proposal: &Proposal, facts: &Facts) -> Combined {
+        let combined = self.set.evaluate(proposal, facts);
+        let missing: Vec<Verdict> =
+            self.unloaded.values().filter(|u| u.judges(&proposal.proposal_type)).map(Unloaded::verdict).collect();
+        if missing.is_empty() {
+            return combined;
+        }
+        let mut verdicts = combined.verdicts;
+        verdicts.extend(missing);
+        combine(verdicts)
+    }
 }
 
 /// The set in force in this process.
@@ -135,6 +197,7 @@ impl Registry {
         let mut next = (*self.current()).clone();
         next.cursor = event.cursor();
         next.last_event.insert(name.clone(), event.event_id);
+        let text = |k: &str| event.payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         match event.event_type.as_str() {
             PUBLISHED => match serde_json::from_value::<Published>(event.payload.clone()) {
                 Ok(published) => match self.load(store, &published.digest).await {
@@ -142,6 +205,7 @@ impl Registry {
                         tracing::info!(policy = %published.name, version = %published.version,
                             digest = %published.digest, mode = ?published.mode, actor = %event.actor, "policy in force");
                         next.set = next.set.with(policy, published.mode);
+                        next.unloaded.remove(&published.name);
                         next.provenance.insert(
                             published.name.clone(),
                             Provenance {
@@ -153,16 +217,54 @@ impl Registry {
                         );
                     }
                     // It was validated when published; failing now (a changed
-                    // engine, a corrupt blob) must not take the others down.
-                    Err(why) => tracing::error!(policy = %name, position = event.position, %why,
-                        "published policy cannot be loaded; the previous set stays for it"),
+                    // engine, a lowered limit, a corrupt blob) must not take the
+                    // others down, nor let them decide without it.
+                    Err(why) => {
+                        tracing::error!(policy = %name, position = event.position, %why,
+                            "published policy cannot be loaded; proposals it would judge go to a person");
+                        next.set = next.set.without(&published.name);
+                        next.provenance.remove(&published.name);
+                        next.unloaded.insert(
+                            published.name.clone(),
+                            Unloaded {
+                                name: published.name,
+                                version: published.version,
+                                digest: published.digest,
+                                mode: published.mode,
+                                applies_to: published.applies_to,
+                                why,
+                                actor: event.actor.clone(),
+                                position: event.position,
+                            },
+                        );
+                    }
                 },
-                Err(e) => tracing::error!(position = event.position, error = %e, "malformed PolicyPublished"),
+                Err(e) => {
+                    tracing::error!(position = event.position, error = %e,
+                        "malformed PolicyPublished; every proposal goes to a person until it is retired");
+                    let name = if name.is_empty() { format!("position {}", event.position) } else { name.clone() };
+                    next.set = next.set.without(&name);
+                    next.provenance.remove(&name);
+                    next.unloaded.insert(
+                        name.clone(),
+                        Unloaded {
+                            name,
+                            version: text("version"),
+                            digest: text("digest"),
+                            mode: Mode::Enforcing,
+                            applies_to: Vec::new(),
+                            why: format!("its publication cannot be read: {e}"),
+                            actor: event.actor.clone(),
+                            position: event.position,
+                        },
+                    );
+                }
             },
             _ => {
                 tracing::info!(policy = %name, actor = %event.actor, "policy retired");
                 next.set = next.set.without(&name);
                 next.provenance.remove(&name);
+                next.unloaded.remove(&name);
             }
         }
         self.swap(|s| *s = next);

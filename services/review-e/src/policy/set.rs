@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bookkeeper_core::subscription::safe_text;
 use bookkeeper_policy_sdk::{Decision, Facts, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +115,10 @@ impl PolicySet {
 
 fn verdict(policy: &LoadedPolicy, mode: Mode, result: Result<Decision, super::Fault>, took: Duration) -> Verdict {
     let (outcome, reason, fault) = match result {
-        Ok(d) => (d.outcome(), d.reason().to_string(), None),
+        // Whatever a policy says is made safe before it is stored or shown: valid
+        // text (the WIT string is), no control characters (PostgreSQL refuses NUL
+        // in JSON, terminals and Discord misrender the rest), bounded.
+        Ok(d) => (d.outcome(), safe_text(d.reason(), bookkeeper_policy_sdk::MAX_REASON_CHARS), None),
         Err(fault) => (
             Outcome::Escalate,
             format!("policy {} {} failed: {fault}", policy.metadata.name, policy.metadata.version),
@@ -122,8 +126,8 @@ fn verdict(policy: &LoadedPolicy, mode: Mode, result: Result<Decision, super::Fa
         ),
     };
     Verdict {
-        policy: policy.metadata.name.clone(),
-        version: policy.metadata.version.clone(),
+        policy: safe_text(&policy.metadata.name, 128),
+        version: safe_text(&policy.metadata.version, 64),
         digest: policy.digest.clone(),
         mode,
         outcome,

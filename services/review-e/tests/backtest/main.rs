@@ -86,9 +86,12 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
     let mut forged_record = forged_record;
     forged_record.verdicts[0].outcome = Outcome::Approve;
     forged_record.verdicts[0].reason = "looks fine".into();
-    store.append_events(vec![receipt("r4", 150_000, "Kiwi")]).await.unwrap();
+    let r4 = receipt("r4", 150_000, "Kiwi");
+    forged_record.proposal_event_id = r4.event_id;
+    store.append_events(vec![r4.clone()]).await.unwrap();
     let forged = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", "r4")
         .with_payload(json!({"reason": "small-receipts: looks fine"}))
+        .caused_by(r4.event_id)
         .with_metadata(serde_json::to_value(&forged_record).unwrap());
     store.append_events(vec![forged]).await.unwrap();
     let verified = backtest::verify(store, &engine, |_, _| {}).await.unwrap();

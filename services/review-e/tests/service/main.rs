@@ -340,7 +340,11 @@ async fn people_decide_what_no_policy_approved() {
     app.wait_for_decision("done").await;
     assert_eq!(app.post("/review/done/approve", REVIEWER_KARI, json!({})).await.0, 200);
     accounting
-        .append_events(vec![NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", "done")])
+        .append_events(vec![
+            NewEvent::new("ReceiptAttachmentExecutionStarted", "system", "EXECUTING", "done")
+                .with_payload(json!({"attempt": 1, "idempotency_key": "k"})),
+            NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", "done"),
+        ])
         .await
         .unwrap();
     assert_eq!(app.post("/review/done/reject", REVIEWER_OLA, json!({"reason": "too late"})).await.0, 409);
