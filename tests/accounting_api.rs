@@ -27,6 +27,9 @@ struct Process {
 }
 
 /// Starts `bookkeeper serve <service>` and waits for its address.
+/// The Accounting API's bearer token (required outside the sandbox).
+const ACCOUNTING_TOKEN: &str = "accounting-test-token-0123456789";
+
 fn serve(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Process {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
     cmd.args(["serve", service])
@@ -95,6 +98,7 @@ impl Fakes {
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("ACCOUNTING_API_ADDR", "127.0.0.1:0".into()),
+            ("ACCOUNTING_API_TOKEN", ACCOUNTING_TOKEN.into()),
             ("FIKEN_BASE_URL", self.fiken.base_url()),
             ("FIKEN_COMPANY", SANDBOX_COMPANY.into()),
             ("FIKEN_TOKEN", format!("fiken-test-{}", uuid::Uuid::new_v4())),
@@ -166,7 +170,7 @@ async fn a_receipt_goes_from_proposal_to_folio_and_audit_tells_the_story() {
         let http = http.clone();
         let url = format!("{}/documents", accounting.base);
         async move {
-            let r = http.post(url).body(bytes).send().await.unwrap();
+            let r = http.post(url).bearer_auth(ACCOUNTING_TOKEN).body(bytes).send().await.unwrap();
             assert_eq!(r.status(), 201);
             r.json::<Value>().await.unwrap()["sha256"].as_str().unwrap().to_string()
         }

@@ -52,8 +52,11 @@ fn chat(book_e: &str, args: &[&str]) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_with_book_e_from_the_command_line() {
     let Some(db) = TestDb::postgres().await else { return };
-    let (_accounting, accounting_url) =
-        serve("accounting-api", db.role_url("accounting_api"), &[("ACCOUNTING_API_ADDR", "127.0.0.1:0".into())]);
+    let (_accounting, accounting_url) = serve(
+        "accounting-api",
+        db.role_url("accounting_api"),
+        &[("ACCOUNTING_API_ADDR", "127.0.0.1:0".into()), ("ACCOUNTING_API_SANDBOX", "1".into())],
+    );
     let (_book_e, book_e) = serve(
         "book-e",
         db.role_url("book_e"),

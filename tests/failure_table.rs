@@ -209,6 +209,7 @@ impl System {
         let mut accounting_env = common("accounting_api");
         accounting_env.extend([
             ("ACCOUNTING_API_ADDR".into(), "127.0.0.1:0".into()),
+            ("ACCOUNTING_API_TOKEN".into(), "failure-table-token-0123456789".into()),
             ("FIKEN_BASE_URL".into(), fiken.base_url()),
             ("FIKEN_COMPANY".into(), SANDBOX_COMPANY.into()),
             ("FIKEN_TOKEN".into(), format!("fiken-{}", uuid::Uuid::new_v4())),

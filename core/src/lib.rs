@@ -12,6 +12,7 @@ pub mod event;
 pub mod lifecycle;
 pub mod metrics;
 pub mod migrations;
+pub mod people;
 pub mod retry;
 pub mod roles;
 pub mod store;

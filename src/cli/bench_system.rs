@@ -81,6 +81,7 @@ pub async fn system(args: SystemBenchArgs) -> anyhow::Result<()> {
             "accounting_api",
             vec![
                 ("ACCOUNTING_API_ADDR", "127.0.0.1:0".into()),
+                ("ACCOUNTING_API_TOKEN", format!("bench-{}", uuid::Uuid::new_v4())),
                 ("FIKEN_BASE_URL", fiken.base_url()),
                 ("FIKEN_COMPANY", SANDBOX_COMPANY.into()),
                 ("FIKEN_TOKEN", format!("bench-{}", uuid::Uuid::new_v4())),

@@ -23,6 +23,7 @@ pub struct Demo {
     pub review_e: String,
     pub reviewer: String,
     pub cost: String,
+    pub cost_token: String,
     pub fiken: Arc<FakeFiken>,
     pub folio: Arc<FakeFolio>,
 }
@@ -176,7 +177,11 @@ impl Demo {
         }
         println!("   in all: {} over {} month(s)", bookkeeper_core::domain::Money::nok(total), months.len());
         let month = today.format("%Y-%m").to_string();
-        let r = http.post(format!("{}/costs/monthly/report?month={month}", self.cost)).send().await?;
+        let r = http
+            .post(format!("{}/costs/monthly/report?month={month}", self.cost))
+            .bearer_auth(&self.cost_token)
+            .send()
+            .await?;
         println!("   POST /costs/monthly/report?month={month} -> {} (a MonthlyCostReport event)", r.status());
 
         step(7, &format!("bookkeeper audit {small}"));

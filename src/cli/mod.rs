@@ -8,6 +8,7 @@ mod chat;
 mod cron;
 mod demo;
 mod events;
+mod people;
 mod policy;
 mod report;
 mod serve;
@@ -80,6 +81,9 @@ enum Command {
     /// Run one service (for a deployment with one process per service).
     #[command(subcommand)]
     Serve(serve::ServeCommand),
+    /// The people directory: hash a token, check a file.
+    #[command(subcommand)]
+    People(people::PeopleCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return bench_accounting::accounting(args).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Chat(args) => return chat::run(args).await,
+        Command::People(command) => return people::run(command),
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
     };
@@ -159,7 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,
-        Command::Migrate | Command::Bench(_) | Command::Chat(_) => Ok(ExitCode::SUCCESS), // handled above
+        Command::Migrate | Command::Bench(_) | Command::Chat(_) | Command::People(_) => Ok(ExitCode::SUCCESS), // handled above
     }
 }
 

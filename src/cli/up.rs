@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::Store;
 use clap::Args;
 
@@ -103,20 +104,44 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
     // Local tokens for you and a reviewer, unless configured.
     let you = token();
     let reviewer = token();
-    let mut accounting = accounting_api::Config::from_env()?;
+    // `up` is the sandbox: a connector without credentials is its local fake.
+    let mut accounting = accounting_api::Config::from_env_with(true)?;
     let mut review = review_e::Config::from_env()?;
     review.policy_dir = policies.or(review.policy_dir);
-    if review.reviewers.is_empty() {
-        review.reviewers.insert(reviewer.clone(), "reviewer".into());
-    }
-    if review.authors.is_empty() {
-        review.authors.insert(reviewer.clone(), "reviewer".into());
-    }
     let mut book_e = book_e::Config::from_env()?;
-    if book_e.users.is_empty() {
-        book_e.users.insert(you.clone(), "you".into());
+    // The people directory: the one configured, or you and a reviewer with local
+    // tokens (kept as hashes in .bookkeeper/people.json, so its format is there to copy).
+    if review.people.is_empty() && book_e.people.is_empty() {
+        let people = Directory::new(vec![
+            Person::new("you").may_also(Right::Propose).with_token(Door::BookE, &you),
+            Person::new("reviewer")
+                .may_also(Right::Review)
+                .may_also(Right::Publish)
+                .may_also(Right::Propose)
+                .with_token(Door::ReviewE, &reviewer),
+        ])
+        .map_err(|e| anyhow::anyhow!(e))?;
+        let _ = std::fs::create_dir_all(".bookkeeper");
+        if let Err(e) = people.save(std::path::Path::new(".bookkeeper/people.json")) {
+            tracing::warn!(error = %e, "could not write .bookkeeper/people.json");
+        }
+        review.people = people.clone();
+        book_e.people = people;
+    } else if book_e.people.is_empty() {
+        book_e.people = Directory::new(vec![Person::new("you").may_also(Right::Propose).with_token(Door::BookE, &you)])
+            .map_err(|e| anyhow::anyhow!(e))?;
     }
-    let cost = cost_api::Config::from_env()?;
+    // Discord over the gateway (a laptop has no public endpoint): Book-E asserts who
+    // pressed a review button, and the decision records that it was not proven.
+    if review.asserted_press_token.is_none() && review.presses.is_none() {
+        let press = token();
+        review.asserted_press_token = Some(press.clone());
+        if let Some(discord) = book_e.discord.as_mut() {
+            discord.asserted_press_token.get_or_insert(press);
+        }
+    }
+    let cost = cost_api::Config::from_env_or(Some(token()))?;
+    let cost_token = cost.token.clone().unwrap_or_default();
     let cron = bookkeeper_cron::Config::from_env()?;
 
     accounting.poll_interval = std::time::Duration::from_millis(200);
@@ -198,6 +223,7 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
                 review_e: review_url.clone(),
                 reviewer: reviewer.clone(),
                 cost: cost_url.clone(),
+                cost_token: cost_token.clone(),
                 fiken,
                 folio,
             }),

@@ -28,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bookkeeper_core::people::token_matches;
 use bookkeeper_core::{Store, StoreError};
 use chrono::{Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -168,16 +169,12 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
+        if !presented.is_some_and(|p| token_matches(expected, p.trim())) {
             return ApiError::new(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer` token is required")
                 .into_response();
         }
     }
     next.run(request).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -223,10 +220,20 @@ async fn download_document(State(state): State<AppState>, Path(sha256): Path<Str
         .get_blob(&sha256.to_ascii_lowercase())
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no document {sha256}")))?;
+    // The type by the bytes themselves, never by what an uploader claimed; served
+    // as a download the browser must not sniff into something else (an HTML page
+    // or a script hidden in a "PDF" would run on this origin otherwise).
+    let kind = documents::sniff(&blob.bytes);
+    let content_type = kind.map(|k| k.mime()).unwrap_or("application/octet-stream");
+    let extension = kind.map(|k| k.extension()).unwrap_or(".bin");
     let mut response = Response::new(Body::from(blob.bytes));
-    if let Ok(v) = HeaderValue::from_str(&blob.content_type) {
-        response.headers_mut().insert(header::CONTENT_TYPE, v);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}{extension}\"", &sha256[..16])) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
     }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
     Ok(response)
 }
 

@@ -150,9 +150,18 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the configuration from the environment. Without `FIKEN_TOKEN`
-    /// (or `FOLIO_API_KEY`) that connector is the local sandbox.
+    /// Reads the configuration from the environment. The sandbox is chosen
+    /// explicitly (`ACCOUNTING_API_SANDBOX=1`): a missing `FIKEN_TOKEN` or
+    /// `FOLIO_API_KEY` then means that connector's local fake; without it, a
+    /// missing credential is an error, so real approvals never run against the
+    /// sandbox by mistake. Outside the sandbox `ACCOUNTING_API_TOKEN` is required.
     pub fn from_env() -> anyhow::Result<Config> {
+        let sandbox = matches!(env_text("ACCOUNTING_API_SANDBOX").as_deref(), Some("1" | "true" | "yes"));
+        Config::from_env_with(sandbox)
+    }
+
+    /// [`Config::from_env`], with the sandbox allowed or not (`up` allows it).
+    pub fn from_env_with(sandbox: bool) -> anyhow::Result<Config> {
         let mut config = Config::default();
         if let Some(addr) = env_text("ACCOUNTING_API_ADDR") {
             config.addr = addr.parse().with_context(|| format!("ACCOUNTING_API_ADDR `{addr}` is not host:port"))?;
@@ -167,6 +176,12 @@ impl Config {
                 None => Ok(any_port()),
             }
         };
+        let missing = |what: &str, var: &str| {
+            anyhow::anyhow!(
+                "{var} is not set: give {what}'s credentials, or set ACCOUNTING_API_SANDBOX=1 to run against the \
+                 local sandbox (no real {what})"
+            )
+        };
         config.fiken = match env_text("FIKEN_TOKEN") {
             Some(token) => FikenConfig::Live {
                 base_url: env_text("FIKEN_BASE_URL").unwrap_or_else(|| FIKEN_BASE_URL.into()),
@@ -174,15 +189,24 @@ impl Config {
                     .context("FIKEN_COMPANY (the company slug) is required with FIKEN_TOKEN")?,
                 token: Token::new(token),
             },
-            None => FikenConfig::Sandbox { addr: sandbox_addr("FIKEN_SANDBOX_ADDR")? },
+            None if sandbox => FikenConfig::Sandbox { addr: sandbox_addr("FIKEN_SANDBOX_ADDR")? },
+            None => return Err(missing("Fiken", "FIKEN_TOKEN")),
         };
         config.folio = match env_text("FOLIO_API_KEY") {
             Some(key) => FolioConfig::Live {
                 base_url: env_text("FOLIO_BASE_URL").unwrap_or_else(|| FOLIO_BASE_URL.into()),
                 key: ApiKey::new(key),
             },
-            None => FolioConfig::Sandbox { addr: sandbox_addr("FOLIO_SANDBOX_ADDR")? },
+            None if sandbox => FolioConfig::Sandbox { addr: sandbox_addr("FOLIO_SANDBOX_ADDR")? },
+            None => return Err(missing("Folio", "FOLIO_API_KEY")),
         };
+        let live = matches!(config.fiken, FikenConfig::Live { .. }) || matches!(config.folio, FolioConfig::Live { .. });
+        if live && config.token.is_none() {
+            anyhow::bail!(
+                "ACCOUNTING_API_TOKEN is required outside the sandbox: without it anyone who reaches the Accounting \
+                 API reads the bank and uploads documents"
+            );
+        }
         if let Some(ms) = env_number("FIKEN_SPACING_MS")? {
             config.fiken_spacing = Duration::from_millis(ms);
         }

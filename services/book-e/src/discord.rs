@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bookkeeper_core::domain::{ActionKind, Stage};
+use bookkeeper_core::people::Directory;
 use bookkeeper_core::roles::Role;
 use bookkeeper_core::{
     ActionState, Append, EventType, Handler, HandlerError, RecordedEvent, Store, SubscriptionOptions, TypeFilter,
@@ -28,6 +29,7 @@ use serenity::all::{
     GuildId, Interaction, Message as DiscordMessage, MessageId, MessageReference, Nonce, RoleId,
 };
 use serenity::http::{Http, HttpBuilder};
+use serenity::interactions_endpoint::Verifier;
 
 use crate::accounting::AccountingReads;
 use crate::conversation::{Answer, AttachedDocument, Conversation, Message, ReplyTo};
@@ -61,6 +63,14 @@ pub struct DiscordConfig {
     pub watch_finance_channel: bool,
     /// Post a compliance summary even when nothing needs attention (`BOOK_E_REPORT_ALL_CLEAR`).
     pub report_all_clear: bool,
+    /// The application's public key (`DISCORD_PUBLIC_KEY`, hex): with it, Book-E
+    /// serves Discord's interactions endpoint at `POST /discord/interactions`,
+    /// verifies every request, and forwards review presses verbatim to Review-E.
+    pub public_key: Option<String>,
+    /// The token Book-E presents to Review-E for a press it saw over the gateway
+    /// (`BOOK_E_ASSERTED_PRESS_TOKEN`): Review-E records such a decision as
+    /// asserted by Book-E, not proven, and may refuse it.
+    pub asserted_press_token: Option<String>,
 }
 
 impl std::fmt::Debug for DiscordConfig {
@@ -93,6 +103,30 @@ pub struct DiscordDoor {
     accounting: AccountingReads,
     config: Arc<DiscordConfig>,
     web: reqwest::Client,
+    people: Arc<Directory>,
+    verifier: Option<Verifier>,
+}
+
+/// A verifier of Discord's signatures for a hex public key, if it is one.
+pub fn verifier(public_key: &str) -> Option<Verifier> {
+    let hex = public_key.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Verifier::try_new(bytes).ok()
+}
+
+/// What Book-E answers Discord on its interactions endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body (an interaction response).
+    pub body: serde_json::Value,
 }
 
 /// What a review button asks for.
@@ -141,6 +175,7 @@ impl DiscordDoor {
         if let Some(base) = &config.api_base {
             builder = builder.proxy(base.trim_end_matches('/')).ratelimiter_disabled(true);
         }
+        let verifier = config.public_key.as_deref().and_then(verifier);
         DiscordDoor {
             http: Arc::new(builder.build()),
             conversation,
@@ -150,6 +185,108 @@ impl DiscordDoor {
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new()),
+            people: Arc::new(Directory::default()),
+            verifier,
+        }
+    }
+
+    /// Uses the people directory: a Discord user it knows is recorded by their
+    /// canonical id (`user:<id>`), whatever door they use.
+    pub fn with_people(mut self, people: Arc<Directory>) -> DiscordDoor {
+        self.people = people;
+        self
+    }
+
+    /// Who a Discord user is in the log: their person's id, or their Discord id
+    /// when the directory does not know them.
+    fn person_of(&self, discord_user: serenity::all::UserId) -> String {
+        let id = discord_user.to_string();
+        self.people.by_discord(&id).map(|p| p.id.clone()).unwrap_or(id)
+    }
+
+    /// Whether Discord's interactions endpoint is served (a public key is set).
+    pub fn serves_endpoint(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// One request to the interactions endpoint, verified first: Discord sends
+    /// every interaction here when the endpoint is set, and probes it with bad
+    /// signatures. Review presses go to Review-E verbatim (it verifies again);
+    /// commands are acknowledged at once and answered by an edit.
+    pub async fn on_endpoint(&self, signature: &str, timestamp: &str, body: &[u8]) -> EndpointAnswer {
+        let refuse =
+            |status: u16, message: &str| EndpointAnswer { status, body: serde_json::json!({"error": message}) };
+        let Some(verifier) = &self.verifier else { return refuse(404, "the interactions endpoint is not configured") };
+        if verifier.verify(signature, timestamp, body).is_err() {
+            return refuse(401, "invalid request signature");
+        }
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return refuse(400, "not an interaction");
+        };
+        match value.get("type").and_then(|t| t.as_u64()) {
+            Some(1) => EndpointAnswer { status: 200, body: serde_json::json!({"type": 1}) },
+            Some(2) => match serde_json::from_value::<Interaction>(value) {
+                Ok(Interaction::Command(command)) => {
+                    if command.guild_id != Some(self.guild()) {
+                        return EndpointAnswer {
+                            status: 200,
+                            body: ephemeral_body("Book-E works in its own server only."),
+                        };
+                    }
+                    let door = self.clone();
+                    tokio::spawn(async move { door.answer_command(&command).await });
+                    EndpointAnswer { status: 200, body: serde_json::json!({"type": 5}) }
+                }
+                _ => refuse(400, "not an application command"),
+            },
+            Some(3) => self.forward_press(&value, signature, timestamp, body).await,
+            _ => EndpointAnswer { status: 200, body: ephemeral_body("Book-E does not handle this interaction.") },
+        }
+    }
+
+    /// Sends a signed press to Review-E as it came, and turns its answer into the
+    /// interaction's response: the message updated, or an ephemeral refusal.
+    async fn forward_press(
+        &self,
+        press: &serde_json::Value,
+        signature: &str,
+        timestamp: &str,
+        body: &[u8],
+    ) -> EndpointAnswer {
+        let custom_id = press.get("data").and_then(|d| d.get("custom_id")).and_then(|c| c.as_str()).unwrap_or_default();
+        let Some(action) = ButtonAction::parse(custom_id) else {
+            return EndpointAnswer { status: 200, body: ephemeral_body("This button is not Book-E's.") };
+        };
+        let url = format!("{}/discord/press", self.config.review_e_url.trim_end_matches('/'));
+        let sent = self
+            .web
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-signature-ed25519", signature)
+            .header("x-signature-timestamp", timestamp)
+            .body(body.to_vec())
+            .send()
+            .await;
+        let Ok(response) = sent else {
+            return EndpointAnswer {
+                status: 200,
+                body: ephemeral_body("Review-E is not reachable; nothing was decided. Try again shortly."),
+            };
+        };
+        let ok = response.status().is_success();
+        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        if !ok {
+            let why = answer["message"].as_str().unwrap_or("Review-E refused");
+            return EndpointAnswer { status: 200, body: ephemeral_body(&format!("Not done: {why}.")) };
+        }
+        let done = if matches!(action, ButtonAction::Approve(_)) { "✅ Approved" } else { "⛔ Rejected" };
+        let user = press.get("member").and_then(|m| m.get("user")).and_then(|u| u.get("id")).and_then(|i| i.as_str());
+        let original = press.get("message").and_then(|m| m.get("content")).and_then(|c| c.as_str()).unwrap_or_default();
+        let content = format!("{original}\n\n{done} by <@{}>", user.unwrap_or("?"));
+        // UPDATE_MESSAGE: the review message without its buttons.
+        EndpointAnswer {
+            status: 200,
+            body: serde_json::json!({"type": 7, "data": {"content": content, "components": []}}),
         }
     }
 
@@ -234,7 +371,7 @@ impl DiscordDoor {
             }
         };
         let message = Message {
-            user: msg.author.id.to_string(),
+            user: self.person_of(msg.author.id),
             text: msg.content.clone(),
             document,
             reply_to: ReplyTo {
@@ -276,6 +413,11 @@ impl DiscordDoor {
             tracing::warn!(error = %e, "could not acknowledge a command");
             return;
         }
+        self.answer_command(command).await;
+    }
+
+    /// Answers an acknowledged command by editing its response.
+    async fn answer_command(&self, command: &CommandInteraction) {
         let mut words = vec![format!("/{}", command.data.name)];
         let mut document = None;
         for option in &command.data.options {
@@ -297,7 +439,7 @@ impl DiscordDoor {
             }
         }
         let message = Message {
-            user: command.user.id.to_string(),
+            user: self.person_of(command.user.id),
             text: words.join(" "),
             document,
             reply_to: ReplyTo {
@@ -336,20 +478,33 @@ impl DiscordDoor {
             tracing::warn!(error = %e, "could not acknowledge a button press");
             return;
         }
-        let Some(token) = self.config.reviewer_tokens.get(&component.user.id.get()) else {
+        let (id, verb) = match &action {
+            ButtonAction::Approve(id) => (id, "approve"),
+            ButtonAction::Reject(id) => (id, "reject"),
+        };
+        let base = self.config.review_e_url.trim_end_matches('/').to_string();
+        let request = if let Some(token) = self.config.reviewer_tokens.get(&component.user.id.get()) {
+            // Deprecated: the reviewer's own Review-E token, held by Book-E.
+            let body = serde_json::json!({"reason": format!("{verb}d on Discord")});
+            self.web.post(format!("{base}/review/{id}/{verb}")).bearer_auth(token).json(&body)
+        } else if let Some(token) = &self.config.asserted_press_token {
+            // Over the gateway Discord signs nothing Review-E could check: Book-E
+            // asserts who pressed, and the decision says so.
+            let body = serde_json::json!({
+                "custom_id": component.data.custom_id,
+                "interaction_id": component.id.to_string(),
+                "discord_user": component.user.id.to_string(),
+            });
+            self.web.post(format!("{base}/discord/asserted-press")).bearer_auth(token).json(&body)
+        } else {
             self.ephemeral(
                 component,
-                "You have the reviewer role, but no Review-E identity is configured for you (BOOK_E_REVIEWER_TOKENS).",
+                "Review presses must come through Discord's interactions endpoint (see the README); nothing was decided.",
             )
             .await;
             return;
         };
-        let (id, verb, body) = match &action {
-            ButtonAction::Approve(id) => (id, "approve", serde_json::json!({"reason": "approved on Discord"})),
-            ButtonAction::Reject(id) => (id, "reject", serde_json::json!({"reason": "rejected on Discord"})),
-        };
-        let url = format!("{}/review/{id}/{verb}", self.config.review_e_url.trim_end_matches('/'));
-        let outcome = self.web.post(url).bearer_auth(token).json(&body).send().await;
+        let outcome = request.send().await;
         let response = match outcome {
             Ok(r) => r,
             Err(_) => {
@@ -453,6 +608,11 @@ pub fn follows() -> TypeFilter {
 /// parked (as `book-e`), not retried forever in front of every later one.
 pub fn notifier_options() -> SubscriptionOptions {
     SubscriptionOptions { park_as: Some(Role::BookE.actor().into()), ..Default::default() }
+}
+
+fn ephemeral_body(text: &str) -> serde_json::Value {
+    // CHANNEL_MESSAGE_WITH_SOURCE, EPHEMERAL.
+    serde_json::json!({"type": 4, "data": {"content": text, "flags": 64}})
 }
 
 fn nonce(event: &RecordedEvent, part: u8) -> Nonce {

@@ -13,7 +13,6 @@
 //! one user id in the configuration, and that user is the requester of anything
 //! proposed through it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -22,12 +21,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bookkeeper_core::people::{Directory, Door, Right};
 use bookkeeper_core::{ActionState, EventType, Store, TypeFilter};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounting::{AccountingReads, ReadError};
 use crate::conversation::{AttachedDocument, Conversation, Message, ReplyTo};
+use crate::discord::DiscordDoor;
 use crate::render;
 
 /// Shared state of the handlers.
@@ -39,8 +40,10 @@ pub struct AppState {
     pub store: Store,
     /// Documents go through here.
     pub accounting: AccountingReads,
-    /// Bearer token -> user id.
-    pub users: Arc<HashMap<String, String>>,
+    /// Who may talk to Book-E (tokens of door `book-e`, the `propose` right).
+    pub people: Arc<Directory>,
+    /// The Discord door, for its interactions endpoint.
+    pub discord: Option<DiscordDoor>,
 }
 
 /// Largest document accepted for upload (the Accounting API applies its own limit too).
@@ -55,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/chat", post(chat))
         .route("/chat/notifications", get(notifications))
         .route("/documents", post(upload).layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES + 1024)))
+        .route("/discord/interactions", post(interactions).layer(DefaultBodyLimit::max(256 * 1024)))
         .with_state(state)
 }
 
@@ -69,10 +73,25 @@ fn user(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> 
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| Box::new(error(StatusCode::UNAUTHORIZED, "an `Authorization: Bearer` token is required")))?;
     state
-        .users
-        .get(token)
-        .cloned()
+        .people
+        .by_token(Door::BookE, token.trim())
+        .filter(|p| p.may(Right::Propose))
+        .map(|p| p.id.clone())
         .ok_or_else(|| Box::new(error(StatusCode::FORBIDDEN, "this token is not a Book-E user")))
+}
+
+/// Discord's interactions endpoint: every request is verified before anything else.
+async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(door) = state.discord.as_ref().filter(|d| d.serves_endpoint()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the Discord interactions endpoint is not configured (DISCORD_PUBLIC_KEY)",
+        );
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let answer = door.on_endpoint(&header("x-signature-ed25519"), &header("x-signature-timestamp"), &body).await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(answer.body)).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

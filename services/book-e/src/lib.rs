@@ -26,7 +26,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bookkeeper_core::config::{env_number, env_text, env_tokens};
+use bookkeeper_core::config::{env_number, env_text};
+use bookkeeper_core::people::{self, Directory, Door, LegacyTokens, Right};
 use bookkeeper_core::{Store, Subscription};
 use tokio::net::TcpListener;
 
@@ -40,8 +41,9 @@ use crate::discord::{DiscordConfig, DiscordDoor};
 pub struct Config {
     /// Where the HTTP door listens (`BOOK_E_ADDR`, default 127.0.0.1:8083).
     pub addr: SocketAddr,
-    /// Bearer token -> user id for the HTTP door (`BOOK_E_USER_TOKENS=token:user,...`).
-    pub users: HashMap<String, String>,
+    /// Who may talk to Book-E, and how each person is known on Discord
+    /// (`BOOKKEEPER_PEOPLE`; the deprecated `BOOK_E_USER_TOKENS` is mapped onto it).
+    pub people: Directory,
     /// The Accounting API (`ACCOUNTING_API_URL`, default http://127.0.0.1:8082).
     pub accounting_url: String,
     /// Its token, if it requires one (`ACCOUNTING_API_TOKEN`).
@@ -54,11 +56,10 @@ pub struct Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut users: Vec<&String> = self.users.values().collect();
-        users.sort();
+        let people: Vec<&str> = self.people.people().iter().map(|p| p.id.as_str()).collect();
         f.debug_struct("Config")
             .field("addr", &self.addr)
-            .field("users", &users)
+            .field("people", &people)
             .field("accounting_url", &self.accounting_url)
             .field("accounting_token", &self.accounting_token.as_ref().map(|_| "***"))
             .field("conversation", &self.conversation)
@@ -71,7 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8083)),
-            users: HashMap::new(),
+            people: Directory::default(),
             accounting_url: "http://127.0.0.1:8082".into(),
             accounting_token: None,
             conversation: ConversationConfig::default(),
@@ -87,7 +88,13 @@ impl Config {
         if let Some(addr) = env_text("BOOK_E_ADDR") {
             config.addr = addr.parse().with_context(|| format!("BOOK_E_ADDR `{addr}` is not host:port"))?;
         }
-        config.users = env_tokens("BOOK_E_USER_TOKENS")?;
+        let (people, warnings) =
+            people::from_env(&[LegacyTokens { var: "BOOK_E_USER_TOKENS", door: Door::BookE, right: Right::Propose }])
+                .map_err(|e| anyhow::anyhow!(e))?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        config.people = people;
         if let Some(url) = env_text("ACCOUNTING_API_URL") {
             config.accounting_url = url;
         }
@@ -110,6 +117,14 @@ fn discord_from_env() -> anyhow::Result<Option<DiscordConfig>> {
     };
     let finance_channel = id("DISCORD_FINANCE_CHANNEL_ID")?;
     let reviewer_tokens = env_tokens_by_id("BOOK_E_REVIEWER_TOKENS")?;
+    if !reviewer_tokens.is_empty() {
+        tracing::warn!(
+            "BOOK_E_REVIEWER_TOKENS is deprecated and goes in the next release: Book-E should hold no reviewer's \
+             credential. Set Discord's interactions endpoint to Book-E's /discord/interactions (DISCORD_PUBLIC_KEY), \
+             list reviewers' Discord ids in the people directory (BOOKKEEPER_PEOPLE), and Review-E checks each press \
+             itself"
+        );
+    }
     let flag = |var: &str, default: bool| match env_text(var).as_deref() {
         Some("1" | "true" | "yes") => true,
         Some("0" | "false" | "no") => false,
@@ -128,6 +143,13 @@ fn discord_from_env() -> anyhow::Result<Option<DiscordConfig>> {
         api_base: env_text("BOOK_E_DISCORD_API_URL"),
         watch_finance_channel: flag("BOOK_E_WATCH_FINANCE_CHANNEL", true),
         report_all_clear: flag("BOOK_E_REPORT_ALL_CLEAR", false),
+        public_key: match env_text("DISCORD_PUBLIC_KEY") {
+            Some(key) if discord::verifier(&key).is_none() => {
+                anyhow::bail!("DISCORD_PUBLIC_KEY must be the application's Ed25519 public key, 64 hex digits")
+            }
+            key => key,
+        },
+        asserted_press_token: env_text("BOOK_E_ASSERTED_PRESS_TOKEN"),
     }))
 }
 
@@ -162,8 +184,11 @@ impl BookE {
         let conversation = Conversation::new(store.clone(), accounting.clone(), config.conversation.clone());
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding Book-E to {}", config.addr))?;
-        let discord = config.discord.map(|d| DiscordDoor::new(d, conversation.clone(), accounting.clone()));
-        let state = http::AppState { conversation, store, accounting, users: Arc::new(config.users) };
+        let people = Arc::new(config.people);
+        let discord = config
+            .discord
+            .map(|d| DiscordDoor::new(d, conversation.clone(), accounting.clone()).with_people(people.clone()));
+        let state = http::AppState { conversation, store, accounting, people, discord: discord.clone() };
         Ok(BookE { listener, state, discord })
     }
 

@@ -13,6 +13,7 @@ use accounting_api::folio::fake::{FakeFolio, SANDBOX_ACCOUNT};
 use accounting_api::folio::ApiKey;
 use accounting_api::{AccountingApi, FikenConfig, FolioConfig};
 use book_e::BookE;
+use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{Append, NewEvent, Store};
 use serde_json::{json, Value};
@@ -53,7 +54,11 @@ async fn world() -> Option<World> {
 
     let config = book_e::Config {
         addr: "127.0.0.1:0".parse().unwrap(),
-        users: [(OLA.into(), "ola".into()), (KARI.into(), "kari".into())].into(),
+        people: Directory::new(vec![
+            Person::new("ola").may_also(Right::Propose).with_token(Door::BookE, OLA),
+            Person::new("kari").may_also(Right::Propose).with_token(Door::BookE, KARI),
+        ])
+        .unwrap(),
         accounting_url,
         ..book_e::Config::default()
     };

@@ -18,6 +18,7 @@ use axum::response::IntoResponse;
 use book_e::accounting::AccountingReads;
 use book_e::conversation::{Conversation, ConversationConfig};
 use book_e::discord::{follows, DiscordConfig, DiscordDoor, SUBSCRIPTION};
+use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{Append, NewEvent, Store, Subscription, SubscriptionOptions, TypeFilter};
 use serde_json::{json, Value};
@@ -144,7 +145,7 @@ async fn world() -> Option<World> {
     // Review-E with no policies: every proposal goes to a person.
     let review_config = review_e::Config {
         addr: "127.0.0.1:0".parse().unwrap(),
-        reviewers: [(KARI_REVIEW_TOKEN.into(), KARI.to_string()), (OLA_REVIEW_TOKEN.into(), OLA.to_string())].into(),
+        people: people(),
         poll_interval: Duration::from_millis(50),
         ..Default::default()
     };
@@ -169,10 +170,29 @@ async fn world() -> Option<World> {
         api_base: Some(discord_base.clone()),
         watch_finance_channel: true,
         report_all_clear: false,
+        public_key: None,
+        asserted_press_token: None,
     };
     assert!(!format!("{config:?}").contains("never-be-printed"));
-    let door = DiscordDoor::new(config, conversation, reads);
+    // One directory for every service: proposals record canonical ids.
+    let door = DiscordDoor::new(config, conversation, reads).with_people(std::sync::Arc::new(people()));
     Some(World { db, discord, discord_base, door, folio_events, _accounting: accounting_task, _review_e: review_task })
+}
+
+/// The people directory: each person once, with their Discord id and tokens.
+fn people() -> Directory {
+    Directory::new(vec![
+        Person::new("ola")
+            .may_also(Right::Propose)
+            .may_also(Right::Review)
+            .with_discord(OLA.to_string())
+            .with_token(Door::ReviewE, OLA_REVIEW_TOKEN),
+        Person::new("kari")
+            .may_also(Right::Review)
+            .with_discord(KARI.to_string())
+            .with_token(Door::ReviewE, KARI_REVIEW_TOKEN),
+    ])
+    .unwrap()
 }
 
 fn user(id: u64, name: &str, bot: bool) -> Value {
@@ -231,10 +251,8 @@ impl World {
     async fn restarted_notifications(&self) -> Subscription<book_e::discord::Notifier> {
         tokio::time::sleep(LEASE * 2).await;
         let store = self.db.store.clone();
-        let options = SubscriptionOptions { lease_ttl: LEASE, ..Default::default() };
-        Subscription::new(store.clone(), SUBSCRIPTION, follows(), self.door.notifier(store))
-            .with_options(book_e::discord::notifier_options())
-            .with_options(options)
+        let options = SubscriptionOptions { lease_ttl: LEASE, ..book_e::discord::notifier_options() };
+        Subscription::new(store.clone(), SUBSCRIPTION, follows(), self.door.notifier(store)).with_options(options)
     }
 
     async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {
@@ -270,7 +288,7 @@ async fn a_receipt_dropped_in_the_finance_channel_becomes_a_proposal_and_a_reply
     let proposals = w.proposals().await;
     assert_eq!(proposals.len(), 1);
     let p = &proposals[0];
-    assert_eq!(p.payload["requested_by"], json!(format!("user:{OLA}")));
+    assert_eq!(p.payload["requested_by"], json!("user:ola"), "the canonical id, not the Discord id");
     assert_eq!(p.payload["target"]["event_id"], json!(w.folio_events[0].to_string()));
     assert_eq!(p.payload["receipt"]["filename"], json!("receipt-3001.pdf"));
     assert_eq!(
@@ -394,17 +412,13 @@ async fn escalations_outcomes_and_buttons() {
     assert_eq!(calls[n - 1].body["components"], json!([]));
     let story = w.db.store.read_correlation(&cid).await.unwrap();
     let approved = story.iter().find(|e| e.event_type == "ReceiptAttachmentApproved").unwrap();
-    assert_eq!(approved.actor, format!("user:{KARI}"));
+    assert_eq!(approved.actor, "user:kari");
     // A second Approve says who decided already. (Reject would still be allowed
     // until execution starts: that is the emergency stop.)
     let again = w.press(6005, &format!("bk:approve:{cid}"), GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), &content);
     w.door.on_interaction(&again).await;
     let last = w.discord.calls().last().cloned().unwrap();
-    assert!(
-        last.body["content"].as_str().unwrap().contains(&format!("already approved by user:{KARI}")),
-        "{:?}",
-        last.body
-    );
+    assert!(last.body["content"].as_str().unwrap().contains("already approved by user:kari"), "{:?}", last.body);
 
     // The Accounting API (sandbox) carries it out; the decision and the execution
     // each produce exactly one message, across a restart.
@@ -420,7 +434,7 @@ async fn escalations_outcomes_and_buttons() {
     assert_eq!(
         new,
         [
-            format!("Your receipt: Approved by user:{KARI}: approved on Discord"),
+            "Your receipt: Approved by user:kari: approved on Discord".to_string(),
             format!("Your receipt: Done: Folio attachment {attachment}")
         ]
     );

@@ -70,13 +70,27 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the configuration from the environment.
+    /// Reads the configuration from the environment; `COST_API_TOKEN` is required.
     pub fn from_env() -> anyhow::Result<Config> {
+        Config::from_env_or(None)
+    }
+
+    /// [`Config::from_env`], with a token to use when `COST_API_TOKEN` is not set
+    /// (`bookkeeper up` makes a local one).
+    pub fn from_env_or(default_token: Option<String>) -> anyhow::Result<Config> {
         let mut config = Config::default();
         if let Some(addr) = env_text("COST_API_ADDR") {
             config.addr = addr.parse().with_context(|| format!("COST_API_ADDR `{addr}` is not host:port"))?;
         }
-        config.token = env_text("COST_API_TOKEN");
+        config.token = env_text("COST_API_TOKEN").or(default_token);
+        match &config.token {
+            None => anyhow::bail!(
+                "COST_API_TOKEN is required: it guards the reports this service appends to the log \
+                 (`bookkeeper up` sets one for you)"
+            ),
+            Some(t) if t.len() < 16 => anyhow::bail!("COST_API_TOKEN must be at least 16 characters"),
+            Some(_) => {}
+        }
         if let Some(secs) = env_number("COST_API_CLOSE_CHECK_SECS")? {
             config.close_check = Duration::from_secs(secs.max(1));
         }
@@ -357,7 +371,7 @@ async fn report(State(shared): State<Shared>, headers: HeaderMap, Query(q): Quer
     if let Some(token) = &shared.token {
         let presented =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_ref()) {
+        if !presented.is_some_and(|p| bookkeeper_core::people::token_matches(token, p.trim())) {
             return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer` token is required");
         }
     }

@@ -12,11 +12,13 @@
 //! | `GET /policies` | reviewers, authors | the active set |
 //! | `POST /policies[?mode=shadow]` | authors | upload a component (`application/wasm`) |
 //! | `DELETE /policies/{name}` | authors | retire a policy |
+//! | `POST /discord/press` | Discord (signed) | a review button press Book-E forwards verbatim |
+//! | `POST /discord/asserted-press` | Book-E's press token | a press Book-E saw over the gateway (unproven) |
 //!
-//! Callers authenticate with `Authorization: Bearer <token>`; tokens map to a
-//! reviewer's user id or a policy author's name in the configuration.
+//! Callers authenticate with `Authorization: Bearer <token>`: the people directory
+//! maps the token's hash (door `review-e`) to a person, whose rights say what they
+//! may do (`review`, `publish`). Discord presses carry Discord's signature instead.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -30,8 +32,11 @@ use bookkeeper_core::{ActionState, Store};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use bookkeeper_core::people::{token_matches, Directory, Door, Right};
+
 use crate::decide::DecisionRecord;
 use crate::policy::Mode;
+use crate::press::{asserted, verify_signed, Press, PressConfig, PressError, Verb};
 use crate::publish::{self, PublishError};
 use crate::registry::Registry;
 use crate::review::{self, ReviewError};
@@ -43,10 +48,12 @@ pub struct AppState {
     pub store: Store,
     /// The policy set.
     pub registry: Registry,
-    /// Bearer token -> reviewer user id.
-    pub reviewers: Arc<HashMap<String, String>>,
-    /// Bearer token -> policy author name.
-    pub authors: Arc<HashMap<String, String>>,
+    /// Who may do what.
+    pub people: Arc<Directory>,
+    /// How Discord presses are checked, when Discord is set up.
+    pub presses: Option<Arc<PressConfig>>,
+    /// Book-E's token for presses it saw over the gateway, if those are allowed.
+    pub asserted_press_token: Option<Arc<str>>,
 }
 
 /// The API router.
@@ -61,6 +68,8 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/review/{id}/reject", post(reject))
         .route("/policies", get(list_policies).post(upload_policy).layer(DefaultBodyLimit::max(max_upload_bytes)))
         .route("/policies/{name}", delete(retire_policy))
+        .route("/discord/press", post(signed_press))
+        .route("/discord/asserted-press", post(asserted_press))
         .with_state(state)
 }
 
@@ -134,7 +143,8 @@ impl From<ReviewError> for ApiError {
             ReviewError::AlreadyDecided { .. }
             | ReviewError::AlreadyExecuted
             | ReviewError::ExecutionUnderWay
-            | ReviewError::Conflict => StatusCode::CONFLICT,
+            | ReviewError::Conflict
+            | ReviewError::Replayed => StatusCode::CONFLICT,
             ReviewError::MissingReason => StatusCode::UNPROCESSABLE_ENTITY,
             ReviewError::Store(inner) if inner.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             ReviewError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -160,28 +170,23 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// Looks the token up without stopping at the first differing byte.
-fn lookup<'a>(table: &'a HashMap<String, String>, token: &str) -> Option<&'a String> {
-    table
-        .iter()
-        .find(|(known, _)| {
-            known.len() == token.len() && known.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        })
-        .map(|(_, who)| who)
+/// The person presenting the bearer token at this door, if they hold `right`.
+fn person(state: &AppState, headers: &HeaderMap, right: Right, refused: &str) -> Result<String, ApiError> {
+    let token = bearer(headers).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+    state
+        .people
+        .by_token(Door::ReviewE, token)
+        .filter(|p| p.may(right))
+        .map(|p| p.id.clone())
+        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, refused.to_string()))
 }
 
 fn reviewer(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = bearer(headers).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
-    lookup(&state.reviewers, token)
-        .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "this token is not a reviewer's"))
+    person(state, headers, Right::Review, "this token is not a reviewer's")
 }
 
 fn author(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = bearer(headers).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
-    lookup(&state.authors, token)
-        .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "this token may not change policies"))
+    person(state, headers, Right::Publish, "this token may not change policies")
 }
 
 async fn pending(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
@@ -245,7 +250,7 @@ async fn approve(
 ) -> Result<Json<Value>, ApiError> {
     let who = reviewer(&state, &headers)?;
     let body = reason_of(&body)?;
-    let position = review::approve(&state.store, &id, &who, body.reason.as_deref()).await?;
+    let position = review::approve(&state.store, &state.people, &id, &who, body.reason.as_deref(), None).await?;
     Ok(Json(json!({"correlation_id": id, "decision": "approved", "by": actor::user(&who), "position": position})))
 }
 
@@ -257,7 +262,7 @@ async fn reject(
 ) -> Result<Json<Value>, ApiError> {
     let who = reviewer(&state, &headers)?;
     let body = reason_of(&body)?;
-    let position = review::reject(&state.store, &id, &who, body.reason.as_deref().unwrap_or("")).await?;
+    let position = review::reject(&state.store, &id, &who, body.reason.as_deref().unwrap_or(""), None).await?;
     Ok(Json(json!({"correlation_id": id, "decision": "rejected", "by": actor::user(&who), "position": position})))
 }
 
@@ -321,4 +326,83 @@ async fn retire_policy(
     let who = author(&state, &headers)?;
     publish::retire(&state.store, &state.registry, &name, &actor::user(&who), "upload", "retired over HTTP").await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<PressError> for ApiError {
+    fn from(e: PressError) -> Self {
+        let status = match &e {
+            PressError::BadSignature | PressError::Stale => StatusCode::UNAUTHORIZED,
+            PressError::NotAPress(_) | PressError::MessageMismatch(_) => StatusCode::BAD_REQUEST,
+            PressError::NotAReviewer | PressError::UnknownPerson(_) | PressError::AssertedForbidden => {
+                StatusCode::FORBIDDEN
+            }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+/// Carries out a checked press as its reviewer.
+async fn decide_press(state: &AppState, press: Press) -> Result<Json<Value>, ApiError> {
+    let id = press.correlation_id.clone();
+    let via = Some(press.via());
+    let (position, decision) = match press.verb {
+        Verb::Approve => {
+            let reason = if press.proven { "approved on Discord" } else { "approved on Discord (asserted by Book-E)" };
+            (review::approve(&state.store, &state.people, &id, &press.reviewer, Some(reason), via).await?, "approved")
+        }
+        Verb::Reject => {
+            let reason = if press.proven { "rejected on Discord" } else { "rejected on Discord (asserted by Book-E)" };
+            (review::reject(&state.store, &id, &press.reviewer, reason, via).await?, "rejected")
+        }
+    };
+    tracing::info!(correlation_id = %id, reviewer = %press.reviewer, proven = press.proven, decision, "decided by a press");
+    Ok(Json(json!({"correlation_id": id, "decision": decision, "by": actor::user(&press.reviewer),
+                   "proven": press.proven, "position": position})))
+}
+
+/// A press Discord signed, forwarded verbatim by Book-E.
+async fn signed_press(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let Some(config) = state.presses.clone() else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "Discord presses are not configured (DISCORD_PUBLIC_KEY)"));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let now = chrono::Utc::now().timestamp();
+    let press = verify_signed(
+        &config,
+        &state.people,
+        &header("x-signature-ed25519"),
+        &header("x-signature-timestamp"),
+        &body,
+        now,
+    )
+    .inspect_err(|e| tracing::warn!(error = %e, "a Discord press was refused"))?;
+    decide_press(&state, press).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssertedPress {
+    custom_id: String,
+    interaction_id: String,
+    discord_user: String,
+}
+
+/// A press Book-E saw over the gateway: who pressed is Book-E's word only.
+async fn asserted_press(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(press): Json<AssertedPress>,
+) -> Result<Json<Value>, ApiError> {
+    let presented = bearer(&headers).unwrap_or_default();
+    let allowed = match &state.asserted_press_token {
+        Some(token) => {
+            if !token_matches(token, presented) {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "this token may not assert presses"));
+            }
+            true
+        }
+        None => false,
+    };
+    let press = asserted(&state.people, allowed, &press.custom_id, &press.interaction_id, &press.discord_user)?;
+    decide_press(&state, press).await
 }

@@ -14,12 +14,12 @@ pub mod decide;
 pub mod folder;
 pub mod http;
 pub mod policy;
+pub mod press;
 pub mod proposal;
 pub mod publish;
 pub mod registry;
 pub mod review;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,7 +31,10 @@ use bookkeeper_core::roles::Role;
 use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
 use tokio::net::TcpListener;
 
+use bookkeeper_core::people::{self, Directory, Door, LegacyTokens, Right};
+
 use crate::policy::{Limits, PolicyEngine};
+use crate::press::PressConfig;
 use crate::registry::Registry;
 
 /// Review-E's configuration. Environment variable names in brackets. Its `Debug`
@@ -42,10 +45,16 @@ pub struct Config {
     pub addr: SocketAddr,
     /// The watched policy folder, if any (`REVIEW_E_POLICY_DIR`).
     pub policy_dir: Option<PathBuf>,
-    /// Bearer token -> reviewer user id (`REVIEW_E_REVIEWER_TOKENS=token:user,...`).
-    pub reviewers: HashMap<String, String>,
-    /// Bearer token -> policy author (`REVIEW_E_AUTHOR_TOKENS=token:name,...`).
-    pub authors: HashMap<String, String>,
+    /// Who may review and publish (`BOOKKEEPER_PEOPLE`; the deprecated
+    /// `REVIEW_E_REVIEWER_TOKENS` and `REVIEW_E_AUTHOR_TOKENS` are mapped onto it).
+    pub people: Directory,
+    /// How Discord presses are checked (`DISCORD_PUBLIC_KEY`, `DISCORD_GUILD_ID`,
+    /// `DISCORD_REVIEWER_ROLE_ID`, `DISCORD_APPLICATION_ID`, `REVIEW_E_PRESS_WINDOW_SECS`).
+    pub presses: Option<PressConfig>,
+    /// The token Book-E presents for presses it saw over the gateway
+    /// (`REVIEW_E_ASSERTED_PRESS_TOKEN`); none, or `REVIEW_E_ALLOW_ASSERTED_PRESSES=0`:
+    /// such presses are refused.
+    pub asserted_press_token: Option<String>,
     /// Sandbox limits (`REVIEW_E_POLICY_DEADLINE_MS`, `REVIEW_E_POLICY_MEMORY_MB`,
     /// `REVIEW_E_MAX_POLICY_BYTES`).
     pub limits: Limits,
@@ -55,16 +64,13 @@ pub struct Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn names(m: &HashMap<String, String>) -> Vec<&String> {
-            let mut v: Vec<&String> = m.values().collect();
-            v.sort();
-            v
-        }
+        let people: Vec<&str> = self.people.people().iter().map(|p| p.id.as_str()).collect();
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("policy_dir", &self.policy_dir)
-            .field("reviewers", &names(&self.reviewers))
-            .field("authors", &names(&self.authors))
+            .field("people", &people)
+            .field("presses", &self.presses)
+            .field("asserted_presses", &self.asserted_press_token.is_some())
             .field("limits", &self.limits)
             .field("poll_interval", &self.poll_interval)
             .finish()
@@ -76,8 +82,9 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             policy_dir: None,
-            reviewers: HashMap::new(),
-            authors: HashMap::new(),
+            people: Directory::default(),
+            presses: None,
+            asserted_press_token: None,
             limits: Limits::default(),
             poll_interval: Duration::from_secs(1),
         }
@@ -92,8 +99,34 @@ impl Config {
             config.addr = addr.parse().with_context(|| format!("REVIEW_E_ADDR `{addr}` is not host:port"))?;
         }
         config.policy_dir = std::env::var_os("REVIEW_E_POLICY_DIR").map(PathBuf::from);
-        config.reviewers = tokens("REVIEW_E_REVIEWER_TOKENS")?;
-        config.authors = tokens("REVIEW_E_AUTHOR_TOKENS")?;
+        let (people, warnings) = people::from_env(&[
+            LegacyTokens { var: "REVIEW_E_REVIEWER_TOKENS", door: Door::ReviewE, right: Right::Review },
+            LegacyTokens { var: "REVIEW_E_AUTHOR_TOKENS", door: Door::ReviewE, right: Right::Publish },
+        ])
+        .map_err(|e| anyhow::anyhow!(e))?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        config.people = people;
+        if let Some(key) = bookkeeper_core::config::env_text("DISCORD_PUBLIC_KEY") {
+            let id = |var: &str| -> anyhow::Result<String> {
+                bookkeeper_core::config::env_text(var)
+                    .with_context(|| format!("{var} is required with DISCORD_PUBLIC_KEY (a Discord id)"))
+            };
+            config.presses = Some(PressConfig {
+                public_key: press::public_key(&key).map_err(|e| anyhow::anyhow!(e))?,
+                guild_id: id("DISCORD_GUILD_ID")?,
+                reviewer_role: id("DISCORD_REVIEWER_ROLE_ID")?,
+                application_id: bookkeeper_core::config::env_text("DISCORD_APPLICATION_ID"),
+                window: Duration::from_secs(number("REVIEW_E_PRESS_WINDOW_SECS")?.unwrap_or(300).max(1)),
+            });
+        }
+        let allow_asserted = !matches!(
+            bookkeeper_core::config::env_text("REVIEW_E_ALLOW_ASSERTED_PRESSES").as_deref(),
+            Some("0" | "false" | "no")
+        );
+        config.asserted_press_token =
+            bookkeeper_core::config::env_text("REVIEW_E_ASSERTED_PRESS_TOKEN").filter(|_| allow_asserted);
         if let Some(ms) = number("REVIEW_E_POLICY_DEADLINE_MS")? {
             config.limits.deadline = Duration::from_millis(ms);
         }
@@ -109,16 +142,6 @@ impl Config {
 
 fn number(var: &str) -> anyhow::Result<Option<u64>> {
     Ok(bookkeeper_core::config::env_number(var)?)
-}
-
-/// Parses `token:who,token:who`. Tokens never appear in errors.
-fn tokens(var: &str) -> anyhow::Result<HashMap<String, String>> {
-    Ok(bookkeeper_core::config::env_tokens(var)?)
-}
-
-#[cfg(test)]
-fn parse_tokens(var: &str, text: &str) -> anyhow::Result<HashMap<String, String>> {
-    Ok(bookkeeper_core::config::parse_tokens(var, text)?)
 }
 
 /// A running Review-E: HTTP API, policy follower, folder watcher, and the
@@ -166,8 +189,9 @@ impl ReviewE {
         let state = http::AppState {
             store: self.store.clone(),
             registry: self.registry.clone(),
-            reviewers: Arc::new(self.config.reviewers.clone()),
-            authors: Arc::new(self.config.authors.clone()),
+            people: Arc::new(self.config.people.clone()),
+            presses: self.config.presses.clone().map(Arc::new),
+            asserted_press_token: self.config.asserted_press_token.as_deref().map(Arc::from),
         };
         let app = http::router(state, self.config.limits.max_component_bytes);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(stop(&stop_tx));
@@ -218,16 +242,15 @@ impl ReviewE {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bookkeeper_core::people::from_legacy_token;
 
     #[test]
-    fn tokens_parse_and_never_print() {
-        let tokens = parse_tokens("T", "s3cret-token-0123456789:kari, other-token-0123456789:ola").unwrap();
-        assert_eq!(tokens["s3cret-token-0123456789"], "kari");
-        let config = Config { reviewers: tokens, ..Config::default() };
+    fn tokens_never_print() {
+        let kari = from_legacy_token("kari", Door::ReviewE, "s3cret-token-0123456789", Right::Review);
+        let config = Config { people: Directory::new(vec![kari]).unwrap(), ..Config::default() };
         let printed = format!("{config:?}");
         assert!(printed.contains("kari") && !printed.contains("s3cret"), "{printed}");
-        let err = parse_tokens("T", "short:kari").unwrap_err().to_string();
+        let err = bookkeeper_core::config::parse_tokens("T", "short:kari").unwrap_err().to_string();
         assert!(err.contains("at least 16 characters") && !err.contains("short"), "{err}");
-        assert!(parse_tokens("T", "").unwrap().is_empty());
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{NewEvent, RecordedEvent, Store};
 use review_e::policy::toolchain;
@@ -51,16 +52,17 @@ async fn spawn_review_e() -> Option<App> {
     let config = Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         policy_dir: Some(folder.clone()),
-        reviewers: [
-            (REVIEWER_OLA.into(), "ola".into()),
-            (REVIEWER_KARI.into(), "kari".into()),
-            (REVIEWER_PER.into(), "per".into()),
-        ]
-        .into(),
-        authors: [(AUTHOR.into(), "finance-lead".into())].into(),
+        people: Directory::new(vec![
+            Person::new("ola").may_also(Right::Review).with_token(Door::ReviewE, REVIEWER_OLA),
+            Person::new("kari").may_also(Right::Review).with_token(Door::ReviewE, REVIEWER_KARI),
+            Person::new("per").may_also(Right::Review).with_token(Door::ReviewE, REVIEWER_PER),
+            Person::new("finance-lead").may_also(Right::Publish).with_token(Door::ReviewE, AUTHOR),
+        ])
+        .unwrap(),
         poll_interval: Duration::from_millis(100),
         // Generous, so a busy test machine never times out a good policy.
         limits: review_e::policy::Limits { deadline: Duration::from_millis(500), ..Default::default() },
+        ..Config::default()
     };
     // Review-E runs as its own role: the database decides what it may append.
     let store = Store::connect(&db.role_url("review_e")).await.unwrap();
