@@ -135,3 +135,91 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- 6. The derived views name exact types too: a `ComplianceCheckApproved` in a
+--    proposal's story is no decision. Same names and columns as before.
+CREATE OR REPLACE VIEW proposal_states AS
+SELECT p.correlation_id,
+       p.type          AS proposal_type,
+       p.event_id      AS proposal_event_id,
+       p.position      AS proposed_position,
+       p.actor         AS proposed_by,
+       p.created_at    AS proposed_at,
+       l.type          AS last_event_type,
+       l.actor         AS last_actor,
+       l.status        AS state,
+       l.created_at    AS updated_at,
+       d.type          AS decision_type,
+       d.actor         AS decided_by,
+       d.status        AS decision_status,
+       d.created_at    AS decided_at
+FROM events p
+CROSS JOIN LATERAL (
+    SELECT e.type, e.actor, e.status, e.created_at
+    FROM events e
+    WHERE e.correlation_id = p.correlation_id
+    ORDER BY e.transaction_id DESC, e.position DESC
+    LIMIT 1
+) l
+LEFT JOIN LATERAL (
+    SELECT e.type, e.actor, e.status, e.created_at
+    FROM events e
+    WHERE e.correlation_id = p.correlation_id
+      AND e.type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
+                     'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
+    ORDER BY e.transaction_id DESC, e.position DESC
+    LIMIT 1
+) d ON true
+WHERE p.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed')
+  AND NOT EXISTS (
+      SELECT 1 FROM events q
+      WHERE q.correlation_id = p.correlation_id
+        AND q.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed')
+        AND (q.transaction_id, q.position) < (p.transaction_id, p.position));
+
+CREATE OR REPLACE VIEW pending_reviews AS
+SELECT p.correlation_id,
+       p.type       AS proposal_type,
+       p.event_id   AS proposal_event_id,
+       p.position   AS proposed_position,
+       p.actor      AS proposed_by,
+       p.created_at AS proposed_at,
+       p.payload,
+       esc.escalated_at IS NOT NULL AS escalated,
+       esc.escalated_at
+FROM events p
+LEFT JOIN LATERAL (
+    SELECT max(e.created_at) AS escalated_at
+    FROM events e
+    WHERE e.correlation_id = p.correlation_id
+      AND e.type IN ('ReceiptAttachmentEscalated', 'InvoiceRegistrationEscalated')
+) esc ON true
+WHERE p.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed')
+  AND NOT EXISTS (
+      SELECT 1 FROM events q
+      WHERE q.correlation_id = p.correlation_id
+        AND q.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed')
+        AND (q.transaction_id, q.position) < (p.transaction_id, p.position))
+  AND NOT EXISTS (
+      SELECT 1 FROM events d
+      WHERE d.correlation_id = p.correlation_id
+        AND d.type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
+                       'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected'));
+
+CREATE OR REPLACE VIEW approval_rate AS
+WITH latest_decision AS (
+    SELECT DISTINCT ON (correlation_id) correlation_id, type, status
+    FROM events
+    WHERE type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
+                   'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
+    ORDER BY correlation_id, transaction_id DESC, position DESC
+)
+SELECT count(*) FILTER (WHERE type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved')) AS approved,
+       count(*) FILTER (WHERE status = 'AUTO_APPROVED')          AS auto_approved,
+       count(*) FILTER (WHERE type IN ('ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')) AS rejected,
+       (SELECT count(*) FROM pending_reviews)                    AS pending,
+       (SELECT count(*) FROM pending_reviews WHERE escalated)    AS escalated_pending,
+       CASE WHEN count(*) = 0 THEN NULL
+            ELSE (count(*) FILTER (WHERE type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved')))::double precision / count(*)
+       END                                                       AS approval_rate
+FROM latest_decision;
