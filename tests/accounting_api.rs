@@ -26,10 +26,10 @@ struct Process {
     base: String,
 }
 
-/// Starts `bookkeeper serve <service>` and waits for its address.
 /// The Accounting API's bearer token (required outside the sandbox).
 const ACCOUNTING_TOKEN: &str = "accounting-test-token-0123456789";
 
+/// Starts `bookkeeper serve <service>` and waits for its address.
 fn serve(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Process {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
     cmd.args(["serve", service])

@@ -40,6 +40,16 @@ pub fn sqlite() -> Migrator {
     ])
 }
 
+/// The last migration of the previous release, per backend: an upgrade test
+/// builds a log with the schema and formats that release wrote.
+pub const PREVIOUS_RELEASE: (i64, i64) = (6, 3);
+
+/// The migrations up to and including `version` (the schema of an earlier release).
+pub fn up_to(migrator: Migrator, version: i64) -> Migrator {
+    let kept: Vec<Migration> = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+    self::migrator(kept)
+}
+
 fn migrator(migrations: Vec<Migration>) -> Migrator {
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }
 }

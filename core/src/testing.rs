@@ -63,15 +63,46 @@ impl TestDb {
 
     /// A new SQLite file in the temp directory.
     pub async fn sqlite() -> TestDb {
+        let db = TestDb::sqlite_unmigrated().await;
+        db.store.migrate().await.expect("migrate test SQLite file");
+        db
+    }
+
+    async fn sqlite_unmigrated() -> TestDb {
         let file = std::env::temp_dir().join(format!("bookkeeper-test-{}.db", Uuid::new_v4()));
         let url = format!("sqlite://{}", file.display());
         let store = Store::connect(&url).await.expect("open test SQLite file");
-        store.migrate().await.expect("migrate test SQLite file");
         TestDb { store, url, backend: Backend::Sqlite, name: String::new(), file: Some(file) }
+    }
+
+    /// A new database on `backend` with the previous release's schema only
+    /// ([`crate::migrations::PREVIOUS_RELEASE`]); `store.migrate()` upgrades it.
+    pub async fn previous_release(backend: Backend) -> Option<TestDb> {
+        let (pg, lite) = crate::migrations::PREVIOUS_RELEASE;
+        match backend {
+            Backend::Postgres => {
+                let db = TestDb::postgres_unmigrated().await?;
+                let pool = db.store.pg_pool().expect("a PostgreSQL store").clone();
+                crate::migrations::up_to(crate::migrations::postgres(), pg).run(&pool).await.expect("old schema");
+                Some(db)
+            }
+            Backend::Sqlite => {
+                let db = TestDb::sqlite_unmigrated().await;
+                let pool = db.store.sqlite_pool().expect("a SQLite store").clone();
+                crate::migrations::up_to(crate::migrations::sqlite(), lite).run(&pool).await.expect("old schema");
+                Some(db)
+            }
+        }
     }
 
     /// A new PostgreSQL database, or `None` when the server is absent and not required.
     pub async fn postgres() -> Option<TestDb> {
+        let db = TestDb::postgres_unmigrated().await?;
+        db.store.migrate().await.expect("migrate test database");
+        Some(db)
+    }
+
+    async fn postgres_unmigrated() -> Option<TestDb> {
         let admin_url = postgres_admin_url();
         let mut admin = match PgConnection::connect(&admin_url).await {
             Ok(c) => c,
@@ -88,7 +119,6 @@ impl TestDb {
         let options: PgConnectOptions = admin_url.parse().expect("parse PostgreSQL URL");
         let url = options.database(&name).to_url_lossy().to_string();
         let store = Store::connect(&url).await.expect("connect to test database");
-        store.migrate().await.expect("migrate test database");
         Some(TestDb { store, url, backend: Backend::Postgres, name, file: None })
     }
 
