@@ -300,6 +300,11 @@ impl<'a> ActionState<'a> {
             return self.ignore(event, "names no proposal of this action");
         };
         let by_person = is_person(&event.actor);
+        // Review-E refuses self-approval by canonical id; this catches it even in
+        // an event Review-E's code did not write (a compromised role, old history).
+        if by_person && proposal.payload.get("requested_by").and_then(|r| r.as_str()) == Some(event.actor.as_str()) {
+            return self.ignore(event, "approved by its own requester");
+        }
         match self.phase() {
             Phase::AwaitingDecision | Phase::Escalated => {}
             // A person may approve a retry after a final failure (or a refusal):
@@ -563,6 +568,13 @@ mod tests {
         let by_person = by_policy.decided("Approved", "user:kari", 0);
         assert_eq!(by_person.then().phase(), Phase::Approved);
         assert_eq!(by_person.then().attempts, 2, "attempts count on");
+    }
+
+    #[test]
+    fn a_requester_approving_their_own_proposal_does_not_count() {
+        let s = Story::given().proposed(100).decided("Approved", "user:ola", 0);
+        assert_eq!(s.then().phase(), Phase::AwaitingDecision);
+        assert_eq!(s.then().ignored[0].why, "approved by its own requester");
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! Upgrading is real: a log written by the previous release (its schema, its event
+//! formats), with actions in flight at every stage, keeps working after
+//! `migrate`, on both backends (a PostgreSQL database and an `up` file). Review-E
+//! and the Accounting API of this release carry every action on from where it was,
+//! and nothing is done twice.
+
+// Amounts are written kroner_øre: 250_00 is 250,00 kr.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::time::{Duration, Instant};
+
+use bookkeeper_core::people::{Directory, Door, Person, Right};
+use bookkeeper_core::testing::{Backend, TestDb};
+use bookkeeper_core::{ActionState, Append, NewEvent, Phase, Store};
+use serde_json::json;
+
+fn invoice(cid: &str, sha: &str, requested_by: &str) -> NewEvent {
+    NewEvent::new("InvoiceRegistrationProposed", "book-e", "PROPOSED", cid).with_payload(json!({
+        "requested_by": requested_by,
+        "document": {"sha256": sha, "filename": "invoice.pdf", "content_type": "application/pdf"},
+        "vendor": {"name": "Strøm AS", "organization_number": "998877665"},
+        "invoice_number": format!("N-{cid}"), "amount": {"minor": 1_000_00, "currency": "NOK"},
+        "invoice_date": "2026-11-01", "due_date": "2026-11-30", "account": "6340",
+    }))
+}
+
+/// An automatic decision as the previous release wrote it: the proposal named in
+/// its metadata (the decision record) and as its cause.
+fn old_auto(stage: &str, status: &str, proposal: &NewEvent) -> NewEvent {
+    NewEvent::new(format!("InvoiceRegistration{stage}"), "system:auto", status, &proposal.correlation_id)
+        .with_payload(json!({"reason": "policies agreed", "outcome": stage.to_lowercase()}))
+        .with_metadata(json!({"proposal_event_id": proposal.event_id, "policy_set": [], "verdicts": []}))
+        .derived_from(proposal.event_id, "review-e.decision")
+}
+
+/// A person's decision as the previous release wrote it: the proposal named only
+/// as its cause.
+fn old_human(stage: &str, status: &str, reviewer: &str, proposal: &NewEvent) -> NewEvent {
+    NewEvent::new(format!("InvoiceRegistration{stage}"), format!("user:{reviewer}"), status, &proposal.correlation_id)
+        .with_payload(json!({"reason": "checked", "reviewer": format!("user:{reviewer}")}))
+        .caused_by(proposal.event_id)
+}
+
+fn outcome(stage: &str, status: &str, cid: &str, payload: serde_json::Value) -> NewEvent {
+    NewEvent::new(format!("InvoiceRegistration{stage}"), "system", status, cid).with_payload(payload)
+}
+
+async fn until(store: &Store, cid: &str, phase: Phase) {
+    let started = Instant::now();
+    loop {
+        let story = store.read_correlation(cid).await.unwrap();
+        if ActionState::fold(&story).phase() == phase {
+            return;
+        }
+        let types: Vec<_> = story.iter().map(|e| e.event_type.clone()).collect();
+        assert!(started.elapsed() < Duration::from_secs(60), "{cid} never got to {phase}: {types:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn carried_through(backend: Backend) {
+    let Some(db) = TestDb::previous_release(backend).await else { return };
+    let sha = db.store.put_blob(b"%PDF-1.7 invoice", "application/pdf").await.unwrap();
+    let key = accounting_api::execute::Executor::idempotency_key;
+
+    // The previous release's log, an action at every stage.
+    let proposed = invoice("proposed", &sha, "user:ola");
+    let escalated = invoice("escalated", &sha, "user:ola");
+    let approved = invoice("approved", &sha, "user:ola");
+    let claimed = invoice("claimed", &sha, "user:ola");
+    let retrying = invoice("retrying", &sha, "user:ola");
+    let executed = invoice("executed", &sha, "user:ola");
+    let stopped = invoice("stopped", &sha, "user:ola");
+    let failed = invoice("failed", &sha, "user:ola");
+    // Recorded under Ola's Discord id, before there was a directory.
+    let by_discord_id = invoice("by-discord-id", &sha, "user:412345678901234568");
+    let events = vec![
+        proposed.clone(),
+        escalated.clone(),
+        old_auto("Escalated", "ESCALATED", &escalated),
+        approved.clone(),
+        old_human("Approved", "APPROVED", "kari", &approved),
+        claimed.clone(),
+        old_auto("Approved", "AUTO_APPROVED", &claimed),
+        outcome("ExecutionStarted", "EXECUTING", "claimed", json!({"attempt": 1, "idempotency_key": key("claimed")})),
+        retrying.clone(),
+        old_auto("Approved", "AUTO_APPROVED", &retrying),
+        outcome("ExecutionStarted", "EXECUTING", "retrying", json!({"attempt": 1, "idempotency_key": key("retrying")})),
+        outcome(
+            "ExecutionFailed",
+            "FAILED",
+            "retrying",
+            json!({"error": "Fiken is unavailable", "retryable": true, "attempt": 1, "final": false, "retry_in_ms": 100}),
+        ),
+        executed.clone(),
+        old_auto("Approved", "AUTO_APPROVED", &executed),
+        outcome("ExecutionStarted", "EXECUTING", "executed", json!({"attempt": 1, "idempotency_key": key("executed")})),
+        outcome("Executed", "EXECUTED", "executed", json!({"remote_ids": {"fiken_purchase_id": "77"}, "attempt": 1})),
+        stopped.clone(),
+        old_auto("Approved", "AUTO_APPROVED", &stopped),
+        old_human("Rejected", "REJECTED", "kari", &stopped),
+        failed.clone(),
+        old_auto("Approved", "AUTO_APPROVED", &failed),
+        outcome("ExecutionStarted", "EXECUTING", "failed", json!({"attempt": 1, "idempotency_key": key("failed")})),
+        outcome(
+            "ExecutionFailed",
+            "FAILED",
+            "failed",
+            json!({"error": "Fiken refused the purchase", "retryable": false, "attempt": 1, "final": true}),
+        ),
+        by_discord_id.clone(),
+        old_auto("Escalated", "ESCALATED", &by_discord_id),
+    ];
+    db.store.append(Append::new(events)).await.unwrap();
+
+    // The upgrade: migrations first, then this release's services.
+    db.store.migrate().await.unwrap();
+    let role = |name: &str| {
+        let url = if backend == Backend::Postgres { db.role_url(name) } else { db.url.clone() };
+        async move { Store::connect(&url).await.unwrap() }
+    };
+    let accounting = accounting_api::AccountingApi::build(
+        accounting_api::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            poll_interval: Duration::from_millis(50),
+            fiken_spacing: Duration::ZERO,
+            ..Default::default()
+        },
+        role("accounting_api").await,
+    )
+    .await
+    .unwrap();
+    let fiken = accounting.sandbox().fiken.clone().unwrap();
+    let (stop_accounting, stopped_accounting) = tokio::sync::oneshot::channel::<()>();
+    let accounting = tokio::spawn(accounting.run_until_stopped(async move {
+        let _ = stopped_accounting.await;
+    }));
+    let people = Directory::new(vec![
+        Person::new("kari").may_also(Right::Review).with_token(Door::ReviewE, "kari-review-token-0123456789"),
+        Person::new("ola")
+            .may_also(Right::Review)
+            .with_discord("412345678901234568")
+            .with_token(Door::ReviewE, "ola-review-token-0123456789"),
+    ])
+    .unwrap();
+    let review = review_e::ReviewE::build(
+        review_e::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            people: people.clone(),
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
+        role("review_e").await,
+    )
+    .await
+    .unwrap();
+    let (stop_review, stopped_review) = tokio::sync::oneshot::channel::<()>();
+    let review = tokio::spawn(review.run_until_stopped(async move {
+        let _ = stopped_review.await;
+    }));
+
+    // Each action goes on from where it was.
+    let store = &db.store;
+    until(store, "proposed", Phase::Escalated).await; // no policies: a person decides
+    until(store, "approved", Phase::Executed).await; // a person's old approval, by its causation id
+    until(store, "claimed", Phase::Executed).await; // the attempt in flight is resumed
+    until(store, "retrying", Phase::Executed).await; // the retry goes on
+    until(store, "stopped", Phase::Rejected).await; // the emergency stop holds
+    until(store, "failed", Phase::FailedFinally).await; // a final failure stays final
+    until(store, "executed", Phase::Executed).await;
+    let reviewer = review_e::review::approve(store, &people, "escalated", "kari", Some("ok"), None).await.unwrap();
+    assert!(reviewer > 0);
+    until(store, "escalated", Phase::Executed).await;
+    // An old proposal under Ola's Discord id is still Ola's: she may not approve it.
+    let own = review_e::review::approve(store, &people, "by-discord-id", "ola", None, None).await;
+    assert!(matches!(own, Err(review_e::review::ReviewError::OwnProposal)), "{own:?}");
+
+    // The attempt in flight was resumed (looked up first), never sent twice; the
+    // executed and the stopped ones were not sent at all.
+    let resumed = store.read_correlation("claimed").await.unwrap();
+    let start = resumed.iter().filter(|e| e.event_type == "InvoiceRegistrationExecutionStarted").last().unwrap();
+    assert_eq!((start.payload["attempt"].clone(), start.payload["resumed"].clone()), (json!(2), json!(true)));
+    let mut numbers: Vec<String> = fiken.purchases().into_iter().filter_map(|(_, n)| n).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["N-approved", "N-claimed", "N-escalated", "N-retrying"]);
+    let stopped_story = store.read_correlation("stopped").await.unwrap();
+    assert!(stopped_story.iter().any(|e| e.event_type == "InvoiceRegistrationExecutionSkipped"));
+
+    let _ = stop_review.send(());
+    let _ = stop_accounting.send(());
+    review.await.unwrap().unwrap();
+    accounting.await.unwrap().unwrap();
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_log_of_the_previous_release_keeps_working() {
+    carried_through(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_up_file_of_the_previous_release_keeps_working() {
+    carried_through(Backend::Sqlite).await;
+}
