@@ -137,6 +137,16 @@ pub async fn render(store: Option<&Store>) -> String {
                     labels(&[("subscription", &sub.name)])
                 );
             }
+            out.push_str("# HELP bookkeeper_events_parked Events a subscription gave up on (parked, with a reason in the log).\n");
+            out.push_str("# TYPE bookkeeper_events_parked gauge\n");
+            for p in &stats.parked {
+                let _ = writeln!(
+                    out,
+                    "bookkeeper_events_parked{{{}}} {}",
+                    labels(&[("subscription", &p.subscription)]),
+                    p.count
+                );
+            }
             out.push_str("# TYPE bookkeeper_log_up gauge\nbookkeeper_log_up 1\n");
         }
         Err(_) => out.push_str("# TYPE bookkeeper_log_up gauge\nbookkeeper_log_up 0\n"),

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use bookkeeper_core::Store;
+use bookkeeper_core::{ActionState, Store};
 use clap::Args;
 
 /// Arguments of `audit`.
@@ -45,6 +45,16 @@ pub async fn audit(store: &Store, args: AuditArgs) -> anyhow::Result<ExitCode> {
             e.reason().unwrap_or("")
         );
     }
+    // Where the lifecycle stands, and what it does not count (shown, never acted on).
+    let state = ActionState::fold(&story);
+    println!();
+    println!("phase: {}", state.phase());
+    for ignored in &state.ignored {
+        println!(
+            "  position {} ({}) does not count: {}",
+            ignored.event.position, ignored.event.event_type, ignored.why
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -81,6 +91,17 @@ pub async fn stats(store: &Store, args: StatsArgs) -> anyhow::Result<ExitCode> {
                 s.handled,
                 if s.lease_holder.is_some() { "yes" } else { "no" },
                 s.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !stats.parked.is_empty() {
+        println!();
+        println!("PARKED: events a subscription could never handle and moved past (a person follows up)");
+        println!("{:<32} {:>6}  {:<10} {:<38} LAST REASON", "SUBSCRIPTION", "COUNT", "POSITION", "ACTION");
+        for p in &stats.parked {
+            println!(
+                "{:<32} {:>6}  {:<10} {:<38} {}",
+                p.subscription, p.count, p.last_position, p.last_correlation_id, p.last_reason
             );
         }
     }

@@ -54,6 +54,7 @@ where
                 lag,
             })
             .collect(),
+        parked: Vec::new(),
     })
 }
 

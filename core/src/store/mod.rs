@@ -217,6 +217,24 @@ pub struct Stats {
     pub approval_rate: Option<f64>,
     /// Each subscription: name, checkpoint position, handled count, last error.
     pub subscriptions: Vec<SubscriptionStatus>,
+    /// Events subscriptions parked (gave up on, with a reason), per subscription.
+    #[serde(default)]
+    pub parked: Vec<ParkedStatus>,
+}
+
+/// The events one subscription parked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkedStatus {
+    /// Subscription name.
+    pub subscription: String,
+    /// How many events it parked.
+    pub count: i64,
+    /// The latest one: its position in the log, its action, and why.
+    pub last_position: i64,
+    /// The correlation id of the latest one.
+    pub last_correlation_id: String,
+    /// Why it was parked.
+    pub last_reason: String,
 }
 
 /// Where a durable subscription stands.
@@ -486,10 +504,42 @@ impl Store {
     /// Counts per type and status, pending reviews, the approval rate, and where
     /// every subscription stands.
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        match &self.backend {
-            Backend::Postgres(b) => b.stats().await,
-            Backend::Sqlite(b) => b.stats().await,
+        let mut stats = match &self.backend {
+            Backend::Postgres(b) => b.stats().await?,
+            Backend::Sqlite(b) => b.stats().await?,
+        };
+        stats.parked = self.parked().await?;
+        Ok(stats)
+    }
+
+    /// Parked events per subscription (records are few: one per event that could
+    /// never be handled).
+    async fn parked(&self) -> Result<Vec<ParkedStatus>, StoreError> {
+        let filter = TypeFilter::of([crate::lifecycle::EventType::SubscriptionEventParked.name()]);
+        let mut by_subscription: std::collections::BTreeMap<String, ParkedStatus> = Default::default();
+        let mut cursor = Cursor::START;
+        loop {
+            let batch = self.read(cursor, &filter, 1000).await?;
+            if batch.events.is_empty() {
+                break;
+            }
+            for e in &batch.events {
+                let subscription = e.payload.get("subscription").and_then(|s| s.as_str()).unwrap_or("?").to_string();
+                let entry = by_subscription.entry(subscription.clone()).or_insert_with(|| ParkedStatus {
+                    subscription,
+                    count: 0,
+                    last_position: 0,
+                    last_correlation_id: String::new(),
+                    last_reason: String::new(),
+                });
+                entry.count += 1;
+                entry.last_position = e.payload.get("position").and_then(|p| p.as_i64()).unwrap_or(e.position);
+                entry.last_correlation_id = e.correlation_id.clone();
+                entry.last_reason = e.reason().unwrap_or_default().to_string();
+            }
+            cursor = batch.next;
         }
+        Ok(by_subscription.into_values().collect())
     }
 
     /// Proposals with no decision yet, oldest first.

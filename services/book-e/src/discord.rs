@@ -601,6 +601,7 @@ pub const NEWS: [Stage; 6] = [
 pub fn follows() -> TypeFilter {
     let mut types = EventType::action_types(&NEWS);
     types.push(EventType::ComplianceCheckCompleted.name());
+    types.push(EventType::SubscriptionEventParked.name());
     TypeFilter::of(types)
 }
 
@@ -688,7 +689,16 @@ impl Handler for Notifier {
             }
             return Ok(Append::nothing());
         }
-        if ActionKind::parse(&event.event_type).is_none() {
+        let parked = event.event_type == EventType::SubscriptionEventParked.name();
+        if parked && event.payload.get("subscription").and_then(|s| s.as_str()) == Some(SUBSCRIPTION) {
+            // Our own parked message: telling of it over Discord may fail the same way.
+            return Ok(Append::nothing());
+        }
+        if parked {
+            let text = format!("⚠️ Set aside, needs a person: `{}`: {}", event.correlation_id, render::describe(event));
+            self.post(self.door.config.reports_channel, CreateMessage::new().content(text).nonce(nonce(event, 2)))
+                .await?;
+        } else if ActionKind::parse(&event.event_type).is_none() {
             return Ok(Append::nothing());
         }
         let story = self.store.read_correlation(&event.correlation_id).await?;

@@ -160,7 +160,9 @@ async fn notifications(State(state): State<AppState>, headers: HeaderMap, Query(
         Err(r) => return *r,
     };
     let requester = bookkeeper_core::event::actor::user(&user);
-    let filter = TypeFilter::of(EventType::action_types(&crate::discord::NEWS));
+    let mut types = EventType::action_types(&crate::discord::NEWS);
+    types.push(EventType::SubscriptionEventParked.name());
+    let filter = TypeFilter::of(types);
     let result = async {
         let cursor = state.store.cursor_at(q.after.max(0)).await?;
         let batch = state.store.read(cursor, &filter, 200).await?;

@@ -1,6 +1,7 @@
 //! Events in words people read. One place, so every door says the same thing.
 
 use bookkeeper_core::domain::{ActionKind, Money, Stage};
+use bookkeeper_core::EventType;
 use bookkeeper_core::RecordedEvent;
 use serde_json::Value;
 
@@ -54,6 +55,12 @@ fn remote(ids: &Value) -> String {
 pub fn describe(e: &RecordedEvent) -> String {
     let p = &e.payload;
     let reason = e.reason().unwrap_or("no reason given");
+    if e.event_type == EventType::SubscriptionEventParked.name() {
+        return format!(
+            "{} could not handle it and set it aside ({reason}); a person follows up",
+            text(p, "subscription").unwrap_or("a service")
+        );
+    }
     let Some((kind, stage)) = ActionKind::parse(&e.event_type) else {
         return format!("{} ({}, {})", e.event_type, e.actor, e.status);
     };
@@ -98,6 +105,9 @@ pub fn describe(e: &RecordedEvent) -> String {
 /// What to tell the person who asked, for the events they care about (`None` for
 /// the rest: a proposal they made themselves, the start of an attempt).
 pub fn notification(e: &RecordedEvent) -> Option<String> {
+    if e.event_type == EventType::SubscriptionEventParked.name() {
+        return Some(format!("Your request: {}", describe(e)));
+    }
     let (kind, stage) = ActionKind::parse(&e.event_type)?;
     match stage {
         Stage::Proposed | Stage::ExecutionStarted => None,

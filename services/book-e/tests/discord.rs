@@ -50,6 +50,8 @@ struct FakeDiscord {
     calls: Arc<Mutex<Vec<Call>>>,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     fail_next_posts: Arc<Mutex<u32>>,
+    /// Posts to this channel are refused for good (400 Unknown Channel).
+    refused_channel: Arc<Mutex<Option<u64>>>,
 }
 
 fn message_json(id: u64, channel: &str, content: &str) -> Value {
@@ -75,6 +77,11 @@ async fn discord_api(State(fake): State<FakeDiscord>, request: Request) -> axum:
     }
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let is_post = method == "POST" && path.ends_with("/messages");
+    let refused = *fake.refused_channel.lock().unwrap();
+    if is_post && refused.is_some_and(|c| path.contains(&format!("/channels/{c}/"))) {
+        let body = json!({"code": 10003, "message": "Unknown Channel"});
+        return (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
     if is_post {
         let mut failing = fake.fail_next_posts.lock().unwrap();
         if *failing > 0 {
@@ -451,5 +458,40 @@ async fn escalations_outcomes_and_buttons() {
     w.restarted_notifications().await.drain().await.unwrap();
     let summary = w.discord.posts_to(FINANCE).last().cloned().unwrap();
     assert!(summary.body["content"].as_str().unwrap().contains("missing_receipts: 2"), "{:?}", summary.body);
+    w.db.cleanup().await;
+}
+
+/// A message Discord will never accept (its channel was deleted) is parked after
+/// a few tries, and the notifications after it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_discord_refuses_for_good_is_parked_and_the_rest_go_on() {
+    let Some(w) = world().await else { return };
+    *w.discord.refused_channel.lock().unwrap() = Some(REVIEWERS);
+    let msg = w.dropped_receipt(7001, user(OLA, "ola", false), GUILD, FINANCE, "Kiwi 312,50", b"%PDF-1.7 kiwi 7");
+    w.door.on_message(&msg).await.unwrap();
+    let cid = w.proposals().await[0].correlation_id.clone();
+    w.wait_for(&cid, "ReceiptAttachmentEscalated").await;
+    let mut notifications = w.restarted_notifications().await;
+    let mut failures = 0;
+    while notifications.drain().await.is_err() {
+        failures += 1;
+        assert!(failures < 10, "never parked");
+    }
+    assert_eq!(failures, 2, "parked on the third permanent failure");
+    drop(notifications);
+    let story = w.db.store.read_correlation(&cid).await.unwrap();
+    let parked = story.iter().find(|e| e.event_type == "SubscriptionEventParked").expect("a park record");
+    assert_eq!((parked.actor.as_str(), parked.payload["subscription"].clone()), ("book-e", json!(SUBSCRIPTION)));
+    assert!(parked.payload["reason"].as_str().unwrap().contains("Discord refused"), "{parked:?}");
+
+    // The next event is told as usual.
+    *w.discord.refused_channel.lock().unwrap() = None;
+    let check = NewEvent::new("ComplianceCheckCompleted", "cron", "COMPLETED", "check-7").with_payload(json!({
+        "findings": [{"check": "missing_receipts", "count": 1, "ids": ["a"]}]
+    }));
+    w.db.store.append(Append::one(check)).await.unwrap();
+    w.restarted_notifications().await.drain().await.unwrap();
+    let summary = w.discord.posts_to(FINANCE).last().cloned().unwrap();
+    assert!(summary.body["content"].as_str().unwrap().contains("missing_receipts: 1"), "{:?}", summary.body);
     w.db.cleanup().await;
 }
