@@ -341,41 +341,48 @@ async fn a_published_policy_that_cannot_be_loaded_sends_what_it_judges_to_a_pers
 }
 
 /// Way 6: an event a handler can never handle is parked, and everything after it
-/// goes on. Here the poison is an event id that clashes: someone stored another
-/// event under the id Review-E's decision on one proposal must have, and under
-/// the id of the Accounting API's claim on one approval.
+/// goes on. The poison here: the database refuses, for good, what the services
+/// must write for two actions (an operator's constraint: decisions on one, claims
+/// on the other). Review-E parks the first and sends it to a person; the Accounting
+/// API parks the second and records a final failure; the rest goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_is_parked_and_everything_after_it_goes_on() {
     let Some(db) = TestDb::postgres().await else { return };
     let w = World::start(db).await;
-    let p1 = w.invoice("poison-review", "F-p1", 100_00);
-    let p2 = w.invoice("poison-accounting", "F-p2", 200_00);
-    // The ids the services will derive: Review-E's decision on p1; the Accounting
-    // API's first claim on Review-E's approval of p2.
-    let decision_of_p1 = derived_event_id(p1.event_id, "review-e.decision");
-    let approval_of_p2 = derived_event_id(p2.event_id, "review-e.decision");
-    let claim_of_p2 = derived_event_id(approval_of_p2, "accounting-api.start.1");
-    let squat = |id| NewEvent::new("SomethingElse", "operator", "X", "elsewhere").with_id(id);
-    w.db.store.append(Append::new(vec![squat(decision_of_p1), squat(claim_of_p2)])).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION legal_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF (NEW.correlation_id = 'poison-review' AND NEW.type = 'InvoiceRegistrationApproved')
+              OR (NEW.correlation_id = 'poison-accounting' AND NEW.type = 'InvoiceRegistrationExecutionStarted') THEN
+             RAISE EXCEPTION 'legal hold on %', NEW.correlation_id USING ERRCODE = 'check_violation';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER legal_hold BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION legal_hold();",
+    )
+    .execute(w.db.store.pg_pool().unwrap())
+    .await
+    .unwrap();
 
     let book_e = w.book_e().await;
-    book_e.append(Append::one(p1)).await.unwrap();
-    book_e.append(Append::one(p2)).await.unwrap();
+    book_e.append(Append::one(w.invoice("poison-review", "F-p1", 100_00))).await.unwrap();
+    book_e.append(Append::one(w.invoice("poison-accounting", "F-p2", 200_00))).await.unwrap();
     book_e.append(Append::one(w.invoice("after", "F-after", 300_00))).await.unwrap();
 
-    // Review-E parks p1 and sends it to a person, with the reason.
+    // Review-E parks the first and sends it to a person, with the reason.
     let story = w.until("poison-review", Phase::Escalated).await;
     let parked = story.iter().find(|e| e.event_type == "SubscriptionEventParked").expect("a park record");
     assert_eq!(
         (parked.actor.as_str(), parked.payload["subscription"].clone()),
         ("review-e", json!("review-e.proposals"))
     );
-    assert!(parked.payload["reason"].as_str().unwrap().contains("cannot be stored"), "{parked:?}");
+    assert!(parked.payload["reason"].as_str().unwrap().contains("legal hold"), "{parked:?}");
     let escalated = story.iter().find(|e| e.event_type == "InvoiceRegistrationEscalated").unwrap();
     assert_eq!(escalated.actor, "review-e");
     assert!(escalated.reason().unwrap().contains("could not judge"), "{escalated:?}");
 
-    // The Accounting API parks p2's approval: a final failure a person can retry.
+    // The Accounting API parks the second one's approval: a final failure a
+    // person may retry (a new approval).
     let story = w.until("poison-accounting", Phase::FailedFinally).await;
     let parked = story.iter().find(|e| e.event_type == "SubscriptionEventParked").expect("a park record");
     assert_eq!(
@@ -389,6 +396,60 @@ async fn a_poison_event_is_parked_and_everything_after_it_goes_on() {
     let stats =
         Command::new(env!("CARGO_BIN_EXE_bookkeeper")).arg("stats").env("DATABASE_URL", &w.db.url).output().unwrap();
     let stats = String::from_utf8_lossy(&stats.stdout).to_string();
-    assert!(stats.contains("SubscriptionEventParked"), "{stats}");
+    assert!(
+        stats.contains("PARKED") && stats.contains("review-e.proposals") && stats.contains("legal hold"),
+        "{stats}"
+    );
+    w.db.cleanup().await;
+}
+
+/// Event ids are derived, so any role can guess the id of an event a service will
+/// write and store another event under it first. That stops nothing: the service
+/// writes its event under a fresh id (its expectations keep it written once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guessed_event_id_taken_first_stops_nothing() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let w = World::start(db).await;
+    let p1 = w.invoice("squat-review", "F-s1", 100_00);
+    let p2 = w.invoice("squat-accounting", "F-s2", 200_00);
+    let decision_of_p1 = derived_event_id(p1.event_id, "review-e.decision");
+    let approval_of_p2 = derived_event_id(p2.event_id, "review-e.decision");
+    let claim_of_p2 = derived_event_id(approval_of_p2, "accounting-api.start.1");
+    let executed_of_p2 = derived_event_id(approval_of_p2, "accounting-api.executed");
+    // Book-E's role squats them with park records, a type it may append.
+    let squat = |id| NewEvent::new("SubscriptionEventParked", "book-e", "PARKED", "elsewhere").with_id(id);
+    let book_e = w.book_e().await;
+    book_e.append(Append::new(vec![squat(decision_of_p1), squat(claim_of_p2), squat(executed_of_p2)])).await.unwrap();
+    book_e.append(Append::one(p1)).await.unwrap();
+    book_e.append(Append::one(p2)).await.unwrap();
+    for cid in ["squat-review", "squat-accounting"] {
+        let story = w.until(cid, Phase::Executed).await;
+        assert!(!story.iter().any(|e| e.event_type == "SubscriptionEventParked"), "{cid} was parked");
+    }
+    assert_eq!(w.registered(), ["F-s1", "F-s2"]);
+    w.db.cleanup().await;
+}
+
+/// Appending beside an action moves nothing that matters: a role that keeps
+/// writing its own events under an action's id (here the CronJob's) used to keep
+/// every decision and execution failing their version check, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_written_beside_an_action_do_not_keep_it_from_being_decided_and_executed() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let w = World::start(db).await;
+    let cron = Store::connect(&w.db.role_url("cron")).await.unwrap();
+    let spam = tokio::spawn(async move {
+        loop {
+            let e = NewEvent::new("ComplianceCheckCompleted", "cron", "COMPLETED", "crowded");
+            if cron.append(Append::one(e)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    w.book_e().await.append(Append::one(w.invoice("crowded", "F-c", 100_00))).await.unwrap();
+    w.until("crowded", Phase::Executed).await;
+    spam.abort();
+    assert_eq!(w.registered(), ["F-c"]);
     w.db.cleanup().await;
 }

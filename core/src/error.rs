@@ -128,6 +128,15 @@ impl From<sqlx::Error> for StoreError {
                     // lock_not_available (lock_timeout), query_canceled (statement_timeout):
                     // a lock held elsewhere; trying again later may succeed.
                     Some("55P03") | Some("57014") => StoreError::Unavailable(msg.to_string()),
+                    // A server in trouble, not a bad request: connection exceptions (08),
+                    // insufficient resources (53: too many connections, disk full),
+                    // operator intervention (57), system errors (58), and a read-only
+                    // transaction during a failover (25006).
+                    Some(code)
+                        if code == "25006" || ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class)) =>
+                    {
+                        StoreError::Unavailable(msg.to_string())
+                    }
                     _ => StoreError::Database(e),
                 }
             }

@@ -96,6 +96,12 @@ impl fmt::Display for EventType {
     }
 }
 
+/// An action's version: how many of its story's events are of the action's
+/// lifecycle (what [`crate::ExpectedVersion::Lifecycle`] counts).
+pub fn version(story: &[RecordedEvent]) -> i64 {
+    story.iter().filter(|e| matches!(EventType::parse(&e.event_type), Some(EventType::Action(..)))).count() as i64
+}
+
 /// The stage of an action's event type, if it is one (exactly, never by suffix).
 pub fn stage(event_type: &str) -> Option<Stage> {
     ActionKind::parse(event_type).map(|(_, stage)| stage)
@@ -306,7 +312,10 @@ impl<'a> ActionState<'a> {
             return self.ignore(event, "approved by its own requester");
         }
         match self.phase() {
-            Phase::AwaitingDecision | Phase::Escalated => {}
+            Phase::AwaitingDecision => {}
+            // Escalated means a person decides: a policy's approval after it does not count.
+            Phase::Escalated if by_person => {}
+            Phase::Escalated => return self.ignore(event, "an automatic approval after an escalation"),
             // A person may approve a retry after a final failure (or a refusal):
             // a new decision, with the attempts so far counted on.
             Phase::FailedFinally | Phase::Skipped if by_person => {
@@ -568,6 +577,14 @@ mod tests {
         let by_person = by_policy.decided("Approved", "user:kari", 0);
         assert_eq!(by_person.then().phase(), Phase::Approved);
         assert_eq!(by_person.then().attempts, 2, "attempts count on");
+    }
+
+    #[test]
+    fn after_an_escalation_only_a_person_approves() {
+        let s =
+            Story::given().proposed(100).decided("Escalated", "system:auto", 0).decided("Approved", "system:auto", 0);
+        assert_eq!(s.then().phase(), Phase::Escalated);
+        assert_eq!(s.then().ignored[0].why, "an automatic approval after an escalation");
     }
 
     #[test]

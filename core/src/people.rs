@@ -246,6 +246,16 @@ impl Directory {
                 }
             }
         }
+        // A person's id may not be someone else's earlier name: lookups try ids
+        // first, and the other person would vanish behind it.
+        for p in &people {
+            for (other, owner) in &known {
+                let name = other.split_once(' ').map(|(_, n)| n).unwrap_or_default();
+                if name == p.id && owner != &p.id {
+                    return Err(format!("`{}` is a person's id and also {other} of `{owner}`", p.id));
+                }
+            }
+        }
         // One token opens one person's door: two people may not share one.
         for (i, a) in people.iter().enumerate() {
             for b in &people[i + 1..] {

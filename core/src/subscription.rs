@@ -298,7 +298,16 @@ impl<H: Handler> Subscription<H> {
             Err(source) => return self.failed(event, source).await,
         };
         let committing = std::time::Instant::now();
-        let committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
+        let mut out = out;
+        let mut committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
+        if let Err(StoreError::EventIdReused { event_id }) = &committed {
+            // An id this handler derives was taken first by another event (a writer
+            // that guessed it): write the output under fresh ids rather than never.
+            // Handlers' expectations refuse a second copy after a lost answer.
+            tracing::warn!(%event_id, "a derived event id is taken by another event; committing under fresh ids");
+            out = out.with_fresh_ids();
+            committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
+        }
         tracing::debug!(commit_us = committing.elapsed().as_micros() as u64, "handled and committed");
         if let Err(e) = committed {
             // The commit may have succeeded even though we saw an error (the
@@ -379,17 +388,46 @@ impl<H: Handler> Subscription<H> {
                 .derived_from(event.event_id, &format!("{}.parked", self.name));
         let mut events = vec![record.clone()];
         events.extend(self.handler.on_parked(event, &reason));
-        let mut committed =
-            self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::new(events)).await;
-        if committed.as_ref().is_err_and(is_permanent) {
-            // What the service wanted to do about it is refused too: the record alone.
+        // Each try falls back further: fresh ids if one is taken; then the record
+        // alone (what the service wanted to do about it is refused too), under a
+        // fresh id if need be. Only a transient failure keeps the event in place.
+        let tries = [
+            Append::new(events.clone()),
+            Append::new(events).with_fresh_ids(),
+            Append::one(record.clone()),
+            Append::one(record).with_fresh_ids(),
+        ];
+        let mut committed = Ok(());
+        for attempt in tries {
             committed =
-                self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::one(record)).await;
+                self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &attempt).await.map(|_| ());
+            match &committed {
+                Ok(()) => break,
+                Err(e) if is_permanent(e) => {
+                    tracing::warn!(error = %e, "the park record was refused; trying with less")
+                }
+                Err(_) => break,
+            }
         }
-        if let Err(e) = committed {
-            self.cursor = None;
-            self.heartbeat = None;
-            return Err(e.into());
+        if let Err(e) = &committed {
+            if !is_permanent(e) {
+                self.cursor = None;
+                self.heartbeat = None;
+                return Err(committed.unwrap_err().into());
+            }
+            // Even the bare record is refused for good (the database refuses every
+            // event in this story): move on anyway, and say so on the subscription
+            // row and in the log, rather than stop everything after it. The event
+            // itself stays in the log.
+            let refused = e.to_string();
+            self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::nothing()).await?;
+            let note = safe_text(
+                &format!("parked position {} without a record ({refused}): {reason}", event.position),
+                MAX_PARK_REASON_CHARS,
+            );
+            if let Err(e) = self.store.record_failure(&self.name, &self.holder, &note).await {
+                tracing::warn!(error = %e, "could not record the parked event on the subscription");
+            }
         }
         tracing::error!(subscription = %self.name, position = event.position, %reason, attempts,
             "event parked: it can never be handled; moved past it");

@@ -10,7 +10,7 @@
 --    pattern on a type. A person is `user:<id>` with a non-empty id of visible
 --    characters.
 CREATE FUNCTION bookkeeper_is_person(actor text) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog
     AS $$ SELECT actor ~ '^user:[[:graph:]]+$' $$;
 
 DROP POLICY book_e_proposes ON events;
@@ -69,9 +69,12 @@ BEGIN
         'WHERE type IN (''ReceiptAttachmentProposed'', ''InvoiceRegistrationProposed'') AND position > %s',
         horizon);
     EXECUTE format(
-        'CREATE FUNCTION events_refuse_second_proposal() RETURNS trigger LANGUAGE plpgsql AS $f$ '
+        'CREATE FUNCTION events_refuse_second_proposal() RETURNS trigger LANGUAGE plpgsql '
+        -- A fixed search path, temporary schema last: a role's TEMP table named
+        -- `events` must not stand in for the log.
+        'SET search_path = pg_catalog, public, pg_temp AS $f$ '
         'BEGIN '
-        '  IF EXISTS (SELECT 1 FROM events WHERE correlation_id = NEW.correlation_id AND position <= %s '
+        '  IF EXISTS (SELECT 1 FROM public.events WHERE correlation_id = NEW.correlation_id AND position <= %s '
         '             AND event_id <> NEW.event_id '
         '             AND type IN (''ReceiptAttachmentProposed'', ''InvoiceRegistrationProposed'')) THEN '
         '    RAISE EXCEPTION ''one proposal per action: %% already has a proposal'', NEW.correlation_id '
@@ -91,7 +94,7 @@ CREATE TRIGGER events_one_proposal BEFORE INSERT ON events
 --    role may create it first (and keep the service on standby for good) or take
 --    it over. A name of no service (`test.*`, `bench.*`) is nobody's to squat.
 CREATE FUNCTION bookkeeper_subscription_role(name text) RETURNS name
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog
     AS $$
         SELECT CASE split_part(name, '.', 1)
             WHEN 'book-e' THEN 'book_e'

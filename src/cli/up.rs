@@ -133,7 +133,11 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
     }
     // Discord over the gateway (a laptop has no public endpoint): Book-E asserts who
     // pressed a review button, and the decision records that it was not proven.
-    if review.asserted_press_token.is_none() && review.presses.is_none() {
+    // Only while the books are the sandbox: with real Fiken or Folio credentials,
+    // a press Book-E merely asserts must be allowed explicitly.
+    let live_books = bookkeeper_core::config::env_text("FIKEN_TOKEN").is_some()
+        || bookkeeper_core::config::env_text("FOLIO_API_KEY").is_some();
+    if review.asserted_press_token.is_none() && review.presses.is_none() && !live_books {
         let press = token();
         review.asserted_press_token = Some(press.clone());
         if let Some(discord) = book_e.discord.as_mut() {

@@ -115,13 +115,19 @@ pub enum ExpectedVersion {
     NoEvents,
     /// Exactly this many events with this correlation id exist.
     Exactly(i64),
+    /// Exactly this many events of an action's lifecycle (the closed set's action
+    /// types, [`crate::lifecycle::version`]) exist with this correlation id. Other
+    /// events in the story (a park record, a role's own event under an action's
+    /// id) do not move it, so no role can keep a decision or an execution from
+    /// landing by appending beside it.
+    Lifecycle(i64),
 }
 
 impl ExpectedVersion {
     fn admits(self, actual: i64) -> bool {
         match self {
             ExpectedVersion::NoEvents => actual == 0,
-            ExpectedVersion::Exactly(n) => actual == n,
+            ExpectedVersion::Exactly(n) | ExpectedVersion::Lifecycle(n) => actual == n,
         }
     }
 
@@ -129,6 +135,17 @@ impl ExpectedVersion {
         match self {
             ExpectedVersion::NoEvents => "no events".into(),
             ExpectedVersion::Exactly(n) => n.to_string(),
+            ExpectedVersion::Lifecycle(n) => format!("{n} lifecycle events"),
+        }
+    }
+
+    /// The event types the version counts (`None`: every event).
+    pub(crate) fn counted_types(self) -> Option<Vec<String>> {
+        match self {
+            ExpectedVersion::Lifecycle(_) => {
+                Some(crate::lifecycle::EventType::action_types(&crate::domain::Stage::ALL))
+            }
+            _ => None,
         }
     }
 }
@@ -161,6 +178,18 @@ impl Append {
     /// Requires the correlation to be at `version` when the batch lands.
     pub fn expect(mut self, correlation_id: impl Into<String>, version: ExpectedVersion) -> Self {
         self.expected.insert(correlation_id.into(), version);
+        self
+    }
+
+    /// The same batch with fresh random event ids (causation kept). For when a
+    /// derived id is already taken by another event (a writer that guessed it):
+    /// the batch is then written under new ids instead of never. Safe where the
+    /// batch carries an expectation, which refuses a second copy, or where a second
+    /// copy is harmless.
+    pub fn with_fresh_ids(mut self) -> Self {
+        for event in &mut self.events {
+            event.event_id = Uuid::new_v4();
+        }
         self
     }
 
@@ -396,6 +425,19 @@ impl Store {
         match &self.backend {
             Backend::Postgres(b) => b.pending_migrations().await,
             Backend::Sqlite(b) => b.pending_migrations().await,
+        }
+    }
+
+    /// [`Store::append`], and when an event id of the batch is already taken by a
+    /// different event (a derived id someone guessed and used first), the batch
+    /// again under fresh ids ([`Append::with_fresh_ids`]).
+    pub async fn append_past_squatters(&self, append: Append) -> Result<Vec<Appended>, StoreError> {
+        match self.append(append.clone()).await {
+            Err(StoreError::EventIdReused { event_id }) => {
+                tracing::warn!(%event_id, "an event id is already taken by another event; appending under fresh ids");
+                self.append(append.with_fresh_ids()).await
+            }
+            other => other,
         }
     }
 

@@ -484,10 +484,13 @@ async fn append_in(conn: &mut PgConnection, append: &Append) -> Result<Vec<Appen
                 .bind(correlation_id)
                 .execute(&mut *conn)
                 .await?;
-            let actual: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = $1")
-                .bind(correlation_id)
-                .fetch_one(&mut *conn)
-                .await?;
+            let actual: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events WHERE correlation_id = $1 AND ($2::text[] IS NULL OR type = ANY($2))",
+            )
+            .bind(correlation_id)
+            .bind(expected.counted_types())
+            .fetch_one(&mut *conn)
+            .await?;
             if !expected.admits(actual) {
                 return Err(StoreError::VersionConflict {
                     correlation_id: correlation_id.clone(),

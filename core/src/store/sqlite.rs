@@ -387,10 +387,15 @@ async fn append_in(conn: &mut SqliteConnection, append: &Append) -> Result<Vec<A
         }
         // BEGIN IMMEDIATE holds the write lock, so this count cannot go stale.
         for (correlation_id, expected) in &append.expected {
-            let actual: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = ?1")
-                .bind(correlation_id)
-                .fetch_one(&mut *conn)
-                .await?;
+            let types = expected.counted_types().map(|t| serde_json::to_string(&t).unwrap_or_default());
+            let actual: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events WHERE correlation_id = ?1
+                   AND (?2 IS NULL OR type IN (SELECT value FROM json_each(?2)))",
+            )
+            .bind(correlation_id)
+            .bind(types)
+            .fetch_one(&mut *conn)
+            .await?;
             if !expected.admits(actual) {
                 return Err(StoreError::VersionConflict {
                     correlation_id: correlation_id.clone(),

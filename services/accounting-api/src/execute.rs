@@ -34,6 +34,7 @@ use bookkeeper_core::domain::{
     InvoiceRegistrationProposed, Payload, ReceiptAttachmentProposed, Stage,
 };
 use bookkeeper_core::event::{actor, status};
+use bookkeeper_core::lifecycle;
 use bookkeeper_core::retry::Backoff;
 use bookkeeper_core::{
     ActionState, Append, ExpectedVersion, Handler, HandlerError, NewEvent, Phase, RecordedEvent, Store, StoreError,
@@ -371,7 +372,7 @@ impl Handler for Executor {
         let began = std::time::Instant::now();
         let story = self.store.read_correlation(cid).await?;
         let story_us = began.elapsed().as_micros() as u64;
-        let version = ExpectedVersion::Exactly(story.len() as i64);
+        let version = ExpectedVersion::Lifecycle(lifecycle::version(&story));
         let skip = |reason: String| {
             tracing::info!(%reason, "not executed");
             let skipped = event(kind, Stage::ExecutionSkipped, status::SKIPPED, approval, "accounting-api.skipped")
@@ -450,13 +451,13 @@ impl Handler for Executor {
                 .unwrap_or_default(),
         );
         // The claim commits on its own: from here on a rejection is refused.
-        self.store.append(Append::one(start).expect(cid, version)).await.map_err(|e| match e {
+        self.store.append_past_squatters(Append::one(start).expect(cid, version)).await.map_err(|e| match e {
             StoreError::VersionConflict { .. } => {
                 HandlerError::transient("the proposal changed while claiming it; reading it again")
             }
             other => HandlerError::from(other),
         })?;
-        let version = ExpectedVersion::Exactly(story.len() as i64 + 1);
+        let version = ExpectedVersion::Lifecycle(lifecycle::version(&story) + 1);
         let claim_us = began.elapsed().as_micros() as u64 - story_us - prepare_us;
 
         let remote_started: DateTime<Utc> = Utc::now();
@@ -511,7 +512,7 @@ impl Handler for Executor {
                 }
                 // Recorded now, so people see it; the subscription offers the
                 // approval again after its backoff, and that attempt resumes.
-                self.store.append(Append::one(failed).expect(cid, version)).await?;
+                self.store.append_past_squatters(Append::one(failed).expect(cid, version)).await?;
                 Err(HandlerError::transient(format!("attempt {attempt} failed, will retry: {}", failure.message)))
             }
         }

@@ -162,6 +162,7 @@ impl Config {
 
     /// [`Config::from_env`], with the sandbox allowed or not (`up` allows it).
     pub fn from_env_with(sandbox: bool) -> anyhow::Result<Config> {
+        let allow_mixed = matches!(env_text("ACCOUNTING_API_SANDBOX_MIXED").as_deref(), Some("1" | "true" | "yes"));
         let mut config = Config::default();
         if let Some(addr) = env_text("ACCOUNTING_API_ADDR") {
             config.addr = addr.parse().with_context(|| format!("ACCOUNTING_API_ADDR `{addr}` is not host:port"))?;
@@ -200,7 +201,16 @@ impl Config {
             None if sandbox => FolioConfig::Sandbox { addr: sandbox_addr("FOLIO_SANDBOX_ADDR")? },
             None => return Err(missing("Folio", "FOLIO_API_KEY")),
         };
-        let live = matches!(config.fiken, FikenConfig::Live { .. }) || matches!(config.folio, FolioConfig::Live { .. });
+        let fiken_live = matches!(config.fiken, FikenConfig::Live { .. });
+        let folio_live = matches!(config.folio, FolioConfig::Live { .. });
+        if fiken_live != folio_live && !allow_mixed {
+            anyhow::bail!(
+                "one connector is live and the other the sandbox ({}): give both credentials, or neither \
+                 (set ACCOUNTING_API_SANDBOX_MIXED=1 to mean it)",
+                if fiken_live { "FOLIO_API_KEY is missing" } else { "FIKEN_TOKEN is missing" }
+            );
+        }
+        let live = fiken_live || folio_live;
         if live && config.token.is_none() {
             anyhow::bail!(
                 "ACCOUNTING_API_TOKEN is required outside the sandbox: without it anyone who reaches the Accounting \

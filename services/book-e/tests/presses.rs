@@ -320,6 +320,13 @@ async fn only_a_genuine_fresh_unused_press_by_a_reviewer_decides() {
     assert_eq!(decided[0].payload["via"]["proven"], json!(true));
     assert_eq!(decided[0].payload["via"]["interaction_id"], json!("9001"));
 
+    // A press made before the action changed (kept by Book-E, played back later,
+    // within the window): refused, the reviewer pressed on what they saw then.
+    let earlier = (chrono::Utc::now().timestamp() - 60).to_string();
+    let kept = press(9006, "reject", &cid, member(KARI, &[REVIEWER_ROLE]), review_message(&cid, &cid));
+    let (_, body) = w.post(&endpoint, &w.sign(&earlier, &kept), &earlier, kept).await;
+    assert!(ephemeral_text(&body).contains("changed after this button was pressed"), "{body}");
+
     // The same press again (within the window): used once.
     let reject_replay = w.deliver(genuine).await.1;
     assert!(ephemeral_text(&reject_replay).contains("already used"), "{reject_replay}");

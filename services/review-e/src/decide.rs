@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bookkeeper_core::domain::{ActionKind, Stage};
 use bookkeeper_core::event::status;
+use bookkeeper_core::lifecycle;
 use bookkeeper_core::{ActionState, Append, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store};
 use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
@@ -137,9 +138,8 @@ impl Handler for Reviewer {
             let Some(escalate) = escalation_event(event, AUTO, &reason, "review-e.decision") else {
                 return Ok(Append::nothing());
             };
-            return Ok(
-                Append::one(escalate).expect(&event.correlation_id, ExpectedVersion::Exactly(story.len() as i64))
-            );
+            return Ok(Append::one(escalate)
+                .expect(&event.correlation_id, ExpectedVersion::Lifecycle(lifecycle::version(&story))));
         }
         let proposal = proposal::from_event(event);
         let read = started.elapsed();
@@ -172,7 +172,7 @@ impl Handler for Reviewer {
         let decision = decision_event(event, &combined, &record);
         // A person deciding meanwhile moves the version: the commit then fails,
         // and on retry the check above sees their decision.
-        Ok(Append::one(decision).expect(&event.correlation_id, ExpectedVersion::Exactly(story.len() as i64)))
+        Ok(Append::one(decision).expect(&event.correlation_id, ExpectedVersion::Lifecycle(lifecycle::version(&story))))
     }
 
     /// A proposal that can never be judged (its facts cannot be read, its decision

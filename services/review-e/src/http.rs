@@ -144,7 +144,8 @@ impl From<ReviewError> for ApiError {
             | ReviewError::AlreadyExecuted
             | ReviewError::ExecutionUnderWay
             | ReviewError::Conflict
-            | ReviewError::Replayed => StatusCode::CONFLICT,
+            | ReviewError::Replayed
+            | ReviewError::Stale => StatusCode::CONFLICT,
             ReviewError::MissingReason => StatusCode::UNPROCESSABLE_ENTITY,
             ReviewError::Store(inner) if inner.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             ReviewError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -10,7 +10,9 @@
 //!   is refused;
 //! - the timestamp must be within a window of now: a stale one is refused;
 //! - the interaction id is recorded with the decision, and a press whose id is
-//!   already in the action's story is refused: used once;
+//!   already in the action's story is refused: used once; so is a press older
+//!   than the action's last change (pressed on what the reviewer saw then, not
+//!   on what it is now: a refused press cannot be played back after a failure);
 //! - the signed payload says who pressed (their Discord user id, mapped to a
 //!   person through the directory, who must have the review right), that they
 //!   hold the reviewer role in the right server, and which message the button was
@@ -93,6 +95,8 @@ pub struct Press {
     pub reviewer: String,
     /// Proven by Discord's signature (true), or asserted by Book-E (false).
     pub proven: bool,
+    /// When Discord says it was pressed (unix seconds; signed), for proven presses.
+    pub pressed_at: Option<i64>,
 }
 
 impl Press {
@@ -100,7 +104,7 @@ impl Press {
     pub fn via(&self) -> Value {
         if self.proven {
             json!({"door": "discord", "interaction_id": self.interaction_id, "discord_user": self.discord_user,
-                   "proven": true})
+                   "proven": true, "pressed_at": self.pressed_at})
         } else {
             json!({"door": "discord", "interaction_id": self.interaction_id, "discord_user": self.discord_user,
                    "proven": false, "asserted_by": "book-e"})
@@ -195,6 +199,7 @@ pub fn verify_signed(
         discord_user: discord_user.to_string(),
         reviewer,
         proven: true,
+        pressed_at: Some(at),
     })
 }
 
@@ -218,6 +223,7 @@ pub fn asserted(
         discord_user: discord_user.to_string(),
         reviewer,
         proven: false,
+        pressed_at: None,
     })
 }
 

@@ -2,10 +2,12 @@
 
 use bookkeeper_core::domain::{ActionKind, Stage};
 use bookkeeper_core::event::{actor, status};
-use bookkeeper_core::lifecycle::Verdict;
+use bookkeeper_core::lifecycle::{self, Verdict};
 use bookkeeper_core::people::Directory;
 use bookkeeper_core::subscription::safe_text;
-use bookkeeper_core::{ActionState, Append, ExpectedVersion, NewEvent, Phase, RecordedEvent, Store, StoreError};
+use bookkeeper_core::{
+    ActionState, Append, EventType, ExpectedVersion, NewEvent, Phase, RecordedEvent, Store, StoreError,
+};
 use serde_json::Value;
 
 /// Why a review was refused. Nothing was written.
@@ -36,6 +38,9 @@ pub enum ReviewError {
     /// This Discord press was used for a decision already.
     #[error("this press was already used for a decision")]
     Replayed,
+    /// The action changed after this Discord press was made.
+    #[error("the proposal changed after this button was pressed; look at it again and press again")]
+    Stale,
     /// The log failed.
     #[error(transparent)]
     Store(StoreError),
@@ -78,7 +83,7 @@ pub async fn approve(
     }
     let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or("approved by a reviewer");
     let event = decision(proposal, Stage::Approved, status::APPROVED, reviewer, reason, via);
-    append(store, id, story.len(), event).await
+    append(store, id, lifecycle::version(&story), event).await
 }
 
 /// Rejects a proposal: one waiting for a decision, or one approved but not yet
@@ -104,7 +109,7 @@ pub async fn reject(
         Phase::Rejected | Phase::Unproposed => return Err(already(&state)),
     }
     let event = decision(proposal, Stage::Rejected, status::REJECTED, reviewer, reason, via);
-    append(store, id, story.len(), event).await
+    append(store, id, lifecycle::version(&story), event).await
 }
 
 /// Whether the reviewer asked for this action themselves, compared as people: a
@@ -119,14 +124,25 @@ fn is_own(state: &ActionState<'_>, people: &Directory, reviewer: &str) -> bool {
     })
 }
 
-/// A Discord press decides once: its interaction id is recorded with the decision.
+/// A Discord press decides once (its interaction id is recorded with the
+/// decision), and only on the action as it was when pressed.
 fn refuse_replay(story: &[RecordedEvent], via: Option<&Value>) -> Result<(), ReviewError> {
-    let Some(id) = via.and_then(|v| v.get("interaction_id")).and_then(|i| i.as_str()) else { return Ok(()) };
-    let used = story
-        .iter()
-        .any(|e| e.payload.get("via").and_then(|v| v.get("interaction_id")).and_then(|i| i.as_str()) == Some(id));
-    if used {
-        return Err(ReviewError::Replayed);
+    if let Some(id) = via.and_then(|v| v.get("interaction_id")).and_then(|i| i.as_str()) {
+        let used = story
+            .iter()
+            .any(|e| e.payload.get("via").and_then(|v| v.get("interaction_id")).and_then(|i| i.as_str()) == Some(id));
+        if used {
+            return Err(ReviewError::Replayed);
+        }
+    }
+    if let Some(pressed_at) = via.and_then(|v| v.get("pressed_at")).and_then(|t| t.as_i64()) {
+        let changed_since = story.iter().any(|e| {
+            matches!(EventType::parse(&e.event_type), Some(EventType::Action(..)))
+                && e.created_at.timestamp() > pressed_at
+        });
+        if changed_since {
+            return Err(ReviewError::Stale);
+        }
     }
     Ok(())
 }
@@ -166,7 +182,7 @@ fn decision(
 /// Longest reason a person may give.
 const MAX_REASON_CHARS: usize = 2000;
 
-async fn append(store: &Store, id: &str, version: usize, event: NewEvent) -> Result<i64, ReviewError> {
-    let appended = store.append(Append::one(event).expect(id, ExpectedVersion::Exactly(version as i64))).await?;
+async fn append(store: &Store, id: &str, version: i64, event: NewEvent) -> Result<i64, ReviewError> {
+    let appended = store.append(Append::one(event).expect(id, ExpectedVersion::Lifecycle(version))).await?;
     Ok(appended.first().map(|a| a.position).unwrap_or_default())
 }
