@@ -160,6 +160,10 @@ async fn audit_tells_the_story_of_one_action(db: &TestDb) {
     assert!(lines[0].starts_with("POSITION"));
     assert!(lines[1].contains("ReceiptAttachmentProposed") && lines[1].contains("book-e"));
     assert!(lines[2].contains("AUTO_APPROVED") && lines[2].ends_with("small receipt, known vendor"));
+    // This approval names no proposal (written by hand): shown, and said not to count.
+    let notes = text(&out.stderr);
+    assert!(notes.contains("phase: awaiting_decision"), "{notes}");
+    assert!(notes.contains("position 2 (ReceiptAttachmentApproved) does not count: names no proposal"), "{notes}");
 
     let out = run(db, &["audit", "unknown-id"]);
     assert!(!out.status.success());

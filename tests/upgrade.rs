@@ -178,7 +178,7 @@ async fn carried_through(backend: Backend) {
     // The attempt in flight was resumed (looked up first), never sent twice; the
     // executed and the stopped ones were not sent at all.
     let resumed = store.read_correlation("claimed").await.unwrap();
-    let start = resumed.iter().filter(|e| e.event_type == "InvoiceRegistrationExecutionStarted").last().unwrap();
+    let start = resumed.iter().rev().find(|e| e.event_type == "InvoiceRegistrationExecutionStarted").unwrap();
     assert_eq!((start.payload["attempt"].clone(), start.payload["resumed"].clone()), (json!(2), json!(true)));
     let mut numbers: Vec<String> = fiken.purchases().into_iter().filter_map(|(_, n)| n).collect();
     numbers.sort();

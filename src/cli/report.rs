@@ -45,12 +45,12 @@ pub async fn audit(store: &Store, args: AuditArgs) -> anyhow::Result<ExitCode> {
             e.reason().unwrap_or("")
         );
     }
-    // Where the lifecycle stands, and what it does not count (shown, never acted on).
+    // Where the lifecycle stands, and what it does not count (shown, never acted
+    // on). On stderr: the table on stdout keeps its shape for scripts.
     let state = ActionState::fold(&story);
-    println!();
-    println!("phase: {}", state.phase());
+    eprintln!("phase: {}", state.phase());
     for ignored in &state.ignored {
-        println!(
+        eprintln!(
             "  position {} ({}) does not count: {}",
             ignored.event.position, ignored.event.event_type, ignored.why
         );

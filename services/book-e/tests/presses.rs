@@ -61,6 +61,7 @@ async fn discord_api(State(fake): State<FakeDiscord>, request: Request) -> axum:
 
 struct World {
     db: TestDb,
+    discord: FakeDiscord,
     key: SigningKey,
     book_e: String,
     review_e: String,
@@ -147,7 +148,7 @@ async fn world(asserted_presses: bool) -> Option<World> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let book_e = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, book_e::http::router(state)).await });
-    Some(World { db, key, book_e, review_e, door, http: reqwest::Client::new() })
+    Some(World { db, discord: fake, key, book_e, review_e, door, http: reqwest::Client::new() })
 }
 
 fn member(id: u64, roles: &[u64]) -> Value {
@@ -373,5 +374,36 @@ async fn presses_over_the_gateway_are_recorded_as_asserted_and_old_discord_ids_a
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("proposed this yourself"));
+    w.db.cleanup().await;
+}
+
+/// Over the interactions endpoint, a slash command is acknowledged in the HTTP
+/// answer (deferred) and answered by editing that response, like over the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands_arrive_signed_at_the_endpoint_and_are_answered() {
+    let Some(w) = world(false).await else { return };
+    let command = serde_json::to_vec(&json!({
+        "id": "9201", "application_id": APP.to_string(), "type": 2, "token": "tok-9201",
+        "version": 1, "guild_id": GUILD.to_string(), "channel_id": FINANCE.to_string(), "member": member(OLA, &[]),
+        "locale": "nb", "app_permissions": "0", "entitlements": [], "attachment_size_limit": 26214400,
+        "data": {"id": "42", "name": "balance", "type": 1, "options": [], "resolved": {}}
+    }))
+    .unwrap();
+    assert_eq!(w.deliver(command.clone()).await, (200, json!({"type": 5})));
+    let edit = format!("/api/v10/webhooks/{APP}/tok-9201/messages/@original");
+    let started = Instant::now();
+    let answer = loop {
+        let posts = w.discord.posts.lock().unwrap().clone();
+        if let Some((_, body)) = posts.iter().find(|(path, _)| *path == edit) {
+            break body["content"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the command was never answered: {posts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(answer.contains("SANDBOX"), "{answer}");
+    // Unsigned, the same command is refused before anything runs.
+    let now = chrono::Utc::now().timestamp().to_string();
+    let (status, _) = w.post(&format!("{}/discord/interactions", w.book_e), &"0".repeat(128), &now, command).await;
+    assert_eq!(status, 401);
     w.db.cleanup().await;
 }
