@@ -7,9 +7,7 @@
 // Amounts are written kroner_øre: 250_00 is 250,00 kr.
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use accounting_api::fiken::fake::{FakeFiken, SANDBOX_COMPANY};
@@ -21,64 +19,16 @@ use serde_json::{json, Value};
 
 const REVIEWER: &str = "reviewer-token-0123456789";
 
-struct Process {
-    child: Child,
-    base: String,
-}
-
 /// The Accounting API's bearer token (required outside the sandbox).
 const ACCOUNTING_TOKEN: &str = "accounting-test-token-0123456789";
 
-/// Starts `bookkeeper serve <service>` and waits for its address.
+mod common;
+
+use common::{build_policy, Process};
+
+/// Starts `bookkeeper serve <service>` as `role` and waits for its address.
 fn serve(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
-    cmd.args(["serve", service])
-        .env("DATABASE_URL", db.role_url(role))
-        .env("BOOKKEEPER_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start bookkeeper serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{service} did not start"));
-    Process { child, base }
-}
-
-impl Process {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then the exit status: a graceful stop exits 0.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the process did not stop within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    common::serve(service, &db.role_url(role), env)
 }
 
 struct Fakes {
@@ -128,17 +78,6 @@ async fn story_until(
         assert!(started.elapsed() < limit, "{cid} did not get there: {types:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn build_policy(policy: &str, out: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "build"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(policy))
-        .arg("--out")
-        .arg(out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "bookkeeper policy build {policy} failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,9 +8,8 @@
 // Amounts are written kroner_øre: 250_00 is 250,00 kr.
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use accounting_api::fiken::fake::{FakeFiken, SANDBOX_COMPANY};
@@ -24,40 +23,12 @@ use uuid::Uuid;
 const ACCOUNTING_TOKEN: &str = "trust-accounting-token-0123456789";
 const REVIEWER_TOKEN: &str = "trust-reviewer-token-0123456789";
 
-struct Process {
-    child: Child,
-    base: String,
-}
+mod common;
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{build_policy, serve, Process};
 
-fn serve(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
-    cmd.args(["serve", service])
-        .env("DATABASE_URL", db.role_url(role))
-        .env("BOOKKEEPER_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start bookkeeper serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{service} did not start"));
-    Process { child, base }
+fn serve_as(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Process {
+    serve(service, &db.role_url(role), env)
 }
 
 /// A policy folder with the duplicate-invoice policy only: every invoice that
@@ -65,14 +36,7 @@ fn serve(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Proc
 fn policies() -> PathBuf {
     let folder = std::env::temp_dir().join(format!("trust-policies-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&folder).unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "build"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/duplicate-invoice"))
-        .arg("--out")
-        .arg(folder.join("duplicate-invoice.wasm"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the duplicate-invoice policy failed");
+    build_policy("duplicate-invoice", &folder.join("duplicate-invoice.wasm"));
     folder
 }
 
@@ -91,7 +55,7 @@ impl World {
         let fiken = FakeFiken::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let folio = FakeFolio::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let folder = policies();
-        let review_e = serve(
+        let review_e = serve_as(
             "review-e",
             &db,
             "review_e",
@@ -102,7 +66,7 @@ impl World {
                 ("REVIEW_E_REVIEWER_TOKENS", format!("{REVIEWER_TOKEN}:kari")),
             ],
         );
-        let accounting = serve(
+        let accounting = serve_as(
             "accounting-api",
             &db,
             "accounting_api",

@@ -13,9 +13,9 @@
 // Amounts are written kroner_øre: 250_00 is 250,00 kr.
 #![allow(clippy::inconsistent_digit_grouping)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bookkeeper_core::domain::Stage;
@@ -54,14 +54,7 @@ async fn hostile_roles_interleaved_with_the_services_never_break_the_invariants(
     // and repeated invoice numbers rejected.
     let folder = std::env::temp_dir().join(format!("trust-random-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&folder).unwrap();
-    let built = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "build"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/duplicate-invoice"))
-        .arg("--out")
-        .arg(folder.join("duplicate-invoice.wasm"))
-        .status()
-        .unwrap();
-    assert!(built.success());
+    common::build_policy("duplicate-invoice", &folder.join("duplicate-invoice.wasm"));
 
     let people = Directory::new(
         PEOPLE
