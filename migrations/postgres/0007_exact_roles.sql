@@ -204,18 +204,26 @@ WHERE p.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed')
         AND q.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed')
         AND (q.transaction_id, q.position) < (p.transaction_id, p.position))
   AND NOT EXISTS (
+      -- A decision counts only if it names this proposal, as the lifecycle fold
+      -- reads it: in its payload, else its metadata, else its causation id.
       SELECT 1 FROM events d
       WHERE d.correlation_id = p.correlation_id
         AND d.type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
-                       'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected'));
+                       'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
+        AND coalesce(d.payload->>'proposal_event_id', d.metadata->>'proposal_event_id', d.causation_id::text)
+            = p.event_id::text);
 
 CREATE OR REPLACE VIEW approval_rate AS
 WITH latest_decision AS (
-    SELECT DISTINCT ON (correlation_id) correlation_id, type, status
-    FROM events
-    WHERE type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
-                   'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
-    ORDER BY correlation_id, transaction_id DESC, position DESC
+    -- The latest decision that names the action's proposal.
+    SELECT DISTINCT ON (d.correlation_id) d.correlation_id, d.type, d.status
+    FROM events d
+    JOIN proposal_states p ON p.correlation_id = d.correlation_id
+    WHERE d.type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
+                     'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
+      AND coalesce(d.payload->>'proposal_event_id', d.metadata->>'proposal_event_id', d.causation_id::text)
+          = p.proposal_event_id::text
+    ORDER BY d.correlation_id, d.transaction_id DESC, d.position DESC
 )
 SELECT count(*) FILTER (WHERE type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved')) AS approved,
        count(*) FILTER (WHERE status = 'AUTO_APPROVED')          AS auto_approved,

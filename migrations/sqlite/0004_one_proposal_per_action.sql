@@ -76,19 +76,27 @@ WHERE p.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed')
       WHERE q.correlation_id = p.correlation_id AND q.position < p.position
         AND q.type IN ('ReceiptAttachmentProposed', 'InvoiceRegistrationProposed'))
   AND NOT EXISTS (
+      -- A decision counts only if it names this proposal, as the lifecycle fold
+      -- reads it: in its payload, else its metadata, else its causation id.
       SELECT 1 FROM events d
       WHERE d.correlation_id = p.correlation_id
         AND d.type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
-                       'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected'));
+                       'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
+        AND coalesce(json_extract(d.payload, '$.proposal_event_id'), json_extract(d.metadata, '$.proposal_event_id'),
+                     d.causation_id) = p.event_id);
 
 CREATE VIEW approval_rate AS
 WITH latest_decision AS (
     SELECT type, status
-    FROM (SELECT type, status,
-                 row_number() OVER (PARTITION BY correlation_id ORDER BY transaction_id DESC, position DESC) AS newest
-          FROM events
-          WHERE type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
-                         'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected'))
+    -- The latest decision that names the action's proposal.
+    FROM (SELECT d.type, d.status,
+                 row_number() OVER (PARTITION BY d.correlation_id ORDER BY d.transaction_id DESC, d.position DESC) AS newest
+          FROM events d
+          JOIN proposal_states p ON p.correlation_id = d.correlation_id
+          WHERE d.type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved',
+                           'ReceiptAttachmentRejected', 'InvoiceRegistrationRejected')
+            AND coalesce(json_extract(d.payload, '$.proposal_event_id'), json_extract(d.metadata, '$.proposal_event_id'),
+                         d.causation_id) = p.proposal_event_id)
     WHERE newest = 1
 )
 SELECT count(*) FILTER (WHERE type IN ('ReceiptAttachmentApproved', 'InvoiceRegistrationApproved')) AS approved,

@@ -258,15 +258,18 @@ async fn views_derive_state_from_the_log(db: &TestDb) {
     let s = &db.store;
     // p1: proposed then auto-approved; p2: escalated, waiting for a person;
     // p3: just proposed; p4: approved then emergency-rejected.
-    s.append_events(vec![proposal("p1"), proposal("p2"), proposal("p3"), proposal("p4")]).await.unwrap();
+    // p5: a decision that names no proposal of it (written by hand) does not count.
+    let p = ["p1", "p2", "p3", "p4", "p5"].map(proposal);
+    s.append_events(p.to_vec()).await.unwrap();
     s.append_events(vec![
-        decision("p1", "Approved", "system:auto", "AUTO_APPROVED"),
-        decision("p2", "Escalated", "review-e", "ESCALATED"),
-        decision("p4", "Approved", "user:7", "APPROVED"),
+        decision("p1", "Approved", "system:auto", "AUTO_APPROVED").caused_by(p[0].event_id),
+        decision("p2", "Escalated", "review-e", "ESCALATED").caused_by(p[1].event_id),
+        decision("p4", "Approved", "user:7", "APPROVED").caused_by(p[3].event_id),
+        decision("p5", "Approved", "system:auto", "AUTO_APPROVED"),
     ])
     .await
     .unwrap();
-    s.append_events(vec![decision("p4", "Rejected", "user:8", "REJECTED")]).await.unwrap();
+    s.append_events(vec![decision("p4", "Rejected", "user:8", "REJECTED").caused_by(p[3].event_id)]).await.unwrap();
 
     // The trap the design warns about: status = 'PROPOSED' still finds all four.
     let raw_proposed = s
@@ -277,15 +280,15 @@ async fn views_derive_state_from_the_log(db: &TestDb) {
         .iter()
         .filter(|e| e.status == "PROPOSED")
         .count();
-    assert_eq!(raw_proposed, 4);
+    assert_eq!(raw_proposed, 5);
 
     let pending = s.pending_reviews().await.unwrap();
     let ids: Vec<_> = pending.iter().map(|p| (p.correlation_id.as_str(), p.escalated)).collect();
-    assert_eq!(ids, [("p2", true), ("p3", false)]);
+    assert_eq!(ids, [("p2", true), ("p3", false), ("p5", false)]);
 
     let stats = s.stats().await.unwrap();
     assert_eq!((stats.approved, stats.auto_approved, stats.rejected), (1, 1, 1));
-    assert_eq!((stats.pending_reviews, stats.escalated_pending), (2, 1));
+    assert_eq!((stats.pending_reviews, stats.escalated_pending), (3, 1));
     assert_eq!(stats.approval_rate, Some(0.5));
 
     // proposal_states: the latest event decides the state.
@@ -298,6 +301,7 @@ async fn views_derive_state_from_the_log(db: &TestDb) {
             vec!["p2", "ESCALATED", ""],
             vec!["p3", "PROPOSED", ""],
             vec!["p4", "REJECTED", "ReceiptAttachmentRejected"],
+            vec!["p5", "AUTO_APPROVED", "ReceiptAttachmentApproved"],
         ]
     );
 
@@ -305,9 +309,9 @@ async fn views_derive_state_from_the_log(db: &TestDb) {
     assert_eq!(
         activity,
         [
-            vec!["book-e", "4"],
+            vec!["book-e", "5"],
             vec!["review-e", "1"],
-            vec!["system:auto", "1"],
+            vec!["system:auto", "2"],
             vec!["user:7", "1"],
             vec!["user:8", "1"],
         ]
@@ -315,8 +319,12 @@ async fn views_derive_state_from_the_log(db: &TestDb) {
 }
 
 async fn stats_count_types_and_decisions(db: &TestDb) {
-    db.store.append_events(vec![proposal("a"), proposal("b")]).await.unwrap();
-    db.store.append_events(vec![decision("a", "Rejected", "system:auto", "REJECTED")]).await.unwrap();
+    let a = proposal("a");
+    db.store.append_events(vec![a.clone(), proposal("b")]).await.unwrap();
+    db.store
+        .append_events(vec![decision("a", "Rejected", "system:auto", "REJECTED").caused_by(a.event_id)])
+        .await
+        .unwrap();
     let stats = db.store.stats().await.unwrap();
     assert_eq!(stats.events, 3);
     assert_eq!(

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bookkeeper_core::domain::{ActionKind, Stage};
-use bookkeeper_core::people::Directory;
+use bookkeeper_core::people::{Directory, Right};
 use bookkeeper_core::roles::Role;
 use bookkeeper_core::{
     ActionState, Append, EventType, Handler, HandlerError, RecordedEvent, Store, SubscriptionOptions, TypeFilter,
@@ -204,6 +204,13 @@ impl DiscordDoor {
         self.people.by_discord(&id).map(|p| p.id.clone()).unwrap_or(id)
     }
 
+    /// Whether a Discord user may ask for an action: a person the directory lists
+    /// needs the `propose` right; someone it does not list may, as before there
+    /// was a directory.
+    fn may_propose(&self, discord_user: serenity::all::UserId) -> bool {
+        self.people.by_discord(&discord_user.to_string()).is_none_or(|p| p.may(Right::Propose))
+    }
+
     /// Whether Discord's interactions endpoint is served (a public key is set).
     pub fn serves_endpoint(&self) -> bool {
         self.verifier.is_some()
@@ -363,6 +370,10 @@ impl DiscordDoor {
             // Conversation in the channel is not for Book-E; commands are slash commands.
             return None;
         };
+        if !self.may_propose(msg.author.id) {
+            self.reply(msg, NO_PROPOSE_RIGHT).await;
+            return Some(NO_PROPOSE_RIGHT.to_string());
+        }
         let document = match self.keep(&attachment.url, &attachment.filename, attachment.size).await {
             Ok(d) => Some(d),
             Err(why) => {
@@ -418,6 +429,11 @@ impl DiscordDoor {
 
     /// Answers an acknowledged command by editing its response.
     async fn answer_command(&self, command: &CommandInteraction) {
+        let proposes = matches!(command.data.name.as_str(), "receipt" | "invoice");
+        if proposes && !self.may_propose(command.user.id) {
+            let _ = command.edit_response(&self.http, EditInteractionResponse::new().content(NO_PROPOSE_RIGHT)).await;
+            return;
+        }
         let mut words = vec![format!("/{}", command.data.name)];
         let mut document = None;
         for option in &command.data.options {
@@ -610,6 +626,9 @@ pub fn follows() -> TypeFilter {
 pub fn notifier_options() -> SubscriptionOptions {
     SubscriptionOptions { park_as: Some(Role::BookE.actor().into()), ..Default::default() }
 }
+
+/// The answer to a person the directory lists without the `propose` right.
+const NO_PROPOSE_RIGHT: &str = "The people directory does not give you the right to propose; ask whoever keeps it.";
 
 fn ephemeral_body(text: &str) -> serde_json::Value {
     // CHANNEL_MESSAGE_WITH_SOURCE, EPHEMERAL.

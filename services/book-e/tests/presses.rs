@@ -401,6 +401,27 @@ async fn slash_commands_arrive_signed_at_the_endpoint_and_are_answered() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(answer.contains("SANDBOX"), "{answer}");
+    // Kari may review, not propose: her /receipt is refused, nothing proposed.
+    let receipt = serde_json::to_vec(&json!({
+        "id": "9202", "application_id": APP.to_string(), "type": 2, "token": "tok-9202",
+        "version": 1, "guild_id": GUILD.to_string(), "channel_id": FINANCE.to_string(), "member": member(KARI, &[]),
+        "locale": "nb", "app_permissions": "0", "entitlements": [], "attachment_size_limit": 26214400,
+        "data": {"id": "43", "name": "receipt", "type": 1,
+                 "options": [{"name": "amount", "type": 3, "value": "64"}], "resolved": {}}
+    }))
+    .unwrap();
+    assert_eq!(w.deliver(receipt).await, (200, json!({"type": 5})));
+    let edit = format!("/api/v10/webhooks/{APP}/tok-9202/messages/@original");
+    let started = Instant::now();
+    let refusal = loop {
+        let posts = w.discord.posts.lock().unwrap().clone();
+        if let Some((_, body)) = posts.iter().find(|(path, _)| *path == edit) {
+            break body["content"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the command was never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(refusal.contains("right to propose"), "{refusal}");
     // Unsigned, the same command is refused before anything runs.
     let now = chrono::Utc::now().timestamp().to_string();
     let (status, _) = w.post(&format!("{}/discord/interactions", w.book_e), &"0".repeat(128), &now, command).await;
