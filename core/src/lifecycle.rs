@@ -83,6 +83,16 @@ impl EventType {
         }
     }
 
+    /// Whether events of this type count in a story's version.
+    pub fn is_versioned(self) -> bool {
+        matches!(self, EventType::Action(..) | EventType::PolicyPublished | EventType::PolicyRetired)
+    }
+
+    /// The names of every versioned type ([`version`]).
+    pub fn versioned() -> Vec<String> {
+        EventType::all().into_iter().filter(|t| t.is_versioned()).map(EventType::name).collect()
+    }
+
     /// The names of every action's event at these stages, for a subscription's
     /// filter: exact names, never a pattern.
     pub fn action_types(stages: &[Stage]) -> Vec<String> {
@@ -96,10 +106,12 @@ impl fmt::Display for EventType {
     }
 }
 
-/// An action's version: how many of its story's events are of the action's
-/// lifecycle (what [`crate::ExpectedVersion::Lifecycle`] counts).
+/// A story's version: how many of its events change what the story says (an
+/// action's lifecycle, a policy's publications and retirements); what
+/// [`crate::ExpectedVersion::Lifecycle`] counts. Other events under the same id (a
+/// park record, a compliance check) do not move it.
 pub fn version(story: &[RecordedEvent]) -> i64 {
-    story.iter().filter(|e| matches!(EventType::parse(&e.event_type), Some(EventType::Action(..)))).count() as i64
+    story.iter().filter(|e| EventType::parse(&e.event_type).is_some_and(EventType::is_versioned)).count() as i64
 }
 
 /// The stage of an action's event type, if it is one (exactly, never by suffix).

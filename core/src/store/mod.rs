@@ -115,11 +115,11 @@ pub enum ExpectedVersion {
     NoEvents,
     /// Exactly this many events with this correlation id exist.
     Exactly(i64),
-    /// Exactly this many events of an action's lifecycle (the closed set's action
-    /// types, [`crate::lifecycle::version`]) exist with this correlation id. Other
-    /// events in the story (a park record, a role's own event under an action's
-    /// id) do not move it, so no role can keep a decision or an execution from
-    /// landing by appending beside it.
+    /// Exactly this many events that change what a story says (an action's
+    /// lifecycle, a policy's changes: [`crate::lifecycle::version`]) exist with this
+    /// correlation id. Other events in the story (a park record, a role's own event
+    /// under the same id) do not move it, so no role can keep a decision, an
+    /// execution or a policy change from landing by appending beside it.
     Lifecycle(i64),
 }
 
@@ -511,6 +511,17 @@ impl Store {
         match &self.backend {
             Backend::Postgres(b) => b.version(correlation_id).await,
             Backend::Sqlite(b) => b.version(correlation_id).await,
+        }
+    }
+
+    /// The number of events with this correlation id that count in a story's
+    /// version ([`crate::lifecycle::version`]): what [`ExpectedVersion::Lifecycle`]
+    /// compares against. Counts committed events a read may still hold back.
+    pub async fn lifecycle_version(&self, correlation_id: &str) -> Result<i64, StoreError> {
+        let types = ExpectedVersion::Lifecycle(0).counted_types().unwrap_or_default();
+        match &self.backend {
+            Backend::Postgres(b) => b.version_of(correlation_id, types).await,
+            Backend::Sqlite(b) => b.version_of(correlation_id, types).await,
         }
     }
 

@@ -195,6 +195,17 @@ impl SqliteBackend {
             .await?)
     }
 
+    pub(crate) async fn version_of(&self, correlation_id: &str, types: Vec<String>) -> Result<i64, StoreError> {
+        let types = serde_json::to_string(&types).unwrap_or_default();
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE correlation_id = ?1 AND type IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(correlation_id)
+        .bind(types)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub(crate) async fn transaction_of(&self, position: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar("SELECT transaction_id FROM events WHERE position = ?1")
             .bind(position)

@@ -101,8 +101,8 @@ pub async fn retire(
 }
 
 async fn append_change(store: &Store, name: &str, event: NewEvent) -> Result<(), PublishError> {
-    let version = store.version(&correlation(name)).await?;
-    match store.append(Append::one(event).expect(correlation(name), ExpectedVersion::Exactly(version))).await {
+    let version = store.lifecycle_version(&correlation(name)).await?;
+    match store.append(Append::one(event).expect(correlation(name), ExpectedVersion::Lifecycle(version))).await {
         Ok(_) => Ok(()),
         Err(StoreError::VersionConflict { .. }) => Err(PublishError::Conflict(name.to_string())),
         Err(e) => Err(e.into()),
