@@ -34,8 +34,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-const STORY: &str = r#"{"type":"ReceiptAttachmentProposed","actor":"book-e","status":"PROPOSED","correlation_id":"abc-123","payload":{"amount":{"minor":49900,"currency":"NOK"}}}
-{"type":"ReceiptAttachmentApproved","actor":"system:auto","status":"AUTO_APPROVED","correlation_id":"abc-123","payload":{"reason":"small receipt, known vendor"}}
+const STORY: &str = r#"{"type":"ReceiptAttachmentProposed","actor":"book-e","status":"PROPOSED","correlation_id":"abc-123","event_id":"5b0c3f5e-9a4e-4a43-9a36-2b6c6f1f0a01","payload":{"amount":{"minor":49900,"currency":"NOK"}}}
+{"type":"ReceiptAttachmentApproved","actor":"system:auto","status":"AUTO_APPROVED","correlation_id":"abc-123","causation_id":"5b0c3f5e-9a4e-4a43-9a36-2b6c6f1f0a01","payload":{"reason":"small receipt, known vendor"}}
 
 {"type":"InvoiceRegistrationProposed","actor":"book-e","status":"PROPOSED","correlation_id":"inv-7"}
 "#;
@@ -160,10 +160,23 @@ async fn audit_tells_the_story_of_one_action(db: &TestDb) {
     assert!(lines[0].starts_with("POSITION"));
     assert!(lines[1].contains("ReceiptAttachmentProposed") && lines[1].contains("book-e"));
     assert!(lines[2].contains("AUTO_APPROVED") && lines[2].ends_with("small receipt, known vendor"));
-    // This approval names no proposal (written by hand): shown, and said not to count.
+    // Where the lifecycle stands, on stderr.
+    let notes = text(&out.stderr);
+    assert!(notes.contains("phase: approved"), "{notes}");
+
+    // An approval that names no proposal (written by hand), and a look-alike type:
+    // shown in the table, and said not to count.
+    let forged = r#"{"type":"ReceiptAttachmentProposed","actor":"book-e","status":"PROPOSED","correlation_id":"forged-1"}
+{"type":"ReceiptAttachmentApproved","actor":"system:auto","status":"AUTO_APPROVED","correlation_id":"forged-1","payload":{"reason":"trust me"}}
+{"type":"ComplianceCheckApproved","actor":"cron","status":"COMPLETED","correlation_id":"forged-1"}
+"#;
+    run_with_stdin(db, &["events", "append"], forged);
+    let out = run(db, &["audit", "forged-1"]);
+    assert_eq!(text(&out.stdout).lines().count(), 4);
     let notes = text(&out.stderr);
     assert!(notes.contains("phase: awaiting_decision"), "{notes}");
-    assert!(notes.contains("position 2 (ReceiptAttachmentApproved) does not count: names no proposal"), "{notes}");
+    assert!(notes.contains("(ReceiptAttachmentApproved) does not count: names no proposal of this action"), "{notes}");
+    assert!(notes.contains("(ComplianceCheckApproved) does not count: a type this release does not know"), "{notes}");
 
     let out = run(db, &["audit", "unknown-id"]);
     assert!(!out.status.success());
