@@ -133,7 +133,9 @@ impl From<sqlx::Error> for StoreError {
                     // operator intervention (57), system errors (58), and a read-only
                     // transaction during a failover (25006).
                     Some(code)
-                        if code == "25006" || ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class)) =>
+                        if code.len() == 5
+                            && (code == "25006"
+                                || ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))) =>
                     {
                         StoreError::Unavailable(msg.to_string())
                     }

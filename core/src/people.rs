@@ -238,22 +238,20 @@ impl Directory {
             if !ids.insert(p.id.clone()) {
                 return Err(format!("the person `{}` is listed twice", p.id));
             }
-            for other in
-                p.discord.iter().map(|d| format!("discord {d}")).chain(p.aliases.iter().map(|a| format!("alias {a}")))
-            {
-                if let Some(first) = known.insert(other.clone(), p.id.clone()) {
-                    return Err(format!("{other} belongs to both `{first}` and `{}`", p.id));
+            // One name space for every earlier name: a Discord id of one person may
+            // not be another's alias (lookups would pick one and hide the other).
+            let names = p.discord.iter().map(|d| ("discord", d)).chain(p.aliases.iter().map(|a| ("alias", a)));
+            for (kind, name) in names {
+                if let Some(first) = known.insert(name.clone(), p.id.clone()) {
+                    return Err(format!("{kind} {name} belongs to both `{first}` and `{}`", p.id));
                 }
             }
         }
         // A person's id may not be someone else's earlier name: lookups try ids
         // first, and the other person would vanish behind it.
         for p in &people {
-            for (other, owner) in &known {
-                let name = other.split_once(' ').map(|(_, n)| n).unwrap_or_default();
-                if name == p.id && owner != &p.id {
-                    return Err(format!("`{}` is a person's id and also {other} of `{owner}`", p.id));
-                }
+            if let Some(owner) = known.get(&p.id).filter(|owner| **owner != p.id) {
+                return Err(format!("`{}` is a person's id and also an earlier name of `{owner}`", p.id));
             }
         }
         // One token opens one person's door: two people may not share one.

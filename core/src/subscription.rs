@@ -74,6 +74,22 @@ fn is_permanent(e: &StoreError) -> bool {
         && !matches!(e, StoreError::LeaseLost(_) | StoreError::NotMigrated { .. } | StoreError::Migration(_))
 }
 
+/// Whether a refusal is about the event in hand (its id, its content, a
+/// constraint on its story), not about this service's role or the schema.
+fn is_about_this_event(e: &StoreError) -> bool {
+    match e {
+        StoreError::EventIdReused { .. }
+        | StoreError::Invalid { .. }
+        | StoreError::ProposalExists { .. }
+        | StoreError::AppendOnly(_) => true,
+        // Integrity constraints (23), data exceptions (22), an exception raised by a trigger.
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            db.code().is_some_and(|c| c.starts_with("23") || c.starts_with("22") || c == "P0001")
+        }
+        _ => false,
+    }
+}
+
 /// Longest reason kept in a park record.
 const MAX_PARK_REASON_CHARS: usize = 1000;
 
@@ -410,7 +426,10 @@ impl<H: Handler> Subscription<H> {
             }
         }
         if let Err(e) = &committed {
-            if !is_permanent(e) {
+            // Moving on without a record only for a refusal of this event's story
+            // itself; a wrong role or schema would skip everything, so it stops
+            // and says so instead.
+            if !is_permanent(e) || !is_about_this_event(e) {
                 self.cursor = None;
                 self.heartbeat = None;
                 return Err(committed.unwrap_err().into());

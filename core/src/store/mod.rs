@@ -121,13 +121,25 @@ pub enum ExpectedVersion {
     /// under the same id) do not move it, so no role can keep a decision, an
     /// execution or a policy change from landing by appending beside it.
     Lifecycle(i64),
+    /// Exactly this many proposals and decisions exist with this correlation id
+    /// ([`crate::lifecycle::decisions_version`]): what a decision races with. No
+    /// other role's events (an executor's, a park record) move it.
+    Decisions(i64),
 }
+
+/// The stages a decision races with.
+const DECIDING: [crate::domain::Stage; 4] = [
+    crate::domain::Stage::Proposed,
+    crate::domain::Stage::Approved,
+    crate::domain::Stage::Rejected,
+    crate::domain::Stage::Escalated,
+];
 
 impl ExpectedVersion {
     fn admits(self, actual: i64) -> bool {
         match self {
             ExpectedVersion::NoEvents => actual == 0,
-            ExpectedVersion::Exactly(n) | ExpectedVersion::Lifecycle(n) => actual == n,
+            ExpectedVersion::Exactly(n) | ExpectedVersion::Lifecycle(n) | ExpectedVersion::Decisions(n) => actual == n,
         }
     }
 
@@ -136,15 +148,15 @@ impl ExpectedVersion {
             ExpectedVersion::NoEvents => "no events".into(),
             ExpectedVersion::Exactly(n) => n.to_string(),
             ExpectedVersion::Lifecycle(n) => format!("{n} lifecycle events"),
+            ExpectedVersion::Decisions(n) => format!("{n} proposals and decisions"),
         }
     }
 
     /// The event types the version counts (`None`: every event).
     pub(crate) fn counted_types(self) -> Option<Vec<String>> {
         match self {
-            ExpectedVersion::Lifecycle(_) => {
-                Some(crate::lifecycle::EventType::action_types(&crate::domain::Stage::ALL))
-            }
+            ExpectedVersion::Lifecycle(_) => Some(crate::lifecycle::EventType::versioned()),
+            ExpectedVersion::Decisions(_) => Some(crate::lifecycle::EventType::action_types(&DECIDING)),
             _ => None,
         }
     }

@@ -20,6 +20,7 @@ crate::on_both_backends!(
     resuming_from_a_position_needs_an_existing_one,
     views_derive_state_from_the_log,
     stats_count_types_and_decisions,
+    versions_count_what_the_services_count,
 );
 
 async fn count(db: &TestDb) -> usize {
@@ -316,6 +317,38 @@ async fn views_derive_state_from_the_log(db: &TestDb) {
             vec!["user:8", "1"],
         ]
     );
+}
+
+/// The store's versions and the services' counts of the same story agree, and
+/// events beside an action do not move them.
+async fn versions_count_what_the_services_count(db: &TestDb) {
+    use bookkeeper_core::lifecycle;
+    let s = &db.store;
+    let p = proposal("v-1");
+    s.append_events(vec![
+        p.clone(),
+        decision("v-1", "Escalated", "system:auto", "ESCALATED").caused_by(p.event_id),
+        NewEvent::new("ComplianceCheckCompleted", "cron", "COMPLETED", "v-1"),
+        NewEvent::new("SubscriptionEventParked", "book-e", "PARKED", "v-1"),
+        NewEvent::new("PolicyPublished", "review-e", "PUBLISHED", "v-1"),
+        NewEvent::new("ReceiptAttachmentExecutionFailed", "system", "FAILED", "v-1"),
+    ])
+    .await
+    .unwrap();
+    let story = s.read_correlation("v-1").await.unwrap();
+    assert_eq!(lifecycle::version(&story), 4, "proposal, escalation, policy change, failure");
+    assert_eq!(s.lifecycle_version("v-1").await.unwrap(), lifecycle::version(&story));
+    assert_eq!(lifecycle::decisions_version(&story), 2);
+    // Each expectation is refused at another count and admitted at its own; what
+    // lands moves both counts by one.
+    let probe = || decision("v-1", "Approved", "user:kari", "APPROVED").caused_by(p.event_id);
+    for expected in [ExpectedVersion::Lifecycle(6), ExpectedVersion::Decisions(4), ExpectedVersion::Exactly(4)] {
+        let refused = s.append(Append::one(probe()).expect("v-1", expected)).await;
+        assert!(matches!(refused, Err(StoreError::VersionConflict { .. })), "{expected:?}: {refused:?}");
+    }
+    s.append(Append::one(probe()).expect("v-1", ExpectedVersion::Decisions(2))).await.unwrap();
+    s.append(Append::one(probe()).expect("v-1", ExpectedVersion::Lifecycle(5))).await.unwrap();
+    assert_eq!(s.lifecycle_version("v-1").await.unwrap(), 6);
 }
 
 async fn stats_count_types_and_decisions(db: &TestDb) {

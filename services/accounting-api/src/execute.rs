@@ -404,8 +404,14 @@ impl Handler for Executor {
                 return Ok(Append::nothing());
             }
         }
-        // Every attempt so far, under any approval: any of them may have landed.
-        let prior = state.attempts;
+        // Every attempt so far, under any approval, counted by the fold or not
+        // (an old story it reads differently): any of them may have landed, so
+        // the next one looks at the remote state first.
+        let claims = story
+            .iter()
+            .filter(|e| matches!(ActionKind::parse(&e.event_type), Some((_, Stage::ExecutionStarted))))
+            .count() as u32;
+        let prior = state.attempts.max(claims);
         let approved_at = story.iter().position(|e| e.event_id == approval.event_id).unwrap_or(0);
         let under_this_approval = story[approved_at..]
             .iter()

@@ -205,10 +205,15 @@ impl DiscordDoor {
     }
 
     /// Whether a Discord user may ask for an action: a person the directory lists
-    /// needs the `propose` right; someone it does not list may, as before there
-    /// was a directory.
+    /// needs the `propose` right. Someone it does not list may only while the
+    /// directory lists no Discord ids at all (as before there was one); otherwise a
+    /// second, unlisted account would dodge both the right and the self-approval
+    /// check.
     fn may_propose(&self, discord_user: serenity::all::UserId) -> bool {
-        self.people.by_discord(&discord_user.to_string()).is_none_or(|p| p.may(Right::Propose))
+        match self.people.by_discord(&discord_user.to_string()) {
+            Some(p) => p.may(Right::Propose),
+            None => self.people.people().iter().all(|p| p.discord.is_empty()),
+        }
     }
 
     /// Whether Discord's interactions endpoint is served (a public key is set).

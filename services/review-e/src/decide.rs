@@ -139,7 +139,7 @@ impl Handler for Reviewer {
                 return Ok(Append::nothing());
             };
             return Ok(Append::one(escalate)
-                .expect(&event.correlation_id, ExpectedVersion::Lifecycle(lifecycle::version(&story))));
+                .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(&story))));
         }
         let proposal = proposal::from_event(event);
         let read = started.elapsed();
@@ -172,7 +172,8 @@ impl Handler for Reviewer {
         let decision = decision_event(event, &combined, &record);
         // A person deciding meanwhile moves the version: the commit then fails,
         // and on retry the check above sees their decision.
-        Ok(Append::one(decision).expect(&event.correlation_id, ExpectedVersion::Lifecycle(lifecycle::version(&story))))
+        Ok(Append::one(decision)
+            .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(&story))))
     }
 
     /// A proposal that can never be judged (its facts cannot be read, its decision

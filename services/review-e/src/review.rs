@@ -83,7 +83,7 @@ pub async fn approve(
     }
     let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or("approved by a reviewer");
     let event = decision(proposal, Stage::Approved, status::APPROVED, reviewer, reason, via);
-    append(store, id, lifecycle::version(&story), event).await
+    append(store, id, ExpectedVersion::Decisions(lifecycle::decisions_version(&story)), event).await
 }
 
 /// Rejects a proposal: one waiting for a decision, or one approved but not yet
@@ -109,7 +109,8 @@ pub async fn reject(
         Phase::Rejected | Phase::Unproposed => return Err(already(&state)),
     }
     let event = decision(proposal, Stage::Rejected, status::REJECTED, reviewer, reason, via);
-    append(store, id, lifecycle::version(&story), event).await
+    // Against the whole lifecycle: an execution claimed meanwhile must win.
+    append(store, id, ExpectedVersion::Lifecycle(lifecycle::version(&story)), event).await
 }
 
 /// Whether the reviewer asked for this action themselves, compared as people: a
@@ -182,7 +183,7 @@ fn decision(
 /// Longest reason a person may give.
 const MAX_REASON_CHARS: usize = 2000;
 
-async fn append(store: &Store, id: &str, version: i64, event: NewEvent) -> Result<i64, ReviewError> {
-    let appended = store.append(Append::one(event).expect(id, ExpectedVersion::Lifecycle(version))).await?;
+async fn append(store: &Store, id: &str, version: ExpectedVersion, event: NewEvent) -> Result<i64, ReviewError> {
+    let appended = store.append(Append::one(event).expect(id, version)).await?;
     Ok(appended.first().map(|a| a.position).unwrap_or_default())
 }
