@@ -98,6 +98,10 @@ impl Config {
     }
 }
 
+/// How many ids of its chain a month-close report tries before giving up (the
+/// on-demand report still works then).
+const MONTH_CLOSE_IDS: u32 = 16;
+
 /// The event types the read model follows.
 pub const FOLLOWS: [&str; 2] = ["ReceiptAttachmentExecuted", "InvoiceRegistrationExecuted"];
 
@@ -174,22 +178,39 @@ impl Shared {
         let mut appended = 0;
         for report in reports {
             let key = (report.month.clone(), report.currency.clone());
-            let id = uuid::Uuid::new_v5(
-                &uuid::Uuid::NAMESPACE_OID,
-                format!("cost-api.month-closed:{}:{}", key.0, key.1).as_bytes(),
-            );
             let event = report
                 .into_event(ACTOR, format!("cost-report-{}-{}", key.0, key.1))
-                .with_id(id)
                 .with_metadata(json!({"trigger": "month-closed"}));
-            match self.store.append(Append::one(event)).await {
-                Ok(_) => {
-                    tracing::info!(month = %key.0, currency = %key.1, "month closed; cost report appended");
-                    appended += 1;
+            // The id is derived from month and currency, so replicas closing the same
+            // month append it once. Anyone can guess it and store another event under
+            // it first: then the next id of the same chain, which every replica
+            // computes alike, until one is free or already ours.
+            for k in 0..MONTH_CLOSE_IDS {
+                let seed = if k == 0 {
+                    format!("cost-api.month-closed:{}:{}", key.0, key.1)
+                } else {
+                    format!("cost-api.month-closed:{}:{}:{k}", key.0, key.1)
+                };
+                let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes());
+                match self.store.append(Append::one(event.clone().with_id(id))).await {
+                    Ok(_) => {
+                        tracing::info!(month = %key.0, currency = %key.1, "month closed; cost report appended");
+                        appended += 1;
+                        break;
+                    }
+                    Err(StoreError::EventIdReused { .. }) => {
+                        let ours = self
+                            .store
+                            .event(id)
+                            .await?
+                            .is_some_and(|e| e.event_type == MonthlyCostReport::TYPE && e.actor == ACTOR);
+                        if ours {
+                            break; // another replica reported it first, with what it knew then
+                        }
+                        tracing::warn!(month = %key.0, k, "the month-close report's id is taken by another event; trying the next");
+                    }
+                    Err(e) => return Err(e),
                 }
-                // Another replica reported it first (with what it knew then).
-                Err(StoreError::EventIdReused { .. }) => {}
-                Err(e) => return Err(e),
             }
             self.closed.write().unwrap_or_else(|p| p.into_inner()).insert(key);
         }
