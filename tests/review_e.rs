@@ -2,6 +2,8 @@
 //! `review_e` role: a policy dropped into one process's folder, or uploaded to
 //! the other, is followed by both without a restart, and decisions change.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -10,6 +12,8 @@ use std::time::{Duration, Instant};
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{NewEvent, Store};
 use serde_json::{json, Value};
+
+use common::build_policy as build;
 
 const AUTHOR: &str = "author-token-0123456789";
 
@@ -104,17 +108,6 @@ async fn propose(db: &TestDb, id: &str) {
     }));
     book_e.append_events(vec![e]).await.unwrap();
     book_e.close().await;
-}
-
-fn build(policy: &str, out: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "build"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(policy))
-        .arg("--out")
-        .arg(out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "bookkeeper policy build {policy} failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

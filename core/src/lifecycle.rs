@@ -417,11 +417,6 @@ impl<'a> ActionState<'a> {
         !self.ignored.iter().any(|i| i.event.event_id == event.event_id)
     }
 
-    /// Why `event` does not count, if it does not.
-    pub fn why_ignored(&self, event: &RecordedEvent) -> Option<&str> {
-        self.ignored.iter().find(|i| i.event.event_id == event.event_id).map(|i| i.why.as_str())
-    }
-
     /// Who asked for it (`requested_by` of the proposal that counts).
     pub fn requested_by(&self) -> Option<&'a str> {
         self.proposal()?.payload.get("requested_by")?.as_str()

@@ -175,12 +175,6 @@ impl Person {
         self
     }
 
-    /// Adds an earlier id the log may hold for them.
-    pub fn with_alias(mut self, alias: impl Into<String>) -> Person {
-        self.aliases.push(alias.into());
-        self
-    }
-
     /// The actor name of this person in the log: `user:<id>`.
     pub fn actor(&self) -> String {
         format!("user:{}", self.id)
