@@ -1,0 +1,102 @@
+//! The check every fake of a vendor runs on everything it handles: an axum
+//! middleware that holds each request against the vendor's document before the
+//! fake sees it, and each answer before the client does.
+//!
+//! A request the document would not take is refused (400) as the vendor
+//! would, and remembered. An answer of the fake's own that the document does
+//! not allow is a defect of the fake: it is remembered and replaced by a 500, so
+//! no client is ever tested against an answer the vendor cannot give. Tests
+//! read [`Log::all`]; in debug builds a fake whose log is not empty when it is
+//! dropped fails the test that ran it.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::http::{Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::{Checked, Vendor, Violations};
+
+/// Largest body the check buffers (Fiken and Folio take 20 MiB documents).
+const MAX_BODY: usize = 64 << 20;
+
+/// The contract violations one fake has seen.
+#[derive(Debug, Clone, Default)]
+pub struct Log(Arc<Mutex<Violations>>);
+
+impl Log {
+    fn push(&self, v: Violations) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(v);
+    }
+
+    /// Everything seen so far.
+    pub fn all(&self) -> Violations {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Everything seen so far, forgetting it (a test that provokes a violation on purpose).
+    pub fn take(&self) -> Violations {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// For a fake's `Drop`: in debug builds, fails loudly if anything was seen.
+    pub fn assert_clean(&self, fake: &str) {
+        let seen = self.all();
+        if seen.is_empty() {
+            return;
+        }
+        eprintln!("{fake}: {} contract violation(s):\n  {}", seen.len(), seen.join("\n  "));
+        if cfg!(debug_assertions) && !std::thread::panicking() {
+            panic!("{fake} saw requests or gave answers its vendor's document does not allow: {seen:?}");
+        }
+    }
+}
+
+/// The middleware: `axum::middleware::from_fn(move |r, n| check(Vendor::Fiken, log.clone(), r, n))`.
+pub async fn check(vendor: Vendor, log: Log, request: Request<Body>, next: Next) -> Response {
+    let doc = vendor.document();
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
+    };
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    match doc.check_request(&method, &path, parts.uri.query(), &parts.headers, &bytes) {
+        Checked::OutsideTheApi => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Checked::Violates(problems) => {
+            tracing::error!(vendor = vendor.name(), ?problems, "a request the vendor's document does not allow");
+            let message = format!("contract violation: {}", problems.join("; "));
+            log.push(problems);
+            return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"message": message}))).into_response();
+        }
+        Checked::Conforms(_) => {}
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let (parts, body) = response.into_parts();
+    // A body that fails mid-way (a fake dropping the connection on purpose) is
+    // passed on as it is: there is no answer to check.
+    let streaming = parts.headers.get(axum::http::header::CONTENT_LENGTH).is_none() && !body_is_sized(&body);
+    if streaming {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let problems = doc.check_response(&method, &path, parts.status.as_u16(), &parts.headers, &bytes);
+    if !problems.is_empty() {
+        tracing::error!(
+            vendor = vendor.name(),
+            ?problems,
+            "the fake gave an answer the vendor's document does not allow"
+        );
+        log.push(problems);
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the fake broke its vendor's contract").into_response();
+    }
+    Response::from_parts(parts, Body::from(Bytes::from(bytes)))
+}
+
+fn body_is_sized(body: &Body) -> bool {
+    use axum::body::HttpBody;
+    body.size_hint().exact().is_some()
+}
