@@ -57,6 +57,13 @@ async fn answer(vendor: Vendor, fullness: Fullness, seen: Seen, request: Request
             return (StatusCode::BAD_REQUEST, "contract violation").into_response();
         }
     };
+    if op.needs_credentials() && !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+        seen.violations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{}: sent without credentials", op.name()));
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     seen.calls.lock().unwrap_or_else(|p| p.into_inner()).push(op.name());
     let Some(answer) = op.answers.iter().filter(|a| a.status.starts_with('2')).min_by(|a, b| a.status.cmp(&b.status))
     else {

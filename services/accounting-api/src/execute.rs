@@ -16,9 +16,9 @@
 //!    reject once a claim is in the log).
 //! 4. Call Fiken or Folio. When an earlier attempt was claimed, it may have
 //!    reached the remote system with its answer lost: look at the remote state
-//!    first (the purchase by supplier and invoice number; a Fiken attachment by
-//!    the idempotency key in its comment; a Folio receipt by its bytes) and only
-//!    send what is missing.
+//!    first (the purchase by supplier and invoice number; an attachment, at
+//!    Fiken or Folio, by its bytes read back: neither keeps a key of ours) and
+//!    only send what is missing.
 //! 5. Record `...Executed` (with the remote ids) together with the checkpoint.
 //!    A retryable failure records `...ExecutionFailed` (not final) and fails the
 //!    handler, so the subscription offers the event again after its backoff; after
@@ -45,6 +45,9 @@ use uuid::Uuid;
 use crate::documents::{self, DocumentType};
 use crate::fiken::{FikenClient, FikenError, NewPurchase, PurchaseLine};
 use crate::folio::{FolioClient, FolioError};
+
+/// How far before its proposal a Folio event is looked for, in days.
+const FOLIO_LOOKBACK_DAYS: i64 = 400;
 
 /// Name of the Accounting API's subscription.
 pub const SUBSCRIPTION: &str = "accounting-api.approvals";
@@ -155,7 +158,7 @@ impl Executor {
         action: &Action,
         bytes: Vec<u8>,
         kind: DocumentType,
-        key: &str,
+        since: chrono::NaiveDate,
         resume: bool,
     ) -> Result<Done, Failure> {
         let name = documents::upload_name(&action.document().filename, kind);
@@ -164,8 +167,12 @@ impl Executor {
                 if resume {
                     // Folio keeps no key of ours: the receipt landed if the event
                     // has an attachment with exactly these bytes.
-                    let event = self.connectors.folio.event(*event_id).await?;
-                    for candidate in event.attachments.iter().filter(|a| a.size == bytes.len() as u64) {
+                    // Folio's document has no read of one event: it is found in
+                    // the list of events since the proposal's lookback.
+                    let today = Utc::now().date_naive() + chrono::Days::new(1);
+                    let event = self.connectors.folio.find_event(*event_id, since, today).await?;
+                    let attachments = event.map(|e| e.attachments).unwrap_or_default();
+                    for candidate in attachments.iter().filter(|a| a.size == bytes.len() as u64) {
                         let (_, stored) = self.connectors.folio.attachment(candidate.id).await?;
                         if stored == bytes {
                             return Ok(Done { remote_ids: folio_ids(*event_id, candidate.id), found_existing: true });
@@ -178,15 +185,15 @@ impl Executor {
             Action::AttachToFikenPurchase { purchase_id, .. } => {
                 let mut remote_ids = BTreeMap::new();
                 remote_ids.insert("fiken_purchase_id".to_string(), purchase_id.to_string());
-                if resume
-                    && self.connectors.fiken.purchase(*purchase_id).await?.attachment_comments.iter().any(|c| c == key)
-                {
+                // Fiken keeps no key of ours either: the receipt landed if the
+                // purchase has an attachment with exactly these bytes.
+                if resume && self.connectors.fiken.has_attachment(*purchase_id, &bytes).await? {
                     return Ok(Done { remote_ids, found_existing: true });
                 }
-                self.connectors.fiken.attach_to_purchase(*purchase_id, &name, bytes, true, key).await?;
+                self.connectors.fiken.attach_to_purchase(*purchase_id, &name, bytes, true).await?;
                 Ok(Done { remote_ids, found_existing: false })
             }
-            Action::RegisterInvoice(invoice) => self.register_invoice(invoice, bytes, &name, key, resume).await,
+            Action::RegisterInvoice(invoice) => self.register_invoice(invoice, bytes, &name, resume).await,
         }
     }
 
@@ -195,7 +202,6 @@ impl Executor {
         invoice: &InvoiceRegistrationProposed,
         bytes: Vec<u8>,
         name: &str,
-        key: &str,
         resume: bool,
     ) -> Result<Done, Failure> {
         let fiken = &self.connectors.fiken;
@@ -210,7 +216,7 @@ impl Executor {
         let found_existing = existing.is_some();
         let (purchase_id, documented) = match existing {
             Some(p) => {
-                let documented = p.attachment_comments.iter().any(|c| c == key);
+                let documented = fiken.has_attachment(p.id, &bytes).await?;
                 (p.id, documented)
             }
             None => {
@@ -233,7 +239,7 @@ impl Executor {
             }
         };
         if !documented {
-            fiken.attach_to_purchase(purchase_id, name, bytes, false, key).await?;
+            fiken.attach_to_purchase(purchase_id, name, bytes, false).await?;
         }
         let mut remote_ids = BTreeMap::new();
         remote_ids.insert("fiken_purchase_id".to_string(), purchase_id.to_string());
@@ -330,6 +336,15 @@ fn read_action(proposal: &RecordedEvent) -> Result<Action, String> {
         }
         InvoiceRegistrationProposed::TYPE => {
             let p: InvoiceRegistrationProposed = serde_json::from_value(proposal.payload.clone()).map_err(bad)?;
+            // What Fiken's document refuses is refused here, before anything is sent.
+            let currency = &p.amount.currency;
+            if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!("currency `{currency}` is not an ISO 4217 code (three capital letters, like NOK)"));
+            }
+            let vendor = p.vendor.name.trim();
+            if vendor.is_empty() || vendor.chars().count() > 200 {
+                return Err("the vendor's name must be 1 to 200 characters (Fiken's limit for a contact)".into());
+            }
             Ok(Action::RegisterInvoice(Box::new(p)))
         }
         other => Err(format!("the Accounting API does not know how to execute `{other}`")),
@@ -467,7 +482,10 @@ impl Handler for Executor {
         let claim_us = began.elapsed().as_micros() as u64 - story_us - prepare_us;
 
         let remote_started: DateTime<Utc> = Utc::now();
-        let outcome = self.perform(&action, bytes, doc_kind, &key, prior > 0).await;
+        // A Folio event is older than the proposal that names it; a year before
+        // bounds the search for it when an earlier attempt's answer was lost.
+        let since = (proposal.created_at - chrono::Duration::days(FOLIO_LOOKBACK_DAYS)).date_naive();
+        let outcome = self.perform(&action, bytes, doc_kind, since, prior > 0).await;
         let remote_finished: DateTime<Utc> = Utc::now();
         let outcome_label = match &outcome {
             Ok(_) => "executed",

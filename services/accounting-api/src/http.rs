@@ -377,6 +377,8 @@ struct PurchaseView {
     supplier: Option<String>,
     total_minor: i64,
     total: String,
+    /// False when Fiken left a line's amounts out (`total_minor` is then a lower bound).
+    total_known: bool,
     paid: bool,
     attachments: usize,
 }
@@ -401,7 +403,8 @@ async fn purchases(
             total: format_minor(p.total_minor),
             total_minor: p.total_minor,
             paid: p.paid,
-            attachments: p.attachment_comments.len(),
+            attachments: p.attachments.len(),
+            total_known: p.total_known,
         })
         .collect();
     Ok(Json(json!({ "sandbox": state.sandbox, "from": from, "to": to, "purchases": list })))

@@ -346,7 +346,7 @@ async fn bad_input_fails_finally_with_a_clear_reason_and_changes_nothing_remote(
 
     // A document nobody uploaded.
     w.receipt_to_folio("bad-doc", event_id, &"f".repeat(64)).await;
-    // Fiken refuses the content (a currency it does not know).
+    // Content Fiken would refuse (a currency that is not an ISO code) is refused before anything is sent.
     let proposal =
         NewEvent::new("InvoiceRegistrationProposed", "book-e", "PROPOSED", "bad-fiken").with_payload(json!({
             "requested_by": "user:kari",
@@ -365,7 +365,7 @@ async fn bad_input_fails_finally_with_a_clear_reason_and_changes_nothing_remote(
 
     let expect = [
         ("bad-doc", "is not stored"),
-        ("bad-fiken", "Fiken rejected it as invalid: currency must match"),
+        ("bad-fiken", "currency `nok` is not an ISO 4217 code"),
         ("bad-heic", "HEIC"),
         ("bad-payload", "not a valid ReceiptAttachmentProposed"),
     ];

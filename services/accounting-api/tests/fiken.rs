@@ -51,7 +51,10 @@ async fn a_supplier_invoice_is_registered_found_again_and_documented() {
     let fake = fake().await;
     let fiken = client(&fake, "token-register", Duration::from_millis(1));
     let banks = fiken.bank_accounts().await.unwrap();
-    assert_eq!((banks[0].account_code.as_str(), banks[0].reconciled_balance_minor), ("1920:10001", 250_000_00));
+    assert_eq!(
+        (banks[0].account_code.as_deref(), banks[0].number.as_deref(), banks[0].reconciled_balance_minor),
+        (Some("1920:10001"), Some("36060000000"), Some(250_000_00))
+    );
 
     assert_eq!(fiken.find_supplier("Kontorleverandøren AS", Some("912345678")).await.unwrap(), None);
     let supplier = fiken.create_supplier("Kontorleverandøren AS", Some("912345678")).await.unwrap();
@@ -66,15 +69,18 @@ async fn a_supplier_invoice_is_registered_found_again_and_documented() {
     assert_eq!(fiken.find_purchase(supplier, "F-1001").await.unwrap().map(|p| p.id), Some(id));
     assert_eq!(fiken.find_purchase(supplier, "F-9999").await.unwrap(), None);
 
-    fiken.attach_to_purchase(id, "F-1001.pdf", b"%PDF-1.7 invoice".to_vec(), false, "key-1").await.unwrap();
+    fiken.attach_to_purchase(id, "F-1001.pdf", b"%PDF-1.7 invoice".to_vec(), false).await.unwrap();
     let stored = fake.attachments_of(id);
     assert_eq!(
         (stored[0].filename.as_str(), stored[0].bytes.as_slice(), stored[0].to_payment),
         ("F-1001.pdf", &b"%PDF-1.7 invoice"[..], false)
     );
-    assert_eq!(fiken.purchase(id).await.unwrap().attachment_comments, vec!["key-1".to_string()]);
+    // Found again by its bytes, read back from the documented `downloadUrl`.
+    assert_eq!(fiken.purchase(id).await.unwrap().attachments.len(), 1);
+    assert!(fiken.has_attachment(id, b"%PDF-1.7 invoice").await.unwrap());
+    assert!(!fiken.has_attachment(id, b"%PDF-1.7 another").await.unwrap());
 
-    let err = fiken.attach_to_purchase(id, "scan.heic", vec![1], true, "").await.unwrap_err();
+    let err = fiken.attach_to_purchase(id, "scan.heic", vec![1], true).await.unwrap_err();
     assert!(matches!(&err, FikenError::Validation { message } if message.contains(".pdf")), "{err}");
 }
 
@@ -170,7 +176,7 @@ async fn companies_inbox_and_purchases_by_date() {
     let companies = fiken.companies().await.unwrap();
     assert_eq!(companies.iter().map(|c| c.slug.as_str()).collect::<Vec<_>>(), [SANDBOX_COMPANY]);
     let inbox = fiken.inbox().await.unwrap();
-    assert!(inbox.iter().all(|d| !d.filename.is_empty()) && !inbox.is_empty());
+    assert!(inbox.iter().all(|d| d.filename.as_deref().is_some_and(|f| !f.is_empty())) && !inbox.is_empty());
 
     let supplier = fiken.create_supplier("Datoleverandøren", None).await.unwrap();
     for (number, day) in [("D-1", 1), ("D-2", 15), ("D-3", 28)] {
@@ -185,4 +191,37 @@ async fn companies_inbox_and_purchases_by_date() {
     let numbers: Vec<_> = mid.iter().filter_map(|p| p.identifier.as_deref()).collect();
     assert_eq!(numbers, ["D-2", "D-3"]);
     assert_eq!(mid[0].supplier_name.as_deref(), Some("Datoleverandøren"));
+}
+
+#[tokio::test]
+async fn an_upload_whose_answer_is_lost_is_found_by_its_bytes() {
+    let fake = fake().await;
+    let fiken = client(&fake, "token-lost-upload", Duration::ZERO);
+    let supplier = fiken.create_supplier("Clas Ohlson", None).await.unwrap();
+    let id = fiken.create_purchase(&invoice("C-1", supplier)).await.unwrap();
+    fake.fail_next([Fault::DropAfterCommit]);
+    let err = fiken.attach_to_purchase(id, "c-1.pdf", b"%PDF-1.7 receipt".to_vec(), true).await.unwrap_err();
+    assert!(matches!(err, FikenError::Ambiguous(_)), "{err}");
+    assert!(fiken.has_attachment(id, b"%PDF-1.7 receipt").await.unwrap(), "it landed, and the check sees it");
+    assert_eq!(fake.attachments_of(id).len(), 1);
+}
+
+#[tokio::test]
+async fn a_form_field_fikens_document_lacks_is_refused_and_recorded() {
+    let fake = fake().await;
+    let fiken = client(&fake, "token-form", Duration::ZERO);
+    let supplier = fiken.create_supplier("Form AS", None).await.unwrap();
+    let id = fiken.create_purchase(&invoice("FORM-1", supplier)).await.unwrap();
+    // What the client used to send: a `comment` field the document does not define.
+    let form = reqwest::multipart::Form::new()
+        .text("filename", "r.pdf")
+        .text("attachToPayment", "true")
+        .text("comment", "bk-key")
+        .part("file", reqwest::multipart::Part::bytes(b"%PDF-1.7".to_vec()).file_name("r.pdf"));
+    let url = format!("{}/companies/{SANDBOX_COMPANY}/purchases/{id}/attachments", fake.base_url());
+    let answer = reqwest::Client::new().post(url).bearer_auth("token-form").multipart(form).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let seen = fake.take_contract_violations();
+    assert!(seen.len() == 1 && seen[0].contains("comment"), "{seen:?}");
+    assert!(fake.attachments_of(id).is_empty(), "nothing was attached");
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use accounting_api::folio::fake::{FakeFolio, Fault, Faults, SANDBOX_ACCOUNT};
-use accounting_api::folio::{ApiKey, FolioClient, FolioError};
+use accounting_api::folio::{ApiKey, Direction, FolioClient, FolioError};
 use accounting_api::retry::RetryPolicy;
 use bookkeeper_core::retry::Backoff;
 use chrono::{Duration as Days, Utc};
@@ -42,7 +42,9 @@ async fn accounts_balances_and_transactions_are_read_exactly() {
     let txs = folio.transactions(SANDBOX_ACCOUNT, today - Days::days(4), today).await.unwrap();
     let amounts: Vec<i64> = txs.iter().map(|t| t.amount_minor).collect();
     assert_eq!(amounts.len(), 3, "the purchase five days ago is outside the range");
+    // Folio writes amounts unsigned; the account is the debtor of money out.
     assert!(amounts.contains(&-499_00) && amounts.contains(&-12_490_00));
+    assert!(txs.iter().all(|t| t.direction == Direction::Out));
     assert!(txs.iter().all(|t| t.currency == "NOK" && t.attachments.is_empty()));
 
     let yesterday = today - Days::days(1);
@@ -58,7 +60,7 @@ async fn a_receipt_attached_to_an_event_reads_back_byte_for_byte() {
     let folio = client(&fake);
     let today = Utc::now().date_naive();
     let events = folio.events(today - Days::days(10), today).await.unwrap();
-    let kiwi = events.iter().find(|e| e.amount_minor == -499_00).expect("the sandbox Kiwi purchase");
+    let kiwi = events.iter().find(|e| e.amount_minor == 499_00).expect("the sandbox Kiwi purchase, unsigned");
     let receipt = b"%PDF-1.7 kvittering Kiwi 499,00".to_vec();
     let id = folio.attach_receipt(kiwi.id, "kiwi.pdf", "application/pdf", receipt.clone()).await.unwrap();
 
@@ -71,10 +73,11 @@ async fn a_receipt_attached_to_an_event_reads_back_byte_for_byte() {
     let kiwi = events.iter().find(|e| e.id == kiwi.id).unwrap();
     assert!(kiwi.complete && kiwi.attachments[0].size > 0);
 
-    let one = folio.event(kiwi.id).await.unwrap();
-    assert_eq!((one.amount_minor, one.attachments[0].filename.as_deref()), (-499_00, Some("kiwi.pdf")));
-    let unknown = folio.event(uuid::Uuid::new_v4()).await.unwrap_err();
-    assert!(matches!(unknown, FolioError::NotFound(_)), "{unknown}");
+    // No read of one event in Folio's document: it is found among the events.
+    let one = folio.find_event(kiwi.id, today - Days::days(10), today).await.unwrap().expect("found");
+    assert_eq!((one.amount_minor, one.attachments[0].filename.as_deref()), (499_00, Some("kiwi.pdf")));
+    assert_eq!(folio.find_event(uuid::Uuid::new_v4(), today - Days::days(10), today).await.unwrap(), None);
+    assert_eq!(fake.contract_violations(), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -88,7 +91,12 @@ async fn permanent_errors_are_typed_and_never_retried() {
     let event = folio.events(today - Days::days(10), today).await.unwrap()[0].id;
     let err = folio.attach_receipt(event, "x.heic", "image/heic", vec![1]).await.unwrap_err();
     assert!(matches!(&err, FolioError::Rejected { status: 400, message } if message.contains("Content-Type")), "{err}");
-    assert_eq!(fake.requests() - before, 3, "one request each, no retries");
+    // HEIC is not a type Folio's document accepts: refused at the contract
+    // check, once (a retry would show as a second violation).
+    let refused = fake.take_contract_violations();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("image/heic"), "{refused:?}");
+    assert_eq!(fake.requests() - before, 2, "one request each, no retries");
 
     // The fake, like Folio's own mock, accepts any non-empty key; an empty one is refused.
     let no_key = FolioClient::new(fake.base_url(), ApiKey::new(""), fast_retries()).unwrap();
@@ -160,8 +168,8 @@ async fn a_slow_folio_times_out_as_unavailable() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// The fake speaks the shapes of the reference (`../shared/ref/folio.md`), checked
-/// on raw HTTP rather than through our own client.
+/// The fake speaks the shapes of Folio's document, checked on raw HTTP rather
+/// than through our own client.
 #[tokio::test]
 async fn the_fake_speaks_folios_documented_shapes() {
     let fake = fake().await;
@@ -183,6 +191,8 @@ async fn the_fake_speaks_folios_documented_shapes() {
 
     let r = get(&format!("/accounts/{SANDBOX_ACCOUNT}/transactions")).send().await.unwrap();
     assert_eq!(r.status(), 400, "startDate is required");
+    let refused = fake.take_contract_violations();
+    assert!(refused.len() == 1 && refused[0].contains("`startDate` is missing"), "{refused:?}");
     let today = Utc::now().date_naive();
     let body: serde_json::Value =
         get(&format!("/accounts/{SANDBOX_ACCOUNT}/transactions?startDate={}", today - Days::days(30)))
@@ -194,9 +204,19 @@ async fn the_fake_speaks_folios_documented_shapes() {
             .unwrap();
     let tx = &body["transactions"]["booked"][0];
     assert_eq!(tx["transactionAmount"]["currency"], "NOK");
-    assert!(tx["transactionAmount"]["amount"].as_str().unwrap().starts_with('-'), "purchases are negative: {tx}");
+    // Unsigned, as the document's pattern; the account pays, so it is the debtor.
+    assert!(
+        tx["transactionAmount"]["amount"].as_str().unwrap().bytes().all(|b| b.is_ascii_digit() || b == b'.'),
+        "{tx}"
+    );
+    assert_eq!(tx["debtor"]["accountNumber"], SANDBOX_ACCOUNT);
     assert!(tx["eventId"].is_string() && tx["attachments"].is_array() && tx["complete"].is_boolean());
-    assert!(body["includes"].is_object());
+
+    // There is no GET of one event in Folio's document: the fake has none either.
+    let r = get(&format!("/events/{}", tx["eventId"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let refused = fake.take_contract_violations();
+    assert!(refused.len() == 1 && refused[0].contains("no such endpoint"), "{refused:?}");
 
     let events: serde_json::Value =
         get(&format!("/events?startDate={}", today - Days::days(30))).send().await.unwrap().json().await.unwrap();

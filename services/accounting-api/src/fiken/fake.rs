@@ -3,6 +3,12 @@
 //! lists with the `Fiken-Api-*` paging headers, `415` for a non-JSON body, `400`
 //! for unknown fields or invalid content (with a JSON `message`, our choice), and
 //! `429` when a second request from one token arrives while one is in flight.
+//!
+//! Every request it receives and every answer it gives is checked against
+//! Fiken's published document (`bookkeeper_contracts::fake`): a request Fiken's
+//! document does not allow is refused, and [`FakeFiken::contract_violations`]
+//! lists it. Attachments are read back from their `downloadUrl`, served outside
+//! the API's path as Fiken serves files.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -13,9 +19,11 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+
+use bookkeeper_contracts::{fake::Log, Vendor};
 
 use super::wire;
 pub use crate::sandbox::{Fault, Faults};
@@ -42,6 +50,10 @@ struct World {
     in_flight: HashMap<String, u32>,
     faults: Faults,
     forced: VecDeque<Fault>,
+    /// Only this token is accepted, when set (any non-empty one otherwise).
+    valid_token: Option<String>,
+    /// The sandbox company lacks Fiken's API module.
+    without_api_module: bool,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -49,6 +61,7 @@ type Shared = Arc<Mutex<World>>;
 #[derive(Clone)]
 struct AppState {
     world: Shared,
+    /// `http://host:port`, without the API's path.
     base: String,
 }
 
@@ -56,12 +69,14 @@ struct AppState {
 pub struct FakeFiken {
     addr: SocketAddr,
     world: Shared,
+    contract: Log,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeFiken {
     fn drop(&mut self) {
         self.task.abort();
+        self.contract.assert_clean("the fake Fiken");
     }
 }
 
@@ -71,12 +86,36 @@ impl FakeFiken {
         let world: Shared = Arc::new(Mutex::new(World { next_id: 1000, ..World::default() }));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = AppState { world: world.clone(), base: format!("http://{addr}/api/v2") };
-        let app = router(state);
+        let state = AppState { world: world.clone(), base: format!("http://{addr}") };
+        let contract = Log::default();
+        let log = contract.clone();
+        let app = router(state).layer(middleware::from_fn(move |r, n| {
+            bookkeeper_contracts::fake::check(Vendor::Fiken, log.clone(), r, n)
+        }));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(FakeFiken { addr, world, task })
+        Ok(FakeFiken { addr, world, contract, task })
+    }
+
+    /// Requests it received, or answers it gave, that Fiken's document does not allow.
+    pub fn contract_violations(&self) -> Vec<String> {
+        self.contract.all()
+    }
+
+    /// [`FakeFiken::contract_violations`], forgotten (a test that provokes one on purpose).
+    pub fn take_contract_violations(&self) -> Vec<String> {
+        self.contract.take()
+    }
+
+    /// Accepts only `token` from now on (any non-empty token otherwise).
+    pub fn accept_only(&self, token: &str) {
+        self.world().valid_token = Some(token.to_string());
+    }
+
+    /// The sandbox company loses (or regains) Fiken's API module.
+    pub fn set_api_module(&self, on: bool) {
+        self.world().without_api_module = !on;
     }
 
     /// The base URL, like `https://api.fiken.no/api/v2`.
@@ -100,12 +139,12 @@ impl FakeFiken {
 
     /// Every purchase registered, as (id, identifier).
     pub fn purchases(&self) -> Vec<(i64, Option<String>)> {
-        self.world().purchases.values().map(|(p, _)| (p.purchase_id, p.identifier.clone())).collect()
+        self.world().purchases.iter().map(|(id, (p, _))| (*id, p.identifier.clone())).collect()
     }
 
     /// Every contact, as (id, name).
     pub fn contacts(&self) -> Vec<(i64, String)> {
-        self.world().contacts.values().map(|c| (c.contact_id, c.name.clone())).collect()
+        self.world().contacts.iter().map(|(id, c)| (*id, c.name.clone())).collect()
     }
 
     /// The lines of a purchase, as (account, net øre, VAT øre, VAT type).
@@ -113,7 +152,19 @@ impl FakeFiken {
         self.world()
             .purchases
             .get(&purchase_id)
-            .map(|(p, _)| p.lines.iter().map(|l| (l.account.clone(), l.net_price, l.vat, l.vat_type.clone())).collect())
+            .map(|(p, _)| {
+                p.lines
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.account.clone().unwrap_or_default(),
+                            l.net_price.unwrap_or(0),
+                            l.vat.unwrap_or(0),
+                            l.vat_type.clone(),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -129,14 +180,20 @@ fn router(state: AppState) -> Router {
         .route("/contacts", get(contacts).post(create_contact))
         .route("/purchases", get(purchases).post(create_purchase))
         .route("/purchases/{id}", get(purchase))
-        .route("/purchases/{id}/attachments", post(attach))
+        .route("/purchases/{id}/attachments", get(attachments).post(attach))
         .route("/inbox", get(inbox));
     let api = Router::new()
         .route("/companies", get(companies))
+        .route("/companies/{slug}", get(one_company))
         .nest("/companies/{slug}", company)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state.clone());
+    // Files live outside the API, as a `downloadUrl` points (the token is still asked for).
+    let files = Router::new()
+        .route("/files/{purchase}/{n}/{name}", get(file))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state);
-    Router::new().nest("/api/v2", api)
+    Router::new().nest("/api/v2", api).merge(files)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -154,12 +211,27 @@ async fn guard(State(state): State<AppState>, request: Request<Body>, next: Next
         .filter(|t| !t.is_empty())
         .map(str::to_string);
     let Some(token) = token else { return error(StatusCode::UNAUTHORIZED, "Unauthorized") };
+    let (valid_token, without_module) = {
+        let w = state.world.lock().unwrap_or_else(|p| p.into_inner());
+        (w.valid_token.clone(), w.without_api_module)
+    };
+    if valid_token.is_some_and(|t| t != token) {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
     let path = request.uri().path().to_string();
     // Nesting strips `/api/v2` before this layer sees the path; accept either form.
     let scoped = path.strip_prefix("/api/v2").unwrap_or(&path);
     if let Some(rest) = scoped.strip_prefix("/companies/") {
-        if rest.split('/').next() != Some(SANDBOX_COMPANY) {
+        let mut parts = rest.split('/');
+        if parts.next() != Some(SANDBOX_COMPANY) {
             return error(StatusCode::NOT_FOUND, "Company not found");
+        }
+        // The company itself can be read; its data needs the API module.
+        if without_module && parts.next().is_some_and(|p| !p.is_empty()) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "The company does not have the API module (Fiken: Innstillinger > API)",
+            );
         }
     }
     let is_write = request.method() != axum::http::Method::GET;
@@ -212,14 +284,23 @@ impl Drop for InFlight {
     }
 }
 
-async fn companies() -> Json<Vec<wire::Company>> {
-    Json(vec![wire::Company {
-        name: "Sandbox AS".into(),
-        slug: SANDBOX_COMPANY.into(),
-        organization_number: "999999999".into(),
-        has_api_access: true,
-        test_company: true,
-    }])
+fn sandbox_company(state: &AppState) -> wire::Company {
+    let without_module = state.world.lock().unwrap_or_else(|p| p.into_inner()).without_api_module;
+    wire::Company {
+        name: Some("Sandbox AS".into()),
+        slug: Some(SANDBOX_COMPANY.into()),
+        organization_number: Some("999999999".into()),
+        has_api_access: Some(!without_module),
+        test_company: Some(true),
+    }
+}
+
+async fn companies(State(state): State<AppState>, Query(paging): Query<Paging>) -> Response {
+    paged(vec![sandbox_company(&state)], &paging)
+}
+
+async fn one_company(State(state): State<AppState>) -> Json<wire::Company> {
+    Json(sandbox_company(&state))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,22 +338,26 @@ fn paged<T: serde::Serialize>(items: Vec<T>, paging: &Paging) -> Response {
 
 async fn bank_accounts(Query(paging): Query<Paging>) -> Response {
     let accounts = vec![wire::BankAccount {
-        bank_account_id: 1,
-        name: "Driftskonto".into(),
-        account_code: "1920:10001".into(),
-        bank_account_number: "36060000000".into(),
-        kind: "normal".into(),
-        reconciled_balance: 250_000 * 100,
-        reconciled_date: chrono::Utc::now().date_naive().to_string(),
-        inactive: false,
+        bank_account_id: Some(1),
+        name: Some("Driftskonto".into()),
+        account_code: Some("1920:10001".into()),
+        bank_account_number: Some("36060000000".into()),
+        kind: Some("normal".into()),
+        reconciled_balance: Some(250_000 * 100),
+        reconciled_date: Some(chrono::Utc::now().date_naive().to_string()),
+        inactive: Some(false),
     }];
     paged(accounts, &paging)
 }
 
 async fn contacts(State(state): State<AppState>, Query(paging): Query<Paging>) -> Response {
     let w = state.world.lock().unwrap_or_else(|p| p.into_inner());
-    let list: Vec<wire::Contact> =
-        w.contacts.values().filter(|c| paging.supplier.is_none_or(|s| c.supplier == s)).cloned().collect();
+    let list: Vec<wire::Contact> = w
+        .contacts
+        .values()
+        .filter(|c| paging.supplier.is_none_or(|s| c.supplier.unwrap_or(false) == s))
+        .cloned()
+        .collect();
     paged(list, &paging)
 }
 
@@ -291,7 +376,7 @@ fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) 
 
 fn created(base: &str, path: String) -> Response {
     let mut r = StatusCode::CREATED.into_response();
-    if let Ok(v) = format!("{base}{path}").parse() {
+    if let Ok(v) = format!("{base}/api/v2{path}").parse() {
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
@@ -311,10 +396,10 @@ async fn create_contact(State(state): State<AppState>, headers: HeaderMap, body:
     w.contacts.insert(
         id,
         wire::Contact {
-            contact_id: id,
+            contact_id: Some(id),
             name: request.name,
             organization_number: request.organization_number,
-            supplier: request.supplier,
+            supplier: Some(request.supplier),
             supplier_account_code: request.supplier.then(|| format!("2400:{}", 20000 + id)),
         },
     );
@@ -352,7 +437,7 @@ async fn create_purchase(State(state): State<AppState>, headers: HeaderMap, body
     let mut w = state.world.lock().unwrap_or_else(|p| p.into_inner());
     let supplier = match (request.kind.as_str(), request.supplier_id) {
         ("supplier", Some(id)) => match w.contacts.get(&id) {
-            Some(c) if c.supplier => Some(c.clone()),
+            Some(c) if c.supplier == Some(true) => Some(c.clone()),
             _ => return invalid("supplierId does not name a supplier"),
         },
         ("supplier", None) => return invalid("a supplier purchase needs supplierId"),
@@ -362,17 +447,17 @@ async fn create_purchase(State(state): State<AppState>, headers: HeaderMap, body
     w.next_id += 1;
     let id = w.next_id;
     let purchase = wire::Purchase {
-        purchase_id: id,
+        purchase_id: Some(id),
         date: request.date,
         kind: request.kind,
         paid: request.paid,
-        lines: request.lines,
+        lines: request.lines.into_iter().map(wire::OrderLineResult::from).collect(),
         currency: request.currency,
         identifier: request.identifier,
         due_date: request.due_date,
         supplier,
         purchase_attachments: vec![],
-        deleted: false,
+        deleted: Some(false),
     };
     w.purchases.insert(id, (purchase, vec![]));
     created(&state.base, format!("/companies/{SANDBOX_COMPANY}/purchases/{id}"))
@@ -390,7 +475,6 @@ const ALLOWED_EXTENSIONS: [&str; 5] = [".png", ".jpeg", ".jpg", ".gif", ".pdf"];
 
 async fn attach(State(state): State<AppState>, Path((_, id)): Path<(String, i64)>, mut form: Multipart) -> Response {
     let (mut file, mut filename, mut to_sale, mut to_payment) = (None, None, false, false);
-    let mut comment = String::new();
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -404,7 +488,6 @@ async fn attach(State(state): State<AppState>, Path((_, id)): Path<(String, i64)
             "filename" => filename = Some(String::from_utf8_lossy(&data).into_owned()),
             "attachToSale" => to_sale = &data[..] == b"true",
             "attachToPayment" => to_payment = &data[..] == b"true",
-            "comment" => comment = String::from_utf8_lossy(&data).into_owned(),
             _ => {}
         }
     }
@@ -422,21 +505,44 @@ async fn attach(State(state): State<AppState>, Path((_, id)): Path<(String, i64)
         return error(StatusCode::NOT_FOUND, "Purchase not found");
     };
     let kind = if to_sale { "invoice" } else { "unspecified" };
-    purchase.purchase_attachments.push(serde_json::json!({"identifier": filename, "comment": comment, "type": kind}));
     attachments.push(StoredAttachment { filename: filename.clone(), bytes: file, to_payment });
     let n = attachments.len();
+    let safe: String = filename.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+    purchase.purchase_attachments.push(wire::Attachment {
+        identifier: Some(format!("{id}-{n}")),
+        download_url: Some(format!("{}/files/{id}/{n}/{safe}", state.base)),
+        kind: Some(kind.into()),
+        comment: None,
+    });
     created(&state.base, format!("/companies/{SANDBOX_COMPANY}/purchases/{id}/attachments/{n}"))
+}
+
+async fn attachments(State(state): State<AppState>, Path((_, id)): Path<(String, i64)>) -> Response {
+    let w = state.world.lock().unwrap_or_else(|p| p.into_inner());
+    match w.purchases.get(&id) {
+        Some((p, _)) => Json(p.purchase_attachments.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Purchase not found"),
+    }
+}
+
+/// An attachment's bytes, at its `downloadUrl`.
+async fn file(State(state): State<AppState>, Path((purchase, n, _)): Path<(i64, usize, String)>) -> Response {
+    let w = state.world.lock().unwrap_or_else(|p| p.into_inner());
+    match w.purchases.get(&purchase).and_then(|(_, a)| a.get(n.wrapping_sub(1))) {
+        Some(a) => a.bytes.clone().into_response(),
+        None => error(StatusCode::NOT_FOUND, "File not found"),
+    }
 }
 
 /// The sandbox inbox: one scanned document, so the listing has something to show.
 async fn inbox(Query(paging): Query<Paging>) -> Response {
     let documents = vec![wire::InboxDocument {
-        document_id: 1,
-        name: "Skannet kvittering".into(),
-        description: "sandbox".into(),
-        filename: "kvittering.pdf".into(),
-        status: false,
-        created_at: "2026-01-02T09:30:00Z".into(),
+        document_id: Some(1),
+        name: Some("Skannet kvittering".into()),
+        description: Some("sandbox".into()),
+        filename: Some("kvittering.pdf".into()),
+        status: Some(false),
+        created_at: Some("2026-01-02T09:30:00Z".into()),
     }];
     paged(documents, &paging)
 }

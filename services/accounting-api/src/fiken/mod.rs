@@ -93,17 +93,21 @@ impl Limiter {
 /// Fiken's default pacing: four requests a second.
 pub const SPACING: Duration = Duration::from_millis(250);
 
-/// A bank account in Fiken.
+/// A bank account in Fiken. Fiken's document requires none of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankAccount {
     /// Fiken's id.
-    pub id: i64,
-    /// Display name.
+    pub id: Option<i64>,
+    /// Display name (empty when Fiken gives none).
     pub name: String,
     /// The ledger code to pay from, e.g. `1920:10001`.
-    pub account_code: String,
+    pub account_code: Option<String>,
+    /// The bank's account number (11 digits for a Norwegian account).
+    pub number: Option<String>,
     /// Reconciled balance, øre.
-    pub reconciled_balance_minor: i64,
+    pub reconciled_balance_minor: Option<i64>,
+    /// No longer in use.
+    pub inactive: bool,
 }
 
 /// One line of a purchase.
@@ -147,8 +151,11 @@ pub struct Purchase {
     pub identifier: Option<String>,
     /// The supplier's contact id.
     pub supplier_id: Option<i64>,
-    /// Total of net + VAT over the lines, øre.
+    /// Total of net + VAT over the lines, øre (of the amounts Fiken gave).
     pub total_minor: i64,
+    /// Whether every line gave both its net amount and its VAT (Fiken's
+    /// document does not promise them): if not, `total_minor` is a lower bound.
+    pub total_known: bool,
     /// Invoice date.
     pub date: Option<chrono::NaiveDate>,
     /// Due date.
@@ -157,32 +164,63 @@ pub struct Purchase {
     pub supplier_name: Option<String>,
     /// Paid in full.
     pub paid: bool,
-    /// The `comment` of each attachment so far (empty when none was given).
-    pub attachment_comments: Vec<String>,
+    /// Its attachments so far.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A document attached to a purchase. Fiken's document requires none of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Fiken's identifier.
+    pub identifier: Option<String>,
+    /// Where its bytes can be read (with the token, when on the API's own origin).
+    pub download_url: Option<String>,
+    /// `invoice`, `unspecified`, ...
+    pub kind: Option<String>,
+}
+
+impl From<wire::Attachment> for Attachment {
+    fn from(a: wire::Attachment) -> Attachment {
+        Attachment { identifier: a.identifier, download_url: a.download_url, kind: a.kind }
+    }
 }
 
 /// A company the token may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Company {
-    /// Display name.
+    /// Display name (empty when Fiken gives none).
     pub name: String,
     /// The slug used in every URL.
     pub slug: String,
     /// Organisation number.
-    pub organization_number: String,
+    pub organization_number: Option<String>,
+    /// Whether the company has Fiken's API module (`None`: Fiken did not say).
+    pub has_api_access: Option<bool>,
     /// A test company (Fiken's own sandbox).
     pub test_company: bool,
+}
+
+impl Company {
+    fn from_wire(c: wire::Company, slug: Option<&str>) -> Option<Company> {
+        Some(Company {
+            name: c.name.unwrap_or_default(),
+            slug: c.slug.or_else(|| slug.map(String::from))?,
+            organization_number: c.organization_number,
+            has_api_access: c.has_api_access,
+            test_company: c.test_company.unwrap_or(false),
+        })
+    }
 }
 
 /// A document waiting in the company's inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxDocument {
     /// Fiken's id.
-    pub id: i64,
-    /// Name.
+    pub id: Option<i64>,
+    /// Name (empty when Fiken gives none).
     pub name: String,
     /// File name.
-    pub filename: String,
+    pub filename: Option<String>,
     /// Whether it is used as documentation of something already.
     pub used: bool,
 }
@@ -206,7 +244,7 @@ impl std::fmt::Debug for FikenClient {
 
 struct Answer {
     headers: reqwest::header::HeaderMap,
-    body: String,
+    body: Vec<u8>,
 }
 
 impl FikenClient {
@@ -242,15 +280,20 @@ impl FikenClient {
     pub async fn companies(&self) -> Result<Vec<Company>, FikenError> {
         let answer = self.send(Method::GET, &format!("{}/companies", self.base), None, false).await?;
         let list: Vec<wire::Company> = decode(&answer.body)?;
-        Ok(list
-            .into_iter()
-            .map(|c| Company {
-                name: c.name,
-                slug: c.slug,
-                organization_number: c.organization_number,
-                test_company: c.test_company,
-            })
-            .collect())
+        Ok(list.into_iter().filter_map(|c| Company::from_wire(c, None)).collect())
+    }
+
+    /// This client's company (`GET /companies/{slug}`): [`FikenError::NotFound`]
+    /// when the slug names none the token may use.
+    pub async fn company(&self) -> Result<Company, FikenError> {
+        let answer = self.send(Method::GET, &self.url(""), None, false).await?;
+        let c: wire::Company = decode(&answer.body)?;
+        Company::from_wire(c, Some(&self.company)).ok_or_else(|| FikenError::Decode("a company without a slug".into()))
+    }
+
+    /// The company slug this client uses.
+    pub fn company_slug(&self) -> &str {
+        &self.company
     }
 
     /// Documents in the company's inbox.
@@ -258,14 +301,19 @@ impl FikenClient {
         let list: Vec<wire::InboxDocument> = self.get_all("/inbox?status=all").await?;
         Ok(list
             .into_iter()
-            .map(|d| InboxDocument { id: d.document_id, name: d.name, filename: d.filename, used: d.status })
+            .map(|d| InboxDocument {
+                id: d.document_id,
+                name: d.name.unwrap_or_default(),
+                filename: d.filename,
+                used: d.status.unwrap_or(false),
+            })
             .collect())
     }
 
     /// Purchases dated between `from` and `to`, inclusive.
     pub async fn purchases(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<Vec<Purchase>, FikenError> {
         let all: Vec<wire::Purchase> = self.get_all(&format!("/purchases?dateGe={from}&dateLe={to}")).await?;
-        Ok(all.into_iter().filter(|p| !p.deleted).map(purchase).collect())
+        Ok(all.into_iter().filter(|p| p.deleted != Some(true)).filter_map(|p| purchase(p, None)).collect())
     }
 
     /// The company's bank accounts.
@@ -275,9 +323,11 @@ impl FikenClient {
             .into_iter()
             .map(|b| BankAccount {
                 id: b.bank_account_id,
-                name: b.name,
+                name: b.name.unwrap_or_default(),
                 account_code: b.account_code,
+                number: b.bank_account_number,
                 reconciled_balance_minor: b.reconciled_balance,
+                inactive: b.inactive.unwrap_or(false),
             })
             .collect())
     }
@@ -295,7 +345,7 @@ impl FikenClient {
                 Some(org) => c.organization_number.as_deref() == Some(org),
                 None => c.name.eq_ignore_ascii_case(name),
             })
-            .map(|c| c.contact_id))
+            .and_then(|c| c.contact_id))
     }
 
     /// Creates a supplier and returns its contact id.
@@ -338,7 +388,40 @@ impl FikenClient {
     pub async fn purchase(&self, id: i64) -> Result<Purchase, FikenError> {
         let answer = self.send(Method::GET, &self.url(&format!("/purchases/{id}")), None, false).await?;
         let p: wire::Purchase = decode(&answer.body)?;
-        Ok(purchase(p))
+        purchase(p, Some(id)).ok_or_else(|| FikenError::Decode(format!("purchase {id} without an id")))
+    }
+
+    /// The attachments of a purchase (`GET .../purchases/{id}/attachments`).
+    pub async fn attachments(&self, purchase_id: i64) -> Result<Vec<Attachment>, FikenError> {
+        let url = self.url(&format!("/purchases/{purchase_id}/attachments"));
+        let answer = self.send(Method::GET, &url, None, false).await?;
+        let list: Vec<wire::Attachment> = decode(&answer.body)?;
+        Ok(list.into_iter().map(Attachment::from).collect())
+    }
+
+    /// Whether a purchase has an attachment with exactly these bytes: how the
+    /// executor learns whether an upload whose answer was lost landed. Fiken's
+    /// document gives an attachment no field of ours to find it by (the upload
+    /// form has no comment), so its bytes are read back from its `downloadUrl`.
+    /// The token goes only to the API's own origin; an attachment elsewhere, or
+    /// one that cannot be read, does not count as ours.
+    pub async fn has_attachment(&self, purchase_id: i64, bytes: &[u8]) -> Result<bool, FikenError> {
+        for attachment in self.attachments(purchase_id).await? {
+            let Some(url) = attachment.download_url.as_deref() else { continue };
+            if !same_origin(url, &self.base) {
+                tracing::warn!("a Fiken attachment is served from another origin; not read with the token");
+                continue;
+            }
+            // Read like any other read (paced, retried); one that cannot be read
+            // at all fails the check rather than passing for "not there", which
+            // would send the upload twice.
+            match self.send(Method::GET, url, None, false).await {
+                Ok(answer) if answer.body == bytes => return Ok(true),
+                Ok(_) | Err(FikenError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
     }
 
     /// The purchase of this supplier with this invoice number, if registered.
@@ -346,25 +429,24 @@ impl FikenClient {
         let all: Vec<wire::Purchase> = self.get_all("/purchases").await?;
         Ok(all
             .into_iter()
-            .filter(|p| !p.deleted)
-            .find(|p| {
+            .filter(|p| p.deleted != Some(true))
+            .filter(|p| {
                 p.identifier.as_deref() == Some(identifier)
-                    && p.supplier.as_ref().map(|s| s.contact_id) == Some(supplier_id)
+                    && p.supplier.as_ref().and_then(|s| s.contact_id) == Some(supplier_id)
             })
-            .map(purchase))
+            .find_map(|p| purchase(p, None)))
     }
 
-    /// Attaches a document to a purchase (as its invoice, or as a payment receipt).
-    /// `comment` travels with the attachment and comes back in
-    /// [`Purchase::attachment_comments`]: the executor puts its idempotency key
-    /// there, so it can tell afterwards whether a lost attempt landed.
+    /// Attaches a document to a purchase (as its invoice, or as a payment
+    /// receipt), with the form fields Fiken's document defines: `filename`,
+    /// `attachToSale`, `attachToPayment`, `file`. A lost answer is
+    /// [`FikenError::Ambiguous`]: look with [`FikenClient::has_attachment`].
     pub async fn attach_to_purchase(
         &self,
         id: i64,
         filename: &str,
         bytes: Vec<u8>,
         as_receipt: bool,
-        comment: &str,
     ) -> Result<(), FikenError> {
         let url = self.url(&format!("/purchases/{id}/attachments"));
         let mut attempt = 0;
@@ -374,7 +456,6 @@ impl FikenClient {
                 .text("filename", filename.to_string())
                 .text("attachToSale", (!as_receipt).to_string())
                 .text("attachToPayment", as_receipt.to_string())
-                .text("comment", comment.to_string())
                 .part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.to_string()));
             let _turn = self.turn().await;
             let sent = self
@@ -450,9 +531,9 @@ impl FikenClient {
         if status.is_server_error() {
             return Err(FikenError::Ambiguous(format!("Fiken answered {status}")));
         }
-        let body = response.text().await.map_err(|e| FikenError::Ambiguous(describe(&e)))?;
+        let body = response.bytes().await.map_err(|e| FikenError::Ambiguous(describe(&e)))?.to_vec();
         if !status.is_success() {
-            return Err(classify(status, &body));
+            return Err(classify(status, &String::from_utf8_lossy(&body)));
         }
         Ok(Some(Answer { headers, body }))
     }
@@ -489,7 +570,7 @@ impl FikenClient {
             let wait = match sent {
                 Ok(r) if r.status().is_success() => {
                     let headers = r.headers().clone();
-                    let body = r.text().await.map_err(|e| FikenError::Unavailable(describe(&e)))?;
+                    let body = r.bytes().await.map_err(|e| FikenError::Unavailable(describe(&e)))?.to_vec();
                     return Ok(Answer { headers, body });
                 }
                 Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -538,26 +619,34 @@ impl FikenClient {
     }
 }
 
-fn purchase(p: wire::Purchase) -> Purchase {
-    Purchase {
-        id: p.purchase_id,
+/// A purchase as we keep it; `None` without an id (the document does not
+/// require one; a purchase read by id keeps the id it was read by).
+fn purchase(p: wire::Purchase, id: Option<i64>) -> Option<Purchase> {
+    let total_known = p.lines.iter().all(|l| l.net_price.is_some() && l.vat.is_some());
+    Some(Purchase {
+        id: p.purchase_id.or(id)?,
         identifier: p.identifier,
-        supplier_id: p.supplier.as_ref().map(|s| s.contact_id),
-        total_minor: p.lines.iter().map(|l| l.net_price + l.vat).sum(),
+        supplier_id: p.supplier.as_ref().and_then(|s| s.contact_id),
+        total_minor: p.lines.iter().map(|l| l.net_price.unwrap_or(0) + l.vat.unwrap_or(0)).sum(),
+        total_known,
         date: chrono::NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok(),
         due_date: p.due_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
         supplier_name: p.supplier.map(|s| s.name),
         paid: p.paid,
-        attachment_comments: p
-            .purchase_attachments
-            .iter()
-            .map(|a| a.get("comment").and_then(|c| c.as_str()).unwrap_or_default().to_string())
-            .collect(),
+        attachments: p.purchase_attachments.into_iter().map(Attachment::from).collect(),
+    })
+}
+
+/// Whether `url` is on the same scheme, host and port as `base`.
+fn same_origin(url: &str, base: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(base)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &str) -> Result<T, FikenError> {
-    serde_json::from_str(body).map_err(|e| FikenError::Decode(e.to_string()))
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FikenError> {
+    serde_json::from_slice(body).map_err(|e| FikenError::Decode(e.to_string()))
 }
 
 /// Fiken's error text: `message`, then `error_description`, then `error`, then the raw body.

@@ -1,9 +1,11 @@
-//! A faithful local Folio: the same paths, JSON, status codes and headers as the
-//! real API (as far as `../shared/ref/folio.md` knows them), with state and
-//! fault injection. It is the sandbox of `bookkeeper up` and what the tests run
-//! the client against. Choices the reference marks as unverified are the fake's
-//! own: amounts are signed as seen from the account; unknown events are 404 on
-//! attachment upload (403 is Folio's documented answer only for PATCH).
+//! A faithful local Folio: the paths, JSON, status codes and headers of Folio's
+//! published document, with state and fault injection. It is the sandbox of
+//! `bookkeeper up` and what the tests run the client against. Every request and
+//! answer is checked against the document (`bookkeeper_contracts::fake`), so
+//! amounts are unsigned as the document's patterns have them, and direction is
+//! in the debtor and creditor. Choices the document leaves open are the fake's
+//! own: unknown events are 404 on attachment upload (403 is Folio's documented
+//! answer only for PATCH); error bodies are text.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,6 +21,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
+
+use bookkeeper_contracts::{fake::Log, Vendor};
 
 use super::wire;
 use crate::money::format_minor;
@@ -56,12 +60,15 @@ struct EventState {
     time: DateTime<Utc>,
     amount_minor: i64,
     description: String,
-    creditor: Option<String>,
+    /// The other party: who was paid, or who paid.
+    counterparty: Option<String>,
     attachments: Vec<Uuid>,
 }
 
 #[derive(Default)]
 struct World {
+    /// Only this key is accepted, when set (any non-empty one otherwise).
+    valid_key: Option<String>,
     accounts: Vec<AccountState>,
     events: BTreeMap<Uuid, EventState>,
     attachments: HashMap<Uuid, StoredAttachment>,
@@ -76,12 +83,14 @@ type Shared = Arc<Mutex<World>>;
 pub struct FakeFolio {
     addr: SocketAddr,
     world: Shared,
+    contract: Log,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeFolio {
     fn drop(&mut self) {
         self.task.abort();
+        self.contract.assert_clean("the fake Folio");
     }
 }
 
@@ -94,11 +103,30 @@ impl FakeFolio {
         let world: Shared = Arc::new(Mutex::new(World::default()));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let app = router(world.clone());
+        let contract = Log::default();
+        let log = contract.clone();
+        let app = router(world.clone()).layer(middleware::from_fn(move |r, n| {
+            bookkeeper_contracts::fake::check(Vendor::Folio, log.clone(), r, n)
+        }));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(FakeFolio { addr, world, task })
+        Ok(FakeFolio { addr, world, contract, task })
+    }
+
+    /// Requests it received, or answers it gave, that Folio's document does not allow.
+    pub fn contract_violations(&self) -> Vec<String> {
+        self.contract.all()
+    }
+
+    /// [`FakeFolio::contract_violations`], forgotten (a test that provokes one on purpose).
+    pub fn take_contract_violations(&self) -> Vec<String> {
+        self.contract.take()
+    }
+
+    /// Accepts only `key` from now on (any non-empty key otherwise).
+    pub fn accept_only(&self, key: &str) {
+        self.world().valid_key = Some(key.to_string());
     }
 
     /// Starts a fake holding a sandbox company: one operating account and a few
@@ -149,7 +177,7 @@ impl FakeFolio {
                 time,
                 amount_minor,
                 description: description.into(),
-                creditor: (amount_minor < 0).then(|| description.into()),
+                counterparty: Some(description.into()),
                 attachments: Vec::new(),
             },
         );
@@ -188,7 +216,6 @@ fn router(world: Shared) -> Router {
         .route("/accounts/{number}/balance/{date}", get(balance))
         .route("/accounts/{number}/transactions", get(transactions))
         .route("/events", get(events))
-        .route("/events/{id}", get(event))
         .route("/events/{id}/attachments", post(attach))
         .route("/attachments/{id}/{kind}", get(attachment))
         .layer(middleware::from_fn_with_state(world.clone(), faults_and_auth))
@@ -202,18 +229,20 @@ fn text(status: StatusCode, body: &str) -> Response {
 
 /// Authentication, then injected latency and faults, in front of every route.
 async fn faults_and_auth(State(world): State<Shared>, request: Request<Body>, next: Next) -> Response {
-    let authorised = request
+    let key = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|k| !k.trim().is_empty());
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty());
     let is_write = request.method() != axum::http::Method::GET;
-    let (latency, fault, retry_after) = {
+    let (latency, fault, retry_after, authorised) = {
         let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+        let authorised = key.is_some_and(|k| w.valid_key.as_ref().is_none_or(|v| *v == k));
         w.requests += 1;
         let forced = w.forced.pop_front();
-        (w.faults.latency, w.faults.draw(forced, is_write), w.faults.retry_after_secs)
+        (w.faults.latency, w.faults.draw(forced, is_write), w.faults.retry_after_secs, authorised)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -252,8 +281,36 @@ fn wire_attachment(a: &StoredAttachment) -> wire::Attachment {
     }
 }
 
+/// An amount as Folio's document writes it: unsigned (direction is elsewhere).
 fn money(minor: i64) -> wire::Money {
-    wire::Money { amount: format_minor(minor), currency: "NOK".into() }
+    wire::Money { amount: format_minor(minor.abs()), currency: "NOK".into() }
+}
+
+/// Who paid whom: the account is the debtor of money out, the creditor of money in.
+fn parties(e: &EventState) -> (wire::Party, wire::Party) {
+    let ours = wire::Party { name: Some("Sandbox AS".into()), account_number: Some(e.account.clone()) };
+    let theirs = wire::Party { name: e.counterparty.clone(), account_number: None };
+    if e.amount_minor < 0 {
+        (ours, theirs)
+    } else {
+        (theirs, ours)
+    }
+}
+
+fn wire_transaction(w: &World, e: &EventState) -> wire::Transaction {
+    let (debtor, creditor) = parties(e);
+    wire::Transaction {
+        id: e.transaction_id,
+        event_id: e.id,
+        description: e.description.clone(),
+        booking_date: e.time.date_naive(),
+        transaction_amount: money(e.amount_minor),
+        currency_amount: money(e.amount_minor),
+        creditor,
+        debtor,
+        attachments: e.attachments.iter().filter_map(|a| w.attachments.get(a)).map(wire_attachment).collect(),
+        complete: !e.attachments.is_empty(),
+    }
 }
 
 async fn accounts(State(world): State<Shared>) -> Json<wire::Accounts> {
@@ -336,21 +393,9 @@ async fn transactions(State(world): State<Shared>, Path(number): Path<String>, Q
         .events
         .values()
         .filter(|e| e.account == number && (start..=end).contains(&e.time.date_naive()))
-        .map(|e| wire::Transaction {
-            id: e.transaction_id,
-            event_id: e.id,
-            description: e.description.clone(),
-            booking_date: e.time.date_naive(),
-            transaction_amount: money(e.amount_minor),
-            currency_amount: money(e.amount_minor),
-            creditor: wire::Party { name: e.creditor.clone(), account_number: None },
-            debtor: wire::Party { name: None, account_number: Some(number.clone()) },
-            attachments: e.attachments.iter().filter_map(|a| w.attachments.get(a)).map(wire_attachment).collect(),
-            complete: !e.attachments.is_empty(),
-        })
+        .map(|e| wire_transaction(&w, e))
         .collect();
-    Json(wire::TransactionResponse { transactions: wire::Booked { booked }, includes: serde_json::json!({}) })
-        .into_response()
+    Json(wire::TransactionResponse { transactions: wire::Booked { booked }, includes: None }).into_response()
 }
 
 async fn events(State(world): State<Shared>, Query(range): Query<Range>) -> Response {
@@ -361,28 +406,23 @@ async fn events(State(world): State<Shared>, Query(range): Query<Range>) -> Resp
     let w = world.lock().unwrap_or_else(|p| p.into_inner());
     let events =
         w.events.values().filter(|e| (start..=end).contains(&e.time.date_naive())).map(|e| wire_event(&w, e)).collect();
-    Json(wire::Events { events, includes: serde_json::json!({}) }).into_response()
+    Json(wire::Events { events, includes: None }).into_response()
 }
 
 fn wire_event(w: &World, e: &EventState) -> wire::Event {
+    // The event's transaction as `TransactionOnly` (which the document says
+    // requires `attachments` and `complete` without defining them).
+    let mut only = serde_json::to_value(wire_transaction(w, e)).unwrap_or_default();
+    if let Some(o) = only.as_object_mut() {
+        o.remove("eventId");
+    }
     wire::Event {
         id: e.id,
         time: e.time,
         amount: money(e.amount_minor),
-        transactions: vec![],
+        transactions: vec![only],
         attachments: e.attachments.iter().filter_map(|a| w.attachments.get(a)).map(wire_attachment).collect(),
         complete: !e.attachments.is_empty(),
-    }
-}
-
-/// `GET /events/{id}`: not in Folio's spec snapshot; shaped as the one client that
-/// uses it expects (`{"event": {...}}`), and answered like `PATCH` answers an
-/// unknown event (403). See `../shared/ref/folio.md` §3.
-async fn event(State(world): State<Shared>, Path(id): Path<String>) -> Response {
-    let w = world.lock().unwrap_or_else(|p| p.into_inner());
-    match id.parse::<Uuid>().ok().and_then(|id| w.events.get(&id)) {
-        Some(e) => Json(serde_json::json!({ "event": wire_event(&w, e) })).into_response(),
-        None => text(StatusCode::FORBIDDEN, "Forbidden"),
     }
 }
 

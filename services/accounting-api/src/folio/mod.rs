@@ -1,10 +1,14 @@
 //! Folio, the bank: a typed client for its REST API v2 and a local fake.
 //!
-//! What we know of the API is in `../shared/ref/folio.md`; where it is marked
-//! unverified, this module follows it and keeps the choice in one place:
+//! Folio's published document (`core/contracts/specs/folio-v2.json`) is the
+//! contract; where it is silent, `../shared/ref/folio.md`. The choices, in one
+//! place:
 //! - amounts are decimal strings in major units, parsed exactly into minor units;
-//! - transaction amounts are **signed as seen from the account** (negative = money
-//!   out), and the client accepts either sign;
+//! - the document's amount patterns carry no sign, so a transaction's
+//!   **direction comes from its debtor and creditor** (the account paying is the
+//!   debtor): [`Direction`]. A signed amount (as some of Folio's answers are
+//!   reported to be) is accepted too, and agrees or is overruled by the parties;
+//! - there is no read of one event: an event is found in the list of events;
 //! - there is no idempotency key for attachments: an upload whose answer was lost
 //!   is reported as [`FolioError::Ambiguous`], and the caller checks the event's
 //!   attachments before trying again.
@@ -97,6 +101,18 @@ pub struct Attachment {
     pub size: u64,
 }
 
+/// Which way money moved, as seen from the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Out of the account (the account is the debtor): a purchase, a payment.
+    Out,
+    /// Into the account (the account is the creditor).
+    In,
+    /// Neither party names the account and the amount has no sign.
+    Unknown,
+}
+
 /// A booked bank transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
@@ -108,8 +124,11 @@ pub struct Transaction {
     pub description: String,
     /// Booking date.
     pub booking_date: NaiveDate,
-    /// Signed amount in minor units (negative = out of the account).
+    /// Signed amount in minor units, as seen from the account (negative = out;
+    /// positive when the direction is unknown).
     pub amount_minor: i64,
+    /// Which way it went.
+    pub direction: Direction,
     /// Currency of `amount_minor`.
     pub currency: String,
     /// Who was paid, when known.
@@ -125,7 +144,8 @@ pub struct Event {
     pub id: Uuid,
     /// When it happened.
     pub time: chrono::DateTime<chrono::Utc>,
-    /// Signed amount in minor units.
+    /// Amount in minor units, as Folio writes it (the document's pattern carries
+    /// no sign; direction is on each transaction).
     pub amount_minor: i64,
     /// Currency.
     pub currency: String,
@@ -184,7 +204,7 @@ impl FolioClient {
         let query = [("startDate", from.to_string()), ("endDate", to.to_string())];
         let body: wire::TransactionResponse =
             self.get_json(&format!("/accounts/{account_number}/transactions"), &query).await?;
-        body.transactions.booked.into_iter().map(wire::Transaction::into_domain).collect()
+        body.transactions.booked.into_iter().map(|t| t.into_domain(account_number)).collect()
     }
 
     /// Events between two dates (inclusive).
@@ -194,13 +214,11 @@ impl FolioClient {
         body.events.into_iter().map(wire::Event::into_domain).collect()
     }
 
-    /// One event with its attachments. UNVERIFIED: `GET /events/{id}` is missing
-    /// from Folio's spec snapshot; its shape (`{"event": {...}}`) follows the one
-    /// client that uses it (`../shared/ref/folio.md` §3). Kept here alone so it is
-    /// easy to correct. An unknown event is [`FolioError::NotFound`].
-    pub async fn event(&self, id: Uuid) -> Result<Event, FolioError> {
-        let body: wire::OneEvent = self.get_json(&format!("/events/{id}"), &[]).await?;
-        body.event.into_domain()
+    /// One event with its attachments, looked for among the events between two
+    /// dates: Folio's document defines no read of one event (`/events/{id}` has
+    /// only PATCH). `None` if it is not among them.
+    pub async fn find_event(&self, id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<Option<Event>, FolioError> {
+        Ok(self.events(from, to).await?.into_iter().find(|e| e.id == id))
     }
 
     /// Attaches a receipt to an event. Not retried once sent: Folio offers no

@@ -50,14 +50,16 @@ pub(crate) struct AccountBalance {
     pub outgoing_balance: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `TransactionResponse`: nothing is required, not even `transactions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct TransactionResponse {
-    pub transactions: Booked,
     #[serde(default)]
-    pub includes: serde_json::Value,
+    pub transactions: Booked,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub includes: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Booked {
     pub booked: Vec<Transaction>,
 }
@@ -106,9 +108,22 @@ pub(crate) struct Transaction {
 }
 
 impl Transaction {
-    pub fn into_domain(self) -> Result<super::Transaction, FolioError> {
+    /// Ours, as seen from `account` (whose transactions these are).
+    pub fn into_domain(self, account: &str) -> Result<super::Transaction, FolioError> {
+        let written = decimal(&self.transaction_amount.amount)?;
+        let is = |p: &Party| p.account_number.as_deref().is_some_and(|n| same_account(n, account));
+        let direction = match (is(&self.debtor), is(&self.creditor)) {
+            (true, false) => super::Direction::Out,
+            (false, true) => super::Direction::In,
+            // Between two of the company's own accounts both match; neither, when
+            // Folio leaves the numbers out. Then only a sign can tell.
+            _ if written < 0 => super::Direction::Out,
+            _ => super::Direction::Unknown,
+        };
+        let magnitude = written.abs();
         Ok(super::Transaction {
-            amount_minor: decimal(&self.transaction_amount.amount)?,
+            amount_minor: if direction == super::Direction::Out { -magnitude } else { magnitude },
+            direction,
             currency: self.transaction_amount.currency,
             id: self.id,
             event_id: self.event_id,
@@ -120,17 +135,18 @@ impl Transaction {
     }
 }
 
+/// Account numbers compare by their digits (`3606.00.00000` is `36060000000`).
+fn same_account(a: &str, b: &str) -> bool {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let (a, b) = (digits(a), digits(b));
+    !a.is_empty() && a == b
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Events {
     pub events: Vec<Event>,
-    #[serde(default)]
-    pub includes: serde_json::Value,
-}
-
-/// `GET /events/{id}` (UNVERIFIED shape, see the client).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct OneEvent {
-    pub event: Event,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub includes: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,4 +177,38 @@ impl Event {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Created {
     pub id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::folio::Direction;
+
+    fn transaction(amount: &str, debtor: Option<&str>, creditor: Option<&str>) -> Transaction {
+        serde_json::from_value(serde_json::json!({
+            "id": "8f1fc8d3-7900-4c05-8d67-f513ef760111", "eventId": "8f1fc8d3-7900-4c05-8d67-f513ef760112",
+            "description": "x", "bookingDate": "2025-02-25",
+            "transactionAmount": {"amount": amount, "currency": "NOK"},
+            "currencyAmount": {"amount": amount, "currency": "NOK"},
+            "creditor": {"accountNumber": creditor}, "debtor": {"accountNumber": debtor},
+            "attachments": [], "complete": false
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn direction_comes_from_the_parties_and_either_sign_is_accepted() {
+        let ours = "36060000000";
+        let out = transaction("499.00", Some("3606.00.00000"), Some("12345678901")).into_domain(ours).unwrap();
+        assert_eq!((out.direction, out.amount_minor), (Direction::Out, -499_00));
+        let income = transaction("499.00", Some("12345678901"), Some(ours)).into_domain(ours).unwrap();
+        assert_eq!((income.direction, income.amount_minor), (Direction::In, 499_00));
+        // A signed amount agrees with the parties, or stands alone.
+        let signed = transaction("-499.00", Some(ours), None).into_domain(ours).unwrap();
+        assert_eq!((signed.direction, signed.amount_minor), (Direction::Out, -499_00));
+        let bare = transaction("-12.50", None, None).into_domain(ours).unwrap();
+        assert_eq!((bare.direction, bare.amount_minor), (Direction::Out, -12_50));
+        let unknown = transaction("12.50", None, None).into_domain(ours).unwrap();
+        assert_eq!((unknown.direction, unknown.amount_minor), (Direction::Unknown, 12_50));
+    }
 }
