@@ -205,7 +205,7 @@ async fn throughput(bench: &Bench, store: &Store, scratch: &str, n: usize) -> an
             }],
         };
         let id = fiken.create_purchase(&purchase).await?;
-        fiken.attach_to_purchase(id, "faktura.pdf", doc.clone(), false, "floor").await?;
+        fiken.attach_to_purchase(id, "faktura.pdf", doc.clone(), false).await?;
     }
     let floor_invoices = n as f64 / started.elapsed().as_secs_f64();
 
