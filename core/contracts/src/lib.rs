@@ -502,6 +502,13 @@ impl Document {
         Some(examples::Generator { root: &self.response_root, fullness }.generate(schema))
     }
 
+    /// An answer-side example of one of the document's named schemas
+    /// (`components.schemas.<name>`), e.g. `MessageResponse`.
+    pub fn example_of(&self, component: &str, fullness: Fullness) -> Option<Value> {
+        let schema = self.response_root.pointer(&format!("/components/schemas/{component}"))?;
+        Some(examples::Generator { root: &self.response_root, fullness }.generate(schema))
+    }
+
     /// Validates `instance` against the response schema of `op` for `status`.
     pub fn validate_response_body(&self, op: &Operation, status: &str, instance: &Value) -> Violations {
         let Some(schema) = op

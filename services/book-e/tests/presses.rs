@@ -9,14 +9,13 @@
 // Amounts are written kroner_øre: 499_00 is 499,00 kr.
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accounting_api::AccountingApi;
-use axum::extract::{Request, State};
-use axum::response::IntoResponse;
 use book_e::accounting::AccountingReads;
 use book_e::conversation::{Conversation, ConversationConfig};
+use book_e::discord::fake::FakeDiscord;
 use book_e::discord::{DiscordConfig, DiscordDoor};
 use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::testing::TestDb;
@@ -34,30 +33,6 @@ const KARI: u64 = 1002; // a reviewer
 const PER: u64 = 1003; // has the Discord role, but not the review right
 const OLA_REVIEW_TOKEN: &str = "ola-review-token-01234567890";
 const PRESS_TOKEN: &str = "book-e-asserts-presses-0123456789";
-
-/// The fake Discord REST API: accepts everything, remembers nothing but posts.
-#[derive(Clone, Default)]
-struct FakeDiscord {
-    posts: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-async fn discord_api(State(fake): State<FakeDiscord>, request: Request) -> axum::response::Response {
-    let path = request.uri().path().to_string();
-    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    fake.posts.lock().unwrap().push((path.clone(), body.clone()));
-    if path.ends_with("/callback") {
-        return axum::http::StatusCode::NO_CONTENT.into_response();
-    }
-    axum::Json(json!({
-        "id": "4242", "channel_id": REVIEWERS.to_string(),
-        "author": {"id": APP.to_string(), "username": "book-e", "discriminator": "0", "avatar": null, "bot": true},
-        "content": body["content"], "timestamp": "2026-11-25T10:00:00.000000+00:00", "edited_timestamp": null,
-        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
-        "embeds": [], "pinned": false, "type": 0
-    }))
-    .into_response()
-}
 
 struct World {
     db: TestDb,
@@ -86,11 +61,8 @@ async fn world(asserted_presses: bool) -> Option<World> {
     let db = TestDb::postgres().await?;
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let public_hex: String = key.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let fake = FakeDiscord::default();
-    let app = axum::Router::new().fallback(discord_api).with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let discord_base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let fake = FakeDiscord::start().await.unwrap();
+    let discord_base = fake.base_url();
 
     let accounting = AccountingApi::build(
         accounting_api::Config { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() },
@@ -393,8 +365,8 @@ async fn slash_commands_arrive_signed_at_the_endpoint_and_are_answered() {
     let edit = format!("/api/v10/webhooks/{APP}/tok-9201/messages/@original");
     let started = Instant::now();
     let answer = loop {
-        let posts = w.discord.posts.lock().unwrap().clone();
-        if let Some((_, body)) = posts.iter().find(|(path, _)| *path == edit) {
+        let posts = w.discord.calls();
+        if let Some(body) = posts.iter().find(|c| c.path == edit).map(|c| &c.body) {
             break body["content"].as_str().unwrap_or_default().to_string();
         }
         assert!(started.elapsed() < Duration::from_secs(20), "the command was never answered: {posts:?}");
@@ -414,8 +386,8 @@ async fn slash_commands_arrive_signed_at_the_endpoint_and_are_answered() {
     let edit = format!("/api/v10/webhooks/{APP}/tok-9202/messages/@original");
     let started = Instant::now();
     let refusal = loop {
-        let posts = w.discord.posts.lock().unwrap().clone();
-        if let Some((_, body)) = posts.iter().find(|(path, _)| *path == edit) {
+        let posts = w.discord.calls();
+        if let Some(body) = posts.iter().find(|c| c.path == edit).map(|c| &c.body) {
             break body["content"].as_str().unwrap_or_default().to_string();
         }
         assert!(started.elapsed() < Duration::from_secs(20), "the command was never answered");

@@ -12,6 +12,8 @@
 //! receipts; never bots; review buttons only for members with the reviewer role,
 //! each mapped to their own Review-E identity, which refuses self-approval too.
 
+pub mod fake;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -95,6 +97,53 @@ impl std::fmt::Debug for DiscordConfig {
 /// Largest attachment Book-E downloads.
 const MAX_ATTACHMENT_BYTES: u32 = 20 * 1024 * 1024;
 
+/// Longest message text Book-E sends. Discord's document allows 2,000
+/// characters in an edit (4,000 in some creates): 2,000 fits everywhere.
+pub const MAX_CONTENT_CHARS: usize = 2000;
+
+/// Longest `custom_id` of a button (Discord's document).
+pub const MAX_CUSTOM_ID_CHARS: usize = 100;
+
+/// `text` within [`MAX_CONTENT_CHARS`]: a longer one is cut, and ends with
+/// `pointer` (where the whole of it can be read).
+pub fn within_limit(text: &str, pointer: &str) -> String {
+    if text.chars().count() <= MAX_CONTENT_CHARS {
+        return text.to_string();
+    }
+    let tail = format!("… {pointer}");
+    let keep = MAX_CONTENT_CHARS.saturating_sub(tail.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(&tail);
+    out.chars().take(MAX_CONTENT_CHARS).collect()
+}
+
+/// Where the whole story of an action can be read.
+fn whole_story(correlation_id: &str) -> String {
+    let id: String = correlation_id.chars().take(120).collect();
+    format!("(cut: the whole story is `bookkeeper audit {id}`)")
+}
+
+/// A reply that does not fail when the message it answers was deleted
+/// meanwhile (Discord's default, `fail_if_not_exists: true`, would refuse it
+/// on every retry): it is then sent as a plain message.
+fn reply_reference(channel: ChannelId, message: MessageId) -> MessageReference {
+    MessageReference::from((channel, message)).fail_if_not_exists(false)
+}
+
+/// A call Discord answered with success counts as done even when serenity cannot
+/// read the answer (Discord's document promises few of the fields serenity's
+/// models want): retrying it would send it twice.
+fn delivered<T>(result: Result<T, serenity::Error>) -> Result<(), serenity::Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(serenity::Error::Json(e)) => {
+            tracing::debug!(error = %e, "Discord's answer was not readable; the call succeeded");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The Discord door.
 #[derive(Clone)]
 pub struct DiscordDoor {
@@ -139,7 +188,8 @@ pub enum ButtonAction {
 }
 
 impl ButtonAction {
-    /// The button's `custom_id` (at most 100 characters; correlation ids are at most 80 here).
+    /// The button's `custom_id`. Discord takes at most [`MAX_CUSTOM_ID_CHARS`]:
+    /// the notifier leaves the buttons off when an id makes it longer.
     pub fn custom_id(&self) -> String {
         match self {
             ButtonAction::Approve(id) => format!("bk:approve:{id}"),
@@ -402,8 +452,10 @@ impl DiscordDoor {
     }
 
     async fn reply(&self, msg: &DiscordMessage, text: &str) {
-        let reply = CreateMessage::new().content(text).reference_message(msg);
-        if let Err(e) = msg.channel_id.send_message(&self.http, reply).await {
+        let reply = CreateMessage::new()
+            .content(within_limit(text, "(cut)"))
+            .reference_message(reply_reference(msg.channel_id, msg.id));
+        if let Err(e) = delivered(msg.channel_id.send_message(&self.http, reply).await) {
             tracing::warn!(error = %e, "could not answer on Discord");
         }
     }
@@ -436,7 +488,9 @@ impl DiscordDoor {
     async fn answer_command(&self, command: &CommandInteraction) {
         let proposes = matches!(command.data.name.as_str(), "receipt" | "invoice");
         if proposes && !self.may_propose(command.user.id) {
-            let _ = command.edit_response(&self.http, EditInteractionResponse::new().content(NO_PROPOSE_RIGHT)).await;
+            let _ = delivered(
+                command.edit_response(&self.http, EditInteractionResponse::new().content(NO_PROPOSE_RIGHT)).await,
+            );
             return;
         }
         let mut words = vec![format!("/{}", command.data.name)];
@@ -450,8 +504,8 @@ impl DiscordDoor {
                     match self.keep(&a.url, &a.filename, a.size).await {
                         Ok(d) => document = Some(d),
                         Err(why) => {
-                            let _ =
-                                command.edit_response(&self.http, EditInteractionResponse::new().content(why)).await;
+                            let edit = EditInteractionResponse::new().content(within_limit(&why, "(cut)"));
+                            let _ = delivered(command.edit_response(&self.http, edit).await);
                             return;
                         }
                     }
@@ -469,15 +523,17 @@ impl DiscordDoor {
                 message_id: None,
             },
         };
-        let answer = answer_text(&self.conversation.handle(message).await);
-        if let Err(e) = command.edit_response(&self.http, EditInteractionResponse::new().content(answer)).await {
+        let answer = within_limit(&answer_text(&self.conversation.handle(message).await), "(cut)");
+        if let Err(e) =
+            delivered(command.edit_response(&self.http, EditInteractionResponse::new().content(answer)).await)
+        {
             tracing::warn!(error = %e, "could not answer a command");
         }
     }
 
     async fn ephemeral(&self, component: &ComponentInteraction, text: &str) {
-        let followup = CreateInteractionResponseFollowup::new().content(text).ephemeral(true);
-        if let Err(e) = component.create_followup(&self.http, followup).await {
+        let followup = CreateInteractionResponseFollowup::new().content(within_limit(text, "(cut)")).ephemeral(true);
+        if let Err(e) = delivered(component.create_followup(&self.http, followup).await) {
             tracing::warn!(error = %e, "could not answer a button press");
         }
     }
@@ -537,9 +593,16 @@ impl DiscordDoor {
         let message: serde_json::Value = response.json().await.unwrap_or_default();
         if status.is_success() {
             let done = if verb == "approve" { "✅ Approved" } else { "⛔ Rejected" };
-            let content = format!("{}\n\n{done} by <@{}>", component.message.content, component.user.id);
-            let edit = EditInteractionResponse::new().content(content).components(vec![]);
-            if let Err(e) = component.edit_response(&self.http, edit).await {
+            let outcome = format!("\n\n{done} by <@{}>", component.user.id);
+            // The outcome goes under the review message, which may be as long as
+            // Discord allows already: the message is cut, never the outcome.
+            let room = MAX_CONTENT_CHARS.saturating_sub(outcome.chars().count());
+            let mut content = within_limit(&component.message.content, "(cut)");
+            if content.chars().count() > room {
+                content = content.chars().take(room.saturating_sub(1)).collect::<String>() + "…";
+            }
+            let edit = EditInteractionResponse::new().content(content + &outcome).components(vec![]);
+            if let Err(e) = delivered(component.edit_response(&self.http, edit).await) {
                 tracing::warn!(error = %e, "could not update the review message");
             }
         } else {
@@ -647,7 +710,7 @@ fn nonce(event: &RecordedEvent, part: u8) -> Nonce {
 
 impl Notifier {
     async fn post(&self, channel: u64, message: CreateMessage) -> Result<(), HandlerError> {
-        ChannelId::new(channel).send_message(&self.door.http, message.enforce_nonce(true)).await.map(|_| ()).map_err(
+        delivered(ChannelId::new(channel).send_message(&self.door.http, message.enforce_nonce(true)).await).map_err(
             |e| {
                 // Discord refusing the message itself (4xx other than 429: unknown
                 // channel, missing access, invalid form) will refuse it on every
@@ -681,7 +744,7 @@ impl Notifier {
             let outcome = v.get("outcome").and_then(|p| p.as_str()).unwrap_or("");
             text.push_str(&format!("\n• {name}: {outcome}, {reason}"));
         }
-        text.chars().take(1900).collect()
+        within_limit(&text, &whole_story(&proposal.correlation_id))
     }
 
     fn compliance(&self, event: &RecordedEvent) -> Option<String> {
@@ -700,7 +763,8 @@ impl Notifier {
         if attention.is_empty() {
             return self.door.config.report_all_clear.then(|| "Daily compliance check: all clear.".to_string());
         }
-        Some(format!("**Daily compliance check: needs attention**\n{}", attention.join("\n")))
+        let text = format!("**Daily compliance check: needs attention**\n{}", attention.join("\n"));
+        Some(within_limit(&text, "(cut: `bookkeeper events tail` has every finding)"))
     }
 }
 
@@ -719,7 +783,10 @@ impl Handler for Notifier {
             return Ok(Append::nothing());
         }
         if parked {
-            let text = format!("⚠️ Set aside, needs a person: `{}`: {}", event.correlation_id, render::describe(event));
+            let text = within_limit(
+                &format!("⚠️ Set aside, needs a person: `{}`: {}", event.correlation_id, render::describe(event)),
+                &whole_story(&event.correlation_id),
+            );
             self.post(self.door.config.reports_channel, CreateMessage::new().content(text).nonce(nonce(event, 2)))
                 .await?;
         } else if ActionKind::parse(&event.event_type).is_none() {
@@ -738,18 +805,25 @@ impl Handler for Notifier {
         };
         if matches!(ActionKind::parse(&event.event_type), Some((_, Stage::Escalated))) {
             let id = &event.correlation_id;
-            let buttons = CreateActionRow::Buttons(vec![
-                CreateButton::new(ButtonAction::Approve(id.clone()).custom_id())
-                    .label("Approve")
-                    .style(ButtonStyle::Success),
-                CreateButton::new(ButtonAction::Reject(id.clone()).custom_id())
-                    .label("Reject")
-                    .style(ButtonStyle::Danger),
-            ]);
-            let message = CreateMessage::new()
-                .content(Self::escalation(proposal, event))
-                .components(vec![buttons])
-                .nonce(nonce(event, 1));
+            let (approve, reject) =
+                (ButtonAction::Approve(id.clone()).custom_id(), ButtonAction::Reject(id.clone()).custom_id());
+            let fits = approve.chars().count().max(reject.chars().count()) <= MAX_CUSTOM_ID_CHARS;
+            let mut message = CreateMessage::new().nonce(nonce(event, 1));
+            if fits {
+                let buttons = CreateActionRow::Buttons(vec![
+                    CreateButton::new(approve).label("Approve").style(ButtonStyle::Success),
+                    CreateButton::new(reject).label("Reject").style(ButtonStyle::Danger),
+                ]);
+                message = message.content(Self::escalation(proposal, event)).components(vec![buttons]);
+            } else {
+                // A button names its action in at most 100 characters; this id
+                // is longer, so the reviewer decides in Review-E instead.
+                let note = "\n(This id is too long for Discord's buttons: decide with Review-E's \
+                            `POST /review/{id}/approve` or `/reject`.)";
+                let text = Self::escalation(proposal, event);
+                let room = MAX_CONTENT_CHARS.saturating_sub(note.chars().count());
+                message = message.content(text.chars().take(room).collect::<String>() + note);
+            }
             self.post(self.door.config.reviewers_channel, message).await?;
         }
         let reply_to: Option<ReplyTo> =
@@ -760,9 +834,10 @@ impl Handler for Notifier {
         else {
             return Ok(Append::nothing());
         };
+        let text = within_limit(&text, &whole_story(&event.correlation_id));
         let mut message = CreateMessage::new().content(text).nonce(nonce(event, 2));
         if let Some(id) = reply_to.message_id.as_deref().and_then(|m| m.parse::<u64>().ok()) {
-            message = message.reference_message(MessageReference::from((ChannelId::new(channel), MessageId::new(id))));
+            message = message.reference_message(reply_reference(ChannelId::new(channel), MessageId::new(id)));
         }
         self.post(channel, message).await?;
         Ok(Append::nothing())
