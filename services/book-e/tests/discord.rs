@@ -15,6 +15,8 @@ use book_e::accounting::AccountingReads;
 use book_e::conversation::{Conversation, ConversationConfig};
 use book_e::discord::fake::FakeDiscord;
 use book_e::discord::{follows, DiscordConfig, DiscordDoor, SUBSCRIPTION};
+use bookkeeper_contracts::generated::{router, Seen};
+use bookkeeper_contracts::{Fullness, Vendor};
 use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{Append, NewEvent, Store, Subscription, SubscriptionOptions, TypeFilter};
@@ -54,9 +56,15 @@ struct World {
 }
 
 async fn world() -> Option<World> {
+    world_speaking_to(None).await
+}
+
+/// The world, with Book-E speaking to `api` instead of the fake Discord (which
+/// still serves the attachment files).
+async fn world_speaking_to(api: Option<String>) -> Option<World> {
     let db = TestDb::postgres().await?;
     let discord = FakeDiscord::start().await.unwrap();
-    let discord_base = discord.base_url();
+    let discord_base = api.unwrap_or_else(|| discord.base_url());
 
     // The Accounting API in its sandbox (fakes inside), for documents and reads.
     let accounting_config = accounting_api::Config { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
@@ -472,4 +480,51 @@ async fn long_texts_and_long_ids_stay_within_discords_limits() {
         assert!(text.chars().count() <= 2000, "{} characters", text.chars().count());
     }
     w.db.cleanup().await;
+}
+
+/// Book-E against a server made of nothing but Discord's published document,
+/// answering every call with a body generated from it (maximal, then minimal):
+/// every flow still completes, and every request is one the document defines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn book_e_works_against_whatever_discords_document_allows() {
+    for fullness in [Fullness::Maximal, Fullness::Minimal] {
+        let seen = Seen::default();
+        let app = router(Vendor::Discord, fullness, seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let Some(w) = world_speaking_to(Some(base)).await else { return };
+
+        w.door.register_commands().await.unwrap_or_else(|e| panic!("{fullness:?} commands: {e}"));
+        let msg = w.dropped_receipt(8001, user(OLA, "ola", false), GUILD, FINANCE, "Kiwi 312,50", b"%PDF-1.7 kiwi 8");
+        w.door.on_message(&msg).await.expect("an answer");
+        let balance = w.command(8002, "balance", json!([]), json!({}), GUILD, member(OLA, "ola", &[]));
+        w.door.on_interaction(&balance).await;
+        let cid = w.proposals().await[0].correlation_id.clone();
+        w.wait_for(&cid, "ReceiptAttachmentEscalated").await;
+        w.restarted_notifications().await.drain().await.unwrap_or_else(|e| panic!("{fullness:?} notifications: {e}"));
+        // Per is not a reviewer: an ephemeral refusal. Kari decides: acknowledged, then the message edited.
+        let per = w.press(8003, &format!("bk:approve:{cid}"), GUILD, member(PER, "per", &[]), "Needs a reviewer");
+        w.door.on_interaction(&per).await;
+        let own = w.press(8004, &format!("bk:approve:{cid}"), GUILD, member(OLA, "ola", &[REVIEWER_ROLE]), "x");
+        w.door.on_interaction(&own).await;
+        let kari = w.press(8005, &format!("bk:approve:{cid}"), GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), "x");
+        w.door.on_interaction(&kari).await;
+        w.wait_for(&cid, "ReceiptAttachmentApproved").await;
+
+        assert_eq!(seen.violations(), Vec::<String>::new(), "{fullness:?}");
+        let called: std::collections::BTreeSet<String> = seen.calls().into_iter().collect();
+        let expected: std::collections::BTreeSet<String> = [
+            "PUT /applications/{application_id}/guilds/{guild_id}/commands",
+            "POST /channels/{channel_id}/messages",
+            "POST /interactions/{interaction_id}/{interaction_token}/callback",
+            "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            "POST /webhooks/{webhook_id}/{webhook_token}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(called, expected, "{fullness:?}");
+        w.db.cleanup().await;
+    }
 }

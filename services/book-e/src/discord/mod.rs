@@ -395,7 +395,7 @@ impl DiscordDoor {
 
     /// Registers the slash commands in the guild (instant, unlike global ones).
     pub async fn register_commands(&self) -> Result<(), serenity::Error> {
-        self.guild().set_commands(&self.http, Self::commands()).await.map(|_| ())
+        delivered(self.guild().set_commands(&self.http, Self::commands()).await)
     }
 
     /// Downloads a Discord attachment right away (its URL expires) and stores it.
