@@ -5,6 +5,7 @@ mod bench_accounting;
 mod bench_policy;
 mod bench_system;
 mod chat;
+mod connect;
 mod cron;
 mod demo;
 mod events;
@@ -84,6 +85,9 @@ enum Command {
     /// The people directory: hash a token, check a file.
     #[command(subcommand)]
     People(people::PeopleCommand),
+    /// Going live: check real credentials for Fiken, Folio or Discord (read-only).
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return bench_accounting::accounting(args).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Chat(args) => return chat::run(args).await,
+        Command::Connect(command) => return connect::run(command).await,
         Command::People(command) => return people::run(command),
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
@@ -164,7 +169,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,
-        Command::Migrate | Command::Bench(_) | Command::Chat(_) | Command::People(_) => Ok(ExitCode::SUCCESS), // handled above
+        Command::Migrate | Command::Bench(_) | Command::Chat(_) | Command::People(_) | Command::Connect(_) => {
+            Ok(ExitCode::SUCCESS) // handled above
+        }
     }
 }
 

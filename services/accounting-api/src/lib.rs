@@ -13,6 +13,7 @@
 // reads as inconsistent grouping.
 #![allow(clippy::inconsistent_digit_grouping)]
 
+pub mod connect;
 pub mod documents;
 pub mod execute;
 pub mod fiken;

@@ -105,8 +105,15 @@ impl Config {
         if let Some(account) = env_text("BOOK_E_DEFAULT_ACCOUNT") {
             config.conversation.default_account = account;
         }
-        config.discord = discord_from_env()?;
+        config.discord = DiscordConfig::from_env()?;
         Ok(config)
+    }
+}
+
+impl DiscordConfig {
+    /// Discord's settings from the environment, when `DISCORD_TOKEN` is set.
+    pub fn from_env() -> anyhow::Result<Option<DiscordConfig>> {
+        discord_from_env()
     }
 }
 

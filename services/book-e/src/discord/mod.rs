@@ -12,6 +12,7 @@
 //! receipts; never bots; review buttons only for members with the reviewer role,
 //! each mapped to their own Review-E identity, which refuses self-approval too.
 
+pub mod connect;
 pub mod fake;
 
 use std::collections::HashMap;
