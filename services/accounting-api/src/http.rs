@@ -318,8 +318,11 @@ struct TransactionView {
     account_number: String,
     booking_date: NaiveDate,
     description: String,
+    /// Signed as seen from the account: negative is money out.
     amount_minor: i64,
     amount: String,
+    /// `out`, `in`, or `unknown` (Folio named neither party's account and gave no sign).
+    direction: crate::folio::Direction,
     currency: String,
     creditor: Option<String>,
     receipts: usize,
@@ -349,6 +352,7 @@ async fn bank_transactions(
                 description: t.description,
                 amount: format_minor(t.amount_minor),
                 amount_minor: t.amount_minor,
+                direction: t.direction,
                 currency: t.currency,
                 creditor: t.creditor,
                 receipts: t.attachments.len(),

@@ -61,6 +61,7 @@ pub fn document() -> Value {
                         "id": {"type": "string"}, "event_id": {"type": "string"},
                         "account_number": {"type": "string"}, "booking_date": {"type": "string", "format": "date"},
                         "description": {"type": "string"}, "amount_minor": {"type": "integer"},
+                        "direction": {"type": "string", "enum": ["out", "in", "unknown"]},
                         "amount": {"type": "string"}, "currency": {"type": "string"},
                         "creditor": {"type": ["string", "null"]},
                         "receipts": {"type": "integer", "description": "Attachments on its Folio event."}

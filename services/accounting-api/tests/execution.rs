@@ -534,6 +534,11 @@ async fn documents_and_reads_over_http() {
             .await
             .unwrap();
     assert_eq!(tx["transactions"].as_array().unwrap().len(), 4);
+    // Folio wrote them unsigned; the direction (the account is the debtor) gives the sign.
+    for t in tx["transactions"].as_array().unwrap() {
+        assert_eq!(t["direction"], json!("out"), "{t}");
+        assert!(t["amount_minor"].as_i64().unwrap() < 0, "{t}");
+    }
     let missing: Value = auth(http.get(format!("{}/checks/missing-receipts?older_than_days=2", app.base)))
         .send()
         .await
