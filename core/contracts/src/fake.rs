@@ -9,9 +9,10 @@
 //! read [`Log::all`]; in debug builds a fake whose log is not empty when it is
 //! dropped fails the test that ran it.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::body::{to_bytes, Body, Bytes};
+use axum::body::{to_bytes, Body};
 use axum::http::{Request, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,7 @@ const MAX_BODY: usize = 64 << 20;
 pub struct Log(Arc<Mutex<Violations>>);
 
 impl Log {
-    fn push(&self, v: Violations) {
+    pub(crate) fn push(&self, v: Violations) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(v);
     }
 
@@ -50,6 +51,73 @@ impl Log {
         if cfg!(debug_assertions) && !std::thread::panicking() {
             panic!("{fake} saw requests or gave answers its vendor's document does not allow: {seen:?}");
         }
+    }
+}
+
+/// A socket a fake will serve on: bound first, so the fake can know its own
+/// address (for the URLs it hands out) before it is built.
+pub struct Listening {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+/// Binds `addr` (port 0 picks a free one).
+pub async fn listen(addr: SocketAddr) -> std::io::Result<Listening> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    Ok(Listening { listener, addr })
+}
+
+impl Listening {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `app` as a fake of `vendor`, every request and answer checked
+    /// against the vendor's document ([`check`]).
+    pub fn serve(self, vendor: Vendor, app: axum::Router) -> Served {
+        let log = Log::default();
+        let checked = log.clone();
+        let app = app.layer(axum::middleware::from_fn(move |r, n| check(vendor, checked.clone(), r, n)));
+        let listener = self.listener;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Served { addr: self.addr, vendor, log, task }
+    }
+}
+
+/// A running fake. Dropping it stops it, and (in debug builds) fails the test
+/// if it saw anything the vendor's document does not allow.
+pub struct Served {
+    addr: SocketAddr,
+    vendor: Vendor,
+    log: Log,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What it saw that the document does not allow.
+    pub fn violations(&self) -> Violations {
+        self.log.all()
+    }
+
+    /// [`Served::violations`], forgotten (a test that provokes one on purpose).
+    pub fn take_violations(&self) -> Violations {
+        self.log.take()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.log.assert_clean(&format!("the fake {}", self.vendor.name()));
     }
 }
 
@@ -93,7 +161,7 @@ pub async fn check(vendor: Vendor, log: Log, request: Request<Body>, next: Next)
         log.push(problems);
         return (StatusCode::INTERNAL_SERVER_ERROR, "the fake broke its vendor's contract").into_response();
     }
-    Response::from_parts(parts, Body::from(Bytes::from(bytes)))
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn body_is_sized(body: &Body) -> bool {

@@ -298,7 +298,7 @@ impl Document {
 
     /// The operation for `method` on `template`, as written in the document.
     pub fn operation(&self, method: &Method, template: &str) -> Option<&Operation> {
-        self.operations.iter().find(|o| &o.method == method && o.template == template)
+        self.operations.iter().find(|o| o.method == method && o.template == template)
     }
 
     /// The operation a request on `path` (with the base path, without the query)
@@ -309,7 +309,7 @@ impl Document {
         let parts: Vec<&str> = relative.trim_start_matches('/').split('/').collect();
         self.operations
             .iter()
-            .filter(|o| &o.method == method)
+            .filter(|o| o.method == method)
             .filter_map(|o| o.matches(&parts).map(|p| (o, p)))
             .max_by_key(|(o, _)| o.literal_count())
     }

@@ -181,3 +181,11 @@ fn the_minimal_example_holds_only_what_is_required() {
     assert_eq!(max["lines"][0]["netPriceInCurrency"], 4500);
     assert!(max.get("kid").is_none(), "writeOnly never in a response");
 }
+
+#[test]
+#[should_panic(expected = "does not allow")]
+fn a_fake_that_saw_a_violation_fails_the_test_that_ran_it() {
+    let log = fake::Log::default();
+    log.push(vec!["Folio GET /v2/events/1: the document defines no such endpoint".into()]);
+    log.assert_clean("the fake Folio");
+}

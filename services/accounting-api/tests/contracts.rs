@@ -5,6 +5,9 @@
 //! required). Every client method must decode both, and every request must be
 //! one the document defines.
 
+// Amounts are written kroner_øre: 100_00 is 100,00 kr.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

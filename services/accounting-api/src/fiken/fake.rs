@@ -23,7 +23,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use bookkeeper_contracts::{fake::Log, Vendor};
+use bookkeeper_contracts::fake::{listen, Served};
+use bookkeeper_contracts::Vendor;
 
 use super::wire;
 pub use crate::sandbox::{Fault, Faults};
@@ -67,45 +68,27 @@ struct AppState {
 
 /// A running fake Fiken.
 pub struct FakeFiken {
-    addr: SocketAddr,
     world: Shared,
-    contract: Log,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeFiken {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.contract.assert_clean("the fake Fiken");
-    }
+    served: Served,
 }
 
 impl FakeFiken {
     /// Starts the fake with the sandbox company on `addr` (port 0 picks one).
     pub async fn start(addr: SocketAddr) -> std::io::Result<FakeFiken> {
         let world: Shared = Arc::new(Mutex::new(World { next_id: 1000, ..World::default() }));
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let state = AppState { world: world.clone(), base: format!("http://{addr}") };
-        let contract = Log::default();
-        let log = contract.clone();
-        let app = router(state).layer(middleware::from_fn(move |r, n| {
-            bookkeeper_contracts::fake::check(Vendor::Fiken, log.clone(), r, n)
-        }));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(FakeFiken { addr, world, contract, task })
+        let listening = listen(addr).await?;
+        let state = AppState { world: world.clone(), base: format!("http://{}", listening.addr()) };
+        Ok(FakeFiken { world, served: listening.serve(Vendor::Fiken, router(state)) })
     }
 
     /// Requests it received, or answers it gave, that Fiken's document does not allow.
     pub fn contract_violations(&self) -> Vec<String> {
-        self.contract.all()
+        self.served.violations()
     }
 
     /// [`FakeFiken::contract_violations`], forgotten (a test that provokes one on purpose).
     pub fn take_contract_violations(&self) -> Vec<String> {
-        self.contract.take()
+        self.served.take_violations()
     }
 
     /// Accepts only `token` from now on (any non-empty token otherwise).
@@ -120,7 +103,7 @@ impl FakeFiken {
 
     /// The base URL, like `https://api.fiken.no/api/v2`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/api/v2", self.addr)
+        format!("http://{}/api/v2", self.served.addr())
     }
 
     fn world(&self) -> std::sync::MutexGuard<'_, World> {

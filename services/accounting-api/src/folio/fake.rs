@@ -22,7 +22,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use bookkeeper_contracts::{fake::Log, Vendor};
+use bookkeeper_contracts::fake::{listen, Served};
+use bookkeeper_contracts::Vendor;
 
 use super::wire;
 use crate::money::format_minor;
@@ -81,17 +82,8 @@ type Shared = Arc<Mutex<World>>;
 
 /// A running fake Folio.
 pub struct FakeFolio {
-    addr: SocketAddr,
     world: Shared,
-    contract: Log,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeFolio {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.contract.assert_clean("the fake Folio");
-    }
+    served: Served,
 }
 
 /// The sandbox account.
@@ -101,27 +93,18 @@ impl FakeFolio {
     /// Starts an empty fake on `addr` (port 0 picks one).
     pub async fn start(addr: SocketAddr) -> std::io::Result<FakeFolio> {
         let world: Shared = Arc::new(Mutex::new(World::default()));
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let contract = Log::default();
-        let log = contract.clone();
-        let app = router(world.clone()).layer(middleware::from_fn(move |r, n| {
-            bookkeeper_contracts::fake::check(Vendor::Folio, log.clone(), r, n)
-        }));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(FakeFolio { addr, world, contract, task })
+        let served = listen(addr).await?.serve(Vendor::Folio, router(world.clone()));
+        Ok(FakeFolio { world, served })
     }
 
     /// Requests it received, or answers it gave, that Folio's document does not allow.
     pub fn contract_violations(&self) -> Vec<String> {
-        self.contract.all()
+        self.served.violations()
     }
 
     /// [`FakeFolio::contract_violations`], forgotten (a test that provokes one on purpose).
     pub fn take_contract_violations(&self) -> Vec<String> {
-        self.contract.take()
+        self.served.take_violations()
     }
 
     /// Accepts only `key` from now on (any non-empty key otherwise).
@@ -148,7 +131,7 @@ impl FakeFolio {
 
     /// The base URL to give the client, like `https://api.folio.no/v2`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v2", self.addr)
+        format!("http://{}/v2", self.served.addr())
     }
 
     fn world(&self) -> std::sync::MutexGuard<'_, World> {

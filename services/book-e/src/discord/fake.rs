@@ -19,10 +19,9 @@ use std::sync::{Arc, Mutex};
 use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use bookkeeper_contracts::fake::Log;
+use bookkeeper_contracts::fake::{listen, Served};
 use bookkeeper_contracts::{Fullness, Vendor};
 use serde_json::{json, Value};
 
@@ -80,39 +79,22 @@ type Shared = Arc<Mutex<World>>;
 
 /// A running fake Discord.
 pub struct FakeDiscord {
-    addr: SocketAddr,
     world: Shared,
-    contract: Log,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeDiscord {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.contract.assert_clean("the fake Discord");
-    }
+    served: Served,
 }
 
 impl FakeDiscord {
     /// Starts the fake on a free local port.
     pub async fn start() -> std::io::Result<FakeDiscord> {
         let world: Shared = Arc::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let contract = Log::default();
-        let log = contract.clone();
-        let app = Router::new().fallback(answer).with_state(world.clone()).layer(middleware::from_fn(move |r, n| {
-            bookkeeper_contracts::fake::check(Vendor::Discord, log.clone(), r, n)
-        }));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(FakeDiscord { addr, world, contract, task })
+        let app = Router::new().fallback(answer).with_state(world.clone());
+        let served = listen(SocketAddr::from(([127, 0, 0, 1], 0))).await?.serve(Vendor::Discord, app);
+        Ok(FakeDiscord { world, served })
     }
 
     /// What to give serenity as its proxy base (`BOOK_E_DISCORD_API_URL`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.served.addr())
     }
 
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
@@ -170,12 +152,12 @@ impl FakeDiscord {
 
     /// Requests it received, or answers it gave, that Discord's document does not allow.
     pub fn contract_violations(&self) -> Vec<String> {
-        self.contract.all()
+        self.served.violations()
     }
 
     /// [`FakeDiscord::contract_violations`], forgotten (a test that provokes one on purpose).
     pub fn take_contract_violations(&self) -> Vec<String> {
-        self.contract.take()
+        self.served.take_violations()
     }
 }
 

@@ -134,6 +134,7 @@ fn reply_reference(channel: ChannelId, message: MessageId) -> MessageReference {
 /// A call Discord answered with success counts as done even when serenity cannot
 /// read the answer (Discord's document promises few of the fields serenity's
 /// models want): retrying it would send it twice.
+#[allow(clippy::result_large_err)] // serenity's own error, passed through as serenity returns it
 fn delivered<T>(result: Result<T, serenity::Error>) -> Result<(), serenity::Error> {
     match result {
         Ok(_) => Ok(()),
