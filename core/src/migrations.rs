@@ -27,6 +27,7 @@ pub fn postgres() -> Migrator {
         migration!(5, "proposal fact indexes", "../../migrations/postgres/0005_proposal_fact_indexes.sql"),
         migration!(6, "execution claims", "../../migrations/postgres/0006_execution_claims.sql"),
         migration!(7, "exact roles", "../../migrations/postgres/0007_exact_roles.sql"),
+        migration!(8, "appenders lock", "../../migrations/postgres/0008_appenders_lock.sql"),
     ])
 }
 

@@ -35,6 +35,10 @@ pub struct TailArgs {
     /// One JSON object per line (with `position`), flushed line by line.
     #[arg(long)]
     json: bool,
+    /// With `--follow`: how often to look for new events when no wake-up came
+    /// (appends anywhere wake followers at once; this is the fallback).
+    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
+    poll_interval: Duration,
 }
 
 /// One line of `events append` input.
@@ -197,7 +201,7 @@ pub async fn tail(store: &Store, args: TailArgs) -> anyhow::Result<ExitCode> {
         if !args.follow {
             return Ok(ExitCode::SUCCESS);
         }
-        let wait = if batch.held_back { Duration::from_millis(10) } else { Duration::from_secs(1) };
+        let wait = if batch.held_back { Duration::from_millis(10) } else { args.poll_interval };
         tokio::select! {
             _ = &mut shutdown => return Ok(ExitCode::SUCCESS),
             _ = wakeups.changed() => {}

@@ -159,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     store.ensure_migrated().await.with_context(|| format!("preparing {url}"))?;
-    match command {
+    let outcome = match command {
         Command::Events(EventsCommand::Append(args)) => events::append(&store, args).await,
         Command::Policy(command) => policy::run(command, Some(store)).await,
         Command::Serve(command) => serve::run(command, store).await,
@@ -172,7 +172,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate | Command::Bench(_) | Command::Chat(_) | Command::People(_) | Command::Connect(_) => {
             Ok(ExitCode::SUCCESS) // handled above
         }
-    }
+    };
+    // Sends what is still due before the process exits (the NOTIFY of the last
+    // appends, so followers elsewhere see them now rather than at their next poll).
+    store.close().await;
+    outcome
 }
 
 /// Parses `500ms`, `30s`, `5m`, or a bare number of seconds.

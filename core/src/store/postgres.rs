@@ -2,10 +2,13 @@
 //!
 //! Gap-free reads: every event records the id of the transaction that appended it
 //! (`transaction_id`, set by a column default). A reader returns only events whose
-//! transaction id is below the oldest transaction still running
-//! (`pg_snapshot_xmin`), in `(transaction_id, position)` order. Any transaction
-//! that commits later has an id at or above that horizon, so it sorts after
-//! everything already returned and no reader can pass over it.
+//! transaction id is below a horizon, in `(transaction_id, position)` order: the
+//! oldest transaction still *appending* (migration 8: every appending transaction
+//! holds the shared "appenders" advisory lock from before it has an id), or, with
+//! none, the next id to be assigned. Any transaction that commits events later has
+//! an id at or above that horizon, so it sorts after everything already returned
+//! and no reader can pass over it; a transaction open elsewhere that does not
+//! append (an operator's `BEGIN`, another database's batch job) holds no one back.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -77,6 +80,25 @@ SELECT
     (SELECT count(*) FROM requested WHERE day = $8::date)
 ";
 
+/// The read horizon: the oldest transaction holding the appenders lock
+/// (migration 8), or the next transaction id when none does. `pg_locks` gives a
+/// 32-bit xid; it is matched to the 64-bit ids of the snapshot's running
+/// transactions, which is what `transaction_id` holds.
+const HORIZON_SQL: &str = "
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+holders AS (
+    SELECT t.transactionid::text::bigint AS xid32
+    FROM pg_locks a
+    JOIN pg_locks t ON t.pid = a.pid AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
+    WHERE a.locktype = 'advisory' AND a.granted AND a.classid = 73640 AND a.objid = 1 AND a.objsubid = 2
+      AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT least(
+    pg_snapshot_xmax(snap.s)::text::bigint,
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+     WHERE x::text::bigint % 4294967296 IN (SELECT xid32 FROM holders)))
+FROM snap";
+
 /// Shortest interval between two NOTIFYs from one store.
 const NOTIFY_GAP: Duration = Duration::from_millis(1);
 
@@ -94,6 +116,8 @@ pub(crate) struct PgBackend {
 
 struct Shared {
     wakeups: Arc<Wakeups>,
+    /// An append committed and its NOTIFY is not sent yet.
+    unannounced: Arc<std::sync::atomic::AtomicBool>,
     notifier: OnceLock<(mpsc::Sender<()>, TaskGuard)>,
     listener: OnceLock<TaskGuard>,
 }
@@ -121,7 +145,12 @@ impl PgBackend {
             .map_err(StoreError::from)?;
         Ok(PgBackend {
             pool,
-            shared: Arc::new(Shared { wakeups: Wakeups::new(), notifier: OnceLock::new(), listener: OnceLock::new() }),
+            shared: Arc::new(Shared {
+                wakeups: Wakeups::new(),
+                unannounced: Arc::default(),
+                notifier: OnceLock::new(),
+                listener: OnceLock::new(),
+            }),
         })
     }
 
@@ -130,7 +159,15 @@ impl PgBackend {
         &self.pool
     }
 
+    /// Closes the pool, after sending a NOTIFY still due: a short-lived process
+    /// (`bookkeeper events append`, an import script) would otherwise exit before
+    /// the background task sends it, and every follower would wait for its poll.
     pub(crate) async fn close(&self) {
+        if self.shared.unannounced.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = sqlx::raw_sql(NOTIFY_SQL).execute(&self.pool).await {
+                tracing::debug!(error = %e, "the last NOTIFY failed; readers will poll");
+            }
+        }
         self.pool.close().await;
     }
 
@@ -188,9 +225,11 @@ impl PgBackend {
     /// here only delays readers until their next poll.
     fn after_commit(&self) {
         self.shared.wakeups.bump();
+        self.shared.unannounced.store(true, std::sync::atomic::Ordering::SeqCst);
         let (sender, _) = self.shared.notifier.get_or_init(|| {
             let (tx, mut rx) = mpsc::channel::<()>(1);
             let pool = self.pool.clone();
+            let unannounced = self.shared.unannounced.clone();
             let task = tokio::spawn(async move {
                 let mut last_sent: Option<tokio::time::Instant> = None;
                 while rx.recv().await.is_some() {
@@ -205,6 +244,7 @@ impl PgBackend {
                     // waits for its own WAL flush. Nothing durable depends on it (a
                     // lost NOTIFY only delays readers until they poll), so skip
                     // the flush: one simple-protocol round trip, no fsync.
+                    unannounced.store(false, std::sync::atomic::Ordering::SeqCst);
                     if let Err(e) = sqlx::raw_sql(NOTIFY_SQL).execute(&pool).await {
                         tracing::debug!(error = %e, "NOTIFY failed; readers will poll");
                     }
@@ -227,9 +267,16 @@ impl PgBackend {
     }
 
     pub(crate) async fn read(&self, after: Cursor, filter: &TypeFilter, limit: i64) -> Result<ReadBatch, StoreError> {
-        // One statement, so the horizon and the rows come from the same snapshot.
+        // The horizon first, in a statement of its own: the rows then come from a
+        // later snapshot, in which every transaction still appending was either
+        // holding the appenders lock when the horizon was taken (and bounds it) or
+        // had no id yet (and gets one at or above it). Taken the other way round, an
+        // appender committing in between would be invisible to the rows and absent
+        // from the bound.
+        let mut conn = self.pool.acquire().await?;
+        let horizon: i64 = sqlx::query_scalar(HORIZON_SQL).fetch_one(&mut *conn).await?;
         let sql = format!(
-            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
+            "WITH h AS (SELECT $7::bigint AS horizon),
                   newest AS (
                       SELECT transaction_id AS new_tx, position AS new_pos FROM events
                       ORDER BY transaction_id DESC, position DESC LIMIT 1),
@@ -262,8 +309,10 @@ impl PgBackend {
             .bind(filter.exact())
             .bind(filter.like_patterns())
             .bind(limit)
-            .fetch_all(&self.pool)
+            .bind(horizon)
+            .fetch_all(&mut *conn)
             .await?;
+        drop(conn);
         let mut events = Vec::with_capacity(rows.len());
         let mut settled_tail = None;
         let mut held_back = false;

@@ -664,3 +664,84 @@ async fn the_database_refuses_a_blob_whose_hash_does_not_match() {
     pool.close().await;
     db.cleanup().await;
 }
+
+/// A write transaction left open on the same server (in this database, and in
+/// another one) holds no reader back: the horizon is bounded by the
+/// transactions that append, not by every transaction running. One that does
+/// append still holds readers at its place, which is what keeps reads gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_open_transaction_holds_no_reader_back() {
+    use bookkeeper_core::Cursor;
+    use sqlx::Connection;
+    let Some(db) = postgres().await else { return };
+    let mut here = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; CREATE TEMP TABLE forgotten (a int); INSERT INTO forgotten VALUES (1)")
+        .execute(&mut here)
+        .await
+        .unwrap();
+    let mut elsewhere = sqlx::PgConnection::connect(&bookkeeper_core::testing::postgres_admin_url()).await.unwrap();
+    sqlx::raw_sql("BEGIN; CREATE TEMP TABLE batch_job (a int); INSERT INTO batch_job VALUES (1)")
+        .execute(&mut elsewhere)
+        .await
+        .unwrap();
+
+    // Read at once, and by a live subscriber within a second.
+    let store = db.another_store().await;
+    store.append_events(vec![proposal("beside-an-open-transaction")]).await.unwrap();
+    let batch = store.read(Cursor::START, &TypeFilter::all(), 100).await.unwrap();
+    assert!(batch.events.iter().any(|e| e.correlation_id == "beside-an-open-transaction"), "held back");
+
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<String>>>);
+    impl Handler for Seen {
+        async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
+            self.0.lock().unwrap().push(event.correlation_id.clone());
+            Ok(Append::nothing())
+        }
+    }
+    let seen = Seen::default();
+    let (stop_tx, mut stop) = tokio::sync::broadcast::channel::<()>(1);
+    let sub = Subscription::new(db.another_store().await, "test.open-transaction", TypeFilter::all(), seen.clone());
+    let task = tokio::spawn(sub.run(async move {
+        let _ = stop.recv().await;
+    }));
+    wait_until(|| seen.0.lock().unwrap().len() == 1).await;
+    let started = std::time::Instant::now();
+    store.append_events(vec![proposal("followed-live")]).await.unwrap();
+    wait_until(|| seen.0.lock().unwrap().len() == 2).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "a live follower waited {:?}", started.elapsed());
+
+    // An appender whose transaction is still open holds readers at its place...
+    let mut appender = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "BEGIN; INSERT INTO events (event_id, type, actor, status, correlation_id)
+         VALUES (gen_random_uuid(), 'ReceiptAttachmentProposed', 'book-e', 'PROPOSED', 'slow-appender')",
+    )
+    .execute(&mut appender)
+    .await
+    .unwrap();
+    store.append_events(vec![proposal("after-the-slow-one")]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(seen.0.lock().unwrap().len(), 2, "nothing may pass the open appender");
+    // ...and both are read, in commit-safe order, once it commits.
+    sqlx::raw_sql("COMMIT").execute(&mut appender).await.unwrap();
+    wait_until(|| seen.0.lock().unwrap().len() == 4).await;
+    assert_eq!(seen.0.lock().unwrap()[2..], ["slow-appender".to_string(), "after-the-slow-one".to_string()]);
+
+    // A transaction that wrote something else before appending is refused: its id
+    // predates the lock, so readers could have passed it.
+    let err = sqlx::raw_sql(
+        "INSERT INTO forgotten VALUES (2);
+         INSERT INTO events (event_id, type, actor, status, correlation_id)
+         VALUES (gen_random_uuid(), 'ReceiptAttachmentProposed', 'book-e', 'PROPOSED', 'late-in-a-transaction')",
+    )
+    .execute(&mut here)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("events must be the first thing a transaction writes"), "{err}");
+    sqlx::raw_sql("ROLLBACK").execute(&mut here).await.unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut elsewhere).await.unwrap();
+    let _ = stop_tx.send(());
+    task.await.unwrap();
+    db.cleanup().await;
+}
