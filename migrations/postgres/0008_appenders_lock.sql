@@ -12,7 +12,9 @@
 -- the lock before it has a transaction id, which is true when the events are
 -- the first thing it writes (the store always does so). A transaction that wrote
 -- something else first is refused: it could otherwise commit events below a
--- horizon readers have passed.
+-- horizon readers have passed. (So is one that appends again after rolling an
+-- append back to a savepoint, which releases the lock: such a transaction takes
+-- the lock itself at its top, `SELECT pg_advisory_xact_lock_shared(73640, 1)`.)
 CREATE FUNCTION events_take_appenders_lock() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
