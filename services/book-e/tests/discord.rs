@@ -354,9 +354,11 @@ async fn escalations_outcomes_and_buttons() {
     let again = w.press(6005, &format!("bk:approve:{cid}"), GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), &content);
     w.door.on_interaction(&again).await;
     let last = w.discord.calls().last().cloned().unwrap();
-    // Said as "approved already", or, once the Accounting API has begun, as too late to change.
+    // Said as "approved already", or, once the Accounting API has claimed or done
+    // it (the sandbox executes at once), as too late to change.
     let said = last.body["content"].as_str().unwrap();
-    assert!(said.contains("already approved by user:kari") || said.contains("already executed"), "{said}");
+    let refused = ["already approved by user:kari", "being executed now", "already executed"];
+    assert!(said.starts_with("Not done:") && refused.iter().any(|r| said.contains(r)), "{said}");
 
     // The Accounting API (sandbox) carries it out; the decision and the execution
     // each produce exactly one message, across a restart.
