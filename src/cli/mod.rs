@@ -159,6 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     store.ensure_migrated().await.with_context(|| format!("preparing {url}"))?;
+    let closer = store.clone();
     let outcome = match command {
         Command::Events(EventsCommand::Append(args)) => events::append(&store, args).await,
         Command::Policy(command) => policy::run(command, Some(store)).await,
@@ -175,7 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     // Sends what is still due before the process exits (the NOTIFY of the last
     // appends, so followers elsewhere see them now rather than at their next poll).
-    store.close().await;
+    closer.close().await;
     outcome
 }
 
