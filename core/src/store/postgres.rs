@@ -10,6 +10,7 @@
 //! and no reader can pass over it; a transaction open elsewhere that does not
 //! append (an operator's `BEGIN`, another database's batch job) holds no one back.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -99,6 +100,20 @@ SELECT least(
      WHERE x::text::bigint % 4294967296 IN (SELECT xid32 FROM holders)))
 FROM snap";
 
+/// Counts of appends committed and announced by a NOTIFY.
+#[derive(Default)]
+struct Announcements {
+    committed: AtomicU64,
+    announced: AtomicU64,
+}
+
+impl Announcements {
+    /// Whether an append committed that no NOTIFY has announced yet.
+    fn due(&self) -> bool {
+        self.announced.load(Ordering::SeqCst) < self.committed.load(Ordering::SeqCst)
+    }
+}
+
 /// Shortest interval between two NOTIFYs from one store.
 const NOTIFY_GAP: Duration = Duration::from_millis(1);
 
@@ -116,8 +131,9 @@ pub(crate) struct PgBackend {
 
 struct Shared {
     wakeups: Arc<Wakeups>,
-    /// An append committed and its NOTIFY is not sent yet.
-    unannounced: Arc<std::sync::atomic::AtomicBool>,
+    /// Appends committed, and appends a NOTIFY has announced (sent after it
+    /// succeeded): while the second is behind, a NOTIFY is still due.
+    announcements: Arc<Announcements>,
     notifier: OnceLock<(mpsc::Sender<()>, TaskGuard)>,
     listener: OnceLock<TaskGuard>,
 }
@@ -147,7 +163,7 @@ impl PgBackend {
             pool,
             shared: Arc::new(Shared {
                 wakeups: Wakeups::new(),
-                unannounced: Arc::default(),
+                announcements: Arc::default(),
                 notifier: OnceLock::new(),
                 listener: OnceLock::new(),
             }),
@@ -163,7 +179,7 @@ impl PgBackend {
     /// (`bookkeeper events append`, an import script) would otherwise exit before
     /// the background task sends it, and every follower would wait for its poll.
     pub(crate) async fn close(&self) {
-        if self.shared.unannounced.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if self.shared.announcements.due() {
             if let Err(e) = sqlx::raw_sql(NOTIFY_SQL).execute(&self.pool).await {
                 tracing::debug!(error = %e, "the last NOTIFY failed; readers will poll");
             }
@@ -225,11 +241,11 @@ impl PgBackend {
     /// here only delays readers until their next poll.
     fn after_commit(&self) {
         self.shared.wakeups.bump();
-        self.shared.unannounced.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.announcements.committed.fetch_add(1, Ordering::SeqCst);
         let (sender, _) = self.shared.notifier.get_or_init(|| {
             let (tx, mut rx) = mpsc::channel::<()>(1);
             let pool = self.pool.clone();
-            let unannounced = self.shared.unannounced.clone();
+            let announcements = self.shared.announcements.clone();
             let task = tokio::spawn(async move {
                 let mut last_sent: Option<tokio::time::Instant> = None;
                 while rx.recv().await.is_some() {
@@ -244,9 +260,12 @@ impl PgBackend {
                     // waits for its own WAL flush. Nothing durable depends on it (a
                     // lost NOTIFY only delays readers until they poll), so skip
                     // the flush: one simple-protocol round trip, no fsync.
-                    unannounced.store(false, std::sync::atomic::Ordering::SeqCst);
-                    if let Err(e) = sqlx::raw_sql(NOTIFY_SQL).execute(&pool).await {
-                        tracing::debug!(error = %e, "NOTIFY failed; readers will poll");
+                    let covers = announcements.committed.load(Ordering::SeqCst);
+                    match sqlx::raw_sql(NOTIFY_SQL).execute(&pool).await {
+                        Ok(_) => {
+                            announcements.announced.fetch_max(covers, Ordering::SeqCst);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "NOTIFY failed; readers will poll"),
                     }
                     last_sent = Some(tokio::time::Instant::now());
                 }
