@@ -100,6 +100,11 @@ SELECT least(
      WHERE x::text::bigint % 4294967296 IN (SELECT xid32 FROM holders)))
 FROM snap";
 
+/// How long the cheap read horizon may stand still before reads are bounded by
+/// the appenders lock instead: about how long a transaction left open anywhere
+/// on the server can delay a reader.
+const STALL: Duration = Duration::from_millis(250);
+
 /// Counts of appends committed and announced by a NOTIFY.
 #[derive(Default)]
 struct Announcements {
@@ -134,6 +139,8 @@ struct Shared {
     /// Appends committed, and appends a NOTIFY has announced (sent after it
     /// succeeded): while the second is behind, a NOTIFY is still due.
     announcements: Arc<Announcements>,
+    /// The cheap read horizon last seen, and since when it has not moved.
+    stall: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
     notifier: OnceLock<(mpsc::Sender<()>, TaskGuard)>,
     listener: OnceLock<TaskGuard>,
 }
@@ -164,6 +171,7 @@ impl PgBackend {
             shared: Arc::new(Shared {
                 wakeups: Wakeups::new(),
                 announcements: Arc::default(),
+                stall: std::sync::Mutex::new(None),
                 notifier: OnceLock::new(),
                 listener: OnceLock::new(),
             }),
@@ -286,16 +294,29 @@ impl PgBackend {
     }
 
     pub(crate) async fn read(&self, after: Cursor, filter: &TypeFilter, limit: i64) -> Result<ReadBatch, StoreError> {
-        // The horizon first, in a statement of its own: the rows then come from a
-        // later snapshot, in which every transaction still appending was either
-        // holding the appenders lock when the horizon was taken (and bounds it) or
-        // had no id yet (and gets one at or above it). Taken the other way round, an
-        // appender committing in between would be invisible to the rows and absent
-        // from the bound.
+        // Two horizons, both safe. The cheap one, the oldest transaction running
+        // anywhere (`pg_snapshot_xmin`), comes with the read's own snapshot and
+        // costs nothing; but any transaction left open, appending or not, in any
+        // database, stops it. When it has not moved for `STALL` (a transaction
+        // open that long is no appender in a hurry), the read is bounded by the
+        // appenders lock instead (migration 8), taken in a statement of its own
+        // *before* the read: every transaction still appending at the read's
+        // snapshot then either held the lock (and bounds it) or had no id yet (and
+        // gets one above it). Scanning `pg_locks` takes the lock manager's
+        // partition locks, so it is kept off the path of a log in full flow.
         let mut conn = self.pool.acquire().await?;
-        let horizon: i64 = sqlx::query_scalar(HORIZON_SQL).fetch_one(&mut *conn).await?;
+        let stalled = self
+            .shared
+            .stall
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|(_, since)| since.elapsed() >= STALL);
+        let precise: Option<i64> =
+            if stalled { Some(sqlx::query_scalar(HORIZON_SQL).fetch_one(&mut *conn).await?) } else { None };
         let sql = format!(
-            "WITH h AS (SELECT $7::bigint AS horizon),
+            "WITH c AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS cheap),
+                  -- Both bounds are safe, so the higher one is.
+                  h AS (SELECT greatest($7::bigint, c.cheap) AS horizon, c.cheap FROM c),
                   newest AS (
                       SELECT transaction_id AS new_tx, position AS new_pos FROM events
                       ORDER BY transaction_id DESC, position DESC LIMIT 1),
@@ -303,7 +324,7 @@ impl PgBackend {
                       SELECT transaction_id AS tail_tx, position AS tail_pos FROM events, h
                       WHERE transaction_id < h.horizon
                       ORDER BY transaction_id DESC, position DESC LIMIT 1)
-             SELECT s.tail_tx, s.tail_pos,
+             SELECT h.cheap, s.tail_tx, s.tail_pos,
                     -- some visible event past the cursor is not yet settled, iff the
                     -- newest one is: one index probe instead of a scan
                     coalesce(n.new_tx >= h.horizon AND (n.new_tx, n.new_pos) > ($1, $2), false) AS held_back,
@@ -328,14 +349,16 @@ impl PgBackend {
             .bind(filter.exact())
             .bind(filter.like_patterns())
             .bind(limit)
-            .bind(horizon)
+            .bind(precise)
             .fetch_all(&mut *conn)
             .await?;
         drop(conn);
         let mut events = Vec::with_capacity(rows.len());
         let mut settled_tail = None;
         let mut held_back = false;
+        let mut cheap = None;
         for row in &rows {
+            cheap = row.try_get::<Option<i64>, _>("cheap")?;
             let tail_tx: Option<i64> = row.try_get("tail_tx")?;
             let tail_pos: Option<i64> = row.try_get("tail_pos")?;
             if let (Some(transaction_id), Some(position)) = (tail_tx, tail_pos) {
@@ -344,6 +367,13 @@ impl PgBackend {
             held_back = row.try_get("held_back")?;
             if row.try_get::<Option<i64>, _>("position")?.is_some() {
                 events.push(decode(row)?);
+            }
+        }
+        if let Some(cheap) = cheap {
+            // Since when the cheap horizon has stood still.
+            let mut stall = self.shared.stall.lock().unwrap_or_else(|p| p.into_inner());
+            if stall.is_none_or(|(h, _)| h != cheap) {
+                *stall = Some((cheap, std::time::Instant::now()));
             }
         }
         let mut next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
