@@ -51,6 +51,7 @@ async fn fakes() -> Fakes {
         verify_key: "ab".repeat(32),
         bot_is_member: true,
         channels: vec![(600, "finance".into()), (601, "reviewers".into())],
+        categories: vec![(650, "Finance".into())],
         overwrites: vec![],
         roles: vec![(500, "@everyone".into(), (1 << 10) | (1 << 11) | (1 << 16)), (700, "Reviewers".into(), 0)],
         bot_roles: vec![],

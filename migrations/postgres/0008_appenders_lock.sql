@@ -5,29 +5,44 @@
 -- database, held every reader back for as long as it stayed open.
 --
 -- Now every transaction that appends holds the "appenders" advisory lock
--- (shared; appenders never wait for each other), taken by this trigger before
--- the transaction's first row is written. Readers bound the horizon by the
--- transactions that hold it (pg_locks), so only transactions that really write
--- the log can hold them back. For that bound to be safe a transaction must hold
--- the lock before it has a transaction id, which is true when the events are
--- the first thing it writes (the store always does so). A transaction that wrote
--- something else first is refused: it could otherwise commit events below a
--- horizon readers have passed. (So is one that appends again after rolling an
--- append back to a savepoint, which releases the lock: such a transaction takes
--- the lock itself at its top, `SELECT pg_advisory_xact_lock_shared(73640, 1)`.)
+-- (shared; appenders never wait for each other), taken before the transaction
+-- has a transaction id. Readers can then bound the horizon by the transactions
+-- that hold it (pg_locks), so only transactions that really write the log hold
+-- them back. The bound is safe only if the lock was taken before the id, so:
+--   * a transaction whose first write is to `events` takes it in this trigger;
+--   * a transaction that appends in several statements, or around savepoints,
+--     calls bookkeeper_begin_appending() first (before it writes anything);
+--   * a transaction that wrote something else first and did neither is refused:
+--     it could otherwise commit events below a horizon readers have passed.
+-- Rolling back to a savepoint releases a lock taken inside it, and with it the
+-- transaction-local marker, so the two stay in step.
+CREATE FUNCTION bookkeeper_begin_appending() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('bookkeeper.appending', true) = 'on' THEN
+        RETURN;
+    END IF;
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'bookkeeper_begin_appending() must come before the transaction writes anything'
+            USING ERRCODE = '55000';
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(73640, 1);
+    PERFORM set_config('bookkeeper.appending', 'on', true);
+END;
+$$;
+
 CREATE FUNCTION events_take_appenders_lock() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_current_xact_id_if_assigned() IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM pg_locks
-        WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
-          AND classid = 73640 AND objid = 1 AND objsubid = 2
-    ) THEN
-        RAISE EXCEPTION 'events must be the first thing a transaction writes (or take pg_advisory_xact_lock_shared(73640, 1) first)'
-            USING ERRCODE = '55000',
-                  HINT = 'append in a transaction of its own, or append before writing anything else in it';
+    IF current_setting('bookkeeper.appending', true) = 'on' THEN
+        RETURN NULL;
     END IF;
-    PERFORM pg_advisory_xact_lock_shared(73640, 1);
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'events must be the first thing a transaction writes'
+            USING ERRCODE = '55000',
+                  HINT = 'append in a transaction of its own, or call SELECT bookkeeper_begin_appending() before writing anything in it';
+    END IF;
+    PERFORM bookkeeper_begin_appending();
     RETURN NULL;
 END;
 $$;
@@ -35,3 +50,5 @@ $$;
 CREATE TRIGGER events_appenders_lock
     BEFORE INSERT ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_take_appenders_lock();
+
+GRANT EXECUTE ON FUNCTION bookkeeper_begin_appending() TO PUBLIC;

@@ -19,6 +19,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::{Checked, Vendor, Violations};
 
+/// Where a fake serves the files its vendor hands out URLs to (attachment
+/// downloads), outside the API's base path.
+pub const FILES: &str = "/files/";
+
 /// Largest body the check buffers (Fiken and Folio take 20 MiB documents).
 const MAX_BODY: usize = 64 << 20;
 
@@ -131,7 +135,16 @@ pub async fn check(vendor: Vendor, log: Log, request: Request<Body>, next: Next)
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
     match doc.check_request(&method, &path, parts.uri.query(), &parts.headers, &bytes) {
-        Checked::OutsideTheApi => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        // Files the API hands out URLs to (leeway::OUTSIDE_THE_API) live under
+        // FILES; anything else outside the API is no endpoint of the vendor's.
+        Checked::OutsideTheApi if path.starts_with(FILES) => {
+            return next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
+        Checked::OutsideTheApi => {
+            let problem = format!("{} {method} {path}: not a path of the API", vendor.name());
+            log.push(vec![problem.clone()]);
+            return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"message": problem}))).into_response();
+        }
         Checked::Violates(problems) => {
             tracing::error!(vendor = vendor.name(), ?problems, "a request the vendor's document does not allow");
             let message = format!("contract violation: {}", problems.join("; "));

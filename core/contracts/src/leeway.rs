@@ -24,7 +24,8 @@ pub const OUTSIDE_THE_API: &[OutsideTheApi] = &[
         what: "GET <attachment.downloadUrl>",
         reason: "the only documented way to read an attachment's bytes back; the executor compares them with \
                  the receipt it sent to learn whether an upload whose answer was lost landed. The token is sent \
-                 only to the API's own origin.",
+                 only to the API's own origin and to https://fiken.no (the document's example downloadUrl); an \
+                 attachment elsewhere makes the check answer \"cannot tell\".",
     },
     OutsideTheApi {
         vendor: Vendor::Discord,

@@ -350,19 +350,25 @@ impl Document {
             }
         }
         for (i, p) in op.parameters.iter().enumerate() {
-            let given: Option<String> = match p.place {
-                Place::Path => path_params.iter().find(|(n, _)| n == &p.name).map(|(_, v)| v.clone()),
-                Place::Query => query_pairs.iter().find(|(n, _)| n == &p.name).map(|(_, v)| v.clone()),
-                Place::Header => headers.get(p.name.as_str()).and_then(|v| v.to_str().ok()).map(String::from),
+            let given: Vec<String> = match p.place {
+                Place::Path => path_params.iter().filter(|(n, _)| n == &p.name).map(|(_, v)| v.clone()).collect(),
+                Place::Query => query_pairs.iter().filter(|(n, _)| n == &p.name).map(|(_, v)| v.clone()).collect(),
+                Place::Header => {
+                    headers.get_all(p.name.as_str()).iter().filter_map(|v| v.to_str().ok()).map(String::from).collect()
+                }
             };
-            match given {
-                None if p.required => problems.push(format!("{name}: required parameter `{}` is missing", p.name)),
-                None => {}
-                Some(text) => {
-                    let value = typed(&text, &p.schema, &self.request_root);
-                    for e in self.validate(&format!("{}#param{i}", op.name()), &p.schema, Direction::Request, &value) {
-                        problems.push(format!("{name}: parameter `{}` = `{text}`: {e}", p.name));
-                    }
+            if given.is_empty() && p.required {
+                problems.push(format!("{name}: required parameter `{}` is missing", p.name));
+            }
+            if given.len() > 1 {
+                // None of the parameters we send is a list: a repeat is a mistake
+                // (which one would the vendor take?).
+                problems.push(format!("{name}: parameter `{}` given {} times", p.name, given.len()));
+            }
+            for text in given {
+                let value = typed(&text, &p.schema, &self.request_root);
+                for e in self.validate(&format!("{}#param{i}", op.name()), &p.schema, Direction::Request, &value) {
+                    problems.push(format!("{name}: parameter `{}` = `{text}`: {e}", p.name));
                 }
             }
         }
@@ -378,6 +384,7 @@ impl Document {
             }
             (None, false) => problems.push(format!("{name}: a body without a Content-Type")),
             (Some(_), true) if op.body.is_empty() => {}
+            (Some(_), true) if op.body_required => problems.push(format!("{name}: the request needs a body")),
             (Some(media), _) => match op.body.iter().find(|(m, _)| m == media) {
                 None if op.body.is_empty() => problems.push(format!("{name}: a body where the document defines none")),
                 None => problems.push(format!(

@@ -18,6 +18,11 @@ pub(crate) fn fields(body: &[u8], boundary: &str) -> Result<Vec<(String, Vec<u8>
     if starts.is_empty() {
         return Err("multipart body without its boundary".into());
     }
+    // The last delimiter must close the body (`--boundary--`), or a part was cut off.
+    let closed = starts.last().is_some_and(|&i| body[i + d.len()..].starts_with(b"--"));
+    if !closed {
+        return Err("multipart body without its closing delimiter".into());
+    }
     for pair in starts.windows(2) {
         let part = &body[pair[0] + d.len()..pair[1]];
         let part = part.strip_prefix(b"\r\n").unwrap_or(part);

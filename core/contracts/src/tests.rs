@@ -189,3 +189,33 @@ fn a_fake_that_saw_a_violation_fails_the_test_that_ran_it() {
     log.push(vec!["Folio GET /v2/events/1: the document defines no such endpoint".into()]);
     log.assert_clean("the fake Folio");
 }
+
+#[test]
+fn repeats_cut_off_forms_and_missing_bodies_are_caught() {
+    let folio = Vendor::Folio.document();
+    let h = headers(&[AUTH]);
+    let v = violations(folio.check_request(
+        &Method::GET,
+        "/v2/events",
+        Some("startDate=2025-01-01&startDate=nonsense"),
+        &h,
+        b"",
+    ));
+    assert!(v.iter().any(|e| e.contains("given 2 times")) && v.iter().any(|e| e.contains("nonsense")), "{v:?}");
+    let pdf = headers(&[AUTH, ("content-type", "application/pdf")]);
+    let path = "/v2/events/457f0b7c-e3d6-44bf-9364-638b3d39dc7a/attachments";
+    let v = violations(folio.check_request(&Method::POST, path, None, &pdf, b""));
+    assert!(v.iter().any(|e| e.contains("needs a body")), "{v:?}");
+
+    let fiken = Vendor::Fiken.document();
+    let form = headers(&[AUTH, ("content-type", "multipart/form-data; boundary=XyZ")]);
+    let cut = "--XyZ\r\nContent-Disposition: form-data; name=\"filename\"\r\n\r\nr.pdf\r\n--XyZ\r\nContent-Disposition: form-data; name=\"comment\"\r\n\r\nx";
+    let v = violations(fiken.check_request(
+        &Method::POST,
+        "/api/v2/companies/a/purchases/5/attachments",
+        None,
+        &form,
+        cut.as_bytes(),
+    ));
+    assert!(v.iter().any(|e| e.contains("closing delimiter")), "{v:?}");
+}

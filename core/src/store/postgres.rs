@@ -88,16 +88,23 @@ SELECT
 const HORIZON_SQL: &str = "
 WITH snap AS (SELECT pg_current_snapshot() AS s),
 holders AS (
+    -- Joined on the virtual transaction, not the pid: a prepared (two-phase)
+    -- transaction's locks have no pid.
     SELECT t.transactionid::text::bigint AS xid32
     FROM pg_locks a
-    JOIN pg_locks t ON t.pid = a.pid AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
+    JOIN pg_locks t ON t.virtualtransaction = a.virtualtransaction
+                   AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
     WHERE a.locktype = 'advisory' AND a.granted AND a.classid = 73640 AND a.objid = 1 AND a.objsubid = 2
       AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 )
-SELECT least(
-    pg_snapshot_xmax(snap.s)::text::bigint,
-    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
-     WHERE x::text::bigint % 4294967296 IN (SELECT xid32 FROM holders)))
+SELECT CASE
+    -- A standby sees none of the primary's locks: only the cheap horizon is safe there.
+    WHEN pg_is_in_recovery() THEN NULL
+    ELSE least(
+        pg_snapshot_xmax(snap.s)::text::bigint,
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+         WHERE x::text::bigint % 4294967296 IN (SELECT xid32 FROM holders)))
+    END
 FROM snap";
 
 /// How long the cheap read horizon may stand still before reads are bounded by
@@ -312,7 +319,7 @@ impl PgBackend {
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|(_, since)| since.elapsed() >= STALL);
         let precise: Option<i64> =
-            if stalled { Some(sqlx::query_scalar(HORIZON_SQL).fetch_one(&mut *conn).await?) } else { None };
+            if stalled { sqlx::query_scalar(HORIZON_SQL).fetch_one(&mut *conn).await? } else { None };
         let sql = format!(
             "WITH c AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS cheap),
                   -- Both bounds are safe, so the higher one is.

@@ -548,9 +548,9 @@ async fn the_database_admits_exactly_the_roles_table() {
         let pool = sqlx::PgPool::connect(&db.role_url(role.name())).await.unwrap();
         let mut tx = pool.begin().await.unwrap();
         // Many appends in one transaction, each rolled back to a savepoint: the
-        // appenders lock is taken once at the top (migration 8), so rolling a
-        // savepoint back does not release it.
-        sqlx::query("SELECT pg_advisory_xact_lock_shared(73640, 1)").execute(&mut *tx).await.unwrap();
+        // transaction says it appends at its top (migration 8), so rolling a
+        // savepoint back does not undo that.
+        sqlx::query("SELECT bookkeeper_begin_appending()").execute(&mut *tx).await.unwrap();
         let mut n = 0;
         for t in &types {
             for actor in actors {
@@ -748,6 +748,15 @@ async fn an_unrelated_open_transaction_holds_no_reader_back() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("events must be the first thing a transaction writes"), "{err}");
+    sqlx::raw_sql("ROLLBACK").execute(&mut here).await.unwrap();
+    // Nor can it declare itself an appender after the fact.
+    let err = sqlx::raw_sql(
+        "BEGIN; CREATE TEMP TABLE again (a int); INSERT INTO again VALUES (3); SELECT bookkeeper_begin_appending()",
+    )
+    .execute(&mut here)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("must come before the transaction writes anything"), "{err}");
     sqlx::raw_sql("ROLLBACK").execute(&mut here).await.unwrap();
     sqlx::raw_sql("ROLLBACK").execute(&mut elsewhere).await.unwrap();
     let _ = stop_tx.send(());

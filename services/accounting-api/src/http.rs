@@ -437,7 +437,9 @@ async fn missing_receipts(
     let missing: Vec<TransactionView> = bank_transactions(&state, from, to, None)
         .await?
         .into_iter()
-        .filter(|t| t.amount_minor < 0 && t.receipts == 0)
+        // Money out, or money whose direction Folio left unclear: better asked about
+        // than silently left out.
+        .filter(|t| t.direction != crate::folio::Direction::In && t.receipts == 0)
         .collect();
     Ok(Json(json!({
         "sandbox": state.sandbox,

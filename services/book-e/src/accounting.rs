@@ -31,6 +31,10 @@ pub struct Transaction {
     pub description: String,
     /// Signed, minor units (negative = money out).
     pub amount_minor: i64,
+    /// `out`, `in`, or `unknown` (Folio named neither party's account and gave no
+    /// sign; absent from an older Accounting API).
+    #[serde(default)]
+    pub direction: Option<String>,
     /// Currency.
     pub currency: String,
     /// Who was paid.
@@ -38,6 +42,17 @@ pub struct Transaction {
     pub creditor: Option<String>,
     /// Receipts already attached.
     pub receipts: usize,
+}
+
+impl Transaction {
+    /// Whether this could be the payment of `amount` (minor units, positive): money
+    /// out of that size, or of that size with its direction unknown.
+    pub fn could_be_paying(&self, amount: i64) -> bool {
+        match self.direction.as_deref() {
+            Some("unknown") => self.amount_minor.abs() == amount,
+            _ => self.amount_minor == -amount,
+        }
+    }
 }
 
 /// One account's balance.

@@ -213,7 +213,7 @@ impl Conversation {
                     .await
                     .map_err(|e| e.to_string())?
                     .into_iter()
-                    .filter(|t| t.amount_minor == -amount && t.receipts == 0)
+                    .filter(|t| t.receipts == 0 && t.could_be_paying(amount))
                     .collect();
                 if candidates.len() > 1 {
                     if let Some(vendor) = &args.vendor {

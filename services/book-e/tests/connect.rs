@@ -28,6 +28,7 @@ fn set_up() -> Guild {
         verify_key: KEY.into(),
         bot_is_member: true,
         channels: vec![(FINANCE, "finance".into()), (REVIEWERS, "reviewers".into())],
+        categories: vec![(650, "Finance".into())],
         overwrites: vec![],
         roles: vec![
             (GUILD, "@everyone".into(), 0),
@@ -160,6 +161,16 @@ async fn a_channel_that_is_not_there_or_not_allowed() {
     assert_eq!(name, "channels and permissions");
     assert!(
         problem.contains("DISCORD_REVIEWERS_CHANNEL_ID 699") && fix.contains("#finance (600)"),
+        "{problem} / {fix}"
+    );
+
+    // A category's id is no channel Book-E can post in.
+    let mut c = config(&fake);
+    c.reviewers_channel = 650;
+    let (name, problem, fix) = failure(&check(&c).await);
+    assert_eq!(name, "channels and permissions");
+    assert!(
+        problem.contains("650 (#Finance) is not a text channel") && fix.contains("text channel"),
         "{problem} / {fix}"
     );
 

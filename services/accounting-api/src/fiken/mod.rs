@@ -90,6 +90,11 @@ impl Limiter {
     }
 }
 
+/// Where Fiken serves attachment files besides the API's own origin (its
+/// document's example `downloadUrl` is `https://fiken.no/api/v2/files/...`; see
+/// `bookkeeper_contracts::leeway`).
+pub const FILE_ORIGINS: [&str; 1] = ["https://fiken.no"];
+
 /// Fiken's default pacing: four requests a second.
 pub const SPACING: Duration = Duration::from_millis(250);
 
@@ -403,22 +408,28 @@ impl FikenClient {
     /// executor learns whether an upload whose answer was lost landed. Fiken's
     /// document gives an attachment no field of ours to find it by (the upload
     /// form has no comment), so its bytes are read back from its `downloadUrl`.
-    /// The token goes only to the API's own origin; an attachment elsewhere, or
-    /// one that cannot be read, does not count as ours.
+    /// The token goes only to the API's own origin and to Fiken's file origin
+    /// ([`FILE_ORIGINS`]). An attachment that cannot be read back (no URL, another
+    /// origin, an error) makes the answer unknowable: [`FikenError::Ambiguous`],
+    /// never "not there", which would send the upload twice.
     pub async fn has_attachment(&self, purchase_id: i64, bytes: &[u8]) -> Result<bool, FikenError> {
+        let cannot_tell = |why: &str| {
+            FikenError::Ambiguous(format!(
+                "cannot tell whether an earlier upload to purchase {purchase_id} landed: {why}"
+            ))
+        };
         for attachment in self.attachments(purchase_id).await? {
-            let Some(url) = attachment.download_url.as_deref() else { continue };
-            if !same_origin(url, &self.base) {
-                tracing::warn!("a Fiken attachment is served from another origin; not read with the token");
-                continue;
+            let Some(url) = attachment.download_url.as_deref() else {
+                return Err(cannot_tell("an attachment has no downloadUrl"));
+            };
+            if !same_origin(url, &self.base) && !FILE_ORIGINS.iter().any(|o| same_origin(url, o)) {
+                return Err(cannot_tell("an attachment is served from an origin the token is not sent to"));
             }
-            // Read like any other read (paced, retried); one that cannot be read
-            // at all fails the check rather than passing for "not there", which
-            // would send the upload twice.
+            // Read like any other read (paced, retried).
             match self.send(Method::GET, url, None, false).await {
                 Ok(answer) if answer.body == bytes => return Ok(true),
-                Ok(_) | Err(FikenError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                Ok(_) => {}
+                Err(e) => return Err(cannot_tell(&format!("an attachment could not be read back ({e})"))),
             }
         }
         Ok(false)

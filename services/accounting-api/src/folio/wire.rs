@@ -135,11 +135,26 @@ impl Transaction {
     }
 }
 
-/// Account numbers compare by their digits (`3606.00.00000` is `36060000000`).
+/// Two account numbers name the same Norwegian account when their BBANs match.
 fn same_account(a: &str, b: &str) -> bool {
-    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-    let (a, b) = (digits(a), digits(b));
-    !a.is_empty() && a == b
+    matches!((bban(a), bban(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// The 11-digit Norwegian account number (BBAN) a party's number holds: as
+/// written (`36060000000`, `3606.00.00000`), inside an IBAN (`NO93 3606 0000 000`),
+/// or ending a longer run of digits (the form of Folio's document's own party
+/// example, `9836061277190`). Folio's accounts are BBANs; its parties may be
+/// written either way.
+fn bban(text: &str) -> Option<String> {
+    let compact: String = text.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_uppercase();
+    let digits = match compact.strip_prefix("NO") {
+        Some(rest) => rest.get(2..)?,
+        None => compact.as_str(),
+    };
+    if digits.len() < 11 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits[digits.len() - 11..].to_string())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,6 +215,11 @@ mod tests {
     fn direction_comes_from_the_parties_and_either_sign_is_accepted() {
         let ours = "36060000000";
         let out = transaction("499.00", Some("3606.00.00000"), Some("12345678901")).into_domain(ours).unwrap();
+        // The account written as an IBAN, or as the document's example writes parties.
+        let iban = transaction("499.00", Some("NO93 3606 0000 000"), None).into_domain(ours).unwrap();
+        assert_eq!(iban.direction, Direction::Out);
+        let long = transaction("499.00", None, Some("9836060000000")).into_domain(ours).unwrap();
+        assert_eq!(long.direction, Direction::In);
         assert_eq!((out.direction, out.amount_minor), (Direction::Out, -499_00));
         let income = transaction("499.00", Some("12345678901"), Some(ours)).into_domain(ours).unwrap();
         assert_eq!((income.direction, income.amount_minor), (Direction::In, 499_00));

@@ -83,6 +83,9 @@ struct Overwrite {
 #[derive(Debug, Deserialize)]
 struct Channel {
     id: String,
+    /// 0 a text channel, 5 an announcement channel: the kinds Book-E can post in.
+    #[serde(rename = "type", default)]
+    kind: Option<u8>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -328,6 +331,14 @@ pub async fn check(config: &DiscordConfig) -> Report {
             return report;
         };
         let name = channel.name.clone().unwrap_or_else(|| id.to_string());
+        if !matches!(channel.kind, Some(0 | 5)) {
+            report.fail(
+                CHECKS[6],
+                format!("{var} {id} (#{name}) is not a text channel: Book-E cannot post there"),
+                "choose a text channel (not a category, voice or forum channel)",
+            );
+            return report;
+        }
         let have = permissions_in(channel, &roles, &member, &g.to_string(), &me.id);
         let missing: Vec<&str> = [
             (VIEW_CHANNEL, "View Channel"),

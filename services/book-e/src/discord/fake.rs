@@ -52,8 +52,10 @@ pub struct Guild {
     pub verify_key: String,
     /// Whether the bot has joined the guild.
     pub bot_is_member: bool,
-    /// Channels: (id, name).
+    /// Text channels: (id, name).
     pub channels: Vec<(u64, String)>,
+    /// Categories (channels of type 4, which no one posts in): (id, name).
+    pub categories: Vec<(u64, String)>,
     /// Per-channel permission overwrites: (channel, role or member id, allow, deny).
     pub overwrites: Vec<(u64, u64, u64, u64)>,
     /// Roles: (id, name, permissions). The role whose id is the guild's is @everyone.
@@ -288,10 +290,11 @@ fn setup_answer(parts: &[&str], g: &Guild) -> Response {
             Json(Value::Array(g.roles.iter().map(role).collect())).into_response()
         }
         ["guilds", id, "channels"] if in_guild(id) => {
-            let channels: Vec<Value> = g
-                .channels
-                .iter()
-                .map(|(cid, name)| {
+            let text = g.channels.iter().map(|c| (c, 0));
+            let categories = g.categories.iter().map(|c| (c, 4));
+            let channels: Vec<Value> = text
+                .chain(categories)
+                .map(|((cid, name), kind)| {
                     let overwrites: Vec<Value> = g
                         .overwrites
                         .iter()
@@ -303,7 +306,7 @@ fn setup_answer(parts: &[&str], g: &Guild) -> Response {
                         .collect();
                     fill(
                         base("GuildChannelResponse"),
-                        json!({"id": cid.to_string(), "type": 0, "name": name, "guild_id": id, "position": 0,
+                        json!({"id": cid.to_string(), "type": kind, "name": name, "guild_id": id, "position": 0,
                                "flags": 0, "permission_overwrites": overwrites, "parent_id": null}),
                     )
                 })

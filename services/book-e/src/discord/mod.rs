@@ -120,8 +120,7 @@ pub fn within_limit(text: &str, pointer: &str) -> String {
 
 /// Where the whole story of an action can be read.
 fn whole_story(correlation_id: &str) -> String {
-    let id: String = correlation_id.chars().take(120).collect();
-    format!("(cut: the whole story is `bookkeeper audit {id}`)")
+    format!("(cut: the whole story is `bookkeeper audit {correlation_id}`)")
 }
 
 /// A reply that does not fail when the message it answers was deleted
@@ -139,7 +138,9 @@ fn delivered<T>(result: Result<T, serenity::Error>) -> Result<(), serenity::Erro
     match result {
         Ok(_) => Ok(()),
         Err(serenity::Error::Json(e)) => {
-            tracing::debug!(error = %e, "Discord's answer was not readable; the call succeeded");
+            // Loud: an API base that answers 200 with something else (a proxy's
+            // page) would otherwise swallow every message unseen.
+            tracing::warn!(error = %e, "Discord answered with success but a body serenity cannot read; counted as delivered");
             Ok(())
         }
         Err(e) => Err(e),
@@ -820,11 +821,13 @@ impl Handler for Notifier {
             } else {
                 // A button names its action in at most 100 characters; this id
                 // is longer, so the reviewer decides in Review-E instead.
-                let note = "\n(This id is too long for Discord's buttons: decide with Review-E's \
-                            `POST /review/{id}/approve` or `/reject`.)";
+                let note = format!(
+                    "\n(This id is too long for Discord's buttons: decide with Review-E's \
+                     `POST /review/{id}/approve` or `/reject`.)"
+                );
                 let text = Self::escalation(proposal, event);
                 let room = MAX_CONTENT_CHARS.saturating_sub(note.chars().count());
-                message = message.content(text.chars().take(room).collect::<String>() + note);
+                message = message.content(text.chars().take(room).collect::<String>() + &note);
             }
             self.post(self.door.config.reviewers_channel, message).await?;
         }
