@@ -147,11 +147,17 @@ async fn hostile_roles_interleaved_with_the_services_never_break_the_invariants(
                 }
             }
             // The Accounting API's role, hostile: outcomes with no claim, claims with no approval.
+            // (An outcome after a claim is the executor's own word, which the trust model
+            // cannot take from a compromised executor: the run keeps to what it must refuse.)
             6 => {
                 if let Some((cid, _, _)) = pick(&mut rng, &proposed) {
                     let t = ["InvoiceRegistrationExecuted", "InvoiceRegistrationExecutionStarted"][rng.usize(..2)];
                     let status = if t.ends_with("Executed") { "EXECUTED" } else { "EXECUTING" };
-                    let _ = accounting_role.append(Append::one(NewEvent::new(t, "system", status, &cid))).await;
+                    let story = db.store.read_correlation(&cid).await.unwrap();
+                    let claimed = story.iter().any(|e| e.event_type.ends_with("ExecutionStarted"));
+                    if !(claimed && t.ends_with("Executed")) {
+                        let _ = accounting_role.append(Append::one(NewEvent::new(t, "system", status, &cid))).await;
+                    }
                 }
             }
             // The CronJob's role: its own event in an action's story; a look-alike is refused.

@@ -28,6 +28,7 @@ pub fn postgres() -> Migrator {
         migration!(6, "execution claims", "../../migrations/postgres/0006_execution_claims.sql"),
         migration!(7, "exact roles", "../../migrations/postgres/0007_exact_roles.sql"),
         migration!(8, "appenders lock", "../../migrations/postgres/0008_appenders_lock.sql"),
+        migration!(9, "read models", "../../migrations/postgres/0009_read_models.sql"),
     ])
 }
 
@@ -38,6 +39,7 @@ pub fn sqlite() -> Migrator {
         migration!(2, "derived views", "../../migrations/sqlite/0002_derived_views.sql"),
         migration!(3, "blobs", "../../migrations/sqlite/0003_blobs.sql"),
         migration!(4, "one proposal per action", "../../migrations/sqlite/0004_one_proposal_per_action.sql"),
+        migration!(5, "read models", "../../migrations/sqlite/0005_read_models.sql"),
     ])
 }
 

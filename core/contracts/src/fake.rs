@@ -159,10 +159,23 @@ pub async fn check(vendor: Vendor, log: Log, request: Request<Body>, next: Next)
     // passed on as it is: there is no answer to check.
     let streaming = parts.headers.get(axum::http::header::CONTENT_LENGTH).is_none() && !body_is_sized(&body);
     if streaming {
+        // The body cannot be held back; what comes before it can be checked.
+        let problems = doc.check_response_head(&method, &path, parts.status.as_u16(), &parts.headers);
+        if !problems.is_empty() {
+            tracing::error!(
+                vendor = vendor.name(),
+                ?problems,
+                "the fake gave an answer the vendor's document does not allow"
+            );
+            log.push(problems);
+        }
         return Response::from_parts(parts, body);
     }
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        return Response::from_parts(parts, Body::empty());
+        let problem = format!("{} {method} {path}: an answer over {MAX_BODY} bytes, not checked", vendor.name());
+        tracing::error!(vendor = vendor.name(), problem, "the fake gave an answer too large to check");
+        log.push(vec![problem]);
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the fake's answer was too large to check").into_response();
     };
     let problems = doc.check_response(&method, &path, parts.status.as_u16(), &parts.headers, &bytes);
     if !problems.is_empty() {

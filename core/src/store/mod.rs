@@ -633,6 +633,23 @@ impl Store {
     }
 
     /// The blob with this SHA-256, if stored; its bytes are checked against the hash.
+    /// A read model this role saved (`save_read_model`), with the cursor it is
+    /// complete up to; `None` when there is none (build it from the log).
+    pub async fn load_read_model(&self, name: &str) -> Result<Option<(Cursor, serde_json::Value)>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.load_read_model(name).await,
+            Backend::Sqlite(b) => b.load_read_model(name).await,
+        }
+    }
+
+    /// Saves a read model complete up to `at`, replacing this role's earlier one.
+    pub async fn save_read_model(&self, name: &str, at: Cursor, state: &serde_json::Value) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.save_read_model(name, at, state).await,
+            Backend::Sqlite(b) => b.save_read_model(name, at, state).await,
+        }
+    }
+
     pub async fn get_blob(&self, sha256: &str) -> Result<Option<Blob>, StoreError> {
         let blob = match &self.backend {
             Backend::Postgres(b) => b.get_blob(sha256).await?,

@@ -445,6 +445,37 @@ impl PgBackend {
         Ok(())
     }
 
+    pub(crate) async fn load_read_model(&self, name: &str) -> Result<Option<(Cursor, serde_json::Value)>, StoreError> {
+        let row: Option<(i64, i64, serde_json::Value)> = sqlx::query_as(
+            "SELECT last_transaction_id, last_position, state FROM read_models WHERE owner = current_user AND name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(transaction_id, position, state)| (Cursor { transaction_id, position }, state)))
+    }
+
+    pub(crate) async fn save_read_model(
+        &self,
+        name: &str,
+        at: Cursor,
+        state: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO read_models (name, last_transaction_id, last_position, state) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (owner, name) DO UPDATE
+             SET last_transaction_id = EXCLUDED.last_transaction_id, last_position = EXCLUDED.last_position,
+                 state = EXCLUDED.state, saved_at = now()",
+        )
+        .bind(name)
+        .bind(at.transaction_id)
+        .bind(at.position)
+        .bind(state)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn get_blob(&self, sha256: &str) -> Result<Option<super::Blob>, StoreError> {
         let row: Option<(String, String, Vec<u8>)> =
             sqlx::query_as("SELECT sha256, content_type, bytes FROM blobs WHERE sha256 = $1")

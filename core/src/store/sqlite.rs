@@ -235,6 +235,43 @@ impl SqliteBackend {
         Ok(())
     }
 
+    pub(crate) async fn load_read_model(&self, name: &str) -> Result<Option<(Cursor, serde_json::Value)>, StoreError> {
+        let row: Option<(i64, i64, String)> =
+            sqlx::query_as("SELECT last_transaction_id, last_position, state FROM read_models WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            None => Ok(None),
+            Some((transaction_id, position, state)) => {
+                let state = serde_json::from_str(&state)
+                    .map_err(|e| StoreError::Corrupt(format!("read model {name} is not JSON: {e}")))?;
+                Ok(Some((Cursor { transaction_id, position }, state)))
+            }
+        }
+    }
+
+    pub(crate) async fn save_read_model(
+        &self,
+        name: &str,
+        at: Cursor,
+        state: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO read_models (name, last_transaction_id, last_position, state) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE
+             SET last_transaction_id = excluded.last_transaction_id, last_position = excluded.last_position,
+                 state = excluded.state, saved_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(name)
+        .bind(at.transaction_id)
+        .bind(at.position)
+        .bind(state.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn get_blob(&self, sha256: &str) -> Result<Option<super::Blob>, StoreError> {
         let row: Option<(String, String, Vec<u8>)> =
             sqlx::query_as("SELECT sha256, content_type, bytes FROM blobs WHERE sha256 = ?1")

@@ -21,6 +21,7 @@ crate::on_both_backends!(
     views_derive_state_from_the_log,
     stats_count_types_and_decisions,
     versions_count_what_the_services_count,
+    a_read_model_is_saved_with_its_cursor_and_replaced,
 );
 
 async fn count(db: &TestDb) -> usize {
@@ -487,4 +488,13 @@ mod facts_and_blobs {
         };
         assert!(refused.unwrap_err().to_string().contains("append-only"));
     }
+}
+
+async fn a_read_model_is_saved_with_its_cursor_and_replaced(db: &TestDb) {
+    assert_eq!(db.store.load_read_model("test.model").await.unwrap(), None);
+    let first = Cursor { transaction_id: 0, position: 4 };
+    db.store.save_read_model("test.model", first, &json!({"n": 1, "name": "Strøm AS"})).await.unwrap();
+    let later = Cursor { transaction_id: 0, position: 9 };
+    db.store.save_read_model("test.model", later, &json!({"n": 2})).await.unwrap();
+    assert_eq!(db.store.load_read_model("test.model").await.unwrap(), Some((later, json!({"n": 2}))));
 }

@@ -763,3 +763,23 @@ async fn an_unrelated_open_transaction_holds_no_reader_back() {
     task.await.unwrap();
     db.cleanup().await;
 }
+
+/// A read model belongs to the role that saved it: another role neither reads
+/// nor replaces it (its own save under the same name is its own row).
+#[tokio::test]
+async fn a_read_model_is_its_roles_own() {
+    use bookkeeper_core::Cursor;
+    let Some(db) = postgres().await else { return };
+    let cost_api = Store::connect(&db.role_url("cost_api")).await.unwrap();
+    let review_e = Store::connect(&db.role_url("review_e")).await.unwrap();
+    let at = Cursor { transaction_id: 7, position: 3 };
+    cost_api.save_read_model("ledger", at, &serde_json::json!({"total": 1})).await.unwrap();
+    assert_eq!(review_e.load_read_model("ledger").await.unwrap(), None);
+    review_e.save_read_model("ledger", at, &serde_json::json!({"total": 666})).await.unwrap();
+    let (back, state) = cost_api.load_read_model("ledger").await.unwrap().unwrap();
+    assert_eq!((back, state), (at, serde_json::json!({"total": 1})), "untouched by another role");
+    let later = Cursor { transaction_id: 9, position: 5 };
+    cost_api.save_read_model("ledger", later, &serde_json::json!({"total": 2})).await.unwrap();
+    assert_eq!(cost_api.load_read_model("ledger").await.unwrap().unwrap().0, later);
+    db.cleanup().await;
+}

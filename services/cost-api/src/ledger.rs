@@ -1,19 +1,22 @@
 //! The Cost API's read model: costs per month, account and vendor, built from
-//! executed actions and their proposals. Kept in memory and rebuilt from the
-//! whole log at start, so it is never out of step with the log.
+//! executed actions and their proposals. Kept in memory, and saved beside the
+//! log with the cursor it is complete up to (`Store::save_read_model`), so a
+//! restart resumes from there instead of reading the whole log again. The log
+//! stays the truth: a saved ledger in a format this release does not know is
+//! thrown away and rebuilt.
 
 use std::collections::{BTreeMap, HashSet};
 
 use bookkeeper_core::domain::MonthlyCostReport;
 use bookkeeper_core::RecordedEvent;
 use chrono::{Datelike, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Account code for receipts, which name none.
 pub const RECEIPTS_ACCOUNT: &str = "receipts";
 
 /// One month's costs in one currency.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonthCosts {
     /// Sum, minor units.
     pub total_minor: i64,
@@ -72,7 +75,47 @@ pub fn cost_of(executed: &RecordedEvent, proposal: &RecordedEvent) -> Option<Cos
     })
 }
 
+/// The name the ledger is saved under.
+pub const READ_MODEL: &str = "cost-api.ledger";
+
+/// The saved form's version: a saved ledger of another version is rebuilt.
+pub const SAVED_VERSION: u32 = 1;
+
+/// The ledger as saved. Which actions were counted is not kept: a resumed
+/// ledger reads only events after its cursor, and the lifecycle counts one
+/// execution per action.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    version: u32,
+    months: Vec<(String, String, MonthCosts)>,
+    /// (month, currency) already reported at month close.
+    closed: Vec<(String, String)>,
+}
+
 impl Ledger {
+    /// The saved form, with the months already reported at close.
+    pub fn to_saved(&self, closed: &HashSet<(String, String)>) -> serde_json::Value {
+        let mut closed: Vec<(String, String)> = closed.iter().cloned().collect();
+        closed.sort();
+        let saved = Saved {
+            version: SAVED_VERSION,
+            months: self.months.iter().map(|((m, c), costs)| (m.clone(), c.clone(), costs.clone())).collect(),
+            closed,
+        };
+        serde_json::to_value(saved).unwrap_or_default()
+    }
+
+    /// A ledger (and the months reported) from its saved form; `None` when the
+    /// form is not this release's.
+    pub fn from_saved(value: serde_json::Value) -> Option<(Ledger, HashSet<(String, String)>)> {
+        let saved: Saved = serde_json::from_value(value).ok()?;
+        if saved.version != SAVED_VERSION {
+            return None;
+        }
+        let months = saved.months.into_iter().map(|(m, c, costs)| ((m, c), costs)).collect();
+        Some((Ledger { months, counted: HashSet::new() }, saved.closed.into_iter().collect()))
+    }
+
     /// Counts one executed action once (by its correlation id: one action, one cost).
     pub fn add(&mut self, correlation_id: &str, cost: Cost) -> bool {
         if !self.counted.insert(correlation_id.to_string()) {
@@ -139,5 +182,14 @@ mod tests {
         assert_eq!(nov.by_vendor["Kiwi"], 75);
         assert_eq!(l.months(), ["2026-11", "2026-12"]);
         assert!(l.reports("2027-01").is_empty());
+
+        // Saved and read back: the same totals; another version is not read.
+        let closed: HashSet<(String, String)> = [("2026-11".to_string(), "NOK".to_string())].into();
+        let (back, closed_back) = Ledger::from_saved(l.to_saved(&closed)).unwrap();
+        assert_eq!((back.reports("2026-11"), closed_back), (l.reports("2026-11"), closed));
+        let mut other = l.to_saved(&HashSet::new());
+        other["version"] = 0.into();
+        assert!(Ledger::from_saved(other).is_none());
+        assert!(Ledger::from_saved(serde_json::json!({"months": "garbage"})).is_none());
     }
 }

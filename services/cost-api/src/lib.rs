@@ -3,7 +3,7 @@
 //! It was added without changing any other service, which is the point of the
 //! design: it reads `ReceiptAttachmentExecuted` and `InvoiceRegistrationExecuted`
 //! (and their proposals) from the log, keeps its own read model
-//! ([`ledger::Ledger`], rebuilt from the whole history at start), appends
+//! ([`ledger::Ledger`], saved beside the log and resumed at start), appends
 //! `MonthlyCostReport` when a month closes (and on demand), and serves
 //! `GET /costs/monthly?month=YYYY-MM`. Its database role may append nothing else.
 
@@ -102,6 +102,9 @@ impl Config {
 /// on-demand report still works then).
 const MONTH_CLOSE_IDS: u32 = 16;
 
+/// How often the ledger is saved while the log is being read.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
 /// The event types the read model follows.
 pub const FOLLOWS: [&str; 2] = ["ReceiptAttachmentExecuted", "InvoiceRegistrationExecuted"];
 
@@ -112,6 +115,8 @@ struct Shared {
     /// (month, currency) already reported at month close.
     closed: Arc<RwLock<HashSet<(String, String)>>>,
     caught_up: Arc<AtomicBool>,
+    /// Where the saved ledger this process resumed from was complete up to.
+    resumed_from: Arc<RwLock<Option<Cursor>>>,
     token: Option<Arc<str>>,
     clock: Clock,
 }
@@ -139,10 +144,48 @@ impl Shared {
         Ok((batch.next, batch.held_back))
     }
 
-    /// Month-close reports already in the log (so a restart does not repeat them).
-    async fn load_closed(&self) -> Result<(), StoreError> {
+    /// The saved ledger, if there is one this release can read: where to resume.
+    async fn resume(&self) -> Cursor {
+        match self.store.load_read_model(ledger::READ_MODEL).await {
+            Ok(Some((at, saved))) => match Ledger::from_saved(saved) {
+                Some((ledger, closed)) => {
+                    *self.ledger.write().unwrap_or_else(|p| p.into_inner()) = ledger;
+                    *self.closed.write().unwrap_or_else(|p| p.into_inner()) = closed;
+                    *self.resumed_from.write().unwrap_or_else(|p| p.into_inner()) = Some(at);
+                    tracing::info!(position = at.position, "cost read model resumed from its saved ledger");
+                    at
+                }
+                None => {
+                    tracing::warn!("the saved ledger is not in this release's form; rebuilding it from the log");
+                    Cursor::START
+                }
+            },
+            Ok(None) => {
+                tracing::info!("no saved ledger; building it from the whole log (once)");
+                Cursor::START
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the saved ledger; building it from the log");
+                Cursor::START
+            }
+        }
+    }
+
+    /// Saves the ledger as complete up to `at`.
+    async fn save(&self, at: Cursor) {
+        let state = {
+            let closed = self.closed.read().unwrap_or_else(|p| p.into_inner());
+            self.ledger().to_saved(&closed)
+        };
+        if let Err(e) = self.store.save_read_model(ledger::READ_MODEL, at, &state).await {
+            tracing::warn!(error = %e, "could not save the ledger; a restart reads more of the log");
+        }
+    }
+
+    /// Month-close reports in the log after `from` (so a restart does not repeat them).
+    async fn load_closed(&self, from: Cursor) -> Result<(), StoreError> {
         let filter = TypeFilter::of([MonthlyCostReport::TYPE]);
-        let mut cursor = Cursor::START;
+        let mut cursor = from;
         loop {
             let batch = self.store.read(cursor, &filter, 500).await?;
             for e in &batch.events {
@@ -236,6 +279,7 @@ impl CostApi {
             ledger: Arc::default(),
             closed: Arc::default(),
             caught_up: Arc::default(),
+            resumed_from: Arc::default(),
             token: config.token.as_deref().map(Arc::from),
             clock: config.clock.clone(),
         };
@@ -259,7 +303,10 @@ impl CostApi {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let follower = tokio::spawn(async move {
             let mut wakeups = shared.store.wakeups();
-            let mut cursor = Cursor::START;
+            let resumed = shared.resume().await;
+            let mut cursor = resumed;
+            let mut saved = resumed;
+            let mut last_save = tokio::time::Instant::now();
             let mut last_close = tokio::time::Instant::now() - close_check;
             let mut failures = 0u32;
             loop {
@@ -268,8 +315,14 @@ impl CostApi {
                         failures = 0;
                         let moved = next != cursor;
                         cursor = next;
+                        // Saved when caught up, and every few seconds while reading.
+                        if cursor != saved && (!moved || last_save.elapsed() >= SAVE_EVERY) {
+                            shared.save(cursor).await;
+                            saved = cursor;
+                            last_save = tokio::time::Instant::now();
+                        }
                         if !moved && !held_back && !shared.caught_up.swap(true, Ordering::SeqCst) {
-                            if let Err(e) = shared.load_closed().await {
+                            if let Err(e) = shared.load_closed(resumed).await {
                                 tracing::warn!(error = %e, "could not read earlier cost reports");
                                 shared.caught_up.store(false, Ordering::SeqCst);
                             }
@@ -308,6 +361,10 @@ impl CostApi {
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
+            // What was read since the last save is kept for the next start.
+            if cursor != saved {
+                shared.save(cursor).await;
+            }
         });
         let stop_tx2 = stop_tx.clone();
         let server = axum::serve(self.listener, router(self.shared)).with_graceful_shutdown(async move {
@@ -318,6 +375,7 @@ impl CostApi {
         shutdown.await;
         let _ = stop_tx.send(true);
         follower.await.ok();
+
         server.await.ok();
         tracing::info!("Cost API stopped");
         Ok(())
@@ -350,7 +408,9 @@ async fn readyz(State(shared): State<Shared>) -> Response {
     if !shared.caught_up.load(Ordering::SeqCst) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "not ready: still reading the history");
     }
-    Json(json!({"status": "ready"})).into_response()
+    let resumed = *shared.resumed_from.read().unwrap_or_else(|p| p.into_inner());
+    let resumed = resumed.map(|c| json!({"transaction_id": c.transaction_id, "position": c.position}));
+    Json(json!({"status": "ready", "resumed_from": resumed})).into_response()
 }
 
 #[derive(Deserialize)]

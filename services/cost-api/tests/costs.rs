@@ -186,3 +186,49 @@ async fn late_start_catches_up_reports_closed_months_once_and_on_demand() {
     }
     db.cleanup().await;
 }
+
+async fn ready(base: &str) -> Value {
+    let (status, body) = get(base, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn total(base: &str, month: &str) -> Value {
+    get(base, &format!("/costs/monthly?month={month}")).await.1["costs"][0]["total_minor"].clone()
+}
+
+/// A restart resumes from the ledger saved beside the log (its cursor and
+/// totals), counting nothing twice; a saved ledger of another form is rebuilt.
+#[tokio::test]
+async fn a_restart_resumes_from_the_saved_ledger_and_counts_nothing_twice() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let (last, last_day, _) = months();
+    executed_invoice(&db.store, "s-1", "Kontor AS", "6540", 8_000_00, &last_day).await;
+    let (a, stop_a, task_a) = start(&db).await;
+    assert_eq!(ready(&a).await["resumed_from"], Value::Null, "the first start reads the whole log");
+    assert_eq!(total(&a, &last).await, json!(8_000_00));
+    stop_a.send(()).unwrap();
+    task_a.await.unwrap().unwrap();
+    let cost_api = Store::connect(&db.role_url("cost_api")).await.unwrap();
+    let (at, saved) = cost_api.load_read_model(cost_api::ledger::READ_MODEL).await.unwrap().expect("saved on stop");
+    assert!(at.position > 0 && saved["months"].as_array().is_some_and(|m| m.len() == 1), "{saved}");
+
+    // More history while it was down; the next start reads only that.
+    executed_invoice(&db.store, "s-2", "Strøm AS", "6340", 1_200_00, &last_day).await;
+    let (b, stop_b, task_b) = start(&db).await;
+    let resumed = ready(&b).await["resumed_from"].clone();
+    assert_eq!(resumed["position"], json!(at.position), "{resumed}");
+    assert_eq!(total(&b, &last).await, json!(8_000_00 + 1_200_00), "each action counted once");
+    stop_b.send(()).unwrap();
+    task_b.await.unwrap().unwrap();
+
+    // A saved ledger in a form this release does not read is rebuilt from the log.
+    cost_api.save_read_model(cost_api::ledger::READ_MODEL, at, &json!({"version": 0})).await.unwrap();
+    let (c, stop_c, task_c) = start(&db).await;
+    assert_eq!(ready(&c).await["resumed_from"], Value::Null);
+    assert_eq!(total(&c, &last).await, json!(8_000_00 + 1_200_00));
+    stop_c.send(()).unwrap();
+    task_c.await.unwrap().unwrap();
+    cost_api.close().await;
+    db.cleanup().await;
+}
