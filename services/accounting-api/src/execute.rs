@@ -158,6 +158,7 @@ impl Executor {
         action: &Action,
         bytes: Vec<u8>,
         kind: DocumentType,
+        key: &str,
         since: chrono::NaiveDate,
         resume: bool,
     ) -> Result<Done, Failure> {
@@ -193,7 +194,7 @@ impl Executor {
                 self.connectors.fiken.attach_to_purchase(*purchase_id, &name, bytes, true).await?;
                 Ok(Done { remote_ids, found_existing: false })
             }
-            Action::RegisterInvoice(invoice) => self.register_invoice(invoice, bytes, &name, resume).await,
+            Action::RegisterInvoice(invoice) => self.register_invoice(invoice, bytes, &name, key, resume).await,
         }
     }
 
@@ -202,6 +203,7 @@ impl Executor {
         invoice: &InvoiceRegistrationProposed,
         bytes: Vec<u8>,
         name: &str,
+        key: &str,
         resume: bool,
     ) -> Result<Done, Failure> {
         let fiken = &self.connectors.fiken;
@@ -212,7 +214,14 @@ impl Executor {
             Some(id) => id,
             None => fiken.create_supplier(&invoice.vendor.name, org).await?,
         };
-        let existing = if resume { fiken.find_purchase(supplier_id, &invoice.invoice_number).await? } else { None };
+        // Two actions may register the same invoice (a person approved it twice on
+        // purpose): the purchase this action made carries its key in its line.
+        let existing = if resume {
+            let candidates = fiken.find_purchases(supplier_id, &invoice.invoice_number).await?;
+            own_purchase(&candidates, key).cloned()
+        } else {
+            None
+        };
         let found_existing = existing.is_some();
         let (purchase_id, documented) = match existing {
             Some(p) => {
@@ -228,7 +237,7 @@ impl Executor {
                     supplier_id,
                     currency: invoice.amount.currency.clone(),
                     lines: vec![PurchaseLine {
-                        description: line_description(invoice),
+                        description: line_description(invoice, key),
                         account: invoice.account.clone(),
                         net_minor: net,
                         vat_minor: vat,
@@ -285,13 +294,37 @@ fn folio_ids(event_id: Uuid, attachment_id: Uuid) -> BTreeMap<String, String> {
     ])
 }
 
-fn line_description(invoice: &InvoiceRegistrationProposed) -> String {
+/// The purchase among `candidates` (same supplier, same invoice number) that the
+/// action with `key` registered: the one whose line carries its key; else one
+/// registered by a release before the key was written (it names no action).
+fn own_purchase<'a>(candidates: &'a [crate::fiken::Purchase], key: &str) -> Option<&'a crate::fiken::Purchase> {
+    let marker = marker(key);
+    candidates
+        .iter()
+        .find(|p| p.line_descriptions.iter().any(|d| d.contains(&marker)))
+        .or_else(|| candidates.iter().find(|p| !p.line_descriptions.iter().any(|d| d.contains(MARKER_OPEN))))
+}
+
+/// How a purchase's line names the action that registered it.
+const MARKER_OPEN: &str = "[bk-";
+
+fn marker(key: &str) -> String {
+    format!("[{key}]")
+}
+
+/// The purchase line's description (at most 200 characters, Fiken's limit),
+/// ending with the action's key: the one documented field of ours Fiken keeps,
+/// so a resumed attempt tells its own purchase from another action's with the
+/// same invoice number.
+fn line_description(invoice: &InvoiceRegistrationProposed, key: &str) -> String {
     let text = if invoice.description.trim().is_empty() {
         format!("{} invoice {}", invoice.vendor.name, invoice.invoice_number)
     } else {
         invoice.description.clone()
     };
-    text.chars().take(200).collect()
+    let marker = format!(" {}", marker(key));
+    let room = 200usize.saturating_sub(marker.chars().count());
+    text.chars().take(room).collect::<String>() + &marker
 }
 
 /// Splits a gross amount into net and VAT at Fiken's rate for `vat_type`.
@@ -485,7 +518,7 @@ impl Handler for Executor {
         // A Folio event is older than the proposal that names it; a year before
         // bounds the search for it when an earlier attempt's answer was lost.
         let since = (proposal.created_at - chrono::Duration::days(FOLIO_LOOKBACK_DAYS)).date_naive();
-        let outcome = self.perform(&action, bytes, doc_kind, since, prior > 0).await;
+        let outcome = self.perform(&action, bytes, doc_kind, &key, since, prior > 0).await;
         let remote_finished: DateTime<Utc> = Utc::now();
         let outcome_label = match &outcome {
             Ok(_) => "executed",
@@ -562,6 +595,45 @@ mod tests {
         }
         assert!(!vat_split(100, "BOGUS").unwrap_err().retryable);
         assert!(!vat_split(0, "HIGH").unwrap_err().retryable);
+    }
+
+    #[test]
+    fn a_resumed_registration_finds_its_own_purchase_not_anothers() {
+        let purchase = |id: i64, description: &str| crate::fiken::Purchase {
+            id,
+            identifier: Some("F-51".into()),
+            supplier_id: Some(7),
+            total_minor: 0,
+            total_known: true,
+            date: None,
+            due_date: None,
+            supplier_name: None,
+            paid: false,
+            attachments: vec![],
+            line_descriptions: vec![description.to_string()],
+        };
+        let (mine, theirs) = (Executor::idempotency_key("a-1"), Executor::idempotency_key("a-2"));
+        let other = purchase(1, &format!("Strøm AS invoice F-51 [{theirs}]"));
+        assert_eq!(own_purchase(std::slice::from_ref(&other), &mine), None, "another action's purchase");
+        let own = purchase(2, &format!("Strøm AS invoice F-51 [{mine}]"));
+        assert_eq!(own_purchase(&[other.clone(), own.clone()], &mine).map(|p| p.id), Some(2));
+        let before = purchase(3, "Strøm AS invoice F-51");
+        assert_eq!(own_purchase(&[other, before], &mine).map(|p| p.id), Some(3), "from a release before the key");
+    }
+
+    #[test]
+    fn line_descriptions_keep_the_key_within_fikens_limit() {
+        let key = Executor::idempotency_key("c-9");
+        let invoice: InvoiceRegistrationProposed = serde_json::from_value(serde_json::json!({
+            "requested_by": "user:kari",
+            "document": {"sha256": "a".repeat(64), "filename": "f.pdf", "content_type": "application/pdf"},
+            "vendor": {"name": "Kontor AS"}, "invoice_number": "F-1", "amount": {"minor": 100, "currency": "NOK"},
+            "invoice_date": "2026-11-02", "due_date": "2026-11-16", "account": "6540",
+            "description": "x".repeat(500)
+        }))
+        .unwrap();
+        let d = line_description(&invoice, &key);
+        assert!(d.chars().count() <= 200 && d.ends_with(&format!("[{key}]")), "{d}");
     }
 
     #[test]

@@ -171,6 +171,8 @@ pub struct Purchase {
     pub paid: bool,
     /// Its attachments so far.
     pub attachments: Vec<Attachment>,
+    /// The description of each line (required in Fiken's document).
+    pub line_descriptions: Vec<String>,
 }
 
 /// A document attached to a purchase. Fiken's document requires none of these.
@@ -435,6 +437,21 @@ impl FikenClient {
         Ok(false)
     }
 
+    /// Every purchase of this supplier with this invoice number (a person may
+    /// have approved the same invoice twice on purpose: two purchases).
+    pub async fn find_purchases(&self, supplier_id: i64, identifier: &str) -> Result<Vec<Purchase>, FikenError> {
+        let all: Vec<wire::Purchase> = self.get_all("/purchases").await?;
+        Ok(all
+            .into_iter()
+            .filter(|p| p.deleted != Some(true))
+            .filter(|p| {
+                p.identifier.as_deref() == Some(identifier)
+                    && p.supplier.as_ref().and_then(|s| s.contact_id) == Some(supplier_id)
+            })
+            .filter_map(|p| purchase(p, None))
+            .collect())
+    }
+
     /// The purchase of this supplier with this invoice number, if registered.
     pub async fn find_purchase(&self, supplier_id: i64, identifier: &str) -> Result<Option<Purchase>, FikenError> {
         let all: Vec<wire::Purchase> = self.get_all("/purchases").await?;
@@ -644,6 +661,7 @@ fn purchase(p: wire::Purchase, id: Option<i64>) -> Option<Purchase> {
         due_date: p.due_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
         supplier_name: p.supplier.map(|s| s.name),
         paid: p.paid,
+        line_descriptions: p.lines.iter().map(|l| l.description.clone()).collect(),
         attachments: p.purchase_attachments.into_iter().map(Attachment::from).collect(),
     })
 }
