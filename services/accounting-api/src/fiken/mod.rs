@@ -452,17 +452,10 @@ impl FikenClient {
             .collect())
     }
 
-    /// The purchase of this supplier with this invoice number, if registered.
+    /// The purchase of this supplier with this invoice number, if registered (the
+    /// first, when there are several: [`FikenClient::find_purchases`]).
     pub async fn find_purchase(&self, supplier_id: i64, identifier: &str) -> Result<Option<Purchase>, FikenError> {
-        let all: Vec<wire::Purchase> = self.get_all("/purchases").await?;
-        Ok(all
-            .into_iter()
-            .filter(|p| p.deleted != Some(true))
-            .filter(|p| {
-                p.identifier.as_deref() == Some(identifier)
-                    && p.supplier.as_ref().and_then(|s| s.contact_id) == Some(supplier_id)
-            })
-            .find_map(|p| purchase(p, None)))
+        Ok(self.find_purchases(supplier_id, identifier).await?.into_iter().next())
     }
 
     /// Attaches a document to a purchase (as its invoice, or as a payment
