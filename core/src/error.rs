@@ -78,6 +78,15 @@ pub enum StoreError {
     /// A stored row could not be decoded (corruption or a bug).
     #[error("stored event could not be decoded: {0}")]
     Corrupt(String),
+    /// The facts read model is not folded up to the subscription's checkpoint (a
+    /// first start after an upgrade, a rebuild under way): it is caught up first.
+    #[error("the facts read model is folded to {folded:?}, behind the checkpoint {checkpoint:?}; it is being caught up")]
+    FactsBehind {
+        /// The last event folded (`None`: not built yet).
+        folded: Option<crate::event::Cursor>,
+        /// Where it must get to.
+        checkpoint: crate::event::Cursor,
+    },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -86,7 +95,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::VersionConflict { .. })
+        matches!(self, StoreError::Unavailable(_) | StoreError::VersionConflict { .. } | StoreError::FactsBehind { .. })
             || matches!(self, StoreError::Database(e) if is_serialization_failure(e))
     }
 }

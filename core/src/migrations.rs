@@ -29,6 +29,7 @@ pub fn postgres() -> Migrator {
         migration!(7, "exact roles", "../../migrations/postgres/0007_exact_roles.sql"),
         migration!(8, "appenders lock", "../../migrations/postgres/0008_appenders_lock.sql"),
         migration!(9, "read models", "../../migrations/postgres/0009_read_models.sql"),
+        migration!(10, "proposal facts", "../../migrations/postgres/0010_proposal_facts.sql"),
     ])
 }
 
@@ -40,6 +41,7 @@ pub fn sqlite() -> Migrator {
         migration!(3, "blobs", "../../migrations/sqlite/0003_blobs.sql"),
         migration!(4, "one proposal per action", "../../migrations/sqlite/0004_one_proposal_per_action.sql"),
         migration!(5, "read models", "../../migrations/sqlite/0005_read_models.sql"),
+        migration!(6, "proposal facts", "../../migrations/sqlite/0006_proposal_facts.sql"),
     ])
 }
 

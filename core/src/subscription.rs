@@ -125,6 +125,11 @@ pub struct SubscriptionOptions {
     pub park_as: Option<String>,
     /// Permanent failures of one event before it is parked.
     pub park_after: u32,
+    /// Whether this subscription keeps the facts read model ([`crate::store::facts`]):
+    /// every commit folds the event it moves past, and the facts are caught up
+    /// to the checkpoint when the lease is taken, after a failure, and every
+    /// second (a rebuild may have emptied them). Only Review-E's does.
+    pub keeps_facts: bool,
 }
 
 impl Default for SubscriptionOptions {
@@ -145,6 +150,7 @@ impl Default for SubscriptionOptions {
             retry: Backoff::default(),
             park_as: None,
             park_after: 3,
+            keeps_facts: false,
         }
     }
 }
@@ -196,7 +202,14 @@ pub struct Subscription<H> {
     idle_persisted: Option<std::time::Instant>,
     /// The event failing permanently now (its position) and how often it failed.
     permanent_failures: Option<(i64, u32)>,
+    /// When the facts were last seen in step with the checkpoint (`None`: look now).
+    facts_checked: Option<std::time::Instant>,
 }
+
+/// How often a facts-keeping subscription checks that the facts are in step.
+const FACTS_CHECK: Duration = Duration::from_secs(1);
+/// Events folded per transaction while the facts catch up.
+const FACTS_BATCH: usize = 500;
 
 /// How often a subscription that skips non-matching events persists how far it got.
 const IDLE_PERSIST: Duration = Duration::from_secs(1);
@@ -229,6 +242,7 @@ impl<H: Handler> Subscription<H> {
             wakeups,
             idle_persisted: None,
             permanent_failures: None,
+            facts_checked: None,
         }
     }
 
@@ -269,11 +283,15 @@ impl<H: Handler> Subscription<H> {
                     tracing::info!(subscription = %self.name, position = c.position, "lease acquired");
                     self.heartbeat = Some(self.start_heartbeat());
                     self.cursor = Some(c);
+                    self.facts_checked = None;
                     c
                 }
                 None => return Ok(StepOutcome::Standby),
             },
         };
+        if self.options.keeps_facts && self.facts_checked.is_none_or(|at| at.elapsed() >= FACTS_CHECK) {
+            self.catch_up_facts().await?;
+        }
 
         let batch = self.store.read(cursor, &self.filter, self.options.batch_size).await?;
         let mut handled = 0;
@@ -298,11 +316,42 @@ impl<H: Handler> Subscription<H> {
             // much and a busy log does not cost a commit per wake-up.
             self.cursor = Some(batch.next);
             if self.idle_persisted.is_none_or(|at| at.elapsed() >= IDLE_PERSIST) {
-                self.store.commit_handled(&self.name, &self.holder, batch.next, 0, &Append::nothing()).await?;
+                self.store
+                    .commit_handled(&self.name, &self.holder, batch.next, 0, &Append::nothing(), self.facts_step(None))
+                    .await?;
                 self.idle_persisted = Some(std::time::Instant::now());
             }
         }
         Ok(StepOutcome::CaughtUp { held_back: batch.held_back })
+    }
+
+    /// Folds the facts up to the checkpoint if they are behind it (a first start
+    /// after the upgrade that added them, a rebuild), saying so in the log.
+    async fn catch_up_facts(&mut self) -> Result<(), SubscriptionError> {
+        let progress = self.store.facts_progress(&self.name).await?;
+        if !progress.in_sync() {
+            tracing::info!(subscription = %self.name, folded = ?progress.folded.map(|c| c.position),
+                checkpoint = progress.checkpoint.position,
+                "the facts read model is behind the checkpoint (first start after the upgrade, or a rebuild); folding the log into it before judging");
+            let started = std::time::Instant::now();
+            let name = self.name.clone();
+            let folded = self
+                .store
+                .catch_up_facts(&self.name, &self.holder, FACTS_BATCH, |p| {
+                    tracing::info!(subscription = %name, folded = ?p.folded.map(|c| c.position),
+                        checkpoint = p.checkpoint.position, "facts read model catching up");
+                })
+                .await?;
+            tracing::info!(subscription = %self.name, events = folded, took_ms = started.elapsed().as_millis() as u64,
+                "the facts read model is in step with the checkpoint");
+        }
+        self.facts_checked = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// What this subscription's commit of `event` folds into the facts.
+    fn facts_step<'a>(&self, event: Option<&'a RecordedEvent>) -> Option<crate::store::FactsStep<'a>> {
+        self.options.keeps_facts.then_some(crate::store::FactsStep { event })
     }
 
     /// Hands one event to the handler and commits its output with the checkpoint;
@@ -315,14 +364,14 @@ impl<H: Handler> Subscription<H> {
         };
         let committing = std::time::Instant::now();
         let mut out = out;
-        let mut committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
+        let mut committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out, self.facts_step(Some(event))).await;
         if let Err(StoreError::EventIdReused { event_id }) = &committed {
             // An id this handler derives was taken first by another event (a writer
             // that guessed it): write the output under fresh ids rather than never.
             // Handlers' expectations refuse a second copy after a lost answer.
             tracing::warn!(%event_id, "a derived event id is taken by another event; committing under fresh ids");
             out = out.with_fresh_ids();
-            committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out).await;
+            committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out, self.facts_step(Some(event))).await;
         }
         tracing::debug!(commit_us = committing.elapsed().as_micros() as u64, "handled and committed");
         if let Err(e) = committed {
@@ -361,6 +410,8 @@ impl<H: Handler> Subscription<H> {
     /// `park_after` times (and the subscription may park).
     async fn failed(&mut self, event: &RecordedEvent, source: HandlerError) -> Result<(), SubscriptionError> {
         let message = source.message.clone();
+        // The facts may be why (a rebuild emptied them): look before the retry.
+        self.facts_checked = None;
         if let Err(e) = self.store.record_failure(&self.name, &self.holder, &message).await {
             tracing::warn!(error = %e, "could not record the handler failure");
         }
@@ -416,7 +467,10 @@ impl<H: Handler> Subscription<H> {
         let mut committed = Ok(());
         for attempt in tries {
             committed =
-                self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &attempt).await.map(|_| ());
+                self.store
+                .commit_handled(&self.name, &self.holder, event.cursor(), 1, &attempt, self.facts_step(Some(event)))
+                .await
+                .map(|_| ());
             match &committed {
                 Ok(()) => break,
                 Err(e) if is_permanent(e) => {
@@ -439,7 +493,9 @@ impl<H: Handler> Subscription<H> {
             // row and in the log, rather than stop everything after it. The event
             // itself stays in the log.
             let refused = e.to_string();
-            self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::nothing()).await?;
+            self.store
+                .commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::nothing(), self.facts_step(Some(event)))
+                .await?;
             let note = safe_text(
                 &format!("parked position {} without a record ({refused}): {reason}", event.position),
                 MAX_PARK_REASON_CHARS,

@@ -7,6 +7,7 @@
 //! process. `DATABASE_URL` chooses.
 
 mod derived;
+pub mod facts;
 mod postgres;
 mod sqlite;
 
@@ -103,6 +104,13 @@ impl From<FactsRow> for ProposalFacts {
             requester_today: row.8,
         }
     }
+}
+
+/// What a commit of the subscription that keeps the facts folds: the event it
+/// handled, or none (a commit that only moves past events of other types).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FactsStep<'a> {
+    pub event: Option<&'a RecordedEvent>,
 }
 
 /// The URL used when `DATABASE_URL` is unset: a file next to where you run it.
@@ -663,8 +671,10 @@ impl Store {
         }
     }
 
-    /// Facts about a proposal from the events before it.
-    pub async fn proposal_facts(&self, query: &FactsQuery) -> Result<ProposalFacts, StoreError> {
+    /// Facts about a proposal from the events before it, scanning the log: the
+    /// definition of the facts, slower the longer the history. Review-E reads the
+    /// kept read model instead ([`Store::proposal_facts`]); tests hold the two equal.
+    pub async fn proposal_facts_by_scan(&self, query: &FactsQuery) -> Result<ProposalFacts, StoreError> {
         match &self.backend {
             Backend::Postgres(b) => b.proposal_facts(query).await,
             Backend::Sqlite(b) => b.proposal_facts(query).await,
@@ -718,11 +728,91 @@ impl Store {
         checkpoint: Cursor,
         handled: i64,
         append: &Append,
+        facts: Option<FactsStep<'_>>,
     ) -> Result<Vec<Appended>, StoreError> {
         append.validate()?;
         match &self.backend {
-            Backend::Postgres(b) => b.commit_handled(name, holder, checkpoint, handled, append).await,
-            Backend::Sqlite(b) => b.commit_handled(name, holder, checkpoint, handled, append).await,
+            Backend::Postgres(b) => b.commit_handled(name, holder, checkpoint, handled, append, facts).await,
+            Backend::Sqlite(b) => b.commit_handled(name, holder, checkpoint, handled, append, facts).await,
+        }
+    }
+
+    // ---- the facts read model (`facts`) ----
+
+    /// The facts about a proposal from the kept read model: what
+    /// [`Store::proposal_facts_by_scan`] says, at the cost of a few key lookups.
+    /// `subscription` is the one keeping the facts: they describe the log up to its
+    /// checkpoint, which is the proposal in hand's place for its lease holder.
+    /// [`StoreError::FactsBehind`] when they are not folded that far yet.
+    pub async fn proposal_facts(&self, query: &FactsQuery, subscription: &str) -> Result<ProposalFacts, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.kept_facts(&facts::Lookup::of(query), subscription).await,
+            Backend::Sqlite(b) => b.kept_facts(&facts::Lookup::of(query), subscription).await,
+        }
+    }
+
+    /// How far the facts are folded, beside `subscription`'s checkpoint.
+    pub async fn facts_progress(&self, subscription: &str) -> Result<facts::FactsProgress, StoreError> {
+        let (folded, checkpoint) = match &self.backend {
+            Backend::Postgres(b) => b.facts_progress(subscription).await?,
+            Backend::Sqlite(b) => b.facts_progress(subscription).await?,
+        };
+        Ok(facts::FactsProgress::new(folded, checkpoint))
+    }
+
+    /// Empties the facts read model, to be folded again from the start of the log
+    /// by whoever holds the keeping subscription's lease. One transaction.
+    pub async fn reset_facts(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.reset_facts().await,
+            Backend::Sqlite(b) => b.reset_facts().await,
+        }
+    }
+
+    /// Folds the facts up to `subscription`'s checkpoint, in transactions of at
+    /// most `batch` events (each checks that `holder` still holds the lease, so no
+    /// statement runs long and a consumer that lost its lease stops). Returns the
+    /// number of events folded; `on_batch` hears the progress after each batch.
+    pub async fn catch_up_facts(
+        &self,
+        subscription: &str,
+        holder: &str,
+        batch: usize,
+        mut on_batch: impl FnMut(facts::FactsProgress) + Send,
+    ) -> Result<u64, StoreError> {
+        let filter = facts::filter();
+        let mut folded = 0u64;
+        loop {
+            let progress = self.facts_progress(subscription).await?;
+            if progress.in_sync() {
+                return Ok(folded);
+            }
+            let (stored, from) = match progress.folded {
+                Some(f) if f <= progress.checkpoint => (f, f),
+                Some(_) => {
+                    // Ahead of the checkpoint (it was moved back): start again.
+                    self.reset_facts().await?;
+                    continue;
+                }
+                None => (facts::UNBUILT, Cursor::START),
+            };
+            let page = self.read(from, &filter, batch.max(1)).await?;
+            let full = page.events.len() >= batch.max(1);
+            let read = page.events.len();
+            let events: Vec<RecordedEvent> =
+                page.events.into_iter().filter(|e| e.cursor() <= progress.checkpoint).collect();
+            let reached = match events.last() {
+                Some(last) if full && events.len() == read => last.cursor(),
+                _ => progress.checkpoint,
+            };
+            let done = match &self.backend {
+                Backend::Postgres(b) => b.fold_facts(subscription, holder, stored, &events, reached).await?,
+                Backend::Sqlite(b) => b.fold_facts(subscription, holder, stored, &events, reached).await?,
+            };
+            if done {
+                folded += events.len() as u64;
+                on_batch(facts::FactsProgress::new(reached, progress.checkpoint));
+            }
         }
     }
 

@@ -19,6 +19,7 @@ use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use super::facts;
 use super::{Append, Appended, PendingReview, ReadBatch, Stats, TaskGuard, Wakeups};
 use crate::error::StoreError;
 use crate::event::{Cursor, RecordedEvent, TypeFilter};
@@ -80,6 +81,12 @@ SELECT
     (SELECT count(*) FROM requested WHERE day BETWEEN $8::date - 29 AND $8::date),
     (SELECT count(*) FROM requested WHERE day = $8::date)
 ";
+
+fn pg_sql(sql: &'static str) -> &'static str {
+    sql
+}
+
+facts::tables_on!(PgConnection, pg_sql);
 
 /// The read horizon: the oldest transaction holding the appenders lock
 /// (migration 8), or the next transaction id when none does. `pg_locks` gives a
@@ -570,9 +577,22 @@ impl PgBackend {
         checkpoint: Cursor,
         handled: i64,
         append: &Append,
+        facts: Option<super::FactsStep<'_>>,
     ) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let appended = if append.events.is_empty() { Vec::new() } else { append_in(&mut tx, append).await? };
+        if let Some(step) = facts {
+            // Before the checkpoint moves: the facts follow it only while in step with it.
+            let advanced = sqlx::query(facts::sql::ADVANCE)
+                .bind(checkpoint.transaction_id)
+                .bind(checkpoint.position)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            if let (1, Some(event)) = (advanced.rows_affected(), step.event) {
+                facts::fold(&mut *tx, event).await?;
+            }
+        }
         let moved = sqlx::query(
             "UPDATE subscriptions
              SET last_transaction_id = $3, last_position = $4, handled = handled + $5,
@@ -595,6 +615,77 @@ impl PgBackend {
             self.after_commit();
         }
         Ok(appended)
+    }
+
+    pub(crate) async fn kept_facts(
+        &self,
+        l: &facts::Lookup,
+        subscription: &str,
+    ) -> Result<super::ProposalFacts, StoreError> {
+        let row: facts::KeptRow = sqlx::query_as(facts::sql::FACTS)
+            .bind(&l.vendor)
+            .bind(&l.account)
+            .bind(&l.month)
+            .bind(&l.invoice_number)
+            .bind(&l.requested_by)
+            .bind(&l.window_from)
+            .bind(&l.today)
+            .bind(subscription)
+            .fetch_one(&self.pool)
+            .await?;
+        facts::from_kept(row)
+    }
+
+    pub(crate) async fn facts_progress(&self, subscription: &str) -> Result<(Cursor, Cursor), StoreError> {
+        let (t, p, ct, cp): (i64, i64, i64, i64) =
+            sqlx::query_as(facts::sql::PROGRESS).bind(subscription).fetch_one(&self.pool).await?;
+        Ok((Cursor { transaction_id: t, position: p }, Cursor { transaction_id: ct, position: cp }))
+    }
+
+    pub(crate) async fn reset_facts(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!("TRUNCATE {}", facts::sql::TABLES.join(", "))).execute(&mut *tx).await?;
+        sqlx::query("UPDATE facts_progress SET last_transaction_id = -1, last_position = -1, reset_at = now() WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Folds `events` and moves the progress from `from` to `to`, if `holder`
+    /// holds the lease and nobody moved the progress meanwhile (false: nothing done).
+    pub(crate) async fn fold_facts(
+        &self,
+        subscription: &str,
+        holder: &str,
+        from: Cursor,
+        events: &[RecordedEvent],
+        to: Cursor,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (holds,): (i64,) =
+            sqlx::query_as(facts::sql::HOLDS_LEASE).bind(subscription).bind(holder).fetch_one(&mut *tx).await?;
+        if holds != 1 {
+            return Err(StoreError::LeaseLost(subscription.to_string()));
+        }
+        let moved = sqlx::query(
+            "UPDATE facts_progress SET last_transaction_id = $3, last_position = $4
+             WHERE id = 1 AND last_transaction_id = $1 AND last_position = $2",
+        )
+        .bind(from.transaction_id)
+        .bind(from.position)
+        .bind(to.transaction_id)
+        .bind(to.position)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for event in events {
+            facts::fold(&mut *tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(crate) async fn record_failure(&self, name: &str, holder: &str, error: &str) -> Result<(), StoreError> {

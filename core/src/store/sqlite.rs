@@ -15,6 +15,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::facts;
 use super::{Append, Appended, PendingReview, ReadBatch, Stats, Wakeups};
 use crate::error::StoreError;
 use crate::event::{Cursor, RecordedEvent, TypeFilter};
@@ -59,6 +60,13 @@ SELECT
     (SELECT count(*) FROM prior WHERE requested_by = ?8 AND day BETWEEN date(?7, '-29 days') AND ?7),
     (SELECT count(*) FROM prior WHERE requested_by = ?8 AND day = ?7)
 ";
+
+/// A PostgreSQL statement of the facts in SQLite's placeholders (`$1` -> `?1`).
+fn sqlite_sql(sql: &'static str) -> String {
+    sql.replace('$', "?")
+}
+
+facts::tables_on!(SqliteConnection, sqlite_sql);
 
 /// Unix milliseconds by the database's clock.
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
@@ -366,9 +374,21 @@ impl SqliteBackend {
         checkpoint: Cursor,
         handled: i64,
         append: &Append,
+        facts: Option<super::FactsStep<'_>>,
     ) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let appended = if append.events.is_empty() { Vec::new() } else { append_in(&mut tx, append).await? };
+        if let Some(step) = facts {
+            let advanced = sqlx::query(&sqlite_sql(facts::sql::ADVANCE))
+                .bind(checkpoint.transaction_id)
+                .bind(checkpoint.position)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            if let (1, Some(event)) = (advanced.rows_affected(), step.event) {
+                facts::fold(&mut *tx, event).await?;
+            }
+        }
         let moved = sqlx::query(
             "UPDATE subscriptions
              SET last_transaction_id = ?3, last_position = ?4, handled = handled + ?5,
@@ -391,6 +411,84 @@ impl SqliteBackend {
             self.wakeups.bump();
         }
         Ok(appended)
+    }
+
+    pub(crate) async fn kept_facts(
+        &self,
+        l: &facts::Lookup,
+        subscription: &str,
+    ) -> Result<super::ProposalFacts, StoreError> {
+        let row: facts::KeptRow = sqlx::query_as(&sqlite_sql(facts::sql::FACTS))
+            .bind(&l.vendor)
+            .bind(&l.account)
+            .bind(&l.month)
+            .bind(&l.invoice_number)
+            .bind(&l.requested_by)
+            .bind(&l.window_from)
+            .bind(&l.today)
+            .bind(subscription)
+            .fetch_one(&self.pool)
+            .await?;
+        facts::from_kept(row)
+    }
+
+    pub(crate) async fn facts_progress(&self, subscription: &str) -> Result<(Cursor, Cursor), StoreError> {
+        let (t, p, ct, cp): (i64, i64, i64, i64) =
+            sqlx::query_as(&sqlite_sql(facts::sql::PROGRESS)).bind(subscription).fetch_one(&self.pool).await?;
+        Ok((Cursor { transaction_id: t, position: p }, Cursor { transaction_id: ct, position: cp }))
+    }
+
+    pub(crate) async fn reset_facts(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for table in facts::sql::TABLES {
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "UPDATE facts_progress SET last_transaction_id = -1, last_position = -1,
+             reset_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// See the PostgreSQL backend's `fold_facts`.
+    pub(crate) async fn fold_facts(
+        &self,
+        subscription: &str,
+        holder: &str,
+        from: Cursor,
+        events: &[RecordedEvent],
+        to: Cursor,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (holds,): (i64,) = sqlx::query_as(&sqlite_sql(facts::sql::HOLDS_LEASE))
+            .bind(subscription)
+            .bind(holder)
+            .fetch_one(&mut *tx)
+            .await?;
+        if holds != 1 {
+            return Err(StoreError::LeaseLost(subscription.to_string()));
+        }
+        let moved = sqlx::query(
+            "UPDATE facts_progress SET last_transaction_id = ?3, last_position = ?4
+             WHERE id = 1 AND last_transaction_id = ?1 AND last_position = ?2",
+        )
+        .bind(from.transaction_id)
+        .bind(from.position)
+        .bind(to.transaction_id)
+        .bind(to.position)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for event in events {
+            facts::fold(&mut *tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(crate) async fn record_failure(&self, name: &str, holder: &str, error: &str) -> Result<(), StoreError> {

@@ -451,21 +451,21 @@ mod facts_and_blobs {
             requested_by: Some("user:ola".into()),
             today,
         };
-        let f = s.proposal_facts(&query("A1")).await.unwrap();
+        let f = s.proposal_facts_by_scan(&query("A1")).await.unwrap();
         assert_eq!((f.vendor_payments, f.vendor_total_minor, f.vendor_largest_minor), (2, 140_000, 90_000));
         assert_eq!(f.vendor_last_paid, Some(today.format("%Y-%m-%d").to_string()));
         assert_eq!(f.account_month_to_date_minor, 210_000, "every executed proposal on 6800 this month");
         assert!(f.duplicate_invoice_registered && !f.duplicate_invoice_proposed);
         assert_eq!((f.requester_last_30_days, f.requester_today), (4, 4));
 
-        let open = s.proposal_facts(&query("A2")).await.unwrap();
+        let open = s.proposal_facts_by_scan(&query("A2")).await.unwrap();
         assert!(!open.duplicate_invoice_registered && open.duplicate_invoice_proposed);
-        let rejected = s.proposal_facts(&query("A3")).await.unwrap();
+        let rejected = s.proposal_facts_by_scan(&query("A3")).await.unwrap();
         assert!(!rejected.duplicate_invoice_registered && !rejected.duplicate_invoice_proposed);
 
         // Events after the proposal do not change its facts.
         s.append_events(vec![outcome("p3", "Executed")]).await.unwrap();
-        assert_eq!(s.proposal_facts(&query("A1")).await.unwrap(), f);
+        assert_eq!(s.proposal_facts_by_scan(&query("A1")).await.unwrap(), f);
     }
 
     async fn blobs_are_content_addressed_and_append_only(db: &TestDb) {

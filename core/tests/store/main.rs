@@ -3,6 +3,7 @@
 //! processes, the design document's SQL).
 
 mod conformance;
+mod facts;
 mod helpers;
 mod postgres_only;
 mod subscriptions;

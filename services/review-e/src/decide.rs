@@ -1,11 +1,16 @@
-//! Judging proposals: the durable subscription to every `...Proposed` event type.
+//! Judging proposals: the durable subscription to every `...Proposed` event type,
+//! which also sees executions and rejections, to keep the facts read model
+//! (`bookkeeper_core::store::facts`) in step with its checkpoint.
 
 use std::sync::Arc;
 
 use bookkeeper_core::domain::{ActionKind, Stage};
 use bookkeeper_core::event::status;
 use bookkeeper_core::lifecycle;
-use bookkeeper_core::{ActionState, Append, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store};
+use bookkeeper_core::{
+    ActionState, Append, EventType, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store, Subscription,
+    SubscriptionOptions, TypeFilter,
+};
 use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +20,11 @@ use crate::registry::{ActiveSet, Registry};
 
 /// Name of Review-E's subscription.
 pub const SUBSCRIPTION: &str = "review-e.proposals";
+/// What [`SUBSCRIPTION`] reads: proposals to judge, and what the facts fold.
+pub fn filter() -> TypeFilter {
+    bookkeeper_core::store::facts::filter()
+}
+
 /// The actor of automatic decisions.
 pub const AUTO: &str = "system:auto";
 
@@ -102,6 +112,14 @@ pub fn members(active: &ActiveSet) -> Vec<SetMember> {
         .collect()
 }
 
+/// Review-E's deciding subscription, judging with `registry`'s set and keeping
+/// the facts read model in step with its checkpoint (`options.keeps_facts` is
+/// set whatever it was).
+pub fn subscription(store: Store, registry: Registry, mut options: SubscriptionOptions) -> Subscription<Reviewer> {
+    options.keeps_facts = true;
+    Subscription::new(store.clone(), SUBSCRIPTION, filter(), Reviewer::new(store, registry)).with_options(options)
+}
+
 /// The handler of [`SUBSCRIPTION`].
 pub struct Reviewer {
     store: Store,
@@ -117,6 +135,11 @@ impl Reviewer {
 
 impl Handler for Reviewer {
     async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
+        if !matches!(EventType::parse(&event.event_type), Some(EventType::Action(_, Stage::Proposed))) {
+            // An execution or a rejection: nothing to judge; the commit folds it
+            // into the facts.
+            return Ok(Append::nothing());
+        }
         let started = std::time::Instant::now();
         let story = self.store.read_correlation(&event.correlation_id).await?;
         let state = ActionState::fold(&story);
@@ -143,7 +166,7 @@ impl Handler for Reviewer {
         }
         let proposal = proposal::from_event(event);
         let read = started.elapsed();
-        let facts = proposal::facts_for(&self.store, event, &proposal).await?;
+        let facts = proposal::facts_for(&self.store, SUBSCRIPTION, event, &proposal).await?;
         let facts_took = started.elapsed() - read;
         let active = self.registry.current();
         let combined = evaluate(active.clone(), proposal, facts.clone()).await?;

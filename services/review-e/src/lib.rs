@@ -26,9 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bookkeeper_core::domain::Stage;
 use bookkeeper_core::roles::Role;
-use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
+use bookkeeper_core::{Store, SubscriptionOptions};
 use tokio::net::TcpListener;
 
 use bookkeeper_core::people::{self, Directory, Door, LegacyTokens, Right};
@@ -204,15 +203,10 @@ impl ReviewE {
         let options = SubscriptionOptions {
             poll_interval: self.config.poll_interval,
             park_as: Some(Role::ReviewE.actor().into()),
+            keeps_facts: true,
             ..Default::default()
         };
-        let subscription = Subscription::new(
-            self.store.clone(),
-            decide::SUBSCRIPTION,
-            TypeFilter::of(EventType::action_types(&[Stage::Proposed])),
-            decide::Reviewer::new(self.store.clone(), self.registry.clone()),
-        )
-        .with_options(options);
+        let subscription = decide::subscription(self.store.clone(), self.registry.clone(), options);
         let mut deciding = tokio::spawn(subscription.run(stop(&stop_tx)));
         let server = tokio::spawn(async move { server.await });
         // The deciding loop ends only when told to; if it dies (a panic), stop the

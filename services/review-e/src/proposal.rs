@@ -42,8 +42,15 @@ pub fn from_event(event: &RecordedEvent) -> Proposal {
     }
 }
 
-/// Computes the facts for a proposal from the events before it.
-pub async fn facts_for(store: &Store, event: &RecordedEvent, proposal: &Proposal) -> Result<Facts, StoreError> {
+/// The facts for a proposal, as of the events before it.
+/// They come from the facts read model `subscription` keeps, which its lease
+/// holder sees folded exactly up to the event in hand.
+pub async fn facts_for(
+    store: &Store,
+    subscription: &str,
+    event: &RecordedEvent,
+    proposal: &Proposal,
+) -> Result<Facts, StoreError> {
     let today = event.created_at.date_naive();
     let query = FactsQuery {
         before: event.cursor(),
@@ -55,7 +62,7 @@ pub async fn facts_for(store: &Store, event: &RecordedEvent, proposal: &Proposal
         requested_by: Some(proposal.requested_by.clone()).filter(|r| !r.is_empty()),
         today,
     };
-    Ok(to_policy_facts(store.proposal_facts(&query).await?, today.format("%Y-%m-%d").to_string()))
+    Ok(to_policy_facts(store.proposal_facts(&query, subscription).await?, today.format("%Y-%m-%d").to_string()))
 }
 
 fn to_policy_facts(f: ProposalFacts, today: String) -> Facts {

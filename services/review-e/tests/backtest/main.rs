@@ -29,12 +29,7 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
         toolchain::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/small-receipts"), &[]).unwrap();
     publish(store, &registry, small, Mode::Enforcing, "user:finance-lead", "upload").await.unwrap();
 
-    let mut reviewer = Subscription::new(
-        store.clone(),
-        SUBSCRIPTION,
-        TypeFilter::of(["*Proposed"]),
-        Reviewer::new(store.clone(), registry.clone()),
-    );
+    let mut reviewer = review_e::decide::subscription(store.clone(), registry.clone(), Default::default());
     store.append_events(vec![receipt("history", 20_000, "Kiwi")]).await.unwrap();
     reviewer.drain().await.unwrap();
     store
