@@ -80,10 +80,10 @@ pub enum StoreError {
     Corrupt(String),
     /// The facts read model is not folded up to the subscription's checkpoint (a
     /// first start after an upgrade, a rebuild under way): it is caught up first.
-    #[error("the facts read model is folded to {folded:?}, behind the checkpoint {checkpoint:?}; it is being caught up")]
+    #[error("the facts read model is folded to position {}, behind the checkpoint at {}; it is being caught up", folded.position, checkpoint.position)]
     FactsBehind {
-        /// The last event folded (`None`: not built yet).
-        folded: Option<crate::event::Cursor>,
+        /// The last event folded (the start of the log: none yet).
+        folded: crate::event::Cursor,
         /// Where it must get to.
         checkpoint: crate::event::Cursor,
     },

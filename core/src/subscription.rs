@@ -330,7 +330,7 @@ impl<H: Handler> Subscription<H> {
     async fn catch_up_facts(&mut self) -> Result<(), SubscriptionError> {
         let progress = self.store.facts_progress(&self.name).await?;
         if !progress.in_sync() {
-            tracing::info!(subscription = %self.name, folded = ?progress.folded.map(|c| c.position),
+            tracing::info!(subscription = %self.name, folded = progress.folded.position,
                 checkpoint = progress.checkpoint.position,
                 "the facts read model is behind the checkpoint (first start after the upgrade, or a rebuild); folding the log into it before judging");
             let started = std::time::Instant::now();
@@ -338,7 +338,7 @@ impl<H: Handler> Subscription<H> {
             let folded = self
                 .store
                 .catch_up_facts(&self.name, &self.holder, FACTS_BATCH, |p| {
-                    tracing::info!(subscription = %name, folded = ?p.folded.map(|c| c.position),
+                    tracing::info!(subscription = %name, folded = p.folded.position,
                         checkpoint = p.checkpoint.position, "facts read model catching up");
                 })
                 .await?;

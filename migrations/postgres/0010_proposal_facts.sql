@@ -10,12 +10,12 @@
 -- Only Review-E's role writes them; the log stays the truth.
 CREATE TABLE facts_progress (
     id smallint PRIMARY KEY CHECK (id = 1),
-    -- (-1, -1): never built; folded from the start of the log.
+    -- (0, 0): nothing folded yet (before the first event).
     last_transaction_id bigint NOT NULL,
     last_position bigint NOT NULL,
     reset_at timestamptz
 );
-INSERT INTO facts_progress (id, last_transaction_id, last_position) VALUES (1, -1, -1);
+INSERT INTO facts_progress (id, last_transaction_id, last_position) VALUES (1, 0, 0);
 
 -- Every proposal, with what its facts are keyed by (vendor keys are
 -- `org:<number>` and `name:<lower-case name>`).

@@ -2,12 +2,12 @@
 -- migration 10 for what each table holds; one process, no roles here).
 CREATE TABLE facts_progress (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    -- (-1, -1): never built; folded from the start of the log.
+    -- (0, 0): nothing folded yet (before the first event).
     last_transaction_id INTEGER NOT NULL,
     last_position INTEGER NOT NULL,
     reset_at TEXT
 );
-INSERT INTO facts_progress (id, last_transaction_id, last_position) VALUES (1, -1, -1);
+INSERT INTO facts_progress (id, last_transaction_id, last_position) VALUES (1, 0, 0);
 
 -- Every proposal, with what its facts are keyed by (vendor keys are
 -- `org:<number>` and `name:<lower-case name>`).

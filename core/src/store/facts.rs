@@ -31,9 +31,6 @@ pub fn filter() -> TypeFilter {
     TypeFilter::of(EventType::action_types(&[Stage::Proposed, Stage::Executed, Stage::Rejected]))
 }
 
-/// "Never built": the progress of tables that must be folded from the start.
-pub(crate) const UNBUILT: Cursor = Cursor { transaction_id: -1, position: -1 };
-
 /// Longest text kept as a key as it is; a longer one is kept as its SHA-256, so
 /// no hostile vendor name or invoice number exceeds what an index row may hold.
 const MAX_KEY_BYTES: usize = 256;
@@ -381,21 +378,18 @@ impl Tables for FactsModel {
 /// How far the kept facts are folded, beside the checkpoint they must reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct FactsProgress {
-    /// The last event folded (`None`: never built, or reset by a rebuild).
-    pub folded: Option<Cursor>,
+    /// The last event folded ([`Cursor::START`]: none; never built, or reset by a
+    /// rebuild).
+    pub folded: Cursor,
     /// Review-E's checkpoint: what the facts must be folded up to before the next
     /// proposal is judged.
     pub checkpoint: Cursor,
 }
 
 impl FactsProgress {
-    pub(crate) fn new(folded: Cursor, checkpoint: Cursor) -> FactsProgress {
-        FactsProgress { folded: Some(folded).filter(|f| *f != UNBUILT), checkpoint }
-    }
-
     /// Whether the facts describe the log exactly up to the checkpoint.
     pub fn in_sync(&self) -> bool {
-        self.folded == Some(self.checkpoint) || (self.folded.is_none() && self.checkpoint == Cursor::START)
+        self.folded == self.checkpoint
     }
 }
 
@@ -499,11 +493,10 @@ pub(crate) type KeptRow = (
 /// The facts from a [`sql::FACTS`] row, or [`StoreError::FactsBehind`] when the
 /// tables are not folded up to the checkpoint.
 pub(crate) fn from_kept(row: KeptRow) -> Result<ProposalFacts, StoreError> {
-    let folded = Cursor { transaction_id: row.9.unwrap_or(-1), position: row.10.unwrap_or(-1) };
+    let folded = Cursor { transaction_id: row.9.unwrap_or(0), position: row.10.unwrap_or(0) };
     let checkpoint = Cursor { transaction_id: row.11.unwrap_or(0), position: row.12.unwrap_or(0) };
-    let progress = FactsProgress::new(folded, checkpoint);
-    if !progress.in_sync() {
-        return Err(StoreError::FactsBehind { folded: progress.folded, checkpoint });
+    if folded != checkpoint {
+        return Err(StoreError::FactsBehind { folded, checkpoint });
     }
     Ok(ProposalFacts {
         vendor_payments: row.0.unwrap_or(0),

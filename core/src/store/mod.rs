@@ -757,7 +757,7 @@ impl Store {
             Backend::Postgres(b) => b.facts_progress(subscription).await?,
             Backend::Sqlite(b) => b.facts_progress(subscription).await?,
         };
-        Ok(facts::FactsProgress::new(folded, checkpoint))
+        Ok(facts::FactsProgress { folded, checkpoint })
     }
 
     /// Empties the facts read model, to be folded again from the start of the log
@@ -787,15 +787,12 @@ impl Store {
             if progress.in_sync() {
                 return Ok(folded);
             }
-            let (stored, from) = match progress.folded {
-                Some(f) if f <= progress.checkpoint => (f, f),
-                Some(_) => {
-                    // Ahead of the checkpoint (it was moved back): start again.
-                    self.reset_facts().await?;
-                    continue;
-                }
-                None => (facts::UNBUILT, Cursor::START),
-            };
+            if progress.folded > progress.checkpoint {
+                // Ahead of the checkpoint (it was moved back): start again.
+                self.reset_facts().await?;
+                continue;
+            }
+            let from = progress.folded;
             let page = self.read(from, &filter, batch.max(1)).await?;
             let full = page.events.len() >= batch.max(1);
             let read = page.events.len();
@@ -806,12 +803,12 @@ impl Store {
                 _ => progress.checkpoint,
             };
             let done = match &self.backend {
-                Backend::Postgres(b) => b.fold_facts(subscription, holder, stored, &events, reached).await?,
-                Backend::Sqlite(b) => b.fold_facts(subscription, holder, stored, &events, reached).await?,
+                Backend::Postgres(b) => b.fold_facts(subscription, holder, from, &events, reached).await?,
+                Backend::Sqlite(b) => b.fold_facts(subscription, holder, from, &events, reached).await?,
             };
             if done {
                 folded += events.len() as u64;
-                on_batch(facts::FactsProgress::new(reached, progress.checkpoint));
+                on_batch(facts::FactsProgress { folded: reached, checkpoint: progress.checkpoint });
             }
         }
     }

@@ -645,7 +645,7 @@ impl PgBackend {
     pub(crate) async fn reset_facts(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!("TRUNCATE {}", facts::sql::TABLES.join(", "))).execute(&mut *tx).await?;
-        sqlx::query("UPDATE facts_progress SET last_transaction_id = -1, last_position = -1, reset_at = now() WHERE id = 1")
+        sqlx::query("UPDATE facts_progress SET last_transaction_id = 0, last_position = 0, reset_at = now() WHERE id = 1")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -444,7 +444,7 @@ impl SqliteBackend {
             sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
         }
         sqlx::query(
-            "UPDATE facts_progress SET last_transaction_id = -1, last_position = -1,
+            "UPDATE facts_progress SET last_transaction_id = 0, last_position = 0,
              reset_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1",
         )
         .execute(&mut *tx)

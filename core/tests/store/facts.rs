@@ -202,11 +202,11 @@ async fn a_rebuild_is_folded_again_only_by_the_lease_holder(db: &TestDb) {
     let mut sub = keeping(store, &checker);
     drain(&mut sub).await;
     let progress = store.facts_progress(NAME).await.unwrap();
-    assert!(progress.in_sync() && progress.folded.is_some());
+    assert!(progress.in_sync() && progress.folded > bookkeeper_core::Cursor::START);
 
     store.reset_facts().await.unwrap();
     let reset = store.facts_progress(NAME).await.unwrap();
-    assert_eq!((reset.folded, reset.checkpoint), (None, progress.checkpoint));
+    assert_eq!((reset.folded, reset.checkpoint), (bookkeeper_core::Cursor::START, progress.checkpoint));
     // Someone not holding the lease cannot fold (nor judge on half-folded facts).
     let refused = store.catch_up_facts(NAME, "someone-else", 100, |_| {}).await;
     assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");

@@ -3,10 +3,9 @@
 use std::path::Path;
 
 use bookkeeper_core::testing::{Backend, TestDb};
-use bookkeeper_core::{NewEvent, Subscription, TypeFilter};
+use bookkeeper_core::NewEvent;
 use bookkeeper_policy_sdk::Outcome;
 use review_e::backtest;
-use review_e::decide::{Reviewer, SUBSCRIPTION};
 use review_e::policy::{toolchain, Limits, Mode, PolicyEngine};
 use review_e::publish::publish;
 use review_e::registry::Registry;
@@ -44,7 +43,8 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
         ])
         .await
         .unwrap();
-    assert_eq!(reviewer.drain().await.unwrap(), 3);
+    // The three proposals, and the execution the facts fold.
+    assert_eq!(reviewer.drain().await.unwrap(), 4);
 
     let history = backtest::history(store, None).await.unwrap();
     let outcomes: Vec<_> = history.iter().map(|r| (r.proposal.correlation_id.as_str(), r.outcome())).collect();
