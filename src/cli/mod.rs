@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_accounting;
+mod bench_decisions;
 mod bench_policy;
 mod bench_system;
 mod chat;
@@ -9,6 +10,7 @@ mod connect;
 mod cron;
 mod demo;
 mod events;
+mod facts;
 mod people;
 mod policy;
 mod report;
@@ -88,6 +90,9 @@ enum Command {
     /// Going live: check real credentials for Fiken, Folio or Discord (read-only).
     #[command(subcommand)]
     Connect(connect::ConnectCommand),
+    /// The facts Review-E judges with, kept beside the log: status, rebuild.
+    #[command(subcommand)]
+    Facts(facts::FactsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +112,9 @@ enum BenchCommand {
     /// The Accounting API executing approvals against the local fakes, against the
     /// same remote calls made directly; its overhead per action (PostgreSQL).
     Accounting(bench_accounting::AccountingBenchArgs),
+    /// Proposal -> decision latency as the log grows (0, 100k, 1M earlier events),
+    /// each beside its floor measured at the same size (PostgreSQL).
+    Decisions(bench_decisions::DecisionsBenchArgs),
     /// The whole write path with Review-E and the Accounting API as processes:
     /// sustained proposals per second and proposal -> executed latency (PostgreSQL).
     System(bench_system::SystemBenchArgs),
@@ -140,6 +148,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::System(args)) => {
             return bench_system::system(args).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCommand::Decisions(args)) => {
+            return bench_decisions::decisions(args).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Accounting(args)) => {
             return bench_accounting::accounting(args).await.map(|()| ExitCode::SUCCESS)
         }
@@ -170,6 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,
+        Command::Facts(command) => facts::run(command, &store).await,
         Command::Migrate | Command::Bench(_) | Command::Chat(_) | Command::People(_) | Command::Connect(_) => {
             Ok(ExitCode::SUCCESS) // handled above
         }

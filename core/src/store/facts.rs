@@ -375,6 +375,15 @@ impl Tables for FactsModel {
     }
 }
 
+/// What `bookkeeper facts rebuild` did after emptying the facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuilt {
+    /// It held the lease and folded this many events.
+    Folded(u64),
+    /// A running Review-E holds the lease; it folds them before its next decision.
+    LeftToHolder,
+}
+
 /// How far the kept facts are folded, beside the checkpoint they must reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct FactsProgress {

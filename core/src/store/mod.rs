@@ -769,6 +769,38 @@ impl Store {
         }
     }
 
+    /// Empties the facts read model and folds it again from the log, online:
+    /// under `subscription`'s lease when it is free (renewed while folding, so a
+    /// Review-E starting meanwhile waits), or else left to the running consumer
+    /// holding it, which folds it before its next decision.
+    pub async fn rebuild_facts(
+        &self,
+        subscription: &str,
+        on_batch: impl FnMut(facts::FactsProgress) + Send,
+    ) -> Result<facts::Rebuilt, StoreError> {
+        self.reset_facts().await?;
+        let holder = format!("facts-rebuild:{}:{}", std::process::id(), Uuid::new_v4());
+        let ttl = Duration::from_secs(30);
+        if self.acquire_lease(subscription, &holder, ttl).await?.is_none() {
+            return Ok(facts::Rebuilt::LeftToHolder);
+        }
+        let renewing = {
+            let (store, name, holder) = (self.clone(), subscription.to_string(), holder.clone());
+            TaskGuard(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ttl / 3).await;
+                    if !matches!(store.renew_lease(&name, &holder, ttl).await, Ok(true)) {
+                        return;
+                    }
+                }
+            }))
+        };
+        let folded = self.catch_up_facts(subscription, &holder, 1000, on_batch).await;
+        drop(renewing);
+        self.release_lease(subscription, &holder).await?;
+        Ok(facts::Rebuilt::Folded(folded?))
+    }
+
     /// Folds the facts up to `subscription`'s checkpoint, in transactions of at
     /// most `batch` events (each checks that `holder` still holds the lease, so no
     /// statement runs long and a consumer that lost its lease stops). Returns the

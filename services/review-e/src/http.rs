@@ -90,14 +90,25 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.store.ping().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer").into_response();
     }
+    // Behind after an upgrade or a rebuild: decisions wait until the facts are folded.
+    let facts = match state.store.facts_progress(crate::decide::SUBSCRIPTION).await {
+        Ok(p) if !p.in_sync() => format!(
+            "; catching up the facts read model (folded to position {} of {}): proposals are judged once it is done",
+            p.folded.position, p.checkpoint.position
+        ),
+        _ => String::new(),
+    };
     let active = state.registry.current();
     if active.unloaded.is_empty() {
-        return (StatusCode::OK, "ready").into_response();
+        return (StatusCode::OK, format!("ready{facts}")).into_response();
     }
     let names: Vec<String> = active.unloaded.values().map(|u| format!("{} ({})", u.name, u.why)).collect();
     (
         StatusCode::OK,
-        format!("ready, degraded: published but not loaded, so what they judge goes to a person: {}", names.join("; ")),
+        format!(
+            "ready, degraded: published but not loaded, so what they judge goes to a person: {}{facts}",
+            names.join("; ")
+        ),
     )
         .into_response()
 }
