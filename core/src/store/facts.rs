@@ -3,11 +3,12 @@
 //! requester and day), kept in tables instead of scanned from the log for every
 //! proposal, so a decision costs the same after ten years as on the first day.
 //!
-//! One fold, written once against [`Tables`], runs on three stores: PostgreSQL and
-//! SQLite (inside the transaction that moves Review-E's checkpoint past the event,
-//! so the tables always describe the log exactly up to that checkpoint), and
-//! [`FactsModel`] in memory, the fold from scratch that tests and `bookkeeper facts
-//! verify` compare the kept tables with. What the facts mean is defined by
+//! One fold, [`FactsModel::fold`], in memory. From scratch it is the reference
+//! the kept tables must equal; for the tables, each backend seeds a model with the
+//! stored state a batch of events touches, folds the batch, and adds the changes
+//! to the tables in a few statements (`fold_in`), inside the transaction that
+//! moves Review-E's checkpoint past the batch, so the tables always describe the
+//! log exactly up to that checkpoint. What the facts mean is defined by
 //! [`super::Store::proposal_facts_by_scan`], the query over the log that this
 //! replaces; tests hold the two equal on random histories.
 //!
@@ -15,7 +16,7 @@
 //! saturate, a proposal folded twice counts once. A fold that could fail would
 //! stop every decision after the event.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
 
@@ -173,90 +174,78 @@ impl Lookup {
     }
 }
 
-/// The facts' storage: the fold reads and changes it only through these.
-pub(crate) trait Tables {
-    /// Whether the action was executed and rejected, as folded so far.
-    async fn action(&mut self, correlation_id: &str) -> Result<(bool, bool), StoreError>;
-    async fn set_action(&mut self, correlation_id: &str, executed: bool, rejected: bool) -> Result<(), StoreError>;
-    /// Records a proposal; false when it was recorded already.
-    async fn add_proposal(&mut self, row: &ProposalRow) -> Result<bool, StoreError>;
-    async fn proposals_of(&mut self, correlation_id: &str) -> Result<Vec<ProposalRow>, StoreError>;
-    /// One more executed payment to a vendor key.
-    async fn add_payment(&mut self, vendor: &str, amount: Option<i64>, day: &str) -> Result<(), StoreError>;
-    async fn add_spending(&mut self, account: &str, month: &str, amount: i64) -> Result<(), StoreError>;
-    async fn add_invoice(&mut self, vendor: &str, number: &str, registered: i64, open: i64) -> Result<(), StoreError>;
-    async fn add_request(&mut self, requested_by: &str, day: &str) -> Result<(), StoreError>;
-}
-
-/// Folds one event into the facts.
-pub(crate) async fn fold<T: Tables>(tables: &mut T, event: &RecordedEvent) -> Result<(), StoreError> {
-    match parse(event) {
-        None => Ok(()),
-        Some(Folded::Proposal(row)) => {
-            if !tables.add_proposal(&row).await? {
-                return Ok(());
+impl FactsModel {
+    /// Folds one event (any event; those that are no facts' business change nothing).
+    pub fn fold(&mut self, event: &RecordedEvent) {
+        match parse(event) {
+            None => {}
+            Some(Folded::Proposal(row)) => {
+                if !self.proposal_ids.insert(row.event_id.clone()) {
+                    return;
+                }
+                if let Some(by) = &row.requested_by {
+                    *self.requests.entry((by.clone(), row.day.clone())).or_default() += 1;
+                }
+                let (executed, rejected) = self.action(&row.correlation_id);
+                if executed {
+                    self.count_executed(&row);
+                } else if !rejected {
+                    self.count_open(&row, 1);
+                }
+                self.proposals.entry(row.correlation_id.clone()).or_default().push(row);
             }
-            if let Some(by) = &row.requested_by {
-                tables.add_request(by, &row.day).await?;
-            }
-            let (executed, rejected) = tables.action(&row.correlation_id).await?;
-            if executed {
-                count_executed(tables, &row).await?;
-            } else if !rejected {
-                count_open(tables, &row, 1).await?;
-            }
-            Ok(())
-        }
-        Some(Folded::Executed(correlation_id)) => {
-            let (executed, rejected) = tables.action(&correlation_id).await?;
-            if executed {
-                return Ok(());
-            }
-            tables.set_action(&correlation_id, true, rejected).await?;
-            for row in tables.proposals_of(&correlation_id).await? {
-                count_executed(tables, &row).await?;
-                if !rejected {
-                    count_open(tables, &row, -1).await?;
+            Some(Folded::Executed(correlation_id)) => {
+                let (executed, rejected) = self.action(&correlation_id);
+                if executed {
+                    return;
+                }
+                self.actions.insert(correlation_id.clone(), (true, rejected));
+                for row in self.proposals.get(&correlation_id).cloned().unwrap_or_default() {
+                    self.count_executed(&row);
+                    if !rejected {
+                        self.count_open(&row, -1);
+                    }
                 }
             }
-            Ok(())
-        }
-        Some(Folded::Rejected(correlation_id)) => {
-            let (executed, rejected) = tables.action(&correlation_id).await?;
-            if rejected {
-                return Ok(());
-            }
-            tables.set_action(&correlation_id, executed, true).await?;
-            if !executed {
-                for row in tables.proposals_of(&correlation_id).await? {
-                    count_open(tables, &row, -1).await?;
+            Some(Folded::Rejected(correlation_id)) => {
+                let (executed, rejected) = self.action(&correlation_id);
+                if rejected {
+                    return;
+                }
+                self.actions.insert(correlation_id.clone(), (executed, true));
+                if !executed {
+                    for row in self.proposals.get(&correlation_id).cloned().unwrap_or_default() {
+                        self.count_open(&row, -1);
+                    }
                 }
             }
-            Ok(())
         }
     }
-}
 
-async fn count_executed<T: Tables>(tables: &mut T, row: &ProposalRow) -> Result<(), StoreError> {
-    for vendor in row.vendors() {
-        tables.add_payment(vendor, row.amount_minor, &row.day).await?;
-        if let Some(number) = &row.invoice_number {
-            tables.add_invoice(vendor, number, 1, 0).await?;
-        }
+    fn action(&self, correlation_id: &str) -> (bool, bool) {
+        self.actions.get(correlation_id).copied().unwrap_or_default()
     }
-    if let (Some(account), Some(amount)) = (&row.account, row.amount_minor) {
-        tables.add_spending(account, month_of(&row.day), amount).await?;
-    }
-    Ok(())
-}
 
-async fn count_open<T: Tables>(tables: &mut T, row: &ProposalRow, delta: i64) -> Result<(), StoreError> {
-    if let Some(number) = &row.invoice_number {
+    fn count_executed(&mut self, row: &ProposalRow) {
         for vendor in row.vendors() {
-            tables.add_invoice(vendor, number, 0, delta).await?;
+            self.vendors.entry(vendor.clone()).or_default().add(row.amount_minor, &row.day);
+            if let Some(number) = &row.invoice_number {
+                self.invoices.entry((vendor.clone(), number.clone())).or_default().0 += 1;
+            }
+        }
+        if let (Some(account), Some(amount)) = (&row.account, row.amount_minor) {
+            let total = self.spending.entry((account.clone(), month_of(&row.day).to_string())).or_default();
+            *total = total.saturating_add(amount);
         }
     }
-    Ok(())
+
+    fn count_open(&mut self, row: &ProposalRow, delta: i64) {
+        if let Some(number) = &row.invoice_number {
+            for vendor in row.vendors() {
+                self.invoices.entry((vendor.clone(), number.clone())).or_default().1 += delta;
+            }
+        }
+    }
 }
 
 /// One vendor key's executed payments.
@@ -268,25 +257,97 @@ struct Payments {
     last_paid: Option<String>,
 }
 
-/// The facts folded in memory: the fold from scratch the kept tables must equal.
+impl Payments {
+    fn add(&mut self, amount: Option<i64>, day: &str) {
+        self.count += 1;
+        self.total = self.total.saturating_add(amount.unwrap_or(0));
+        self.largest = match (self.largest, amount) {
+            (Some(l), Some(a)) => Some(l.max(a)),
+            (l, a) => l.or(a),
+        };
+        if self.last_paid.as_deref().is_none_or(|last| day > last) {
+            self.last_paid = Some(day.to_string());
+        }
+    }
+}
+
+/// The facts folded in memory. From scratch (`default()` and every event of the
+/// log), it is the fold the kept tables must equal; seeded from the tables with
+/// what a batch of events touches ([`FactsModel::seeded`]), its aggregates are
+/// the batch's changes, which the backends add to the tables in a few statements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FactsModel {
     actions: HashMap<String, (bool, bool)>,
     proposals: HashMap<String, Vec<ProposalRow>>,
-    proposal_ids: std::collections::HashSet<String>,
+    proposal_ids: HashSet<String>,
     vendors: BTreeMap<String, Payments>,
     spending: BTreeMap<(String, String), i64>,
     invoices: BTreeMap<(String, String), (i64, i64)>,
     requests: BTreeMap<(String, String), i64>,
+    /// What was seeded from the tables: written back only where it changed.
+    seeded_actions: HashMap<String, (bool, bool)>,
 }
 
 impl FactsModel {
-    /// Folds one event (any event; those that are no facts' business change nothing).
-    pub async fn fold(&mut self, event: &RecordedEvent) -> Result<(), StoreError> {
-        fold(self, event).await
+    /// A model holding the stored state of some actions (their flags and
+    /// proposals) and no aggregates: folding a batch into it leaves exactly the
+    /// batch's changes.
+    pub(crate) fn seeded(actions: Vec<(String, bool, bool)>, proposals: Vec<ProposalRow>) -> FactsModel {
+        let mut model = FactsModel::default();
+        for (correlation_id, executed, rejected) in actions {
+            model.actions.insert(correlation_id.clone(), (executed, rejected));
+            model.seeded_actions.insert(correlation_id, (executed, rejected));
+        }
+        for row in proposals {
+            model.proposal_ids.insert(row.event_id.clone());
+            model.proposals.entry(row.correlation_id.clone()).or_default().push(row);
+        }
+        model
     }
 
-    /// The facts about a proposal after everything folded so far.
+    /// The correlations whose stored state folding `events` needs.
+    pub(crate) fn touched(events: &[&RecordedEvent]) -> Vec<String> {
+        let set: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter(|e| parse(e).is_some())
+            .map(|e| e.correlation_id.as_str())
+            .collect();
+        set.into_iter().map(str::to_string).collect()
+    }
+
+    /// What to write back: new proposals, changed action flags, and the
+    /// aggregates' increments.
+    pub(crate) fn changes(&self, seeded_proposals: &HashSet<String>) -> Changes<'_> {
+        Changes {
+            proposals: self
+                .proposals
+                .values()
+                .flatten()
+                .filter(|p| !seeded_proposals.contains(&p.event_id))
+                .collect(),
+            actions: self
+                .actions
+                .iter()
+                .filter(|(c, flags)| self.seeded_actions.get(*c) != Some(flags))
+                .map(|(c, (e, r))| (c.as_str(), *e, *r))
+                .collect(),
+            vendors: self
+                .vendors
+                .iter()
+                .map(|(v, p)| (v.as_str(), p.count, p.total, p.largest, p.last_paid.as_deref()))
+                .collect(),
+            spending: self.spending.iter().map(|((a, m), t)| (a.as_str(), m.as_str(), *t)).collect(),
+            invoices: self
+                .invoices
+                .iter()
+                .filter(|(_, (r, o))| *r != 0 || *o != 0)
+                .map(|((v, n), (r, o))| (v.as_str(), n.as_str(), *r, *o))
+                .collect(),
+            requests: self.requests.iter().map(|((b, d), n)| (b.as_str(), d.as_str(), *n)).collect(),
+        }
+    }
+
+    /// The facts about a proposal after everything folded so far (from scratch).
     pub fn facts(&self, q: &FactsQuery) -> ProposalFacts {
         let l = Lookup::of(q);
         let vendor = l.vendor.as_ref().and_then(|v| self.vendors.get(v)).cloned().unwrap_or_default();
@@ -320,59 +381,14 @@ impl FactsModel {
     }
 }
 
-impl Tables for FactsModel {
-    async fn action(&mut self, correlation_id: &str) -> Result<(bool, bool), StoreError> {
-        Ok(self.actions.get(correlation_id).copied().unwrap_or_default())
-    }
-
-    async fn set_action(&mut self, correlation_id: &str, executed: bool, rejected: bool) -> Result<(), StoreError> {
-        self.actions.insert(correlation_id.to_string(), (executed, rejected));
-        Ok(())
-    }
-
-    async fn add_proposal(&mut self, row: &ProposalRow) -> Result<bool, StoreError> {
-        if !self.proposal_ids.insert(row.event_id.clone()) {
-            return Ok(false);
-        }
-        self.proposals.entry(row.correlation_id.clone()).or_default().push(row.clone());
-        Ok(true)
-    }
-
-    async fn proposals_of(&mut self, correlation_id: &str) -> Result<Vec<ProposalRow>, StoreError> {
-        Ok(self.proposals.get(correlation_id).cloned().unwrap_or_default())
-    }
-
-    async fn add_payment(&mut self, vendor: &str, amount: Option<i64>, day: &str) -> Result<(), StoreError> {
-        let p = self.vendors.entry(vendor.to_string()).or_default();
-        p.count += 1;
-        p.total = p.total.saturating_add(amount.unwrap_or(0));
-        p.largest = match (p.largest, amount) {
-            (Some(l), Some(a)) => Some(l.max(a)),
-            (l, a) => l.or(a),
-        };
-        if p.last_paid.as_deref().is_none_or(|last| day > last) {
-            p.last_paid = Some(day.to_string());
-        }
-        Ok(())
-    }
-
-    async fn add_spending(&mut self, account: &str, month: &str, amount: i64) -> Result<(), StoreError> {
-        let total = self.spending.entry((account.to_string(), month.to_string())).or_default();
-        *total = total.saturating_add(amount);
-        Ok(())
-    }
-
-    async fn add_invoice(&mut self, vendor: &str, number: &str, registered: i64, open: i64) -> Result<(), StoreError> {
-        let counts = self.invoices.entry((vendor.to_string(), number.to_string())).or_default();
-        counts.0 += registered;
-        counts.1 += open;
-        Ok(())
-    }
-
-    async fn add_request(&mut self, requested_by: &str, day: &str) -> Result<(), StoreError> {
-        *self.requests.entry((requested_by.to_string(), day.to_string())).or_default() += 1;
-        Ok(())
-    }
+/// A batch's changes to the tables ([`FactsModel::changes`]).
+pub(crate) struct Changes<'a> {
+    pub proposals: Vec<&'a ProposalRow>,
+    pub actions: Vec<(&'a str, bool, bool)>,
+    pub vendors: Vec<(&'a str, i64, i64, Option<i64>, Option<&'a str>)>,
+    pub spending: Vec<(&'a str, &'a str, i64)>,
+    pub invoices: Vec<(&'a str, &'a str, i64, i64)>,
+    pub requests: Vec<(&'a str, &'a str, i64)>,
 }
 
 /// What `bookkeeper facts rebuild` did after emptying the facts.
@@ -416,17 +432,20 @@ pub(crate) mod sql {
         };
     }
 
-    pub const ACTION: &str = "SELECT executed, rejected FROM facts_actions WHERE correlation_id = $1";
-    pub const SET_ACTION: &str = "INSERT INTO facts_actions (correlation_id, executed, rejected) VALUES ($1, $2, $3)
-        ON CONFLICT (correlation_id) DO UPDATE SET executed = excluded.executed, rejected = excluded.rejected";
-    pub const ADD_PROPOSAL: &str = "INSERT INTO facts_proposals
-        (event_id, correlation_id, day, amount_minor, vendor_by_name, vendor_by_org, account, invoice_number)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
-    pub const PROPOSALS_OF: &str = "SELECT event_id, correlation_id, day, amount_minor, vendor_by_name, vendor_by_org,
-        account, invoice_number FROM facts_proposals WHERE correlation_id = $1 ORDER BY event_id";
-    pub const ADD_PAYMENT: &str = concat!(
-        "INSERT INTO facts_vendors (vendor, payments, total_minor, largest_minor, last_paid)
-        VALUES ($1, 1, $2, $3, $4) ON CONFLICT (vendor) DO UPDATE SET payments = facts_vendors.payments + 1, ",
+    pub const LOAD_ACTIONS: &str =
+        "SELECT correlation_id, executed, rejected FROM facts_actions WHERE correlation_id IN (";
+    pub const LOAD_PROPOSALS: &str = "SELECT event_id, correlation_id, day, amount_minor, vendor_by_name,
+        vendor_by_org, account, invoice_number FROM facts_proposals WHERE correlation_id IN (";
+    pub const SAVE_PROPOSALS: &str = "INSERT INTO facts_proposals
+        (event_id, correlation_id, day, amount_minor, vendor_by_name, vendor_by_org, account, invoice_number) ";
+    pub const SAVE_PROPOSALS_END: &str = " ON CONFLICT (event_id) DO NOTHING";
+    pub const SAVE_ACTIONS: &str = "INSERT INTO facts_actions (correlation_id, executed, rejected) ";
+    pub const SAVE_ACTIONS_END: &str =
+        " ON CONFLICT (correlation_id) DO UPDATE SET executed = excluded.executed, rejected = excluded.rejected";
+    pub const SAVE_VENDORS: &str =
+        "INSERT INTO facts_vendors (vendor, payments, total_minor, largest_minor, last_paid) ";
+    pub const SAVE_VENDORS_END: &str = concat!(
+        " ON CONFLICT (vendor) DO UPDATE SET payments = facts_vendors.payments + excluded.payments, ",
         saturating_add!("facts_vendors", "total_minor"),
         ", largest_minor = CASE WHEN excluded.largest_minor IS NULL THEN facts_vendors.largest_minor
             WHEN facts_vendors.largest_minor IS NULL OR excluded.largest_minor > facts_vendors.largest_minor
@@ -434,16 +453,17 @@ pub(crate) mod sql {
           last_paid = CASE WHEN facts_vendors.last_paid IS NULL OR excluded.last_paid > facts_vendors.last_paid
             THEN excluded.last_paid ELSE facts_vendors.last_paid END"
     );
-    pub const ADD_SPENDING: &str = concat!(
-        "INSERT INTO facts_account_months (account, month, total_minor) VALUES ($1, $2, $3)
-        ON CONFLICT (account, month) DO UPDATE SET ",
+    pub const SAVE_SPENDING: &str = "INSERT INTO facts_account_months (account, month, total_minor) ";
+    pub const SAVE_SPENDING_END: &str = concat!(
+        " ON CONFLICT (account, month) DO UPDATE SET ",
         saturating_add!("facts_account_months", "total_minor")
     );
-    pub const ADD_INVOICE: &str = "INSERT INTO facts_invoices (vendor, invoice_number, registered, open)
-        VALUES ($1, $2, $3, $4) ON CONFLICT (vendor, invoice_number) DO UPDATE
+    pub const SAVE_INVOICES: &str = "INSERT INTO facts_invoices (vendor, invoice_number, registered, open) ";
+    pub const SAVE_INVOICES_END: &str = " ON CONFLICT (vendor, invoice_number) DO UPDATE
         SET registered = facts_invoices.registered + excluded.registered, open = facts_invoices.open + excluded.open";
-    pub const ADD_REQUEST: &str = "INSERT INTO facts_requester_days (requested_by, day, proposals) VALUES ($1, $2, 1)
-        ON CONFLICT (requested_by, day) DO UPDATE SET proposals = facts_requester_days.proposals + 1";
+    pub const SAVE_REQUESTS: &str = "INSERT INTO facts_requester_days (requested_by, day, proposals) ";
+    pub const SAVE_REQUESTS_END: &str = " ON CONFLICT (requested_by, day) DO UPDATE
+        SET proposals = facts_requester_days.proposals + excluded.proposals";
     /// Moves the progress with the checkpoint, only when it stands at the
     /// checkpoint now ($3: the subscription): the facts are in sync.
     pub const ADVANCE: &str = "UPDATE facts_progress SET last_transaction_id = $1, last_position = $2
@@ -539,110 +559,110 @@ pub(crate) fn proposal_row(c: ProposalColumns) -> ProposalRow {
     }
 }
 
-/// [`Tables`] over a backend's connection, with that backend's placeholders.
-macro_rules! tables_on {
-    ($conn:ty, $sql:path) => {
-        impl crate::store::facts::Tables for $conn {
-            async fn action(&mut self, correlation_id: &str) -> Result<(bool, bool), StoreError> {
-                let row: Option<(bool, bool)> = sqlx::query_as(&*$sql(crate::store::facts::sql::ACTION))
-                    .bind(correlation_id)
-                    .fetch_optional(&mut *self)
-                    .await?;
-                Ok(row.unwrap_or_default())
-            }
+/// Rows per statement when loading or saving a batch (well under both backends'
+/// limits on bound parameters).
+pub(crate) const CHUNK: usize = 500;
 
-            async fn set_action(
-                &mut self,
-                correlation_id: &str,
-                executed: bool,
-                rejected: bool,
-            ) -> Result<(), StoreError> {
-                sqlx::query(&*$sql(crate::store::facts::sql::SET_ACTION))
-                    .bind(correlation_id)
-                    .bind(executed)
-                    .bind(rejected)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
+/// `fold_in(conn, events)` for a backend's connection: loads what folding the
+/// events needs (the touched actions' flags and proposals), folds them in memory,
+/// and writes the changes back, a few statements per batch whatever its size.
+macro_rules! fold_in_on {
+    ($conn:ty, $db:ty) => {
+        /// Folds `events` into the facts tables, inside the caller's transaction.
+        pub(crate) async fn fold_in(conn: &mut $conn, events: &[&RecordedEvent]) -> Result<(), StoreError> {
+            use crate::store::facts::{sql, FactsModel, ProposalColumns, CHUNK};
+            let touched = FactsModel::touched(events);
+            if touched.is_empty() {
+                return Ok(());
             }
-
-            async fn add_proposal(&mut self, row: &crate::store::facts::ProposalRow) -> Result<bool, StoreError> {
-                let done = sqlx::query(&*$sql(crate::store::facts::sql::ADD_PROPOSAL))
-                    .bind(&row.event_id)
-                    .bind(&row.correlation_id)
-                    .bind(&row.day)
-                    .bind(row.amount_minor)
-                    .bind(&row.vendor_by_name)
-                    .bind(&row.vendor_by_org)
-                    .bind(&row.account)
-                    .bind(&row.invoice_number)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+            let mut actions: Vec<(String, bool, bool)> = Vec::new();
+            let mut proposals = Vec::new();
+            for chunk in touched.chunks(CHUNK) {
+                for (prefix, is_actions) in [(sql::LOAD_ACTIONS, true), (sql::LOAD_PROPOSALS, false)] {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(prefix);
+                    let mut list = q.separated(", ");
+                    for c in chunk {
+                        list.push_bind(c.clone());
+                    }
+                    q.push(")");
+                    if is_actions {
+                        actions.extend(q.build_query_as::<(String, bool, bool)>().fetch_all(&mut *conn).await?);
+                    } else {
+                        let rows = q.build_query_as::<ProposalColumns>().fetch_all(&mut *conn).await?;
+                        proposals.extend(rows.into_iter().map(crate::store::facts::proposal_row));
+                    }
+                }
             }
-
-            async fn proposals_of(
-                &mut self,
-                correlation_id: &str,
-            ) -> Result<Vec<crate::store::facts::ProposalRow>, StoreError> {
-                let rows: Vec<crate::store::facts::ProposalColumns> =
-                    sqlx::query_as(&*$sql(crate::store::facts::sql::PROPOSALS_OF))
-                        .bind(correlation_id)
-                        .fetch_all(&mut *self)
-                        .await?;
-                Ok(rows.into_iter().map(crate::store::facts::proposal_row).collect())
+            let seeded: std::collections::HashSet<String> = proposals.iter().map(|p| p.event_id.clone()).collect();
+            let mut model = FactsModel::seeded(actions, proposals);
+            for event in events {
+                model.fold(event);
             }
-
-            async fn add_payment(&mut self, vendor: &str, amount: Option<i64>, day: &str) -> Result<(), StoreError> {
-                sqlx::query(&*$sql(crate::store::facts::sql::ADD_PAYMENT))
-                    .bind(vendor)
-                    .bind(amount.unwrap_or(0))
-                    .bind(amount)
-                    .bind(day)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
+            let changes = model.changes(&seeded);
+            for chunk in changes.proposals.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(sql::SAVE_PROPOSALS);
+                q.push_values(chunk, |mut b, p| {
+                    b.push_bind(p.event_id.clone())
+                        .push_bind(p.correlation_id.clone())
+                        .push_bind(p.day.clone())
+                        .push_bind(p.amount_minor)
+                        .push_bind(p.vendor_by_name.clone())
+                        .push_bind(p.vendor_by_org.clone())
+                        .push_bind(p.account.clone())
+                        .push_bind(p.invoice_number.clone());
+                });
+                q.push(sql::SAVE_PROPOSALS_END);
+                q.build().execute(&mut *conn).await?;
             }
-
-            async fn add_spending(&mut self, account: &str, month: &str, amount: i64) -> Result<(), StoreError> {
-                sqlx::query(&*$sql(crate::store::facts::sql::ADD_SPENDING))
-                    .bind(account)
-                    .bind(month)
-                    .bind(amount)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
+            for chunk in changes.actions.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(sql::SAVE_ACTIONS);
+                q.push_values(chunk, |mut b, (c, e, r)| {
+                    b.push_bind(c.to_string()).push_bind(*e).push_bind(*r);
+                });
+                q.push(sql::SAVE_ACTIONS_END);
+                q.build().execute(&mut *conn).await?;
             }
-
-            async fn add_invoice(
-                &mut self,
-                vendor: &str,
-                number: &str,
-                registered: i64,
-                open: i64,
-            ) -> Result<(), StoreError> {
-                sqlx::query(&*$sql(crate::store::facts::sql::ADD_INVOICE))
-                    .bind(vendor)
-                    .bind(number)
-                    .bind(registered)
-                    .bind(open)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
+            for chunk in changes.vendors.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(sql::SAVE_VENDORS);
+                q.push_values(chunk, |mut b, (v, n, t, l, d)| {
+                    b.push_bind(v.to_string())
+                        .push_bind(*n)
+                        .push_bind(*t)
+                        .push_bind(*l)
+                        .push_bind(d.map(str::to_string));
+                });
+                q.push(sql::SAVE_VENDORS_END);
+                q.build().execute(&mut *conn).await?;
             }
-
-            async fn add_request(&mut self, requested_by: &str, day: &str) -> Result<(), StoreError> {
-                sqlx::query(&*$sql(crate::store::facts::sql::ADD_REQUEST))
-                    .bind(requested_by)
-                    .bind(day)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
+            for chunk in changes.spending.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(sql::SAVE_SPENDING);
+                q.push_values(chunk, |mut b, (a, m, t)| {
+                    b.push_bind(a.to_string()).push_bind(m.to_string()).push_bind(*t);
+                });
+                q.push(sql::SAVE_SPENDING_END);
+                q.build().execute(&mut *conn).await?;
             }
+            for chunk in changes.invoices.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(sql::SAVE_INVOICES);
+                q.push_values(chunk, |mut b, (v, n, r, o)| {
+                    b.push_bind(v.to_string()).push_bind(n.to_string()).push_bind(*r).push_bind(*o);
+                });
+                q.push(sql::SAVE_INVOICES_END);
+                q.build().execute(&mut *conn).await?;
+            }
+            for chunk in changes.requests.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(sql::SAVE_REQUESTS);
+                q.push_values(chunk, |mut b, (by, d, n)| {
+                    b.push_bind(by.to_string()).push_bind(d.to_string()).push_bind(*n);
+                });
+                q.push(sql::SAVE_REQUESTS_END);
+                q.build().execute(&mut *conn).await?;
+            }
+            Ok(())
         }
     };
 }
-pub(crate) use tables_on;
+pub(crate) use fold_in_on;
 
 #[cfg(test)]
 mod tests {
@@ -682,15 +702,15 @@ mod tests {
         e
     }
 
-    #[tokio::test]
-    async fn windows_are_the_requesters_30_days_and_the_accounts_calendar_month() {
+    #[test]
+    fn windows_are_the_requesters_30_days_and_the_accounts_calendar_month() {
         let mut model = FactsModel::default();
         let p = |minor: i64| json!({"requested_by": "user:ola", "account": "6800", "amount": {"minor": minor}});
         for (corr, day, minor) in
             [("a", "2026-10-31", 1), ("b", "2026-11-01", 10), ("c", "2026-11-30", 100), ("d", "2026-12-01", 1000)]
         {
-            model.fold(&proposal(corr, day, p(minor))).await.unwrap();
-            model.fold(&executed(corr)).await.unwrap();
+            model.fold(&proposal(corr, day, p(minor)));
+            model.fold(&executed(corr));
         }
         let q = |today: &str| FactsQuery {
             before: Cursor::START,
@@ -710,7 +730,7 @@ mod tests {
         // Up to Dec 1: Nov 2 to Dec 1.
         assert_eq!((f.requester_last_30_days, f.account_month_to_date_minor), (2, 1000));
         // Executed twice, proposed once: counted once.
-        model.fold(&executed("d")).await.unwrap();
+        model.fold(&executed("d"));
         assert_eq!(model.facts(&q("2026-12-01")).account_month_to_date_minor, 1000);
     }
 

@@ -82,11 +82,7 @@ SELECT
     (SELECT count(*) FROM requested WHERE day = $8::date)
 ";
 
-fn pg_sql(sql: &'static str) -> &'static str {
-    sql
-}
-
-facts::tables_on!(PgConnection, pg_sql);
+facts::fold_in_on!(PgConnection, sqlx::Postgres);
 
 /// The read horizon: the oldest transaction holding the appenders lock
 /// (migration 8), or the next transaction id when none does. `pg_locks` gives a
@@ -590,7 +586,7 @@ impl PgBackend {
                 .execute(&mut *tx)
                 .await?;
             if let (1, Some(event)) = (advanced.rows_affected(), step.event) {
-                facts::fold(&mut *tx, event).await?;
+                fold_in(&mut *tx, &[event]).await?;
             }
         }
         let moved = sqlx::query(
@@ -681,9 +677,7 @@ impl PgBackend {
         if moved.rows_affected() != 1 {
             return Ok(false);
         }
-        for event in events {
-            facts::fold(&mut *tx, event).await?;
-        }
+        fold_in(&mut *tx, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -66,7 +66,7 @@ fn sqlite_sql(sql: &'static str) -> String {
     sql.replace('$', "?")
 }
 
-facts::tables_on!(SqliteConnection, sqlite_sql);
+facts::fold_in_on!(SqliteConnection, sqlx::Sqlite);
 
 /// Unix milliseconds by the database's clock.
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
@@ -386,7 +386,7 @@ impl SqliteBackend {
                 .execute(&mut *tx)
                 .await?;
             if let (1, Some(event)) = (advanced.rows_affected(), step.event) {
-                facts::fold(&mut *tx, event).await?;
+                fold_in(&mut *tx, &[event]).await?;
             }
         }
         let moved = sqlx::query(
@@ -484,9 +484,7 @@ impl SqliteBackend {
         if moved.rows_affected() != 1 {
             return Ok(false);
         }
-        for event in events {
-            facts::fold(&mut *tx, event).await?;
-        }
+        fold_in(&mut *tx, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -65,9 +65,7 @@ impl Handler for Checking {
             this.seen.lock().unwrap().push((event.correlation_id.clone(), kept));
         }
         // The same event may come again after a failed commit: the fold counts it once.
-        let mut model = this.model.lock().unwrap().clone();
-        model.fold(event).await.map_err(HandlerError::from)?;
-        *this.model.lock().unwrap() = model;
+        this.model.lock().unwrap().fold(event);
         Ok(Append::nothing())
     }
 }
