@@ -322,6 +322,9 @@ impl<H: Handler> Subscription<H> {
                 self.idle_persisted = Some(std::time::Instant::now());
             }
         }
+        // Idle: a cheap moment to look whether the facts fell behind meanwhile
+        // (a rebuild while only executions came by).
+        self.facts_checked = None;
         Ok(StepOutcome::CaughtUp { held_back: batch.held_back })
     }
 
