@@ -2,7 +2,8 @@
 //! formats), with actions in flight at every stage, keeps working after
 //! `migrate`, on both backends (a PostgreSQL database and an `up` file). Review-E
 //! and the Accounting API of this release carry every action on from where it was,
-//! and nothing is done twice.
+//! and nothing is done twice; Review-E folds the history its predecessor judged
+//! into its facts read model before judging anything new.
 
 // Amounts are written kroner_øre: 250_00 is 250,00 kr.
 #![allow(clippy::inconsistent_digit_grouping)]
@@ -62,6 +63,42 @@ async fn carried_through(backend: Backend) {
     let Some(db) = TestDb::previous_release(backend).await else { return };
     let sha = db.store.put_blob(b"%PDF-1.7 invoice", "application/pdf").await.unwrap();
     let key = accounting_api::execute::Executor::idempotency_key;
+
+    // History the previous release's Review-E had judged (its checkpoint is past
+    // it): two payments to the vendor. This release folds them into its facts at
+    // its first start, before judging anything.
+    let mut history = Vec::new();
+    for cid in ["paid-1", "paid-2"] {
+        let paid = invoice(cid, &sha, "user:kari");
+        history.extend([
+            paid.clone(),
+            old_auto("Approved", "AUTO_APPROVED", &paid),
+            outcome("Executed", "EXECUTED", cid, json!({"remote_ids": {"fiken_purchase_id": cid}, "attempt": 1})),
+        ]);
+    }
+    let judged = db.store.append(Append::new(history)).await.unwrap();
+    let checkpoint = db.store.cursor_at(judged.last().unwrap().position).await.unwrap();
+    let (tx, pos) = (checkpoint.transaction_id, checkpoint.position);
+    match backend {
+        Backend::Postgres => sqlx::query(
+            "INSERT INTO subscriptions (name, owner_role, last_transaction_id, last_position)
+             VALUES ('review-e.proposals', 'review_e', $1, $2)",
+        )
+        .bind(tx)
+        .bind(pos)
+        .execute(db.store.pg_pool().unwrap())
+        .await
+        .map(|_| ()),
+        Backend::Sqlite => sqlx::query(
+            "INSERT INTO subscriptions (name, last_transaction_id, last_position) VALUES ('review-e.proposals', ?1, ?2)",
+        )
+        .bind(tx)
+        .bind(pos)
+        .execute(db.store.sqlite_pool().unwrap())
+        .await
+        .map(|_| ()),
+    }
+    .unwrap();
 
     // The previous release's log, an action at every stage.
     let proposed = invoice("proposed", &sha, "user:ola");
@@ -162,6 +199,12 @@ async fn carried_through(backend: Backend) {
     // Each action goes on from where it was.
     let store = &db.store;
     until(store, "proposed", Phase::Escalated).await; // no policies: a person decides
+                                                      // Judged on facts folded from the history at the first start: the two payments.
+    let decision = store.read_correlation("proposed").await.unwrap();
+    let record = &decision.iter().find(|e| e.event_type == "InvoiceRegistrationEscalated").unwrap().metadata;
+    assert_eq!(record["facts"]["vendor_history"]["payments"], json!(2), "{record}");
+    assert_eq!(record["facts"]["vendor_history"]["total_minor"], json!(2_000_00), "{record}");
+    assert!(store.facts_progress("review-e.proposals").await.unwrap().in_sync());
     until(store, "approved", Phase::Executed).await; // a person's old approval, by its causation id
     until(store, "claimed", Phase::Executed).await; // the attempt in flight is resumed
     until(store, "retrying", Phase::Executed).await; // the retry goes on

@@ -367,14 +367,20 @@ impl<H: Handler> Subscription<H> {
         };
         let committing = std::time::Instant::now();
         let mut out = out;
-        let mut committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out, self.facts_step(Some(event))).await;
+        let mut committed = self
+            .store
+            .commit_handled(&self.name, &self.holder, event.cursor(), 1, &out, self.facts_step(Some(event)))
+            .await;
         if let Err(StoreError::EventIdReused { event_id }) = &committed {
             // An id this handler derives was taken first by another event (a writer
             // that guessed it): write the output under fresh ids rather than never.
             // Handlers' expectations refuse a second copy after a lost answer.
             tracing::warn!(%event_id, "a derived event id is taken by another event; committing under fresh ids");
             out = out.with_fresh_ids();
-            committed = self.store.commit_handled(&self.name, &self.holder, event.cursor(), 1, &out, self.facts_step(Some(event))).await;
+            committed = self
+                .store
+                .commit_handled(&self.name, &self.holder, event.cursor(), 1, &out, self.facts_step(Some(event)))
+                .await;
         }
         tracing::debug!(commit_us = committing.elapsed().as_micros() as u64, "handled and committed");
         if let Err(e) = committed {
@@ -469,8 +475,8 @@ impl<H: Handler> Subscription<H> {
         ];
         let mut committed = Ok(());
         for attempt in tries {
-            committed =
-                self.store
+            committed = self
+                .store
                 .commit_handled(&self.name, &self.holder, event.cursor(), 1, &attempt, self.facts_step(Some(event)))
                 .await
                 .map(|_| ());
@@ -497,7 +503,14 @@ impl<H: Handler> Subscription<H> {
             // itself stays in the log.
             let refused = e.to_string();
             self.store
-                .commit_handled(&self.name, &self.holder, event.cursor(), 1, &Append::nothing(), self.facts_step(Some(event)))
+                .commit_handled(
+                    &self.name,
+                    &self.holder,
+                    event.cursor(),
+                    1,
+                    &Append::nothing(),
+                    self.facts_step(Some(event)),
+                )
                 .await?;
             let note = safe_text(
                 &format!("parked position {} without a record ({refused}): {reason}", event.position),

@@ -68,7 +68,14 @@ pub async fn decisions(args: DecisionsBenchArgs) -> anyhow::Result<()> {
         println!();
         println!(
             "{:>10} {:>12} {:>12} {:>12} {:>12} {:>9} {:>14} {:>14}",
-            "history", "floor p50", "floor p99", "decision p50", "decision p99", "p99/floor", "fold (ev/s)", "scan query"
+            "history",
+            "floor p50",
+            "floor p99",
+            "decision p50",
+            "decision p99",
+            "p99/floor",
+            "fold (ev/s)",
+            "scan query"
         );
         let mut first_p99 = None;
         let mut last = (0usize, 0f64, 0f64);
@@ -109,7 +116,9 @@ pub async fn decisions(args: DecisionsBenchArgs) -> anyhow::Result<()> {
             println!();
             println!("decision p99 at {size} earlier events / at the first size: {:.2}x", p99 / first);
         }
-        println!("(scan query: the facts query this release replaced, run once for a {VENDOR} proposal, for comparison)");
+        println!(
+            "(scan query: the facts query this release replaced, run once for a {VENDOR} proposal, for comparison)"
+        );
         store.close().await;
         Ok(())
     })
@@ -165,12 +174,10 @@ async fn grow(pool: &PgPool, size: usize) -> anyhow::Result<usize> {
 /// Moves Review-E's checkpoint to the end of the log (as if it had judged the
 /// history when it was written).
 async fn skip_to_end(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO subscriptions (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(SUBSCRIPTION)
-    .execute(pool)
-    .await?;
+    sqlx::query("INSERT INTO subscriptions (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+        .bind(SUBSCRIPTION)
+        .execute(pool)
+        .await?;
     sqlx::query(
         "UPDATE subscriptions SET (last_transaction_id, last_position) =
             (SELECT transaction_id, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1)
@@ -218,7 +225,8 @@ struct Echo;
 impl Handler for Echo {
     async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
         Ok(Append::one(
-            NewEvent::new("BenchPong", "bench", "PONG", &event.correlation_id).derived_from(event.event_id, "bench.echo"),
+            NewEvent::new("BenchPong", "bench", "PONG", &event.correlation_id)
+                .derived_from(event.event_id, "bench.echo"),
         ))
     }
 }

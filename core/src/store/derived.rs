@@ -1,4 +1,5 @@
-//! Queries over the derived-state views. The views have the same names and columns
+//! Queries over the derived-state views (the definitions the tally, `tally.rs`,
+//! must equal; tests compare them). The views have the same names and columns
 //! on both backends, so these queries are written once, generic over the database.
 
 use chrono::{DateTime, Utc};
@@ -56,6 +57,29 @@ where
             .collect(),
         parked: Vec::new(),
     })
+}
+
+/// Where every subscription stands (a row each, and its lag: a count over the
+/// events after its checkpoint only).
+pub(super) async fn subscriptions<DB>(pool: &Pool<DB>) -> Result<Vec<SubscriptionStatus>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> SubscriptionRow: FromRow<'r, DB::Row>,
+{
+    let rows: Vec<SubscriptionRow> = sqlx::query_as(SUBSCRIPTIONS).fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, position, handled, lease_holder, last_error, lag)| SubscriptionStatus {
+            name,
+            position,
+            handled,
+            lease_holder,
+            last_error,
+            lag,
+        })
+        .collect())
 }
 
 pub(super) async fn pending_reviews<DB>(pool: &Pool<DB>) -> Result<Vec<PendingReview>, StoreError>

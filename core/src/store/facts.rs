@@ -307,11 +307,8 @@ impl FactsModel {
 
     /// The correlations whose stored state folding `events` needs.
     pub(crate) fn touched(events: &[&RecordedEvent]) -> Vec<String> {
-        let set: std::collections::BTreeSet<&str> = events
-            .iter()
-            .filter(|e| parse(e).is_some())
-            .map(|e| e.correlation_id.as_str())
-            .collect();
+        let set: std::collections::BTreeSet<&str> =
+            events.iter().filter(|e| parse(e).is_some()).map(|e| e.correlation_id.as_str()).collect();
         set.into_iter().map(str::to_string).collect()
     }
 
@@ -319,12 +316,7 @@ impl FactsModel {
     /// aggregates' increments.
     pub(crate) fn changes(&self, seeded_proposals: &HashSet<String>) -> Changes<'_> {
         Changes {
-            proposals: self
-                .proposals
-                .values()
-                .flatten()
-                .filter(|p| !seeded_proposals.contains(&p.event_id))
-                .collect(),
+            proposals: self.proposals.values().flatten().filter(|p| !seeded_proposals.contains(&p.event_id)).collect(),
             actions: self
                 .actions
                 .iter()
@@ -381,11 +373,14 @@ impl FactsModel {
     }
 }
 
+/// A vendor key's increments: payments, total, largest, latest day paid.
+pub(crate) type VendorChange<'a> = (&'a str, i64, i64, Option<i64>, Option<&'a str>);
+
 /// A batch's changes to the tables ([`FactsModel::changes`]).
 pub(crate) struct Changes<'a> {
     pub proposals: Vec<&'a ProposalRow>,
     pub actions: Vec<(&'a str, bool, bool)>,
-    pub vendors: Vec<(&'a str, i64, i64, Option<i64>, Option<&'a str>)>,
+    pub vendors: Vec<VendorChange<'a>>,
     pub spending: Vec<(&'a str, &'a str, i64)>,
     pub invoices: Vec<(&'a str, &'a str, i64, i64)>,
     pub requests: Vec<(&'a str, &'a str, i64)>,
@@ -424,10 +419,30 @@ pub(crate) mod sql {
     macro_rules! saturating_add {
         ($table:literal, $column:literal) => {
             concat!(
-                $column, " = CASE WHEN excluded.", $column, " > 0 AND ", $table, ".", $column,
-                " > 9223372036854775807 - excluded.", $column, " THEN 9223372036854775807 WHEN excluded.", $column,
-                " < 0 AND ", $table, ".", $column, " < -9223372036854775808 - excluded.", $column,
-                " THEN -9223372036854775808 ELSE ", $table, ".", $column, " + excluded.", $column, " END"
+                $column,
+                " = CASE WHEN excluded.",
+                $column,
+                " > 0 AND ",
+                $table,
+                ".",
+                $column,
+                " > 9223372036854775807 - excluded.",
+                $column,
+                " THEN 9223372036854775807 WHEN excluded.",
+                $column,
+                " < 0 AND ",
+                $table,
+                ".",
+                $column,
+                " < -9223372036854775808 - excluded.",
+                $column,
+                " THEN -9223372036854775808 ELSE ",
+                $table,
+                ".",
+                $column,
+                " + excluded.",
+                $column,
+                " END"
             )
         };
     }
@@ -454,10 +469,8 @@ pub(crate) mod sql {
             THEN excluded.last_paid ELSE facts_vendors.last_paid END"
     );
     pub const SAVE_SPENDING: &str = "INSERT INTO facts_account_months (account, month, total_minor) ";
-    pub const SAVE_SPENDING_END: &str = concat!(
-        " ON CONFLICT (account, month) DO UPDATE SET ",
-        saturating_add!("facts_account_months", "total_minor")
-    );
+    pub const SAVE_SPENDING_END: &str =
+        concat!(" ON CONFLICT (account, month) DO UPDATE SET ", saturating_add!("facts_account_months", "total_minor"));
     pub const SAVE_INVOICES: &str = "INSERT INTO facts_invoices (vendor, invoice_number, registered, open) ";
     pub const SAVE_INVOICES_END: &str = " ON CONFLICT (vendor, invoice_number) DO UPDATE
         SET registered = facts_invoices.registered + excluded.registered, open = facts_invoices.open + excluded.open";

@@ -10,6 +10,7 @@ mod derived;
 pub mod facts;
 mod postgres;
 mod sqlite;
+mod tally;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,6 +113,9 @@ impl From<FactsRow> for ProposalFacts {
 pub(crate) struct FactsStep<'a> {
     pub event: Option<&'a RecordedEvent>,
 }
+
+/// Events read per page while the tally catches up.
+const TALLY_PAGE: usize = 2000;
 
 /// The URL used when `DATABASE_URL` is unset: a file next to where you run it.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://bookkeeper.db";
@@ -339,6 +343,16 @@ pub(crate) fn count_appended(append: &Append) {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// The counts kept for `stats`, `/metrics` and the pending list, shared by
+    /// every clone of this store (`tally.rs`).
+    tally: Arc<tokio::sync::Mutex<TallyCache>>,
+}
+
+/// This process's tally, and when it was last saved beside the log.
+#[derive(Default)]
+struct TallyCache {
+    tally: Option<tally::Tally>,
+    saved: Option<(std::time::Instant, Cursor, usize)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -379,7 +393,7 @@ impl Store {
             let scheme = url.split(':').next().unwrap_or_default().to_string();
             return Err(StoreError::UnsupportedUrl(scheme));
         };
-        Ok(Store { backend })
+        Ok(Store { backend, tally: Default::default() })
     }
 
     /// Opens the store, retrying with backoff while the database is unreachable,
@@ -575,8 +589,36 @@ impl Store {
     }
 
     /// Counts per type and status, pending reviews, the approval rate, and where
-    /// every subscription stands.
+    /// every subscription stands. From the kept tally: the cost follows what was
+    /// appended since the last call, not the length of the log.
     pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let mut cache = self.tally.lock().await;
+        let tally = self.tally_up(&mut cache).await?;
+        let by_type_and_status = tally.by_type_and_status();
+        let decided = tally.approved + tally.rejected;
+        let stats = Stats {
+            events: by_type_and_status.iter().map(|(_, _, n)| n).sum(),
+            by_type_and_status,
+            pending_reviews: tally.pending.len() as i64,
+            escalated_pending: tally.pending.values().filter(|w| w.escalated).count() as i64,
+            approved: tally.approved,
+            auto_approved: tally.auto_approved,
+            rejected: tally.rejected,
+            approval_rate: (decided > 0).then(|| tally.approved as f64 / decided as f64),
+            subscriptions: Vec::new(),
+            parked: tally.parked_status(),
+        };
+        drop(cache);
+        let subscriptions = match &self.backend {
+            Backend::Postgres(b) => b.subscription_statuses().await?,
+            Backend::Sqlite(b) => b.subscription_statuses().await?,
+        };
+        Ok(Stats { subscriptions, ..stats })
+    }
+
+    /// [`Store::stats`] computed by the views over the whole log: the definition
+    /// the kept tally must equal (tests compare them), slower the longer the log.
+    pub async fn stats_by_scan(&self) -> Result<Stats, StoreError> {
         let mut stats = match &self.backend {
             Backend::Postgres(b) => b.stats().await?,
             Backend::Sqlite(b) => b.stats().await?,
@@ -615,12 +657,76 @@ impl Store {
         Ok(by_subscription.into_values().collect())
     }
 
-    /// Proposals with no decision yet, oldest first.
+    /// Proposals with no decision yet, oldest first (from the kept tally).
     pub async fn pending_reviews(&self) -> Result<Vec<PendingReview>, StoreError> {
+        let mut cache = self.tally.lock().await;
+        Ok(self.tally_up(&mut cache).await?.pending_reviews())
+    }
+
+    /// [`Store::pending_reviews`] by the view over the whole log.
+    pub async fn pending_reviews_by_scan(&self) -> Result<Vec<PendingReview>, StoreError> {
         match &self.backend {
             Backend::Postgres(b) => b.pending_reviews().await,
             Backend::Sqlite(b) => b.pending_reviews().await,
         }
+    }
+
+    /// Brings this process's tally up to the log's settled end: loads the saved
+    /// one on first use (or starts from the beginning), folds what came after,
+    /// and saves it beside the log now and then (every 10,000 events or minute).
+    async fn tally_up<'a>(&self, cache: &'a mut TallyCache) -> Result<&'a tally::Tally, StoreError> {
+        if cache.tally.is_none() {
+            let saved = self.load_read_model(tally::READ_MODEL).await?;
+            let loaded = saved
+                .and_then(|(_, state)| serde_json::from_value::<tally::Tally>(state).ok())
+                .filter(tally::Tally::is_current);
+            cache.saved = loaded.as_ref().map(|t| (std::time::Instant::now(), t.at, 0));
+            cache.tally = loaded;
+        }
+        let tally = cache.tally.get_or_insert_with(tally::Tally::new);
+        let all = TypeFilter::all();
+        let mut folded = 0usize;
+        loop {
+            let page = self.read(tally.at, &all, TALLY_PAGE).await?;
+            let Some(last) = page.events.last().map(RecordedEvent::cursor) else { break };
+            tally.count(&page.events);
+            let touched: std::collections::BTreeSet<String> =
+                page.events.iter().filter(|e| tally::touches_standing(e)).map(|e| e.correlation_id.clone()).collect();
+            let touched: Vec<String> = touched.into_iter().collect();
+            for ids in touched.chunks(500) {
+                let events = match &self.backend {
+                    Backend::Postgres(b) => b.read_correlations(ids).await?,
+                    Backend::Sqlite(b) => b.read_correlations(ids).await?,
+                };
+                let mut stories: std::collections::HashMap<&str, Vec<RecordedEvent>> = Default::default();
+                for e in &events {
+                    stories.entry(e.correlation_id.as_str()).or_default().push(e.clone());
+                }
+                for id in ids {
+                    tally.restand(id, stories.get(id.as_str()).map(Vec::as_slice).unwrap_or_default(), last);
+                }
+            }
+            tally.at = last;
+            folded += page.events.len();
+            if page.events.len() < TALLY_PAGE {
+                break;
+            }
+        }
+        let (since, at, unsaved) = cache.saved.unwrap_or((std::time::Instant::now(), Cursor::START, 0));
+        let unsaved = unsaved + folded;
+        if tally.at != at && (unsaved >= 10_000 || since.elapsed() >= Duration::from_secs(60) || cache.saved.is_none())
+        {
+            let state = serde_json::to_value(&*tally).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            match self.save_read_model(tally::READ_MODEL, tally.at, &state).await {
+                Ok(()) => cache.saved = Some((std::time::Instant::now(), tally.at, 0)),
+                // A read-only replica, a role without the grant: the counts are
+                // still right, only a restart reads more.
+                Err(e) => tracing::warn!(error = %e, "could not save the stats tally; it is kept in memory"),
+            }
+        } else if let Some(saved) = cache.saved.as_mut() {
+            saved.2 = unsaved;
+        }
+        Ok(tally)
     }
 
     /// Stores bytes under their SHA-256 and returns it. Storing the same bytes again

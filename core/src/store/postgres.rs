@@ -404,6 +404,19 @@ impl PgBackend {
         rows.iter().map(decode).collect()
     }
 
+    /// Every event of these actions, in read order.
+    pub(crate) async fn read_correlations(&self, correlation_ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = ANY($1) ORDER BY transaction_id, position"
+        );
+        let rows = sqlx::query(&sql).bind(correlation_ids).fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(crate) async fn subscription_statuses(&self) -> Result<Vec<super::SubscriptionStatus>, StoreError> {
+        super::derived::subscriptions(&self.pool).await
+    }
+
     pub(crate) async fn version(&self, correlation_id: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = $1")
             .bind(correlation_id)
@@ -586,7 +599,7 @@ impl PgBackend {
                 .execute(&mut *tx)
                 .await?;
             if let (1, Some(event)) = (advanced.rows_affected(), step.event) {
-                fold_in(&mut *tx, &[event]).await?;
+                fold_in(&mut tx, &[event]).await?;
             }
         }
         let moved = sqlx::query(
@@ -641,9 +654,11 @@ impl PgBackend {
     pub(crate) async fn reset_facts(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!("TRUNCATE {}", facts::sql::TABLES.join(", "))).execute(&mut *tx).await?;
-        sqlx::query("UPDATE facts_progress SET last_transaction_id = 0, last_position = 0, reset_at = now() WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE facts_progress SET last_transaction_id = 0, last_position = 0, reset_at = now() WHERE id = 1",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -677,7 +692,7 @@ impl PgBackend {
         if moved.rows_affected() != 1 {
             return Ok(false);
         }
-        fold_in(&mut *tx, &events.iter().collect::<Vec<_>>()).await?;
+        fold_in(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -196,6 +196,21 @@ impl SqliteBackend {
         rows.iter().map(decode).collect()
     }
 
+    /// Every event of these actions, in read order.
+    pub(crate) async fn read_correlations(&self, correlation_ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE correlation_id IN (SELECT value FROM json_each(?1)) ORDER BY position"
+        );
+        let ids = serde_json::to_string(correlation_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(&sql).bind(ids).fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(crate) async fn subscription_statuses(&self) -> Result<Vec<super::SubscriptionStatus>, StoreError> {
+        super::derived::subscriptions(&self.pool).await
+    }
+
     pub(crate) async fn version(&self, correlation_id: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM events WHERE correlation_id = ?1")
             .bind(correlation_id)
@@ -386,7 +401,7 @@ impl SqliteBackend {
                 .execute(&mut *tx)
                 .await?;
             if let (1, Some(event)) = (advanced.rows_affected(), step.event) {
-                fold_in(&mut *tx, &[event]).await?;
+                fold_in(&mut tx, &[event]).await?;
             }
         }
         let moved = sqlx::query(
@@ -484,7 +499,7 @@ impl SqliteBackend {
         if moved.rows_affected() != 1 {
             return Ok(false);
         }
-        fold_in(&mut *tx, &events.iter().collect::<Vec<_>>()).await?;
+        fold_in(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(true)
     }

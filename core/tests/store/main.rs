@@ -7,3 +7,4 @@ mod facts;
 mod helpers;
 mod postgres_only;
 mod subscriptions;
+mod tally;

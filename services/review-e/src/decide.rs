@@ -8,8 +8,8 @@ use bookkeeper_core::domain::{ActionKind, Stage};
 use bookkeeper_core::event::status;
 use bookkeeper_core::lifecycle;
 use bookkeeper_core::{
-    ActionState, Append, EventType, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store, Subscription,
-    SubscriptionOptions, TypeFilter,
+    ActionState, Append, EventType, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store,
+    Subscription, SubscriptionOptions, TypeFilter,
 };
 use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
