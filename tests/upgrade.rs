@@ -73,6 +73,7 @@ async fn carried_through(backend: Backend) {
         history.extend([
             paid.clone(),
             old_auto("Approved", "AUTO_APPROVED", &paid),
+            outcome("ExecutionStarted", "EXECUTING", cid, json!({"attempt": 1, "idempotency_key": key(cid)})),
             outcome("Executed", "EXECUTED", cid, json!({"remote_ids": {"fiken_purchase_id": cid}, "attempt": 1})),
         ]);
     }

@@ -134,12 +134,14 @@ async fn run(scratch: &PgConnectOptions, args: &StoreBenchArgs) -> anyhow::Resul
     println!();
     let bare = bare_notify_round_trips(&raw, args.samples).await?;
     let (commit_to_handler, call_to_handler) = append_to_subscriber(&url, args.samples).await?;
+    let short_lived = short_lived_appends(&url, args.samples.min(200)).await?;
     println!("{:<44} {:>10} {:>10} {:>12}", "latency (microseconds)", "p50", "p99", "p99 / floor");
     let floor_p99 = percentile(&bare, 0.99);
     for (label, samples) in [
         ("bare LISTEN/NOTIFY round trip (floor)", &bare),
         ("append committed -> subscriber handler", &commit_to_handler),
         ("append called -> subscriber handler", &call_to_handler),
+        ("`events append` process -> subscriber", &short_lived),
     ] {
         let p99 = percentile(samples, 0.99);
         println!("{:<44} {:>10.0} {:>10.0} {:>11.2}x", label, percentile(samples, 0.5), p99, p99 / floor_p99);
@@ -357,6 +359,56 @@ async fn append_to_subscriber(url: &str, samples: usize) -> anyhow::Result<(Vec<
     let _ = stop_tx.send(());
     task.await?;
     Ok((commit_to_handler, call_to_handler))
+}
+
+/// Appends from a short-lived process (`bookkeeper events append`, which exits
+/// right after) to a live subscriber here: from the child printing the position
+/// (its commit is done) to the handler. The wake-up must not wait for a poll.
+async fn short_lived_appends(url: &str, samples: usize) -> anyhow::Result<Vec<f64>> {
+    let reader = Store::connect(url).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let options = SubscriptionOptions { poll_interval: Duration::from_secs(60), ..Default::default() };
+    let sub =
+        Subscription::new(reader, "bench.short-lived", TypeFilter::of(["BenchPing"]), Stamp(tx)).with_options(options);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sub.run(async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exe = std::env::current_exe().context("finding this binary to run `events append`")?;
+    let mut out = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let (exe, url) = (exe.clone(), url.to_string());
+        let child = tokio::task::spawn_blocking(move || -> anyhow::Result<Instant> {
+            use std::io::{BufRead, Write};
+            let mut child = std::process::Command::new(exe)
+                .args(["events", "append"])
+                .env("DATABASE_URL", url)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()?;
+            let line = format!(
+                "{{\"type\": \"BenchPing\", \"actor\": \"bench\", \"status\": \"PING\", \"correlation_id\": \"short-{i}\"}}\n"
+            );
+            child.stdin.take().context("stdin")?.write_all(line.as_bytes())?;
+            let mut printed = String::new();
+            std::io::BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut printed)?;
+            let committed = Instant::now();
+            child.wait()?;
+            Ok(committed)
+        });
+        let handled = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .context("the subscriber was not woken within 10 s of a short-lived append")?
+            .context("subscriber stopped")?;
+        let committed = child.await??;
+        out.push(handled.saturating_duration_since(committed).as_secs_f64() * 1e6);
+        tokio::time::sleep(SAMPLE_GAP).await;
+    }
+    let _ = stop_tx.send(());
+    task.await?;
+    Ok(out)
 }
 
 async fn count(pool: &PgPool) -> anyhow::Result<usize> {

@@ -98,8 +98,9 @@ pub async fn decisions(args: DecisionsBenchArgs) -> anyhow::Result<()> {
             let mut decided = decide(&store, &url, args.proposals, round).await?;
             let (f50, f99) = (percentile(&mut floor, 0.5), percentile(&mut floor, 0.99));
             let (d50, d99) = (percentile(&mut decided, 0.5), percentile(&mut decided, 0.99));
+            let (stats, stats_scan) = stats_ms(&store, &url, round).await?;
             println!(
-                "{:>10} {:>10.2}ms {:>10.2}ms {:>10.2}ms {:>10.2}ms {:>8.2}x {:>14} {:>12.1}ms",
+                "{:>10} {:>10.2}ms {:>10.2}ms {:>10.2}ms {:>10.2}ms {:>8.2}x {:>12} {:>9.1}ms {:>9.2}ms {:>9.1}ms",
                 count(&raw).await?,
                 f50,
                 f99,
@@ -107,7 +108,9 @@ pub async fn decisions(args: DecisionsBenchArgs) -> anyhow::Result<()> {
                 d99,
                 d99 / f99,
                 fold_rate,
-                scan
+                scan,
+                stats,
+                stats_scan
             );
             first_p99.get_or_insert(d99);
             last = (size, d99, f99);
@@ -129,22 +132,23 @@ async fn count(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
 }
 
-/// Grows the log to `size` events: invoice proposals of [`VENDOR`] on [`ACCOUNT`],
-/// each executed, every tenth another vendor's, generated server-side. Returns
-/// how many were added.
+/// Grows the log to `size` events: invoice proposals of [`VENDOR`] on [`ACCOUNT`]
+/// (every tenth another vendor's), each approved by a policy and executed,
+/// generated server-side. Returns how many were added.
 async fn grow(pool: &PgPool, size: usize) -> anyhow::Result<usize> {
     let have = count(pool).await? as usize;
-    let mut left = size.saturating_sub(have) / 2;
-    let added = left * 2;
-    let mut next: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events").fetch_one(pool).await?;
+    let mut left = size.saturating_sub(have) / 3;
+    let added = left * 3;
+    let mut next: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?;
     while left > 0 {
-        let chunk = left.min(50_000) as i64;
+        let chunk = left.min(30_000) as i64;
         sqlx::query(
             "INSERT INTO events (event_id, type, actor, status, correlation_id, payload)
-             SELECT gen_random_uuid(),
-                    CASE k WHEN 0 THEN 'InvoiceRegistrationProposed' ELSE 'InvoiceRegistrationExecuted' END,
-                    CASE k WHEN 0 THEN 'book-e' ELSE 'system' END,
-                    CASE k WHEN 0 THEN 'PROPOSED' ELSE 'EXECUTED' END,
+             SELECT CASE k WHEN 0 THEN md5('history-' || g)::uuid ELSE gen_random_uuid() END,
+                    CASE k WHEN 0 THEN 'InvoiceRegistrationProposed' WHEN 1 THEN 'InvoiceRegistrationApproved'
+                           ELSE 'InvoiceRegistrationExecuted' END,
+                    CASE k WHEN 0 THEN 'book-e' WHEN 1 THEN 'system:auto' ELSE 'system' END,
+                    CASE k WHEN 0 THEN 'PROPOSED' WHEN 1 THEN 'AUTO_APPROVED' ELSE 'EXECUTED' END,
                     'history-' || g,
                     CASE k WHEN 0 THEN jsonb_build_object(
                         'requested_by', 'user:' || (g % 20),
@@ -152,8 +156,10 @@ async fn grow(pool: &PgPool, size: usize) -> anyhow::Result<usize> {
                         'account', $4::text,
                         'invoice_number', 'H' || g,
                         'amount', jsonb_build_object('minor', 10000 + g % 90000, 'currency', 'NOK'))
+                    WHEN 1 THEN jsonb_build_object('reason', 'history', 'outcome', 'approve',
+                        'proposal_event_id', md5('history-' || g)::uuid::text)
                     ELSE '{}'::jsonb END
-             FROM generate_series($1 + 1, $1 + $2) g, (VALUES (0), (1)) AS kinds(k)
+             FROM generate_series($1 + 1, $1 + $2) g, (VALUES (0), (1), (2)) AS kinds(k)
              ORDER BY g, k",
         )
         .bind(next)
@@ -206,6 +212,27 @@ async fn scan_ms(store: &Store, round: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     store.proposal_facts_by_scan(&query).await?;
     Ok(started.elapsed().as_secs_f64() * 1e3)
+}
+
+/// A scrape in a process that has been running: its tally is warm, and a few
+/// events came since the last one. Beside it, the views' answer.
+async fn stats_ms(store: &Store, url: &str, round: usize) -> anyhow::Result<(f64, f64)> {
+    let scraper = Store::connect(url).await?;
+    scraper.stats().await?;
+    let mut samples = Vec::new();
+    for i in 0..20 {
+        let events =
+            (0..10).map(|j| NewEvent::new("BenchPing", "bench", "PING", format!("s-{round}-{i}-{j}"))).collect();
+        store.append_events(events).await?;
+        let started = Instant::now();
+        scraper.stats().await?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let started = Instant::now();
+    scraper.stats_by_scan().await?;
+    let scan = started.elapsed().as_secs_f64() * 1e3;
+    scraper.close().await;
+    Ok((percentile(&mut samples, 0.5), scan))
 }
 
 fn proposal(id: &str) -> NewEvent {
