@@ -100,6 +100,19 @@ pub trait Handler: Send + Sync {
     /// after a crash between the effect and the commit, the event comes again.
     fn handle(&self, event: &RecordedEvent) -> impl Future<Output = Result<Append, HandlerError>> + Send;
 
+    /// Handles events read together while they queue, each as if the ones before
+    /// it were committed; their outputs (one per event, in order) then commit in
+    /// one transaction with the checkpoint past the last. `None` (the default):
+    /// one at a time. Any failure, or a refused commit, falls back to one at a
+    /// time, where retries and parking apply, so a batch never loses an event.
+    fn handle_batch(
+        &self,
+        events: &[RecordedEvent],
+    ) -> impl Future<Output = Option<Result<Vec<Append>, HandlerError>>> + Send {
+        let _ = events;
+        async { None }
+    }
+
     /// What the service appends when `event` is parked, beside the park record,
     /// in the same transaction (Review-E: an escalation to a person; the
     /// Accounting API: a final failure). `reason` is already safe to store.
@@ -294,6 +307,11 @@ impl<H: Handler> Subscription<H> {
         }
 
         let batch = self.store.read(cursor, &self.filter, self.options.batch_size).await?;
+        if batch.events.len() > 1 {
+            if let Some(n) = self.handle_together(&batch.events).await? {
+                return Ok(StepOutcome::Handled(n));
+            }
+        }
         let mut handled = 0;
         for event in &batch.events {
             let span = tracing::info_span!("handle_event",
@@ -328,6 +346,55 @@ impl<H: Handler> Subscription<H> {
         Ok(StepOutcome::CaughtUp { held_back: batch.held_back })
     }
 
+    /// A queue: handles `events` as one batch and commits them together, if the
+    /// handler can. `None`: handle them one at a time instead (nothing was
+    /// committed).
+    async fn handle_together(&mut self, events: &[RecordedEvent]) -> Result<Option<usize>, SubscriptionError> {
+        let span = tracing::info_span!("handle_batch", subscription = %self.name, events = events.len(),
+            first = events.first().map(|e| e.position), last = events.last().map(|e| e.position));
+        let handling = std::time::Instant::now();
+        let outputs = match self.handler.handle_batch(events).instrument(span.clone()).await {
+            None => return Ok(None),
+            Some(Ok(outputs)) if outputs.len() == events.len() => outputs,
+            Some(Ok(_)) | Some(Err(_)) => return Ok(None),
+        };
+        let Some(merged) = Append::merged(outputs) else { return Ok(None) };
+        let Some(last) = events.last().map(RecordedEvent::cursor) else { return Ok(None) };
+        let step = self.facts_step_all(events);
+        let committed =
+            self.store.commit_handled(&self.name, &self.holder, last, events.len() as i64, &merged, step).await;
+        match committed {
+            Ok(_) => {}
+            // Refused as a whole, nothing written: each on its own shows which and why.
+            Err(StoreError::VersionConflict { .. } | StoreError::EventIdReused { .. }) => return Ok(None),
+            Err(e) if is_permanent(&e) => return Ok(None),
+            Err(e) => {
+                // The outcome is unknown: re-read the checkpoint before going on.
+                self.cursor = None;
+                self.heartbeat = None;
+                return Err(e.into());
+            }
+        }
+        self.permanent_failures = None;
+        crate::store::count_appended(&merged);
+        self.cursor = Some(last);
+        for event in events {
+            crate::metrics::count(
+                "bookkeeper_events_handled_total",
+                "Events handled and committed by a subscription, by event type.",
+                &[("subscription", &self.name), ("type", &event.event_type)],
+            );
+        }
+        crate::metrics::observe(
+            "bookkeeper_handler_batch_seconds",
+            "Time from handing a queued batch to the handler to its committed checkpoint.",
+            &[("subscription", &self.name)],
+            handling.elapsed(),
+        );
+        span.in_scope(|| tracing::debug!(took_us = handling.elapsed().as_micros() as u64, "batch committed"));
+        Ok(Some(events.len()))
+    }
+
     /// Folds the facts up to the checkpoint if they are behind it (a first start
     /// after the upgrade that added them, a rebuild), saying so in the log.
     async fn catch_up_facts(&mut self) -> Result<(), SubscriptionError> {
@@ -354,7 +421,12 @@ impl<H: Handler> Subscription<H> {
 
     /// What this subscription's commit of `event` folds into the facts.
     fn facts_step<'a>(&self, event: Option<&'a RecordedEvent>) -> Option<crate::store::FactsStep<'a>> {
-        self.options.keeps_facts.then_some(crate::store::FactsStep { event })
+        self.options.keeps_facts.then(|| crate::store::FactsStep { events: event.into_iter().collect() })
+    }
+
+    /// What this subscription's commit of a batch folds into the facts.
+    fn facts_step_all<'a>(&self, events: &'a [RecordedEvent]) -> Option<crate::store::FactsStep<'a>> {
+        self.options.keeps_facts.then(|| crate::store::FactsStep { events: events.iter().collect() })
     }
 
     /// Hands one event to the handler and commits its output with the checkpoint;

@@ -286,6 +286,7 @@ pub struct FactsModel {
     requests: BTreeMap<(String, String), i64>,
     /// What was seeded from the tables: written back only where it changed.
     seeded_actions: HashMap<String, (bool, bool)>,
+    seeded_proposals: HashSet<String>,
 }
 
 impl FactsModel {
@@ -300,6 +301,7 @@ impl FactsModel {
         }
         for row in proposals {
             model.proposal_ids.insert(row.event_id.clone());
+            model.seeded_proposals.insert(row.event_id.clone());
             model.proposals.entry(row.correlation_id.clone()).or_default().push(row);
         }
         model
@@ -314,9 +316,14 @@ impl FactsModel {
 
     /// What to write back: new proposals, changed action flags, and the
     /// aggregates' increments.
-    pub(crate) fn changes(&self, seeded_proposals: &HashSet<String>) -> Changes<'_> {
+    pub(crate) fn changes(&self) -> Changes<'_> {
         Changes {
-            proposals: self.proposals.values().flatten().filter(|p| !seeded_proposals.contains(&p.event_id)).collect(),
+            proposals: self
+                .proposals
+                .values()
+                .flatten()
+                .filter(|p| !self.seeded_proposals.contains(&p.event_id))
+                .collect(),
             actions: self
                 .actions
                 .iter()
@@ -341,7 +348,12 @@ impl FactsModel {
 
     /// The facts about a proposal after everything folded so far (from scratch).
     pub fn facts(&self, q: &FactsQuery) -> ProposalFacts {
-        let l = Lookup::of(q);
+        self.over(&Kept::default(), &Lookup::of(q))
+    }
+
+    /// The facts of the kept tables (`base`) with this model's changes on top: a
+    /// batch's earlier events over what the tables held before the batch.
+    pub(crate) fn over(&self, base: &Kept, l: &Lookup) -> ProposalFacts {
         let vendor = l.vendor.as_ref().and_then(|v| self.vendors.get(v)).cloned().unwrap_or_default();
         let invoice = match (&l.vendor, &l.invoice_number) {
             (Some(v), Some(n)) => self.invoices.get(&(v.clone(), n.clone())).copied().unwrap_or_default(),
@@ -354,23 +366,42 @@ impl FactsModel {
                 .fold(0i64, |sum, (_, n)| sum.saturating_add(*n)),
             None => 0,
         };
+        let spending =
+            l.account.as_ref().and_then(|a| self.spending.get(&(a.clone(), l.month.clone()))).copied().unwrap_or(0);
+        let largest = match (base.largest, vendor.largest) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let last_paid = match (base.last_paid.clone(), vendor.last_paid) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         ProposalFacts {
-            vendor_payments: vendor.count,
-            vendor_total_minor: vendor.total,
-            vendor_largest_minor: vendor.largest.unwrap_or(0),
-            vendor_last_paid: vendor.last_paid,
-            account_month_to_date_minor: l
-                .account
-                .as_ref()
-                .and_then(|a| self.spending.get(&(a.clone(), l.month.clone())))
-                .copied()
-                .unwrap_or(0),
-            duplicate_invoice_registered: invoice.0 > 0,
-            duplicate_invoice_proposed: invoice.1 > 0,
-            requester_last_30_days: requests(&l.window_from, &l.today),
-            requester_today: requests(&l.today, &l.today),
+            vendor_payments: base.payments + vendor.count,
+            vendor_total_minor: base.total.saturating_add(vendor.total),
+            vendor_largest_minor: largest.unwrap_or(0),
+            vendor_last_paid: last_paid,
+            account_month_to_date_minor: base.spending.saturating_add(spending),
+            duplicate_invoice_registered: base.registered + invoice.0 > 0,
+            duplicate_invoice_proposed: base.open + invoice.1 > 0,
+            requester_last_30_days: base.last_30_days.saturating_add(requests(&l.window_from, &l.today)),
+            requester_today: base.today.saturating_add(requests(&l.today, &l.today)),
         }
     }
+}
+
+/// What the kept tables say for one proposal's keys (zeros: nothing kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub payments: i64,
+    pub total: i64,
+    pub largest: Option<i64>,
+    pub last_paid: Option<String>,
+    pub spending: i64,
+    pub registered: i64,
+    pub open: i64,
+    pub last_30_days: i64,
+    pub today: i64,
 }
 
 /// A vendor key's increments: payments, total, largest, latest day paid.
@@ -532,28 +563,28 @@ pub(crate) type KeptRow = (
     Option<i64>,
 );
 
-/// The facts from a [`sql::FACTS`] row, or [`StoreError::FactsBehind`] when the
+/// What a [`sql::FACTS`] row says, or [`StoreError::FactsBehind`] when the
 /// tables are not folded up to the checkpoint.
-pub(crate) fn from_kept(row: KeptRow) -> Result<ProposalFacts, StoreError> {
+pub(crate) fn from_kept(row: KeptRow) -> Result<Kept, StoreError> {
     let folded = Cursor { transaction_id: row.9.unwrap_or(0), position: row.10.unwrap_or(0) };
     let checkpoint = Cursor { transaction_id: row.11.unwrap_or(0), position: row.12.unwrap_or(0) };
     if folded != checkpoint {
         return Err(StoreError::FactsBehind { folded, checkpoint });
     }
-    Ok(ProposalFacts {
-        vendor_payments: row.0.unwrap_or(0),
-        vendor_total_minor: row.1.unwrap_or(0),
-        vendor_largest_minor: row.2.unwrap_or(0),
-        vendor_last_paid: row.3,
-        account_month_to_date_minor: row.4.unwrap_or(0),
-        duplicate_invoice_registered: row.5.unwrap_or(0) > 0,
-        duplicate_invoice_proposed: row.6.unwrap_or(0) > 0,
-        requester_last_30_days: row.7.unwrap_or(0),
-        requester_today: row.8.unwrap_or(0),
+    Ok(Kept {
+        payments: row.0.unwrap_or(0),
+        total: row.1.unwrap_or(0),
+        largest: row.2,
+        last_paid: row.3,
+        spending: row.4.unwrap_or(0),
+        registered: row.5.unwrap_or(0),
+        open: row.6.unwrap_or(0),
+        last_30_days: row.7.unwrap_or(0),
+        today: row.8.unwrap_or(0),
     })
 }
 
-/// The columns of [`sql::PROPOSALS_OF`].
+/// The columns of [`sql::LOAD_PROPOSALS`].
 pub(crate) type ProposalColumns =
     (String, String, String, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>);
 
@@ -580,14 +611,44 @@ pub(crate) const CHUNK: usize = 500;
 /// events needs (the touched actions' flags and proposals), folds them in memory,
 /// and writes the changes back, a few statements per batch whatever its size.
 macro_rules! fold_in_on {
-    ($conn:ty, $db:ty) => {
+    ($conn:ty, $db:ty, $sql:path) => {
         /// Folds `events` into the facts tables, inside the caller's transaction.
         pub(crate) async fn fold_in(conn: &mut $conn, events: &[&RecordedEvent]) -> Result<(), StoreError> {
+            let mut model = seed_in(conn, events).await?;
+            for event in events {
+                model.fold(event);
+            }
+            save_in(conn, &model).await
+        }
+
+        /// What the kept tables say for one proposal's keys (see `sql::FACTS`).
+        pub(crate) async fn kept_in(
+            conn: &mut $conn,
+            l: &crate::store::facts::Lookup,
+            subscription: &str,
+        ) -> Result<crate::store::facts::Kept, StoreError> {
+            let row: crate::store::facts::KeptRow = sqlx::query_as(&*$sql(crate::store::facts::sql::FACTS))
+                .bind(&l.vendor)
+                .bind(&l.account)
+                .bind(&l.month)
+                .bind(&l.invoice_number)
+                .bind(&l.requested_by)
+                .bind(&l.window_from)
+                .bind(&l.today)
+                .bind(subscription)
+                .fetch_one(&mut *conn)
+                .await?;
+            crate::store::facts::from_kept(row)
+        }
+
+        /// A model seeded with the stored state `events` touch (their actions'
+        /// flags and proposals), to fold them into.
+        pub(crate) async fn seed_in(
+            conn: &mut $conn,
+            events: &[&RecordedEvent],
+        ) -> Result<crate::store::facts::FactsModel, StoreError> {
             use crate::store::facts::{sql, FactsModel, ProposalColumns, CHUNK};
             let touched = FactsModel::touched(events);
-            if touched.is_empty() {
-                return Ok(());
-            }
             let mut actions: Vec<(String, bool, bool)> = Vec::new();
             let mut proposals = Vec::new();
             for chunk in touched.chunks(CHUNK) {
@@ -606,12 +667,16 @@ macro_rules! fold_in_on {
                     }
                 }
             }
-            let seeded: std::collections::HashSet<String> = proposals.iter().map(|p| p.event_id.clone()).collect();
-            let mut model = FactsModel::seeded(actions, proposals);
-            for event in events {
-                model.fold(event);
-            }
-            let changes = model.changes(&seeded);
+            Ok(FactsModel::seeded(actions, proposals))
+        }
+
+        /// Adds a seeded model's changes to the tables.
+        pub(crate) async fn save_in(
+            conn: &mut $conn,
+            model: &crate::store::facts::FactsModel,
+        ) -> Result<(), StoreError> {
+            use crate::store::facts::{sql, CHUNK};
+            let changes = model.changes();
             for chunk in changes.proposals.chunks(CHUNK) {
                 let mut q = sqlx::QueryBuilder::<$db>::new(sql::SAVE_PROPOSALS);
                 q.push_values(chunk, |mut b, p| {

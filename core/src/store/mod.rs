@@ -107,11 +107,11 @@ impl From<FactsRow> for ProposalFacts {
     }
 }
 
-/// What a commit of the subscription that keeps the facts folds: the event it
+/// What a commit of the subscription that keeps the facts folds: the events it
 /// handled, or none (a commit that only moves past events of other types).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct FactsStep<'a> {
-    pub event: Option<&'a RecordedEvent>,
+    pub events: Vec<&'a RecordedEvent>,
 }
 
 /// Events read per page while the tally catches up.
@@ -203,6 +203,25 @@ impl Append {
     pub fn expect(mut self, correlation_id: impl Into<String>, version: ExpectedVersion) -> Self {
         self.expected.insert(correlation_id.into(), version);
         self
+    }
+
+    /// One batch of several handlers' outputs, in order: all their events, and
+    /// each one's expectations. `None` when two expect different versions of the
+    /// same correlation (they cannot both hold).
+    pub fn merged(parts: Vec<Append>) -> Option<Append> {
+        let mut all = Append::nothing();
+        for part in parts {
+            for (correlation_id, version) in part.expected {
+                match all.expected.get(&correlation_id) {
+                    Some(existing) if *existing != version => return None,
+                    _ => {
+                        all.expected.insert(correlation_id, version);
+                    }
+                }
+            }
+            all.events.extend(part.events);
+        }
+        Some(all)
     }
 
     /// The same batch with fresh random event ids (causation kept). For when a
@@ -694,10 +713,7 @@ impl Store {
                 page.events.iter().filter(|e| tally::touches_standing(e)).map(|e| e.correlation_id.clone()).collect();
             let touched: Vec<String> = touched.into_iter().collect();
             for ids in touched.chunks(500) {
-                let events = match &self.backend {
-                    Backend::Postgres(b) => b.read_correlations(ids).await?,
-                    Backend::Sqlite(b) => b.read_correlations(ids).await?,
-                };
+                let events = self.read_correlations(ids).await?;
                 let mut stories: std::collections::HashMap<&str, Vec<RecordedEvent>> = Default::default();
                 for e in &events {
                     stories.entry(e.correlation_id.as_str()).or_default().push(e.clone());
@@ -854,6 +870,31 @@ impl Store {
         match &self.backend {
             Backend::Postgres(b) => b.kept_facts(&facts::Lookup::of(query), subscription).await,
             Backend::Sqlite(b) => b.kept_facts(&facts::Lookup::of(query), subscription).await,
+        }
+    }
+
+    /// The facts of each proposal among `events` (a batch read together after
+    /// `subscription`'s checkpoint, in read order; `queries[i]` for the proposals),
+    /// each as of just before it: the kept tables and what the batch's earlier
+    /// events change, as if each had been committed alone.
+    pub async fn proposal_facts_in_batch(
+        &self,
+        subscription: &str,
+        events: &[RecordedEvent],
+        queries: &[Option<FactsQuery>],
+    ) -> Result<Vec<Option<ProposalFacts>>, StoreError> {
+        let lookups: Vec<Option<facts::Lookup>> = queries.iter().map(|q| q.as_ref().map(facts::Lookup::of)).collect();
+        match &self.backend {
+            Backend::Postgres(b) => b.facts_in_batch(events, &lookups, subscription).await,
+            Backend::Sqlite(b) => b.facts_in_batch(events, &lookups, subscription).await,
+        }
+    }
+
+    /// Every event of these actions, in read order (chunked by the caller).
+    pub async fn read_correlations(&self, correlation_ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.read_correlations(correlation_ids).await,
+            Backend::Sqlite(b) => b.read_correlations(correlation_ids).await,
         }
     }
 

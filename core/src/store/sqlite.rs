@@ -66,7 +66,7 @@ fn sqlite_sql(sql: &'static str) -> String {
     sql.replace('$', "?")
 }
 
-facts::fold_in_on!(SqliteConnection, sqlx::Sqlite);
+facts::fold_in_on!(SqliteConnection, sqlx::Sqlite, sqlite_sql);
 
 /// Unix milliseconds by the database's clock.
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
@@ -400,8 +400,8 @@ impl SqliteBackend {
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
-            if let (1, Some(event)) = (advanced.rows_affected(), step.event) {
-                fold_in(&mut tx, &[event]).await?;
+            if advanced.rows_affected() == 1 && !step.events.is_empty() {
+                fold_in(&mut tx, &step.events).await?;
             }
         }
         let moved = sqlx::query(
@@ -433,18 +433,32 @@ impl SqliteBackend {
         l: &facts::Lookup,
         subscription: &str,
     ) -> Result<super::ProposalFacts, StoreError> {
-        let row: facts::KeptRow = sqlx::query_as(&sqlite_sql(facts::sql::FACTS))
-            .bind(&l.vendor)
-            .bind(&l.account)
-            .bind(&l.month)
-            .bind(&l.invoice_number)
-            .bind(&l.requested_by)
-            .bind(&l.window_from)
-            .bind(&l.today)
-            .bind(subscription)
-            .fetch_one(&self.pool)
-            .await?;
-        facts::from_kept(row)
+        let mut conn = self.pool.acquire().await?;
+        let kept = kept_in(&mut conn, l, subscription).await?;
+        Ok(facts::FactsModel::default().over(&kept, l))
+    }
+
+    /// The facts of each proposal among `events` (read together after the
+    /// checkpoint, in read order), each as of just before it: the kept tables and
+    /// what the earlier events of the batch change.
+    pub(crate) async fn facts_in_batch(
+        &self,
+        events: &[RecordedEvent],
+        lookups: &[Option<facts::Lookup>],
+        subscription: &str,
+    ) -> Result<Vec<Option<super::ProposalFacts>>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let all: Vec<&RecordedEvent> = events.iter().collect();
+        let mut model = seed_in(&mut conn, &all).await?;
+        let mut out = Vec::with_capacity(events.len());
+        for (event, lookup) in events.iter().zip(lookups) {
+            out.push(match lookup {
+                Some(l) => Some(model.over(&kept_in(&mut conn, l, subscription).await?, l)),
+                None => None,
+            });
+            model.fold(event);
+        }
+        Ok(out)
     }
 
     pub(crate) async fn facts_progress(&self, subscription: &str) -> Result<(Cursor, Cursor), StoreError> {

@@ -13,6 +13,7 @@ use bookkeeper_core::{
 };
 use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::policy::{Combined, Mode, Verdict};
 use crate::proposal;
@@ -133,23 +134,18 @@ impl Reviewer {
     }
 }
 
-impl Handler for Reviewer {
-    async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
-        if !matches!(EventType::parse(&event.event_type), Some(EventType::Action(_, Stage::Proposed))) {
-            // An execution or a rejection: nothing to judge; the commit folds it
-            // into the facts.
-            return Ok(Append::nothing());
-        }
-        let started = std::time::Instant::now();
-        let story = self.store.read_correlation(&event.correlation_id).await?;
-        let state = ActionState::fold(&story);
+impl Reviewer {
+    /// What to do about a proposal without judging it, if anything (a second
+    /// proposal, one a person decided, rival proposals); `None`: judge it.
+    fn without_judging(event: &RecordedEvent, story: &[RecordedEvent]) -> Option<Append> {
+        let state = ActionState::fold(story);
         if state.proposals.first().map(|p| p.event_id) != Some(event.event_id) {
             tracing::warn!("a second proposal in one correlation is not judged");
-            return Ok(Append::nothing());
+            return Some(Append::nothing());
         }
         if state.is_decided() {
             tracing::info!("already decided by a person; no automatic decision");
-            return Ok(Append::nothing());
+            return Some(Append::nothing());
         }
         if state.has_rival_proposals() {
             // History from before the store refused a second proposal: a person
@@ -159,18 +155,30 @@ impl Handler for Reviewer {
                 state.proposals.len()
             );
             let Some(escalate) = escalation_event(event, AUTO, &reason, "review-e.decision") else {
-                return Ok(Append::nothing());
+                return Some(Append::nothing());
             };
-            return Ok(Append::one(escalate)
-                .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(&story))));
+            return Some(
+                Append::one(escalate)
+                    .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(story))),
+            );
         }
-        let proposal = proposal::from_event(event);
-        let read = started.elapsed();
-        let facts = proposal::facts_for(&self.store, SUBSCRIPTION, event, &proposal).await?;
-        let facts_took = started.elapsed() - read;
+        None
+    }
+
+    /// Judges a proposal on its facts and appends the decision with its record.
+    async fn judge(
+        &self,
+        event: &RecordedEvent,
+        story: &[RecordedEvent],
+        proposal: Proposal,
+        facts: Facts,
+        timings: (std::time::Duration, std::time::Duration),
+    ) -> Result<Append, HandlerError> {
+        let (read, facts_took) = timings;
+        let started = std::time::Instant::now();
         let active = self.registry.current();
         let combined = evaluate(active.clone(), proposal, facts.clone()).await?;
-        let evaluated = started.elapsed() - read - facts_took;
+        let evaluated = started.elapsed();
         let outcome = combined.outcome.to_string();
         bookkeeper_core::metrics::observe(
             "bookkeeper_policy_evaluation_seconds",
@@ -196,7 +204,82 @@ impl Handler for Reviewer {
         // A person deciding meanwhile moves the version: the commit then fails,
         // and on retry the check above sees their decision.
         Ok(Append::one(decision)
-            .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(&story))))
+            .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(story))))
+    }
+
+    /// A queue of events, judged together: the stories in one read, each
+    /// proposal's facts as of just before it (the kept tables and the batch's
+    /// earlier events), every decision committed with the checkpoint at once.
+    async fn judge_batch(&self, events: &[RecordedEvent]) -> Result<Vec<Append>, HandlerError> {
+        let started = std::time::Instant::now();
+        let proposals: Vec<usize> = (0..events.len()).filter(|&i| is_proposal(&events[i])).collect();
+        let ids: std::collections::BTreeSet<String> =
+            proposals.iter().map(|&i| events[i].correlation_id.clone()).collect();
+        let ids: Vec<String> = ids.into_iter().collect();
+        let mut stories: std::collections::HashMap<String, Vec<RecordedEvent>> = Default::default();
+        for chunk in ids.chunks(500) {
+            for e in self.store.read_correlations(chunk).await? {
+                stories.entry(e.correlation_id.clone()).or_default().push(e);
+            }
+        }
+        let read = started.elapsed();
+        let mut outputs: Vec<Option<Append>> = vec![None; events.len()];
+        let mut queries = vec![None; events.len()];
+        let mut judged = Vec::new();
+        for &i in &proposals {
+            let event = &events[i];
+            let story = stories.get(&event.correlation_id).map(Vec::as_slice).unwrap_or_default();
+            let span = tracing::info_span!("handle_event", subscription = SUBSCRIPTION,
+                correlation_id = %event.correlation_id, event_type = %event.event_type, position = event.position);
+            match span.in_scope(|| Self::without_judging(event, story)) {
+                Some(out) => outputs[i] = Some(out),
+                None => {
+                    let proposal = proposal::from_event(event);
+                    queries[i] = Some(proposal::query_for(event, &proposal));
+                    judged.push((i, proposal, span));
+                }
+            }
+        }
+        let facts = self.store.proposal_facts_in_batch(SUBSCRIPTION, events, &queries).await?;
+        let facts_took = started.elapsed() - read;
+        for (i, proposal, span) in judged {
+            let (Some(query), Some(Some(f))) = (&queries[i], facts.get(i)) else {
+                return Err(HandlerError::transient("the facts of a queued proposal are missing"));
+            };
+            let facts = proposal::to_policy_facts(f.clone(), query);
+            let story = stories.get(&events[i].correlation_id).map(Vec::as_slice).unwrap_or_default();
+            let out = self.judge(&events[i], story, proposal, facts, (read, facts_took)).instrument(span).await?;
+            outputs[i] = Some(out);
+        }
+        Ok(outputs.into_iter().map(Option::unwrap_or_default).collect())
+    }
+}
+
+fn is_proposal(event: &RecordedEvent) -> bool {
+    matches!(EventType::parse(&event.event_type), Some(EventType::Action(_, Stage::Proposed)))
+}
+
+impl Handler for Reviewer {
+    async fn handle(&self, event: &RecordedEvent) -> Result<Append, HandlerError> {
+        if !is_proposal(event) {
+            // An execution or a rejection: nothing to judge; the commit folds it
+            // into the facts.
+            return Ok(Append::nothing());
+        }
+        let started = std::time::Instant::now();
+        let story = self.store.read_correlation(&event.correlation_id).await?;
+        if let Some(out) = Self::without_judging(event, &story) {
+            return Ok(out);
+        }
+        let proposal = proposal::from_event(event);
+        let read = started.elapsed();
+        let facts = proposal::facts_for(&self.store, SUBSCRIPTION, event, &proposal).await?;
+        let facts_took = started.elapsed() - read;
+        self.judge(event, &story, proposal, facts, (read, facts_took)).await
+    }
+
+    async fn handle_batch(&self, events: &[RecordedEvent]) -> Option<Result<Vec<Append>, HandlerError>> {
+        Some(self.judge_batch(events).await)
     }
 
     /// A proposal that can never be judged (its facts cannot be read, its decision

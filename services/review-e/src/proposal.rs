@@ -51,8 +51,13 @@ pub async fn facts_for(
     event: &RecordedEvent,
     proposal: &Proposal,
 ) -> Result<Facts, StoreError> {
-    let today = event.created_at.date_naive();
-    let query = FactsQuery {
+    let query = query_for(event, proposal);
+    Ok(to_policy_facts(store.proposal_facts(&query, subscription).await?, &query))
+}
+
+/// What to ask the facts read model about a proposal.
+pub fn query_for(event: &RecordedEvent, proposal: &Proposal) -> FactsQuery {
+    FactsQuery {
         before: event.cursor(),
         correlation_id: event.correlation_id.clone(),
         vendor_name: proposal.vendor.as_ref().map(|v| v.name.clone()),
@@ -60,12 +65,13 @@ pub async fn facts_for(
         account: proposal.account.clone(),
         invoice_number: proposal.invoice_number.clone(),
         requested_by: Some(proposal.requested_by.clone()).filter(|r| !r.is_empty()),
-        today,
-    };
-    Ok(to_policy_facts(store.proposal_facts(&query, subscription).await?, today.format("%Y-%m-%d").to_string()))
+        today: event.created_at.date_naive(),
+    }
 }
 
-fn to_policy_facts(f: ProposalFacts, today: String) -> Facts {
+/// The facts as policies see them.
+pub fn to_policy_facts(f: ProposalFacts, query: &FactsQuery) -> Facts {
+    let today = query.today.format("%Y-%m-%d").to_string();
     let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
     Facts {
         today,

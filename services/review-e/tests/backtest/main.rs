@@ -112,3 +112,59 @@ async fn on_postgres() {
     recorded_history_replays_and_verifies(&db).await;
     db.cleanup().await;
 }
+
+/// A queue of proposals (and executions between them) is judged as one batch:
+/// every decision commits in one transaction, and each was made on exactly the
+/// facts it would have had alone, as the scan over the log defines them.
+async fn a_queue_is_judged_in_one_batch_on_the_facts_each_would_have_alone(db: &TestDb, backend: Backend) {
+    let store = &db.store;
+    let registry = Registry::new(PolicyEngine::new(Limits::default()).unwrap());
+    let mut reviewer = review_e::decide::subscription(store.clone(), registry, Default::default());
+    let mut queue = Vec::new();
+    for i in 0..30 {
+        let mut p = receipt(&format!("q{i}"), 10_000 + i * 100, if i % 3 == 0 { "Rema" } else { "Kiwi" });
+        p.payload["invoice_number"] = json!(format!("F-{}", i % 4));
+        queue.push(p);
+        if i % 2 == 1 {
+            queue.push(NewEvent::new("ReceiptAttachmentExecuted", "system", "EXECUTED", format!("q{}", i - 1)));
+        }
+    }
+    store.append_events(queue).await.unwrap();
+    assert_eq!(reviewer.drain().await.unwrap(), 45);
+    let mut transactions = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let story = store.read_correlation(&format!("q{i}")).await.unwrap();
+        let decision = story.iter().find(|e| e.event_type == "ReceiptAttachmentEscalated").expect("decided");
+        transactions.insert(decision.transaction_id);
+        let proposal = review_e::proposal::from_event(&story[0]);
+        let query = review_e::proposal::query_for(&story[0], &proposal);
+        let alone = review_e::proposal::to_policy_facts(store.proposal_facts_by_scan(&query).await.unwrap(), &query);
+        assert_eq!(decision.metadata["facts"], serde_json::to_value(&alone).unwrap(), "q{i}");
+    }
+    if backend == Backend::Postgres {
+        assert_eq!(transactions.len(), 1, "one commit for the whole queue");
+    }
+    // The facts read model went on from there: the next proposal alone agrees too.
+    store.append_events(vec![receipt("after", 5_000, "Kiwi")]).await.unwrap();
+    assert_eq!(reviewer.drain().await.unwrap(), 1);
+    let story = store.read_correlation("after").await.unwrap();
+    let p = review_e::proposal::from_event(&story[0]);
+    let q = review_e::proposal::query_for(&story[0], &p);
+    let alone = review_e::proposal::to_policy_facts(store.proposal_facts_by_scan(&q).await.unwrap(), &q);
+    assert_eq!(story[1].metadata["facts"], serde_json::to_value(&alone).unwrap());
+    assert_eq!(alone.vendor_history.payments, 10, "the executed Kiwi receipts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_on_sqlite() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    a_queue_is_judged_in_one_batch_on_the_facts_each_would_have_alone(&db, Backend::Sqlite).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_on_postgres() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    a_queue_is_judged_in_one_batch_on_the_facts_each_would_have_alone(&db, Backend::Postgres).await;
+    db.cleanup().await;
+}
