@@ -179,6 +179,33 @@ pub async fn system(args: SystemBenchArgs) -> anyhow::Result<()> {
         println!("{:<44} {:>12.1}", "  proposal -> decision p99 (ms)", percentile(&decided, 0.99));
         println!("{:<44} {:>12.1}", "  decision -> executed p50 (ms)", percentile(&executed, 0.5));
         println!("{:<44} {:>12.1}", "  decision -> executed p99 (ms)", percentile(&executed, 0.99));
+        // Whether latency grows over the run: each minute's proposals on their own.
+        let timed: Vec<(f64, f64)> = sqlx::query_as(
+            "SELECT EXTRACT(EPOCH FROM (p.created_at - min(p.created_at) OVER ()))::float8,
+                    EXTRACT(EPOCH FROM (x.created_at - p.created_at))::float8 * 1000
+             FROM events p JOIN events x ON x.correlation_id = p.correlation_id
+             WHERE p.type = 'InvoiceRegistrationProposed' AND x.type = 'InvoiceRegistrationExecuted'
+               AND p.correlation_id LIKE 'sys-%'",
+        )
+        .fetch_all(&pool)
+        .await?;
+        let mut minutes: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+        for (offset, latency) in timed {
+            minutes.entry((offset / 60.0).max(0.0) as u64).or_default().push(latency);
+        }
+        if minutes.len() > 1 {
+            println!();
+            println!("{:<12} {:>10} {:>12} {:>12}", "minute", "executed", "p50 (ms)", "p99 (ms)");
+            for (minute, samples) in &minutes {
+                println!(
+                    "{:<12} {:>10} {:>12.1} {:>12.1}",
+                    minute + 1,
+                    samples.len(),
+                    percentile(samples, 0.5),
+                    percentile(samples, 0.99)
+                );
+            }
+        }
         pool.close().await;
         book_e.close().await;
         owner.close().await;

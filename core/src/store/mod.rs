@@ -706,7 +706,9 @@ impl Store {
         let all = TypeFilter::all();
         let mut folded = 0usize;
         loop {
-            let page = self.read(tally.at, &all, TALLY_PAGE).await?;
+            // Everything committed so far, as the views would count it: wait briefly
+            // for events held back behind a transaction still open elsewhere.
+            let page = self.read_waiting(tally.at, &all, TALLY_PAGE, Duration::from_secs(2)).await?;
             let Some(last) = page.events.last().map(RecordedEvent::cursor) else { break };
             tally.count(&page.events);
             let touched: std::collections::BTreeSet<String> =
