@@ -72,7 +72,9 @@ impl ProposalRow {
 
 /// Bounds a text used as a key (see [`MAX_KEY_BYTES`]).
 fn key(text: String) -> String {
-    if text.len() <= MAX_KEY_BYTES {
+    // A short text that looks like a kept hash is hashed too, so it cannot pose
+    // as a long one.
+    if text.len() <= MAX_KEY_BYTES && !text.starts_with("sha256:") {
         text
     } else {
         format!("sha256:{}", super::sha256_hex(text.as_bytes()))
@@ -91,8 +93,10 @@ fn vendor_by_org(org: &str) -> String {
 /// digits, as an operator's manual append may write it); anything else is no
 /// amount, never a failure.
 fn amount(value: Option<&serde_json::Value>) -> Option<i64> {
+    // At most 18 digits either way, as the definition's pattern reads them.
+    const MAX: i64 = 999_999_999_999_999_999;
     match value? {
-        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::Number(n) => n.as_i64().filter(|a| (-MAX..=MAX).contains(a)),
         serde_json::Value::String(s) => {
             let digits = s.strip_prefix('-').unwrap_or(s);
             let plain = !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit());
@@ -112,7 +116,13 @@ pub(crate) fn parse(event: &RecordedEvent) -> Option<Folded> {
         return None;
     };
     let p = &event.payload;
-    let text = |value: Option<&serde_json::Value>| value.and_then(|v| v.as_str()).map(str::to_string);
+    // A key as the definition reads it (`->>`): a string's text, or a number's or
+    // boolean's JSON text; anything else is no key.
+    let text = |value: Option<&serde_json::Value>| match value? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string()),
+        _ => None,
+    };
     match stage {
         Stage::Proposed => Some(Folded::Proposal(ProposalRow {
             event_id: event.event_id.to_string(),
@@ -516,8 +526,6 @@ pub(crate) mod sql {
     pub const PROGRESS: &str = "SELECT f.last_transaction_id, f.last_position,
         coalesce(s.last_transaction_id, 0), coalesce(s.last_position, 0)
         FROM facts_progress f LEFT JOIN subscriptions s ON s.name = $1 WHERE f.id = 1";
-    /// Whether `$2` holds subscription `$1`'s lease (a catch-up commits only then).
-    pub const HOLDS_LEASE: &str = "SELECT count(*) FROM subscriptions WHERE name = $1 AND lease_holder = $2";
     /// The facts of one proposal: $1 vendor key, $2 account, $3 month, $4 invoice
     /// number, $5 requester, $6 first day of the window, $7 today, $8 subscription.
     pub const FACTS: &str = "SELECT
@@ -754,6 +762,7 @@ mod tests {
         assert_eq!(amount(Some(&json!("12.5"))), None);
         assert_eq!(amount(Some(&json!(12.5))), None);
         assert_eq!(amount(Some(&json!("1234567890123456789"))), None);
+        assert_eq!(amount(Some(&json!(1_234_567_890_123_456_789_i64))), None);
         assert_eq!(amount(Some(&json!({"minor": 1}))), None);
         assert_eq!(amount(None), None);
     }
@@ -819,5 +828,7 @@ mod tests {
         assert!(kept.starts_with("sha256:") && kept.len() < MAX_KEY_BYTES);
         assert_eq!(kept, vendor_by_name(&long.to_lowercase()));
         assert_eq!(vendor_by_name("KIWI"), "name:kiwi");
+        let posing = format!("sha256:{}", "0".repeat(64));
+        assert_ne!(key(posing.clone()), posing, "a literal cannot pose as a kept hash");
     }
 }

@@ -710,19 +710,20 @@ impl Store {
             // for events held back behind a transaction still open elsewhere.
             let page = self.read_waiting(tally.at, &all, TALLY_PAGE, Duration::from_secs(2)).await?;
             let Some(last) = page.events.last().map(RecordedEvent::cursor) else { break };
-            tally.count(&page.events);
             let touched: std::collections::BTreeSet<String> =
                 page.events.iter().filter(|e| tally::touches_standing(e)).map(|e| e.correlation_id.clone()).collect();
             let touched: Vec<String> = touched.into_iter().collect();
+            let mut stories: std::collections::HashMap<String, Vec<RecordedEvent>> = Default::default();
             for ids in touched.chunks(500) {
-                let events = self.read_correlations(ids).await?;
-                let mut stories: std::collections::HashMap<&str, Vec<RecordedEvent>> = Default::default();
-                for e in &events {
-                    stories.entry(e.correlation_id.as_str()).or_default().push(e.clone());
+                for e in self.read_correlations(ids).await? {
+                    stories.entry(e.correlation_id.clone()).or_default().push(e);
                 }
-                for id in ids {
-                    tally.restand(id, stories.get(id.as_str()).map(Vec::as_slice).unwrap_or_default(), last);
-                }
+            }
+            // Every read is done: the page is applied whole or not at all (an error
+            // or a dropped call above leaves the tally as it was).
+            tally.count(&page.events);
+            for id in &touched {
+                tally.restand(id, stories.get(id).map(Vec::as_slice).unwrap_or_default(), last);
             }
             tally.at = last;
             folded += page.events.len();

@@ -671,12 +671,13 @@ impl PgBackend {
 
     pub(crate) async fn reset_facts(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!("TRUNCATE {}", facts::sql::TABLES.join(", "))).execute(&mut *tx).await?;
+        // The progress row first, as every commit and fold takes it first: no deadlock.
         sqlx::query(
             "UPDATE facts_progress SET last_transaction_id = 0, last_position = 0, reset_at = now() WHERE id = 1",
         )
         .execute(&mut *tx)
         .await?;
+        sqlx::query(&format!("TRUNCATE {}", facts::sql::TABLES.join(", "))).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -692,8 +693,14 @@ impl PgBackend {
         to: Cursor,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let (holds,): (i64,) =
-            sqlx::query_as(facts::sql::HOLDS_LEASE).bind(subscription).bind(holder).fetch_one(&mut *tx).await?;
+        let (holds,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM subscriptions WHERE name = $1 AND lease_holder = $2
+                 AND lease_expires_at > clock_timestamp()",
+        )
+        .bind(subscription)
+        .bind(holder)
+        .fetch_one(&mut *tx)
+        .await?;
         if holds != 1 {
             return Err(StoreError::LeaseLost(subscription.to_string()));
         }

@@ -492,11 +492,13 @@ impl SqliteBackend {
         to: Cursor,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (holds,): (i64,) = sqlx::query_as(&sqlite_sql(facts::sql::HOLDS_LEASE))
-            .bind(subscription)
-            .bind(holder)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (holds,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) FROM subscriptions WHERE name = ?1 AND lease_holder = ?2 AND lease_expires_at > {NOW_MS}"
+        ))
+        .bind(subscription)
+        .bind(holder)
+        .fetch_one(&mut *tx)
+        .await?;
         if holds != 1 {
             return Err(StoreError::LeaseLost(subscription.to_string()));
         }

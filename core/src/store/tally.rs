@@ -32,7 +32,9 @@ pub(crate) struct Tally {
     pub at: Cursor,
     /// Events per type, then status.
     pub by_type: BTreeMap<String, BTreeMap<String, i64>>,
-    /// Actions whose latest decision naming their proposal is an approval.
+    /// Actions whose latest decision naming their proposal is an approval. Which
+    /// decision names which proposal is read as the lifecycle fold reads it
+    /// (`judged_proposal`), the way every service decides.
     pub approved: i64,
     /// Of those, by a policy.
     pub auto_approved: i64,
@@ -95,10 +97,10 @@ fn standing(story: &[&RecordedEvent]) -> Standing {
         .filter(|e| is_action_stage(&e.event_type, &[Stage::Approved, Stage::Rejected]))
         .filter(|e| judged_proposal(e) == Some(proposal.event_id))
         .collect();
-    let verdict = decisions.last().map(|d| {
-        let approved = is_action_stage(&d.event_type, &[Stage::Approved]);
-        (approved, approved && d.status == crate::event::status::AUTO_APPROVED)
-    });
+    // `auto` as the view counts it: the latest decision's status, whatever its type.
+    let verdict = decisions
+        .last()
+        .map(|d| (is_action_stage(&d.event_type, &[Stage::Approved]), d.status == crate::event::status::AUTO_APPROVED));
     let waiting = decisions.is_empty().then(|| Waiting {
         proposal_type: proposal.event_type.clone(),
         proposed_by: proposal.actor.clone(),
@@ -162,11 +164,11 @@ impl Tally {
         if let Some((approved, auto)) = s.verdict {
             if approved {
                 self.approved += sign;
-                if auto {
-                    self.auto_approved += sign;
-                }
             } else {
                 self.rejected += sign;
+            }
+            if auto {
+                self.auto_approved += sign;
             }
         }
     }
@@ -174,7 +176,7 @@ impl Tally {
     /// The pending list, oldest first.
     pub(crate) fn pending_reviews(&self) -> Vec<PendingReview> {
         let mut waiting: Vec<(&String, &Waiting)> = self.pending.iter().collect();
-        waiting.sort_by_key(|(_, w)| (w.transaction_id, w.position));
+        waiting.sort_by_key(|(_, w)| w.position);
         waiting
             .into_iter()
             .map(|(correlation_id, w)| PendingReview {

@@ -43,6 +43,7 @@ struct Checker {
     model: Mutex<FactsModel>,
     seen: Mutex<Vec<(String, ProposalFacts)>>,
     mismatches: Mutex<Vec<String>>,
+    batches: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -68,6 +69,44 @@ impl Handler for Checking {
         this.model.lock().unwrap().fold(event);
         Ok(Append::nothing())
     }
+
+    /// A queue: every proposal's facts from the batch path (the kept tables and
+    /// the batch's earlier events) against the scan and the fold from scratch.
+    async fn handle_batch(&self, events: &[RecordedEvent]) -> Option<Result<Vec<Append>, HandlerError>> {
+        let this = &self.0;
+        let queries: Vec<Option<FactsQuery>> =
+            events.iter().map(|e| e.event_type.ends_with("Proposed").then(|| query_of(e))).collect();
+        let kept = match this.store.proposal_facts_in_batch(NAME, events, &queries).await {
+            Ok(kept) => kept,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let mut model = this.model.lock().unwrap().clone();
+        let mut seen = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            if let (Some(q), Some(Some(kept))) = (&queries[i], kept.get(i)) {
+                let scan = match this.store.proposal_facts_by_scan(q).await {
+                    Ok(scan) => scan,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let from_scratch = model.facts(q);
+                if *kept != scan || *kept != from_scratch {
+                    this.mismatches.lock().unwrap().push(format!(
+                        "{} in a batch of {} ({}): kept {kept:?}, scan {scan:?}, fold from scratch {from_scratch:?}",
+                        event.correlation_id,
+                        events.len(),
+                        event.payload
+                    ));
+                }
+                seen.push((event.correlation_id.clone(), kept.clone()));
+            }
+            model.fold(event);
+        }
+        // Committed together, or (refused) handled again one at a time: kept only once.
+        *this.model.lock().unwrap() = model;
+        this.seen.lock().unwrap().extend(seen);
+        this.batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(Ok(vec![Append::nothing(); events.len()]))
+    }
 }
 
 fn keeping(store: &Store, checker: &Arc<Checker>) -> Subscription<Checking> {
@@ -90,7 +129,7 @@ async fn drain(sub: &mut Subscription<Checking>) {
 
 /// A random proposal or outcome over a few vendors, accounts, invoice numbers and
 /// requesters, so histories collide often.
-fn random_event(rng: &mut fastrand::Rng, n: usize, proposed: &[String]) -> NewEvent {
+fn random_event(rng: &mut fastrand::Rng, n: usize, proposed: &[String], postgres: bool) -> NewEvent {
     let kind = if rng.bool() { "ReceiptAttachment" } else { "InvoiceRegistration" };
     if proposed.is_empty() || rng.u8(0..10) < 5 {
         let corr = format!("a{n}");
@@ -113,8 +152,11 @@ fn random_event(rng: &mut fastrand::Rng, n: usize, proposed: &[String]) -> NewEv
         if let Some(account) = [Some("6800"), Some("6540"), None][rng.usize(0..3)] {
             payload["account"] = json!(account);
         }
-        if let Some(number) = [Some("A1"), Some("A2"), Some("A3"), None][rng.usize(0..4)] {
-            payload["invoice_number"] = json!(number);
+        if let Some(number) = [Some("A1"), Some("A2"), Some("A3"), Some("7"), None][rng.usize(0..5)] {
+            // The same number now and then as a JSON number, as an operator's
+            // manual append may write it: the scan reads it as its text
+            // (PostgreSQL's `->>`; SQLite's scan never matched it).
+            payload["invoice_number"] = if number == "7" && postgres && rng.bool() { json!(7) } else { json!(number) };
         }
         if let Some(by) = [Some("user:ola"), Some("user:kari"), None][rng.usize(0..3)] {
             payload["requested_by"] = json!(by);
@@ -137,6 +179,7 @@ async fn kept_facts_equal_the_scan_and_a_fold_from_scratch_on_random_histories(d
         model: Mutex::new(FactsModel::default()),
         seen: Mutex::new(Vec::new()),
         mismatches: Mutex::new(Vec::new()),
+        batches: Default::default(),
     });
     let mut sub = keeping(store, &checker);
     let mut proposed: Vec<String> = Vec::new();
@@ -146,7 +189,7 @@ async fn kept_facts_equal_the_scan_and_a_fold_from_scratch_on_random_histories(d
             let batch: Vec<NewEvent> = (0..rng.usize(1..5))
                 .map(|_| {
                     n += 1;
-                    random_event(&mut rng, n, &proposed)
+                    random_event(&mut rng, n, &proposed, store.backend_name() == "postgres")
                 })
                 .collect();
             for e in &batch {
@@ -167,7 +210,8 @@ async fn kept_facts_equal_the_scan_and_a_fold_from_scratch_on_random_histories(d
     let mismatches = checker.mismatches.lock().unwrap().clone();
     assert!(mismatches.is_empty(), "seed {seed} (FACTS_SEED={seed} repeats it):\n{}", mismatches.join("\n"));
     let seen = checker.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), proposed.len(), "every proposal was checked (seed {seed})");
+    assert!(seen.len() >= proposed.len(), "every proposal was checked (seed {seed})");
+    assert!(checker.batches.load(std::sync::atomic::Ordering::SeqCst) > 0, "queues went the batch path (seed {seed})");
     // The histories are rich enough that the facts were not all empty.
     assert!(seen.iter().any(|(_, f)| f.vendor_payments >= 2 && f.vendor_total_minor > 0), "seed {seed}");
     assert!(seen.iter().any(|(_, f)| f.duplicate_invoice_registered), "seed {seed}");
@@ -182,6 +226,7 @@ async fn a_rebuild_is_folded_again_only_by_the_lease_holder(db: &TestDb) {
         model: Mutex::new(FactsModel::default()),
         seen: Mutex::new(Vec::new()),
         mismatches: Mutex::new(Vec::new()),
+        batches: Default::default(),
     });
     let invoice = |corr: &str, minor: i64| {
         NewEvent::new("InvoiceRegistrationProposed", "book-e", "PROPOSED", corr).with_payload(json!({
