@@ -363,13 +363,15 @@ async fn append_to_subscriber(url: &str, samples: usize) -> anyhow::Result<(Vec<
 
 /// Appends from a short-lived process (`bookkeeper events append`, which exits
 /// right after) to a live subscriber here: from the child printing the position
-/// (its commit is done) to the handler. The wake-up must not wait for a poll.
+/// (its commit is done) to the handler, signed: negative when the subscriber was
+/// woken before the child's output arrived. The wake-up must not wait for a poll.
 async fn short_lived_appends(url: &str, samples: usize) -> anyhow::Result<Vec<f64>> {
     let reader = Store::connect(url).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let options = SubscriptionOptions { poll_interval: Duration::from_secs(60), ..Default::default() };
-    let sub =
-        Subscription::new(reader, "bench.short-lived", TypeFilter::of(["BenchPing"]), Stamp(tx)).with_options(options);
+    // A type of its own: the pings of the measurement before are not this one's.
+    let sub = Subscription::new(reader, "bench.short-lived", TypeFilter::of(["BenchShortPing"]), Stamp(tx))
+        .with_options(options);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sub.run(async move {
         let _ = stop_rx.await;
@@ -389,7 +391,7 @@ async fn short_lived_appends(url: &str, samples: usize) -> anyhow::Result<Vec<f6
                 .stderr(std::process::Stdio::null())
                 .spawn()?;
             let line = format!(
-                "{{\"type\": \"BenchPing\", \"actor\": \"bench\", \"status\": \"PING\", \"correlation_id\": \"short-{i}\"}}\n"
+                "{{\"type\": \"BenchShortPing\", \"actor\": \"bench\", \"status\": \"PING\", \"correlation_id\": \"short-{i}\"}}\n"
             );
             child.stdin.take().context("stdin")?.write_all(line.as_bytes())?;
             let mut printed = String::new();
@@ -403,7 +405,10 @@ async fn short_lived_appends(url: &str, samples: usize) -> anyhow::Result<Vec<f6
             .context("the subscriber was not woken within 10 s of a short-lived append")?
             .context("subscriber stopped")?;
         let committed = child.await??;
-        out.push(handled.saturating_duration_since(committed).as_secs_f64() * 1e6);
+        // Signed: negative when the subscriber ran before the child printed.
+        let after = handled.saturating_duration_since(committed).as_secs_f64();
+        let before = committed.saturating_duration_since(handled).as_secs_f64();
+        out.push((after - before) * 1e6);
         tokio::time::sleep(SAMPLE_GAP).await;
     }
     let _ = stop_tx.send(());
