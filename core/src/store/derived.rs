@@ -41,7 +41,7 @@ where
     let by_type_and_status: Vec<(String, String, i64)> = sqlx::query_as(BY_TYPE_AND_STATUS).fetch_all(pool).await?;
     let (approved, auto_approved, rejected, pending_reviews, escalated_pending, approval_rate): RateRow =
         sqlx::query_as(APPROVAL_RATE).fetch_one(pool).await?;
-    let subscriptions: Vec<SubscriptionRow> = sqlx::query_as(SUBSCRIPTIONS).fetch_all(pool).await?;
+    let subscriptions = subscriptions(pool).await?;
     Ok(Stats {
         events: by_type_and_status.iter().map(|(_, _, n)| n).sum(),
         by_type_and_status,
@@ -51,17 +51,7 @@ where
         auto_approved,
         rejected,
         approval_rate,
-        subscriptions: subscriptions
-            .into_iter()
-            .map(|(name, position, handled, lease_holder, last_error, lag)| SubscriptionStatus {
-                name,
-                position,
-                handled,
-                lease_holder,
-                last_error,
-                lag,
-            })
-            .collect(),
+        subscriptions,
         parked: Vec::new(),
     })
 }

@@ -649,6 +649,38 @@ macro_rules! fold_in_on {
             crate::store::facts::from_kept(row)
         }
 
+        /// The facts of one proposal from the kept tables.
+        pub(crate) async fn kept_facts_in(
+            conn: &mut $conn,
+            l: &crate::store::facts::Lookup,
+            subscription: &str,
+        ) -> Result<crate::store::ProposalFacts, StoreError> {
+            let kept = kept_in(conn, l, subscription).await?;
+            Ok(crate::store::facts::FactsModel::default().over(&kept, l))
+        }
+
+        /// The facts of each proposal among `events` (read together after the
+        /// checkpoint, in read order), each as of just before it: the kept tables
+        /// and what the earlier events of the batch change.
+        pub(crate) async fn facts_in_batch_in(
+            conn: &mut $conn,
+            events: &[RecordedEvent],
+            lookups: &[Option<crate::store::facts::Lookup>],
+            subscription: &str,
+        ) -> Result<Vec<Option<crate::store::ProposalFacts>>, StoreError> {
+            let all: Vec<&RecordedEvent> = events.iter().collect();
+            let mut model = seed_in(conn, &all).await?;
+            let mut out = Vec::with_capacity(events.len());
+            for (event, lookup) in events.iter().zip(lookups) {
+                out.push(match lookup {
+                    Some(l) => Some(model.over(&kept_in(conn, l, subscription).await?, l)),
+                    None => None,
+                });
+                model.fold(event);
+            }
+            Ok(out)
+        }
+
         /// A model seeded with the stored state `events` touch (their actions'
         /// flags and proposals), to fold them into.
         pub(crate) async fn seed_in(

@@ -433,32 +433,16 @@ impl SqliteBackend {
         l: &facts::Lookup,
         subscription: &str,
     ) -> Result<super::ProposalFacts, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let kept = kept_in(&mut conn, l, subscription).await?;
-        Ok(facts::FactsModel::default().over(&kept, l))
+        kept_facts_in(&mut *self.pool.acquire().await?, l, subscription).await
     }
 
-    /// The facts of each proposal among `events` (read together after the
-    /// checkpoint, in read order), each as of just before it: the kept tables and
-    /// what the earlier events of the batch change.
     pub(crate) async fn facts_in_batch(
         &self,
         events: &[RecordedEvent],
         lookups: &[Option<facts::Lookup>],
         subscription: &str,
     ) -> Result<Vec<Option<super::ProposalFacts>>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let all: Vec<&RecordedEvent> = events.iter().collect();
-        let mut model = seed_in(&mut conn, &all).await?;
-        let mut out = Vec::with_capacity(events.len());
-        for (event, lookup) in events.iter().zip(lookups) {
-            out.push(match lookup {
-                Some(l) => Some(model.over(&kept_in(&mut conn, l, subscription).await?, l)),
-                None => None,
-            });
-            model.fold(event);
-        }
-        Ok(out)
+        facts_in_batch_in(&mut *self.pool.acquire().await?, events, lookups, subscription).await
     }
 
     pub(crate) async fn facts_progress(&self, subscription: &str) -> Result<(Cursor, Cursor), StoreError> {

@@ -109,6 +109,16 @@ impl Handler for Checking {
     }
 }
 
+fn checker(store: &Store) -> Arc<Checker> {
+    Arc::new(Checker {
+        store: store.clone(),
+        model: Mutex::new(FactsModel::default()),
+        seen: Mutex::new(Vec::new()),
+        mismatches: Mutex::new(Vec::new()),
+        batches: Default::default(),
+    })
+}
+
 fn keeping(store: &Store, checker: &Arc<Checker>) -> Subscription<Checking> {
     let options = SubscriptionOptions { keeps_facts: true, ..Default::default() };
     Subscription::new(store.clone(), NAME, bookkeeper_core::store::facts::filter(), Checking(checker.clone()))
@@ -174,13 +184,7 @@ async fn kept_facts_equal_the_scan_and_a_fold_from_scratch_on_random_histories(d
     let seed = std::env::var("FACTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
     let store = &db.store;
-    let checker = Arc::new(Checker {
-        store: store.clone(),
-        model: Mutex::new(FactsModel::default()),
-        seen: Mutex::new(Vec::new()),
-        mismatches: Mutex::new(Vec::new()),
-        batches: Default::default(),
-    });
+    let checker = checker(store);
     let mut sub = keeping(store, &checker);
     let mut proposed: Vec<String> = Vec::new();
     let mut n = 0;
@@ -221,13 +225,7 @@ async fn kept_facts_equal_the_scan_and_a_fold_from_scratch_on_random_histories(d
 
 async fn a_rebuild_is_folded_again_only_by_the_lease_holder(db: &TestDb) {
     let store = &db.store;
-    let checker = Arc::new(Checker {
-        store: store.clone(),
-        model: Mutex::new(FactsModel::default()),
-        seen: Mutex::new(Vec::new()),
-        mismatches: Mutex::new(Vec::new()),
-        batches: Default::default(),
-    });
+    let checker = checker(store);
     let invoice = |corr: &str, minor: i64| {
         NewEvent::new("InvoiceRegistrationProposed", "book-e", "PROPOSED", corr).with_payload(json!({
             "vendor": {"name": "Kiwi"}, "amount": {"minor": minor, "currency": "NOK"}, "invoice_number": corr

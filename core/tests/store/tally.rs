@@ -96,6 +96,26 @@ async fn the_tally_equals_the_views_on_random_histories_and_resumes_in_a_new_pro
         }
         agree(store, seed, &format!("round {round}")).await;
     }
+    // Whatever the seed drew, every kind of count is exercised once more.
+    let (a, r) = (
+        NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", "fixed-a"),
+        NewEvent::new("InvoiceRegistrationProposed", "book-e", "PROPOSED", "fixed-r"),
+    );
+    store
+        .append_events(vec![
+            a.clone(),
+            r.clone(),
+            NewEvent::new("ReceiptAttachmentProposed", "book-e", "PROPOSED", "fixed-p"),
+            NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", "fixed-a")
+                .with_payload(json!({"reason": "r", "proposal_event_id": a.event_id})),
+            NewEvent::new("InvoiceRegistrationRejected", "user:kari", "REJECTED", "fixed-r")
+                .with_payload(json!({"reason": "r", "proposal_event_id": r.event_id})),
+            NewEvent::new("SubscriptionEventParked", "review-e", "PARKED", "fixed-p")
+                .with_payload(json!({"subscription": "review-e.proposals", "position": 1, "reason": "poison"})),
+        ])
+        .await
+        .unwrap();
+    agree(store, seed, "the fixed history").await;
     let kept = store.stats().await.unwrap();
     assert!(kept.approved > 0 && kept.rejected > 0 && kept.pending_reviews > 0, "a rich history (seed {seed})");
     assert!(!kept.parked.is_empty(), "seed {seed}");
