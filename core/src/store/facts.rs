@@ -523,6 +523,9 @@ pub(crate) mod sql {
     pub const ADVANCE: &str = "UPDATE facts_progress SET last_transaction_id = $1, last_position = $2
         WHERE id = 1 AND (last_transaction_id, last_position) =
             (SELECT last_transaction_id, last_position FROM subscriptions WHERE name = $3)";
+    /// Moves the progress from ($1, $2) to ($3, $4), only if it stands there.
+    pub const MOVE_PROGRESS: &str = "UPDATE facts_progress SET last_transaction_id = $3, last_position = $4
+        WHERE id = 1 AND last_transaction_id = $1 AND last_position = $2";
     pub const PROGRESS: &str = "SELECT f.last_transaction_id, f.last_position,
         coalesce(s.last_transaction_id, 0), coalesce(s.last_position, 0)
         FROM facts_progress f LEFT JOIN subscriptions s ON s.name = $1 WHERE f.id = 1";
@@ -647,6 +650,29 @@ macro_rules! fold_in_on {
                 .fetch_one(&mut *conn)
                 .await?;
             crate::store::facts::from_kept(row)
+        }
+
+        /// Moves the progress from `from` to `to` and folds `events`, inside the
+        /// caller's transaction; false (nothing done) when someone moved the
+        /// progress meanwhile (a rebuild).
+        pub(crate) async fn advance_in(
+            conn: &mut $conn,
+            from: Cursor,
+            events: &[RecordedEvent],
+            to: Cursor,
+        ) -> Result<bool, StoreError> {
+            let moved = sqlx::query(&*$sql(crate::store::facts::sql::MOVE_PROGRESS))
+                .bind(from.transaction_id)
+                .bind(from.position)
+                .bind(to.transaction_id)
+                .bind(to.position)
+                .execute(&mut *conn)
+                .await?;
+            if moved.rows_affected() != 1 {
+                return Ok(false);
+            }
+            fold_in(conn, &events.iter().collect::<Vec<_>>()).await?;
+            Ok(true)
         }
 
         /// The facts of one proposal from the kept tables.

@@ -486,20 +486,9 @@ impl SqliteBackend {
         if holds != 1 {
             return Err(StoreError::LeaseLost(subscription.to_string()));
         }
-        let moved = sqlx::query(
-            "UPDATE facts_progress SET last_transaction_id = ?3, last_position = ?4
-             WHERE id = 1 AND last_transaction_id = ?1 AND last_position = ?2",
-        )
-        .bind(from.transaction_id)
-        .bind(from.position)
-        .bind(to.transaction_id)
-        .bind(to.position)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
+        if !advance_in(&mut tx, from, events, to).await? {
             return Ok(false);
         }
-        fold_in(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -260,7 +260,8 @@ async fn a_rebuild_is_folded_again_only_by_the_lease_holder(db: &TestDb) {
         account: None,
         invoice_number: Some("p7".into()),
         requested_by: None,
-        today: chrono::Utc::now().date_naive(),
+        // The proposal's own day (by the database's clock), as Review-E asks.
+        today: store.read_correlation("next").await.unwrap()[0].created_at.date_naive(),
     };
     assert!(matches!(store.proposal_facts(&q, NAME).await, Err(StoreError::FactsBehind { .. })));
     // The lease holder folds it again, in batches (1,200 events > one batch), and
