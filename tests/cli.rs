@@ -121,7 +121,7 @@ async fn a_bad_line_is_named_and_its_batch_is_not_written(db: &TestDb) {
 async fn tail_follow_streams_events_appended_by_another_process(db: &TestDb) {
     // On PostgreSQL the follower polls only once a minute here: what it prints
     // within the 10 s below came by the NOTIFY of an `events append` process that
-    // has exited by then (it sends what is due before it exits). SQLite wakes
+    // may have exited by then (its commit carries the NOTIFY). SQLite wakes
     // other processes by polling.
     let poll = if db.url.starts_with("postgres") { "60s" } else { "1s" };
     let mut follower: Child = bookkeeper(db)

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bookkeeper_core::config::DatabaseUrl;
-use bookkeeper_core::store::ConnectOptions;
+use bookkeeper_core::store::{Announce, ConnectOptions};
 use bookkeeper_core::Store;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -160,7 +160,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
     };
-    let store = Store::connect_with_retry(url.expose(), ConnectOptions::default(), cli.connect_timeout)
+    // The services run for a long time and announce appends after commit; a
+    // one-shot command may exit right after its append, so its commits carry
+    // their own NOTIFY.
+    let announce = match &command {
+        Command::Serve(_) | Command::Up(_) | Command::Demo => Announce::AfterCommit,
+        _ => Announce::WithCommit,
+    };
+    let options = ConnectOptions { announce, ..ConnectOptions::default() };
+    let store = Store::connect_with_retry(url.expose(), options, cli.connect_timeout)
         .await
         .with_context(|| format!("cannot open the event log at {url}"))?;
     if let Command::Migrate = command {

@@ -387,12 +387,30 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long to wait for a connection before reporting the database unavailable.
     pub acquire_timeout: Duration,
+    /// How this store's appends wake readers in other processes.
+    pub announce: Announce,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        ConnectOptions { max_connections: 10, acquire_timeout: Duration::from_secs(5), announce: Announce::default() }
     }
+}
+
+/// How appends wake readers in other processes (PostgreSQL; SQLite readers are
+/// in this process and always woken at once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Announce {
+    /// A background task sends one NOTIFY after commits: appenders pay nothing
+    /// and a burst shares one NOTIFY. For long-lived processes (the services).
+    #[default]
+    AfterCommit,
+    /// Each append's own transaction carries its NOTIFY, delivered by the commit
+    /// itself: readers are woken as the append becomes visible, even when the
+    /// process exits right after. For short-lived processes (`bookkeeper events
+    /// append`, an import script); it costs each append a round trip and takes
+    /// PostgreSQL's notify lock across the commit.
+    WithCommit,
 }
 
 impl Store {

@@ -145,6 +145,7 @@ const EVENT_COLUMNS: &str = "position, transaction_id, event_id, type, actor, st
 #[derive(Clone)]
 pub(crate) struct PgBackend {
     pool: PgPool,
+    announce: super::Announce,
     shared: Arc<Shared>,
 }
 
@@ -182,6 +183,7 @@ impl PgBackend {
             .map_err(StoreError::from)?;
         Ok(PgBackend {
             pool,
+            announce: options.announce,
             shared: Arc::new(Shared {
                 wakeups: Wakeups::new(),
                 announcements: Arc::default(),
@@ -228,6 +230,18 @@ impl PgBackend {
     }
 
     pub(crate) async fn append(&self, append: &Append) -> Result<Vec<Appended>, StoreError> {
+        if self.announce == super::Announce::WithCommit {
+            let mut tx = self.pool.begin().await?;
+            let appended = append_in(&mut tx, append).await?;
+            if appended.iter().any(|a| !a.duplicate) {
+                // Queued in the transaction, delivered by its commit: no
+                // follower waits on this process outliving the append.
+                sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            self.shared.wakeups.bump();
+            return Ok(appended);
+        }
         let fast = if append.expected.is_empty() {
             // One INSERT statement is atomic on its own: without BEGIN/COMMIT an
             // append is one round trip. Without ON CONFLICT, a duplicate id fails
