@@ -102,9 +102,11 @@ pub trait Handler: Send + Sync {
 
     /// Handles events read together while they queue, each as if the ones before
     /// it were committed; their outputs (one per event, in order) then commit in
-    /// one transaction with the checkpoint past the last. `None` (the default):
-    /// one at a time. Any failure, or a refused commit, falls back to one at a
-    /// time, where retries and parking apply, so a batch never loses an event.
+    /// one transaction with the checkpoint past the last. Outputs for only the
+    /// first `n` events (at least one) commit those, and the rest are read again.
+    /// `None` (the default): one at a time. Any failure, or a refused commit,
+    /// falls back to one at a time, where retries and parking apply, so a batch
+    /// never loses an event.
     fn handle_batch(
         &self,
         events: &[RecordedEvent],
@@ -355,9 +357,12 @@ impl<H: Handler> Subscription<H> {
         let handling = std::time::Instant::now();
         let outputs = match self.handler.handle_batch(events).instrument(span.clone()).await {
             None => return Ok(None),
-            Some(Ok(outputs)) if outputs.len() == events.len() => outputs,
+            Some(Ok(outputs)) if !outputs.is_empty() && outputs.len() <= events.len() => outputs,
             Some(Ok(_)) | Some(Err(_)) => return Ok(None),
         };
+        // A prefix: the handler stopped early (the Accounting API at a failure
+        // that must be retried on its own); the rest are read again.
+        let events = &events[..outputs.len()];
         let Some(merged) = Append::merged(outputs) else { return Ok(None) };
         let Some(last) = events.last().map(RecordedEvent::cursor) else { return Ok(None) };
         let step = self.facts_step_all(events);

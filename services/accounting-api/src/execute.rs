@@ -40,6 +40,7 @@ use bookkeeper_core::{
     ActionState, Append, ExpectedVersion, Handler, HandlerError, NewEvent, Phase, RecordedEvent, Store, StoreError,
 };
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::documents::{self, DocumentType};
@@ -395,39 +396,97 @@ fn failure_event(kind: ActionKind, approval: &RecordedEvent, failure: ExecutionF
         .with_payload(serde_json::to_value(&failure).unwrap_or_default())
 }
 
-impl Handler for Executor {
-    /// An approval that can never be handled (its story cannot be read, its outcome
-    /// cannot be stored) fails finally, with the reason; a person may approve a
-    /// retry, which is a new decision in the log.
-    fn on_parked(&self, approval: &RecordedEvent, reason: &str) -> Vec<NewEvent> {
-        let Some((kind, _)) = ActionKind::parse(&approval.event_type) else { return Vec::new() };
-        let failure = ExecutionFailure {
-            error: format!("the Accounting API could not handle this approval: {reason}"),
-            retryable: false,
-            attempt: 0,
-            is_final: true,
-            retry_in_ms: None,
-        };
-        vec![failure_event(kind, approval, failure)]
+/// What one approval calls for, decided from its story alone.
+enum Plan {
+    /// Settled without calling anyone: a skip, a final failure, or nothing.
+    Settled(Append),
+    /// To be carried out: claim, call Fiken or Folio, record the outcome.
+    Carry(Box<Attempt>),
+}
+
+/// One attempt at an approved action, ready to claim.
+struct Attempt {
+    kind: ActionKind,
+    approval: RecordedEvent,
+    /// The story's version before the claim.
+    version: i64,
+    /// Attempts before this one, under any approval.
+    prior: u32,
+    /// Attempts before this one under this approval.
+    under_this_approval: u32,
+    action: Action,
+    bytes: Vec<u8>,
+    document: DocumentType,
+    proposed_at: DateTime<Utc>,
+}
+
+impl Attempt {
+    fn number(&self) -> u32 {
+        self.prior + 1
     }
 
-    async fn handle(&self, approval: &RecordedEvent) -> Result<Append, HandlerError> {
+    fn key(&self) -> String {
+        Executor::idempotency_key(&self.approval.correlation_id)
+    }
+
+    /// The claim: `...ExecutionStarted` at the story's version, committed on its
+    /// own before anything is sent; from then on a rejection is refused.
+    fn claim(&self) -> Append {
+        let attempt = self.number();
+        let start = event(
+            self.kind,
+            Stage::ExecutionStarted,
+            status::EXECUTING,
+            &self.approval,
+            &format!("accounting-api.start.{attempt}"),
+        )
+        .with_payload(
+            serde_json::to_value(ExecutionStart { attempt, idempotency_key: self.key(), resumed: self.prior > 0 })
+                .unwrap_or_default(),
+        );
+        Append::one(start).expect(&self.approval.correlation_id, ExpectedVersion::Lifecycle(self.version))
+    }
+}
+
+/// What an attempt's outcome asks of the log.
+enum Recorded {
+    /// Record this with the checkpoint: executed, or failed finally.
+    Done(Append),
+    /// Record this failure now and offer the approval again after the backoff.
+    Retry { failure: Append, message: String },
+}
+
+impl Executor {
+    /// Decides from the story what `approval` calls for and, when it is to be
+    /// carried out, checks everything that needs no remote call.
+    async fn plan(&self, approval: &RecordedEvent, story: &[RecordedEvent]) -> Result<Plan, StoreError> {
         let cid = approval.correlation_id.as_str();
         let Some((kind, _)) = ActionKind::parse(&approval.event_type) else {
             tracing::warn!("not an action this version knows; left alone");
-            return Ok(Append::nothing());
+            return Ok(Plan::Settled(Append::nothing()));
         };
-        let began = std::time::Instant::now();
-        let story = self.store.read_correlation(cid).await?;
-        let story_us = began.elapsed().as_micros() as u64;
-        let version = ExpectedVersion::Lifecycle(lifecycle::version(&story));
+        let version = lifecycle::version(story);
+        let expected = ExpectedVersion::Lifecycle(version);
         let skip = |reason: String| {
             tracing::info!(%reason, "not executed");
             let skipped = event(kind, Stage::ExecutionSkipped, status::SKIPPED, approval, "accounting-api.skipped")
                 .with_payload(serde_json::to_value(ExecutionSkip { reason }).unwrap_or_default());
-            Ok(Append::one(skipped).expect(cid, version))
+            Ok(Plan::Settled(Append::one(skipped).expect(cid, expected)))
         };
-        let state = ActionState::fold(&story);
+        // Its outcome is in already (recorded by a batch beside a failure that
+        // stopped its checkpoint short): nothing to add.
+        let settled_here = story.iter().filter(|e| e.causation_id == Some(approval.event_id)).any(|e| {
+            match ActionKind::parse(&e.event_type) {
+                Some((_, Stage::Executed)) => true,
+                Some((_, Stage::ExecutionFailed)) => e.payload.get("final").and_then(|f| f.as_bool()) == Some(true),
+                _ => false,
+            }
+        });
+        if settled_here {
+            tracing::info!("carried out under this approval already; nothing to add");
+            return Ok(Plan::Settled(Append::nothing()));
+        }
+        let state = ActionState::fold(story);
         let in_force = state.approval().filter(|a| a.event.event_id == approval.event_id).cloned();
         let Some(in_force) = in_force else {
             return match state.phase() {
@@ -440,7 +499,7 @@ impl Handler for Executor {
                 }
                 phase => {
                     tracing::info!(%phase, "not the approval in force; nothing to do");
-                    Ok(Append::nothing())
+                    Ok(Plan::Settled(Append::nothing()))
                 }
             };
         };
@@ -449,80 +508,69 @@ impl Handler for Executor {
             Phase::Executed => return skip("already executed".into()),
             phase => {
                 tracing::info!(%phase, "nothing to do");
-                return Ok(Append::nothing());
+                return Ok(Plan::Settled(Append::nothing()));
             }
         }
         // Every attempt so far, under any approval, counted by the fold or not
         // (an old story it reads differently): any of them may have landed, so
         // the next one looks at the remote state first.
-        let claims = story
-            .iter()
-            .filter(|e| matches!(ActionKind::parse(&e.event_type), Some((_, Stage::ExecutionStarted))))
-            .count() as u32;
+        let is_claim =
+            |e: &&RecordedEvent| matches!(ActionKind::parse(&e.event_type), Some((_, Stage::ExecutionStarted)));
+        let claims = story.iter().filter(is_claim).count() as u32;
         let prior = state.attempts.max(claims);
         let approved_at = story.iter().position(|e| e.event_id == approval.event_id).unwrap_or(0);
-        let under_this_approval = story[approved_at..]
-            .iter()
-            .filter(|e| matches!(ActionKind::parse(&e.event_type), Some((_, Stage::ExecutionStarted))))
-            .count() as u32;
-        let attempt = prior + 1;
+        let under_this_approval = story[approved_at..].iter().filter(is_claim).count() as u32;
+        let final_failure = |error: String| {
+            let failure =
+                ExecutionFailure { error, retryable: false, attempt: prior + 1, is_final: true, retry_in_ms: None };
+            Plan::Settled(Append::one(failure_event(kind, approval, failure)).expect(cid, expected))
+        };
         let proposal = in_force.proposal;
         if state.has_rival_proposals() && !in_force.by_person {
-            let failure = ExecutionFailure {
-                error: format!(
-                    "{} proposals share this id and no person chose one: a person must approve the one to carry out",
-                    state.proposals.len()
-                ),
-                retryable: false,
-                attempt,
-                is_final: true,
-                retry_in_ms: None,
-            };
-            tracing::warn!(error = %failure.error, "not executed without a person");
-            return Ok(Append::one(failure_event(kind, approval, failure)).expect(cid, version));
+            let error = format!(
+                "{} proposals share this id and no person chose one: a person must approve the one to carry out",
+                state.proposals.len()
+            );
+            tracing::warn!(%error, "not executed without a person");
+            return Ok(final_failure(error));
         }
-        let (action, bytes, doc_kind) = match self.prepare(proposal).await? {
+        let (action, bytes, document) = match self.prepare(proposal).await? {
             Ok(ready) => ready,
             Err(message) => {
                 tracing::warn!(%message, "cannot be executed");
-                let failure =
-                    ExecutionFailure { error: message, retryable: false, attempt, is_final: true, retry_in_ms: None };
-                return Ok(Append::one(failure_event(kind, approval, failure)).expect(cid, version));
+                return Ok(final_failure(message));
             }
         };
-
-        let prepare_us = began.elapsed().as_micros() as u64 - story_us;
-        let key = Executor::idempotency_key(cid);
-        let start = event(
+        Ok(Plan::Carry(Box::new(Attempt {
             kind,
-            Stage::ExecutionStarted,
-            status::EXECUTING,
-            approval,
-            &format!("accounting-api.start.{attempt}"),
-        )
-        .with_payload(
-            serde_json::to_value(ExecutionStart { attempt, idempotency_key: key.clone(), resumed: prior > 0 })
-                .unwrap_or_default(),
-        );
-        // The claim commits on its own: from here on a rejection is refused.
-        self.store.append_past_squatters(Append::one(start).expect(cid, version)).await.map_err(|e| match e {
-            StoreError::VersionConflict { .. } => {
-                HandlerError::transient("the proposal changed while claiming it; reading it again")
-            }
-            other => HandlerError::from(other),
-        })?;
-        let version = ExpectedVersion::Lifecycle(lifecycle::version(&story) + 1);
-        let claim_us = began.elapsed().as_micros() as u64 - story_us - prepare_us;
+            approval: approval.clone(),
+            version,
+            prior,
+            under_this_approval,
+            action,
+            bytes,
+            document,
+            proposed_at: proposal.created_at,
+        })))
+    }
 
+    /// Calls Fiken or Folio for a claimed attempt and says what to record.
+    async fn carry_out(&self, attempt: &Attempt) -> Recorded {
+        let (kind, approval) = (attempt.kind, &attempt.approval);
+        let cid = approval.correlation_id.as_str();
+        let number = attempt.number();
+        let resume = attempt.prior > 0;
         let remote_started: DateTime<Utc> = Utc::now();
         // A Folio event is older than the proposal that names it; a year before
         // bounds the search for it when an earlier attempt's answer was lost.
-        let since = (proposal.created_at - chrono::Duration::days(FOLIO_LOOKBACK_DAYS)).date_naive();
-        let outcome = self.perform(&action, bytes, doc_kind, &key, since, prior > 0).await;
+        let since = (attempt.proposed_at - chrono::Duration::days(FOLIO_LOOKBACK_DAYS)).date_naive();
+        let outcome =
+            self.perform(&attempt.action, attempt.bytes.clone(), attempt.document, &attempt.key(), since, resume).await;
         let remote_finished: DateTime<Utc> = Utc::now();
+        let last_allowed = attempt.under_this_approval + 1 >= self.options.max_attempts;
         let outcome_label = match &outcome {
             Ok(_) => "executed",
-            Err(f) if !f.retryable || under_this_approval + 1 >= self.options.max_attempts => "failed_finally",
+            Err(f) if !f.retryable || last_allowed => "failed_finally",
             Err(_) => "failed_will_retry",
         };
         bookkeeper_core::metrics::count(
@@ -541,38 +589,169 @@ impl Handler for Executor {
             "remote_finished_at": remote_finished,
             "approved_at": approval.created_at,
         });
+        // The claim moved the story on by one.
+        let version = ExpectedVersion::Lifecycle(attempt.version + 1);
         match outcome {
             Ok(done) => {
-                tracing::info!(attempt, found_existing = done.found_existing, remote_ids = ?done.remote_ids,
-                    story_us, prepare_us, claim_us,
+                tracing::info!(attempt = number, found_existing = done.found_existing, remote_ids = ?done.remote_ids,
                     remote_us = (remote_finished - remote_started).num_microseconds().unwrap_or_default(), "executed");
-                let payload = Execution { remote_ids: done.remote_ids, attempt, found_existing: done.found_existing };
+                let payload =
+                    Execution { remote_ids: done.remote_ids, attempt: number, found_existing: done.found_existing };
                 let executed = event(kind, Stage::Executed, status::EXECUTED, approval, "accounting-api.executed")
                     .with_payload(serde_json::to_value(payload).unwrap_or_default())
                     .with_metadata(timing);
-                Ok(Append::one(executed).expect(cid, version))
+                Recorded::Done(Append::one(executed).expect(cid, version))
             }
             Err(failure) => {
-                let is_final = !failure.retryable || under_this_approval + 1 >= self.options.max_attempts;
-                let retry_in_ms = (!is_final).then(|| self.options.backoff.ceiling(prior).as_millis() as u64);
-                tracing::warn!(attempt, is_final, retryable = failure.retryable, error = %failure.message, "attempt failed");
+                let is_final = !failure.retryable || last_allowed;
+                let retry_in_ms = (!is_final).then(|| self.options.backoff.ceiling(attempt.prior).as_millis() as u64);
+                tracing::warn!(attempt = number, is_final, retryable = failure.retryable, error = %failure.message,
+                    "attempt failed");
                 let record = ExecutionFailure {
                     error: failure.message.clone(),
                     retryable: failure.retryable,
-                    attempt,
+                    attempt: number,
                     is_final,
                     retry_in_ms,
                 };
-                let failed = failure_event(kind, approval, record).with_metadata(timing);
+                let failed =
+                    Append::one(failure_event(kind, approval, record).with_metadata(timing)).expect(cid, version);
                 if is_final {
-                    return Ok(Append::one(failed).expect(cid, version));
+                    return Recorded::Done(failed);
                 }
-                // Recorded now, so people see it; the subscription offers the
-                // approval again after its backoff, and that attempt resumes.
-                self.store.append_past_squatters(Append::one(failed).expect(cid, version)).await?;
-                Err(HandlerError::transient(format!("attempt {attempt} failed, will retry: {}", failure.message)))
+                Recorded::Retry {
+                    failure: failed,
+                    message: format!("attempt {number} failed, will retry: {}", failure.message),
+                }
             }
         }
+    }
+
+    /// A queue of approvals: one read for every story, one commit for every
+    /// claim, the remote calls one after another (Fiken takes one request at a
+    /// time per token), and every outcome with the checkpoint. It stops before a
+    /// second approval of an action in the batch (that one needs the first's
+    /// outcome in its story) and before a retry (which waits for its backoff on
+    /// the one-at-a-time path). At a failure to retry it records that failure
+    /// and the outcomes after it at once, and hands back only the outcomes
+    /// before it, so the checkpoint stops there and the retry runs on its own.
+    async fn execute_batch(&self, approvals: &[RecordedEvent]) -> Result<Vec<Append>, HandlerError> {
+        let mut seen = std::collections::HashSet::new();
+        let distinct = approvals.iter().take_while(|a| seen.insert(a.correlation_id.as_str())).count();
+        let approvals = &approvals[..distinct];
+        let ids: Vec<String> = approvals.iter().map(|a| a.correlation_id.clone()).collect();
+        let mut stories: std::collections::HashMap<String, Vec<RecordedEvent>> = Default::default();
+        for chunk in ids.chunks(500) {
+            for e in self.store.read_correlations(chunk).await? {
+                stories.entry(e.correlation_id.clone()).or_default().push(e);
+            }
+        }
+        let mut plans = Vec::with_capacity(approvals.len());
+        for approval in approvals {
+            let story = stories.get(&approval.correlation_id).map(Vec::as_slice).unwrap_or_default();
+            let plan = self.plan(approval, story).instrument(span_of(approval)).await?;
+            if matches!(&plan, Plan::Carry(a) if a.under_this_approval > 0) {
+                break;
+            }
+            plans.push(plan);
+        }
+        if plans.is_empty() {
+            return Err(HandlerError::transient("a retry goes one at a time"));
+        }
+        let claims: Vec<Append> =
+            plans.iter().filter_map(|p| if let Plan::Carry(a) = p { Some(a.claim()) } else { None }).collect();
+        if !claims.is_empty() {
+            let merged = Append::merged(claims).ok_or_else(|| HandlerError::transient("claims overlap"))?;
+            // Refused as a whole when any story moved on (a rejection raced
+            // it): nothing is claimed, and each goes one at a time instead.
+            self.store.append_past_squatters(merged).await?;
+        }
+        // After a failure to retry, the rest are still carried out; their
+        // outcomes are recorded with that failure, outside the checkpoint, and
+        // each is answered "done" when it comes again (its outcome is in).
+        let mut outputs = Vec::with_capacity(plans.len());
+        let mut retry: Option<(Vec<Append>, String)> = None;
+        for plan in plans {
+            let attempt = match plan {
+                Plan::Settled(append) if retry.is_none() => {
+                    outputs.push(append);
+                    continue;
+                }
+                // Settled without a claim: it is simply read again.
+                Plan::Settled(_) => continue,
+                Plan::Carry(attempt) => attempt,
+            };
+            let recorded = self.carry_out(&attempt).instrument(span_of(&attempt.approval)).await;
+            match (recorded, &mut retry) {
+                (Recorded::Done(append), None) => outputs.push(append),
+                (Recorded::Done(append), Some((late, _))) => late.push(append),
+                (Recorded::Retry { failure, message }, None) => retry = Some((vec![failure], message)),
+                (Recorded::Retry { failure, .. }, Some((late, _))) => late.push(failure),
+            }
+        }
+        if let Some((late, message)) = retry {
+            let late = Append::merged(late).ok_or_else(|| HandlerError::transient("outcomes overlap"))?;
+            self.store.append_past_squatters(late).await?;
+            if outputs.is_empty() {
+                return Err(HandlerError::transient(message));
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+/// The span of one approval's work inside a batch.
+fn span_of(approval: &RecordedEvent) -> tracing::Span {
+    tracing::info_span!("handle_event", subscription = SUBSCRIPTION, correlation_id = %approval.correlation_id,
+        event_type = %approval.event_type, position = approval.position)
+}
+
+impl Handler for Executor {
+    /// An approval that can never be handled (its story cannot be read, its outcome
+    /// cannot be stored) fails finally, with the reason; a person may approve a
+    /// retry, which is a new decision in the log.
+    fn on_parked(&self, approval: &RecordedEvent, reason: &str) -> Vec<NewEvent> {
+        let Some((kind, _)) = ActionKind::parse(&approval.event_type) else { return Vec::new() };
+        let failure = ExecutionFailure {
+            error: format!("the Accounting API could not handle this approval: {reason}"),
+            retryable: false,
+            attempt: 0,
+            is_final: true,
+            retry_in_ms: None,
+        };
+        vec![failure_event(kind, approval, failure)]
+    }
+
+    async fn handle(&self, approval: &RecordedEvent) -> Result<Append, HandlerError> {
+        let began = std::time::Instant::now();
+        let story = self.store.read_correlation(&approval.correlation_id).await?;
+        let story_us = began.elapsed().as_micros() as u64;
+        let attempt = match self.plan(approval, &story).await? {
+            Plan::Settled(append) => return Ok(append),
+            Plan::Carry(attempt) => attempt,
+        };
+        let prepare_us = began.elapsed().as_micros() as u64 - story_us;
+        self.store.append_past_squatters(attempt.claim()).await.map_err(|e| match e {
+            StoreError::VersionConflict { .. } => {
+                HandlerError::transient("the proposal changed while claiming it; reading it again")
+            }
+            other => HandlerError::from(other),
+        })?;
+        let claim_us = began.elapsed().as_micros() as u64 - story_us - prepare_us;
+        tracing::debug!(story_us, prepare_us, claim_us, "claimed");
+        match self.carry_out(&attempt).await {
+            Recorded::Done(append) => Ok(append),
+            Recorded::Retry { failure, message } => {
+                // Recorded now, so people see it; the subscription offers the
+                // approval again after its backoff, and that attempt resumes.
+                self.store.append_past_squatters(failure).await?;
+                Err(HandlerError::transient(message))
+            }
+        }
+    }
+
+    async fn handle_batch(&self, approvals: &[RecordedEvent]) -> Option<Result<Vec<Append>, HandlerError>> {
+        Some(self.execute_batch(approvals).await)
     }
 }
 

@@ -262,6 +262,72 @@ async fn approvals_made_while_the_accounting_api_is_down_are_executed_when_it_st
 }
 
 #[tokio::test]
+async fn a_queue_is_claimed_in_one_commit_and_a_failure_in_it_is_retried_alone() {
+    let Some(w) = world().await else { return };
+    let sha = w.document(PDF, "application/pdf").await;
+    // A queue while the service is down: eight invoices, then eight receipts.
+    for i in 0..8 {
+        w.invoice(&format!("q-{i}"), &format!("Q-{i}"), 100_00 + i, &sha).await;
+    }
+    let events: Vec<Uuid> =
+        (0..8).map(|i| w.folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -(50_00 + i), "SHOP")).collect();
+    for (i, event_id) in events.iter().enumerate() {
+        w.receipt_to_folio(&format!("r-{i}"), *event_id, &sha).await;
+    }
+    // The first receipt's upload fails (a 5xx on an upload is not retried by
+    // the client: it may have landed).
+    w.folio.fail_next([Fault::ServerError]);
+    let app = w.start().await;
+
+    let mut stories = HashMap::new();
+    for cid in (0..8).map(|i| format!("q-{i}")).chain((0..8).map(|i| format!("r-{i}"))) {
+        let story = w.outcome(&cid).await;
+        assert!(last(&story).event_type.ends_with("Executed"), "{cid}: {:#?}", types(&story));
+        stories.insert(cid, story);
+    }
+    let stage_of = |e: &RecordedEvent| bookkeeper_core::lifecycle::stage(&e.event_type);
+    let first_of = |cid: &str, stage| stories[cid].iter().find(|e| stage_of(e) == Some(stage)).unwrap().clone();
+    use bookkeeper_core::domain::Stage;
+    // Every claim of the queue in one commit, and the outcomes before the
+    // failure with the checkpoint in another.
+    let claims: std::collections::BTreeSet<i64> =
+        stories.keys().map(|cid| first_of(cid, Stage::ExecutionStarted).transaction_id).collect();
+    assert_eq!(claims.len(), 1, "all sixteen claimed together");
+    let invoices: std::collections::BTreeSet<i64> =
+        (0..8).map(|i| first_of(&format!("q-{i}"), Stage::Executed).transaction_id).collect();
+    assert_eq!(invoices.len(), 1, "the invoices' outcomes recorded together");
+    // The failed one: recorded, retried on its own, carried out once.
+    assert_eq!(
+        types(&stories["r-0"]),
+        [
+            "ReceiptAttachmentProposed (book-e, PROPOSED)",
+            "ReceiptAttachmentApproved (system:auto, AUTO_APPROVED)",
+            "ReceiptAttachmentExecutionStarted (system, EXECUTING)",
+            "ReceiptAttachmentExecutionFailed (system, FAILED)",
+            "ReceiptAttachmentExecutionStarted (system, EXECUTING)",
+            "ReceiptAttachmentExecuted (system, EXECUTED)",
+        ]
+    );
+    let failed = first_of("r-0", Stage::ExecutionFailed);
+    assert_eq!((&failed.payload["attempt"], &failed.payload["final"]), (&json!(1), &json!(false)));
+    // The ones after it in the batch: carried out at once, recorded with the
+    // failure, and not touched again when the subscription reads them anew.
+    for i in 1..8 {
+        let story = &stories[&format!("r-{i}")];
+        assert_eq!(story.len(), 4, "r-{i}: one claim, one outcome, no skip: {:#?}", types(story));
+        assert_eq!(last(story).transaction_id, failed.transaction_id, "r-{i} recorded with the failure");
+    }
+    let mut numbers: Vec<String> = w.fiken.purchases().into_iter().filter_map(|(_, n)| n).collect();
+    numbers.sort();
+    assert_eq!(numbers, (0..8).map(|i| format!("Q-{i}")).collect::<Vec<_>>(), "each invoice once");
+    for event_id in events {
+        assert_eq!(w.folio.attachments_of(event_id).len(), 1, "each receipt once");
+    }
+    app.stop().await;
+    w.db.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_failed_attempt_is_recorded_then_retried_and_a_lost_answer_is_not_sent_twice() {
     let Some(w) = world().await else { return };
     let event_id = w.folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -89_00, "RUTER");
