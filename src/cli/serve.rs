@@ -27,6 +27,10 @@ pub enum ServeCommand {
 }
 
 pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode> {
+    // Said at every start, where an operator looks when a service slows down.
+    for warning in store.server_warnings().await.unwrap_or_default() {
+        tracing::warn!("{warning}");
+    }
     match command {
         ServeCommand::ReviewE => {
             let config = review_e::Config::from_env()?;

@@ -491,6 +491,17 @@ impl Store {
         }
     }
 
+    /// What in the database server's settings will hurt this log as it grows,
+    /// in words for an operator (empty when nothing). PostgreSQL with autovacuum
+    /// off never analyzes the log's tables, so plans cached while they were small
+    /// (sequential scans) stay in use as they grow, and every service slows down.
+    pub async fn server_warnings(&self) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.server_warnings().await,
+            Backend::Sqlite(_) => Ok(Vec::new()),
+        }
+    }
+
     /// How many migrations embedded in this binary are not applied yet.
     pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
         match &self.backend {

@@ -216,6 +216,24 @@ impl PgBackend {
         Ok(())
     }
 
+    pub(crate) async fn server_warnings(&self) -> Result<Vec<String>, StoreError> {
+        let (autovacuum, track_counts): (String, String) =
+            sqlx::query_as("SELECT current_setting('autovacuum'), current_setting('track_counts')")
+                .fetch_one(&self.pool)
+                .await?;
+        let mut warnings = Vec::new();
+        if autovacuum != "on" || track_counts != "on" {
+            warnings.push(
+                "autovacuum is off on this PostgreSQL server (autovacuum or track_counts): the event log's \
+                 tables are never analyzed, so query plans made while they were small (sequential scans) stay \
+                 in use as they grow and every service slows down with the log; turn autovacuum on, or run \
+                 ANALYZE regularly"
+                    .to_string(),
+            );
+        }
+        Ok(warnings)
+    }
+
     pub(crate) async fn pending_migrations(&self) -> Result<usize, StoreError> {
         let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(&self.pool)
@@ -727,12 +745,6 @@ impl PgBackend {
 async fn append_in(conn: &mut PgConnection, append: &Append) -> Result<Vec<Appended>, StoreError> {
     let ids: Vec<Uuid> = append.events.iter().map(|e| e.event_id).collect();
     if !append.expected.is_empty() {
-        // A retried append whose first attempt committed must not trip over its own
-        // events in the version check: answer it as the duplicate it is.
-        let stored = stored_events(conn, &ids).await?;
-        if stored.len() == ids.len() {
-            return duplicates(append, &stored);
-        }
         // BTreeMap iterates in key order, so concurrent appenders lock in the same
         // order and cannot deadlock.
         for (correlation_id, expected) in &append.expected {
@@ -748,6 +760,13 @@ async fn append_in(conn: &mut PgConnection, append: &Append) -> Result<Vec<Appen
             .fetch_one(&mut *conn)
             .await?;
             if !expected.admits(actual) {
+                // A retried append whose first attempt committed trips over its
+                // own events here: answer it as the duplicate it is. Looked up
+                // only now, so the common case costs no extra query.
+                let stored = stored_events(conn, &ids).await?;
+                if stored.len() == ids.len() {
+                    return duplicates(append, &stored);
+                }
                 return Err(StoreError::VersionConflict {
                     correlation_id: correlation_id.clone(),
                     expected: expected.describe(),

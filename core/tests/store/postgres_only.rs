@@ -783,3 +783,53 @@ async fn a_read_model_is_its_roles_own() {
     assert_eq!(cost_api.load_read_model("ledger").await.unwrap().unwrap().0, later);
     db.cleanup().await;
 }
+
+/// A one-shot process (`bookkeeper events append`) may exit right after its
+/// append: its commit itself must wake a follower elsewhere, with nothing left
+/// for the process to send (no close, no background NOTIFY).
+#[tokio::test]
+async fn a_one_shot_append_wakes_other_processes_by_its_own_commit() {
+    let Some(db) = postgres().await else { return };
+    let follower = Store::connect(&db.url).await.unwrap();
+    let mut woken = follower.wakeups();
+    // The follower listens once an ordinary append reaches it.
+    let service = Store::connect(&db.url).await.unwrap();
+    let mut listening = false;
+    for i in 0..50 {
+        service.append(Append::one(proposal(&format!("warm-{i}")))).await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(200), woken.changed()).await.is_ok() {
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "the follower never heard an ordinary append");
+    service.close().await;
+    // Let every wake-up of the warm-up arrive before the one measured.
+    while tokio::time::timeout(Duration::from_millis(300), woken.changed()).await.is_ok() {}
+
+    let options = bookkeeper_core::store::ConnectOptions {
+        announce: bookkeeper_core::store::Announce::WithCommit,
+        ..Default::default()
+    };
+    let one_shot = Store::connect_with(&db.url, options).await.unwrap();
+    one_shot.append(Append::one(proposal("one-shot"))).await.unwrap();
+    drop(one_shot);
+    tokio::time::timeout(PATIENCE, woken.changed())
+        .await
+        .expect("the follower was not woken by the one-shot append's commit")
+        .unwrap();
+    db.cleanup().await;
+}
+
+/// An operator who turned autovacuum off is told at start what it costs.
+#[tokio::test]
+async fn the_server_warning_names_autovacuum_exactly_when_it_is_off() {
+    let Some(db) = postgres().await else { return };
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let autovacuum: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(&pool).await.unwrap();
+    let warnings = db.store.server_warnings().await.unwrap();
+    let warned = warnings.iter().any(|w| w.contains("autovacuum is off"));
+    assert_eq!(warned, autovacuum == "off", "autovacuum = {autovacuum}; warnings: {warnings:?}");
+    pool.close().await;
+    db.cleanup().await;
+}

@@ -25,7 +25,9 @@
 //!    the last attempt, or on a permanent error, the failure is final.
 //!
 //! Executions are serial: the subscription has one active consumer across all
-//! replicas, and Fiken takes one request at a time per token anyway.
+//! replicas, and Fiken takes one request at a time per token anyway. A queue
+//! goes through the same steps together (`Executor::execute_batch`): one
+//! commit for its claims, the calls one after another, one for its outcomes.
 
 use std::collections::BTreeMap;
 
