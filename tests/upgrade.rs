@@ -149,7 +149,8 @@ async fn carried_through(backend: Backend) {
         by_discord_id.clone(),
         old_auto("Escalated", "ESCALATED", &by_discord_id),
     ];
-    db.store.append(Append::new(events)).await.unwrap();
+    let appended = db.store.append(Append::new(events)).await.unwrap();
+    let last_proposal = appended.iter().find(|a| a.event_id == by_discord_id.event_id).unwrap().position;
 
     // The upgrade: migrations first, then this release's services.
     db.store.migrate().await.unwrap();
@@ -212,6 +213,14 @@ async fn carried_through(backend: Backend) {
     until(store, "stopped", Phase::Rejected).await; // the emergency stop holds
     until(store, "failed", Phase::FailedFinally).await; // a final failure stays final
     until(store, "executed", Phase::Executed).await;
+    // Review-E reads the old escalations too (and asks again); a person's
+    // approval racing that is refused as a conflict, which is right but not
+    // what this checks: wait until it has read the whole old log.
+    let started = Instant::now();
+    while store.facts_progress("review-e.proposals").await.unwrap().checkpoint.position < last_proposal {
+        assert!(started.elapsed() < Duration::from_secs(60), "Review-E never read the old log");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let reviewer = review_e::review::approve(store, &people, "escalated", "kari", Some("ok"), None).await.unwrap();
     assert!(reviewer > 0);
     until(store, "escalated", Phase::Executed).await;
