@@ -71,6 +71,11 @@ pub struct ExecutionOptions {
     pub max_attempts: u32,
     /// The subscription's delay between attempts (reported in failure events).
     pub backoff: Backoff,
+    /// How long a claim may stand before its call when a queue is claimed in
+    /// chunks, about: while it stands, the emergency stop is refused ("being
+    /// executed now"). Fast remotes get large chunks, slow ones (real Fiken,
+    /// paced) one at a time.
+    pub claim_window: std::time::Duration,
 }
 
 impl Default for ExecutionOptions {
@@ -78,6 +83,7 @@ impl Default for ExecutionOptions {
         ExecutionOptions {
             max_attempts: 5,
             backoff: Backoff::new(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60)),
+            claim_window: std::time::Duration::from_millis(100),
         }
     }
 }
@@ -87,7 +93,14 @@ pub struct Executor {
     store: Store,
     connectors: Connectors,
     options: ExecutionOptions,
+    /// How long one attempt's remote calls take, smoothed (microseconds; 0:
+    /// not measured yet). Sizes the claims of a batch.
+    call_us: std::sync::atomic::AtomicU64,
 }
+
+/// A batch claims no new chunk after running this long, and hands back what it
+/// did: a batch stays far inside the subscription's lease.
+const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What an action is, read from its proposal.
 #[derive(Debug, Clone)]
@@ -148,7 +161,7 @@ struct Done {
 impl Executor {
     /// An executor carrying out actions through `connectors`.
     pub fn new(store: Store, connectors: Connectors, options: ExecutionOptions) -> Executor {
-        Executor { store, connectors, options }
+        Executor { store, connectors, options, call_us: Default::default() }
     }
 
     /// The key every attempt of one action shares.
@@ -404,6 +417,9 @@ enum Plan {
     Settled(Append),
     /// To be carried out: claim, call Fiken or Folio, record the outcome.
     Carry(Box<Attempt>),
+    /// A retry whose backoff (the `retry_in_ms` its failure recorded) has not
+    /// passed: offered again later.
+    NotYet(String),
 }
 
 /// One attempt at an approved action, ready to claim.
@@ -475,20 +491,14 @@ impl Executor {
                 .with_payload(serde_json::to_value(ExecutionSkip { reason }).unwrap_or_default());
             Ok(Plan::Settled(Append::one(skipped).expect(cid, expected)))
         };
-        // Its outcome is in already (recorded by a batch beside a failure that
-        // stopped its checkpoint short): nothing to add.
-        let settled_here = story.iter().filter(|e| e.causation_id == Some(approval.event_id)).any(|e| {
-            match ActionKind::parse(&e.event_type) {
-                Some((_, Stage::Executed)) => true,
-                Some((_, Stage::ExecutionFailed)) => e.payload.get("final").and_then(|f| f.as_bool()) == Some(true),
-                _ => false,
-            }
-        });
-        if settled_here {
+        let state = ActionState::fold(story);
+        // Its outcome is in already, as the fold counts it (recorded by a batch
+        // beside a failure that stopped its checkpoint short): nothing to add.
+        let outcome = state.executed.or(state.failed_finally);
+        if outcome.is_some_and(|e| e.causation_id == Some(approval.event_id)) {
             tracing::info!("carried out under this approval already; nothing to add");
             return Ok(Plan::Settled(Append::nothing()));
         }
-        let state = ActionState::fold(story);
         let in_force = state.approval().filter(|a| a.event.event_id == approval.event_id).cloned();
         let Some(in_force) = in_force else {
             return match state.phase() {
@@ -522,6 +532,20 @@ impl Executor {
         let prior = state.attempts.max(claims);
         let approved_at = story.iter().position(|e| e.event_id == approval.event_id).unwrap_or(0);
         let under_this_approval = story[approved_at..].iter().filter(is_claim).count() as u32;
+        // The last attempt failed and said when the next one may be made: not
+        // before, whoever offers the approval again (a batch, a restart).
+        let last_failure = story[approved_at..]
+            .iter()
+            .rev()
+            .find(|e| matches!(ActionKind::parse(&e.event_type), Some((_, Stage::ExecutionFailed))));
+        if let Some(failed) = last_failure {
+            let wait = failed.payload.get("retry_in_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+            let due = failed.created_at + chrono::Duration::milliseconds(wait.min(i64::MAX as u64) as i64);
+            let claimed_since = story[approved_at..].iter().filter(is_claim).any(|e| e.position > failed.position);
+            if !claimed_since && Utc::now() < due {
+                return Ok(Plan::NotYet(format!("the next attempt is due at {due} (the last one failed)")));
+            }
+        }
         let final_failure = |error: String| {
             let failure =
                 ExecutionFailure { error, retryable: false, attempt: prior + 1, is_final: true, retry_in_ms: None };
@@ -569,6 +593,7 @@ impl Executor {
         let outcome =
             self.perform(&attempt.action, attempt.bytes.clone(), attempt.document, &attempt.key(), since, resume).await;
         let remote_finished: DateTime<Utc> = Utc::now();
+        self.measured_call((remote_finished - remote_started).to_std().unwrap_or_default());
         let last_allowed = attempt.under_this_approval + 1 >= self.options.max_attempts;
         let outcome_label = match &outcome {
             Ok(_) => "executed",
@@ -629,14 +654,16 @@ impl Executor {
         }
     }
 
-    /// A queue of approvals: one read for every story, one commit for every
-    /// claim, the remote calls one after another (Fiken takes one request at a
+    /// A queue of approvals: one read for every story, claims in chunks (one
+    /// commit each, sized so a claim stands about
+    /// [`ExecutionOptions::claim_window`] before its call), the remote calls one after another (Fiken takes one request at a
     /// time per token), and every outcome with the checkpoint. It stops before a
     /// second approval of an action in the batch (that one needs the first's
-    /// outcome in its story) and before a retry (which waits for its backoff on
-    /// the one-at-a-time path). At a failure to retry it records that failure
-    /// and the outcomes after it at once, and hands back only the outcomes
-    /// before it, so the checkpoint stops there and the retry runs on its own.
+    /// outcome in its story), before a retry (one at a time, after its
+    /// backoff), and after [`BATCH_BUDGET`], handing back what it did. At a
+    /// failure to retry it claims no more, records that failure and the
+    /// outcomes of the rest of its chunk at once, and hands back only the
+    /// outcomes before it, so the checkpoint stops there.
     async fn execute_batch(&self, approvals: &[RecordedEvent]) -> Result<Vec<Append>, HandlerError> {
         let mut seen = std::collections::HashSet::new();
         let distinct = approvals.iter().take_while(|a| seen.insert(a.correlation_id.as_str())).count();
@@ -652,43 +679,66 @@ impl Executor {
         for approval in approvals {
             let story = stories.get(&approval.correlation_id).map(Vec::as_slice).unwrap_or_default();
             let plan = self.plan(approval, story).instrument(span_of(approval)).await?;
-            if matches!(&plan, Plan::Carry(a) if a.under_this_approval > 0) {
-                break;
+            match &plan {
+                Plan::Carry(a) if a.under_this_approval > 0 => break,
+                Plan::NotYet(_) => break,
+                _ => plans.push(plan),
             }
-            plans.push(plan);
         }
         if plans.is_empty() {
             return Err(HandlerError::transient("a retry goes one at a time"));
         }
-        let claims: Vec<Append> =
-            plans.iter().filter_map(|p| if let Plan::Carry(a) = p { Some(a.claim()) } else { None }).collect();
-        if !claims.is_empty() {
-            let merged = Append::merged(claims).ok_or_else(|| HandlerError::transient("claims overlap"))?;
-            // Refused as a whole when any story moved on (a rejection raced
-            // it): nothing is claimed, and each goes one at a time instead.
-            self.store.append_past_squatters(merged).await?;
-        }
-        // After a failure to retry, the rest are still carried out; their
-        // outcomes are recorded with that failure, outside the checkpoint, and
-        // each is answered "done" when it comes again (its outcome is in).
-        let mut outputs = Vec::with_capacity(plans.len());
+        let started = std::time::Instant::now();
+        let mut plans = plans.into_iter().peekable();
+        let mut outputs = Vec::with_capacity(approvals.len());
+        // After a failure to retry, the rest of its chunk is still carried out
+        // (it is claimed); those outcomes are recorded with the failure, outside
+        // the checkpoint, and each is answered "done" when it comes again.
         let mut retry: Option<(Vec<Append>, String)> = None;
-        for plan in plans {
-            let attempt = match plan {
-                Plan::Settled(append) if retry.is_none() => {
-                    outputs.push(append);
-                    continue;
+        while plans.peek().is_some() && retry.is_none() && started.elapsed() < BATCH_BUDGET {
+            let size = self.claim_chunk();
+            let mut chunk = Vec::new();
+            let mut carries = 0;
+            while let Some(plan) = plans.peek() {
+                if matches!(plan, Plan::Carry(_)) {
+                    if carries == size {
+                        break;
+                    }
+                    carries += 1;
                 }
-                // Settled without a claim: it is simply read again.
-                Plan::Settled(_) => continue,
-                Plan::Carry(attempt) => attempt,
-            };
-            let recorded = self.carry_out(&attempt).instrument(span_of(&attempt.approval)).await;
-            match (recorded, &mut retry) {
-                (Recorded::Done(append), None) => outputs.push(append),
-                (Recorded::Done(append), Some((late, _))) => late.push(append),
-                (Recorded::Retry { failure, message }, None) => retry = Some((vec![failure], message)),
-                (Recorded::Retry { failure, .. }, Some((late, _))) => late.push(failure),
+                chunk.extend(plans.next());
+            }
+            let claims: Vec<Append> =
+                chunk.iter().filter_map(|p| if let Plan::Carry(a) = p { Some(a.claim()) } else { None }).collect();
+            if let Some(claims) = Append::merged(claims).filter(|c| !c.events.is_empty()) {
+                // Refused as a whole when any story moved on (a rejection raced
+                // it): nothing of this chunk is claimed; what is done so far
+                // commits, and the rest is read again.
+                if let Err(e) = self.store.append_past_squatters(claims).await {
+                    if outputs.is_empty() {
+                        return Err(e.into());
+                    }
+                    tracing::info!(error = %e, "claiming the next chunk failed; committing what is done");
+                    return Ok(outputs);
+                }
+            }
+            for plan in chunk {
+                let attempt = match plan {
+                    Plan::Settled(append) if retry.is_none() => {
+                        outputs.push(append);
+                        continue;
+                    }
+                    // After the failure: read again, and settled again then.
+                    Plan::Settled(_) | Plan::NotYet(_) => continue,
+                    Plan::Carry(attempt) => attempt,
+                };
+                let recorded = self.carry_out(&attempt).instrument(span_of(&attempt.approval)).await;
+                match (recorded, &mut retry) {
+                    (Recorded::Done(append), None) => outputs.push(append),
+                    (Recorded::Done(append), Some((late, _))) => late.push(append),
+                    (Recorded::Retry { failure, message }, None) => retry = Some((vec![failure], message)),
+                    (Recorded::Retry { failure, .. }, Some((late, _))) => late.push(failure),
+                }
             }
         }
         if let Some((late, message)) = retry {
@@ -699,6 +749,23 @@ impl Executor {
             }
         }
         Ok(outputs)
+    }
+
+    /// How many attempts to claim at once: as many as fit in the claim window
+    /// at the measured call time; one until a call was measured.
+    fn claim_chunk(&self) -> usize {
+        match self.call_us.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => 1,
+            us => (self.options.claim_window.as_micros() as u64 / us).clamp(1, 1_000) as usize,
+        }
+    }
+
+    /// Folds one attempt's call time into the smoothed figure.
+    fn measured_call(&self, took: std::time::Duration) {
+        let us = (took.as_micros() as u64).max(1);
+        let before = self.call_us.load(std::sync::atomic::Ordering::Relaxed);
+        let next = if before == 0 { us } else { (before * 7 + us) / 8 };
+        self.call_us.store(next.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -730,6 +797,8 @@ impl Handler for Executor {
         let story_us = began.elapsed().as_micros() as u64;
         let attempt = match self.plan(approval, &story).await? {
             Plan::Settled(append) => return Ok(append),
+            // The subscription offers it again after its own backoff.
+            Plan::NotYet(why) => return Err(HandlerError::transient(why)),
             Plan::Carry(attempt) => attempt,
         };
         let prepare_us = began.elapsed().as_micros() as u64 - story_us;

@@ -74,6 +74,7 @@ impl World {
             execution: ExecutionOptions {
                 max_attempts: 6,
                 backoff: Backoff::new(Duration::from_millis(2), Duration::from_millis(20)),
+                ..ExecutionOptions::default()
             },
             poll_interval: Duration::from_millis(50),
             ..Config::default()
@@ -262,7 +263,7 @@ async fn approvals_made_while_the_accounting_api_is_down_are_executed_when_it_st
 }
 
 #[tokio::test]
-async fn a_queue_is_claimed_in_one_commit_and_a_failure_in_it_is_retried_alone() {
+async fn a_queue_is_claimed_in_chunks_and_a_failure_in_it_is_retried_alone() {
     let Some(w) = world().await else { return };
     let sha = w.document(PDF, "application/pdf").await;
     // A queue while the service is down: eight invoices, then eight receipts.
@@ -277,7 +278,13 @@ async fn a_queue_is_claimed_in_one_commit_and_a_failure_in_it_is_retried_alone()
     // The first receipt's upload fails (a 5xx on an upload is not retried by
     // the client: it may have landed).
     w.folio.fail_next([Fault::ServerError]);
-    let app = w.start().await;
+    let mut config = w.config();
+    // Claims may stand long here: the chunk after the first is the whole queue.
+    config.execution.claim_window = Duration::from_secs(600);
+    // A backoff long enough to see: the retry must wait for it, although the
+    // failure stopped a batch and the checkpoint moves on right away.
+    config.execution.backoff = Backoff::new(Duration::from_millis(400), Duration::from_millis(400));
+    let app = w.start_with(config).await;
 
     let mut stories = HashMap::new();
     for cid in (0..8).map(|i| format!("q-{i}")).chain((0..8).map(|i| format!("r-{i}"))) {
@@ -288,11 +295,12 @@ async fn a_queue_is_claimed_in_one_commit_and_a_failure_in_it_is_retried_alone()
     let stage_of = |e: &RecordedEvent| bookkeeper_core::lifecycle::stage(&e.event_type);
     let first_of = |cid: &str, stage| stories[cid].iter().find(|e| stage_of(e) == Some(stage)).unwrap().clone();
     use bookkeeper_core::domain::Stage;
-    // Every claim of the queue in one commit, and the outcomes before the
-    // failure with the checkpoint in another.
+    // The first claim alone (no call measured yet), every other claim of the
+    // queue in one commit, and the outcomes before the failure with the
+    // checkpoint in another.
     let claims: std::collections::BTreeSet<i64> =
         stories.keys().map(|cid| first_of(cid, Stage::ExecutionStarted).transaction_id).collect();
-    assert_eq!(claims.len(), 1, "all sixteen claimed together");
+    assert_eq!(claims.len(), 2, "the first alone, the other fifteen together");
     let invoices: std::collections::BTreeSet<i64> =
         (0..8).map(|i| first_of(&format!("q-{i}"), Stage::Executed).transaction_id).collect();
     assert_eq!(invoices.len(), 1, "the invoices' outcomes recorded together");
@@ -310,6 +318,13 @@ async fn a_queue_is_claimed_in_one_commit_and_a_failure_in_it_is_retried_alone()
     );
     let failed = first_of("r-0", Stage::ExecutionFailed);
     assert_eq!((&failed.payload["attempt"], &failed.payload["final"]), (&json!(1), &json!(false)));
+    let wait = failed.payload["retry_in_ms"].as_i64().unwrap();
+    let retried = &stories["r-0"][4];
+    assert!(
+        retried.created_at - failed.created_at >= chrono::Duration::milliseconds(wait),
+        "the retry waited {} ms of the {wait} ms its failure asked",
+        (retried.created_at - failed.created_at).num_milliseconds()
+    );
     // The ones after it in the batch: carried out at once, recorded with the
     // failure, and not touched again when the subscription reads them anew.
     for i in 1..8 {
