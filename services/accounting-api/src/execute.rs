@@ -539,10 +539,17 @@ impl Executor {
             .rev()
             .find(|e| matches!(ActionKind::parse(&e.event_type), Some((_, Stage::ExecutionFailed))));
         if let Some(failed) = last_failure {
+            // Never longer than this executor's own longest backoff (a forged or
+            // old value cannot hold an action back for good), and a due time
+            // further off than the wait itself is the database's clock ahead of
+            // ours: then the subscription's backoff alone applies.
             let wait = failed.payload.get("retry_in_ms").and_then(|v| v.as_u64()).unwrap_or(0);
-            let due = failed.created_at + chrono::Duration::milliseconds(wait.min(i64::MAX as u64) as i64);
+            let cap = u64::try_from(self.options.backoff.cap.as_millis()).unwrap_or(u64::MAX);
+            let wait = chrono::Duration::milliseconds(i64::try_from(wait.min(cap)).unwrap_or(i64::MAX));
+            let due = failed.created_at + wait;
+            let left = due - Utc::now();
             let claimed_since = story[approved_at..].iter().filter(is_claim).any(|e| e.position > failed.position);
-            if !claimed_since && Utc::now() < due {
+            if !claimed_since && left > chrono::Duration::zero() && left <= wait {
                 return Ok(Plan::NotYet(format!("the next attempt is due at {due} (the last one failed)")));
             }
         }
