@@ -1,5 +1,5 @@
 //! `bookkeeper`: one binary, every deployment. This file only parses the command
-//! line, sets up logging and hands over to `cli`.
+//! line, loads the settings once, sets up logging and hands over to `cli`.
 
 mod cli;
 
@@ -9,7 +9,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_logging(&args);
+    let settings = match cli::load_settings(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    cli::init_logging(&args, &settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -17,7 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(args)) {
+    match runtime.block_on(cli::run(args, settings)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

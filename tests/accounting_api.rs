@@ -24,7 +24,7 @@ const ACCOUNTING_TOKEN: &str = "accounting-test-token-0123456789";
 
 mod common;
 
-use common::{build_policy, Process};
+use common::{build_policy, Service as Process};
 
 /// Starts `bookkeeper serve <service>` as `role` and waits for its address.
 fn serve(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Process {
@@ -90,7 +90,7 @@ async fn a_receipt_goes_from_proposal_to_folio_and_audit_tells_the_story() {
     std::fs::create_dir_all(&folder).unwrap();
     build_policy("small-receipts", &folder.join("small-receipts.wasm"));
 
-    let review_e = serve(
+    let mut review_e = serve(
         "review-e",
         &db,
         "review_e",
@@ -101,7 +101,7 @@ async fn a_receipt_goes_from_proposal_to_folio_and_audit_tells_the_story() {
             ("REVIEW_E_POLICY_DEADLINE_MS", "500".into()),
         ],
     );
-    let accounting = serve("accounting-api", &db, "accounting_api", &fakes.env());
+    let mut accounting = serve("accounting-api", &db, "accounting_api", &fakes.env());
     let http = reqwest::Client::new();
 
     // Book-E stores the receipt through the documents API, then proposes.
@@ -140,7 +140,7 @@ async fn a_receipt_goes_from_proposal_to_folio_and_audit_tells_the_story() {
     book_e.append(Append::one(propose("kiwi-1", kiwi_1, first, 250_00))).await.unwrap();
     story_until(&db, "kiwi-1", |e| e.event_type == "ReceiptAttachmentEscalated", Duration::from_secs(30)).await;
     let approved = http
-        .post(format!("{}/review/kiwi-1/approve", review_e.base))
+        .post(format!("{}/reviews/kiwi-1/approve", review_e.base))
         .bearer_auth(REVIEWER)
         .json(&json!({"reason": "known shop"}))
         .send()
@@ -182,7 +182,7 @@ async fn a_receipt_goes_from_proposal_to_folio_and_audit_tells_the_story() {
 
     // An emergency reject after the execution is refused: it cannot be undone.
     let late = http
-        .post(format!("{}/review/kiwi-2/reject", review_e.base))
+        .post(format!("{}/reviews/kiwi-2/reject", review_e.base))
         .bearer_auth(REVIEWER)
         .json(&json!({"reason": "too late"}))
         .send()
@@ -240,7 +240,7 @@ async fn two_accounting_api_processes_never_execute_an_action_twice() {
             .await
             .unwrap();
     let active_pid: u32 = holder.split(':').next().unwrap().parse().unwrap();
-    let (active, standby) = if active_pid == a.pid() { (a, b) } else { (b, a) };
+    let (mut active, mut standby) = if active_pid == a.pid() { (a, b) } else { (b, a) };
     assert_ne!(standby.pid(), active_pid);
     active.kill();
 

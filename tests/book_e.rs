@@ -1,51 +1,26 @@
 //! `bookkeeper chat` against `bookkeeper serve book-e` and `bookkeeper serve
 //! accounting-api` (in its sandbox), as separate OS processes on PostgreSQL.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{bookkeeper, Service};
 
 use bookkeeper_core::testing::TestDb;
 
 const OLA: &str = "ola-token-0123456789";
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(service: &str, url: String, env: &[(&str, String)]) -> (Process, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
-    cmd.args(["serve", service]).env("DATABASE_URL", url).stdout(Stdio::null()).stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{service} did not start"));
-    (Process(child), base)
+fn serve(service: &str, url: String, env: &[(&str, String)]) -> (Service, String) {
+    let service = common::serve(service, &url, env);
+    let base = service.base.clone();
+    (service, base)
 }
 
 fn chat(book_e: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .arg("chat")
-        .args(args)
-        .env("BOOK_E_URL", book_e)
-        .env("BOOKKEEPER_TOKEN", OLA)
-        .output()
-        .unwrap();
+    let out =
+        bookkeeper().arg("chat").args(args).env("BOOK_E_URL", book_e).env("BOOKKEEPER_TOKEN", OLA).output().unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -87,7 +62,7 @@ async fn chat_with_book_e_from_the_command_line() {
     assert_eq!(proposals[0].payload["receipt"]["filename"], receipt.file_name().unwrap().to_str().unwrap());
 
     // The interactive prompt, with `@FILE` attachments.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+    let mut child = bookkeeper()
         .arg("chat")
         .env("BOOK_E_URL", &book_e)
         .env("BOOKKEEPER_TOKEN", OLA)

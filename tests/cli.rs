@@ -5,12 +5,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bookkeeper_core::testing::{Backend, TestDb};
+use bookkeeper_core::testing::{run_slow_test, Backend, TestDb};
 use serde_json::Value;
 
+mod common;
+
 fn bookkeeper(db: &TestDb) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
-    cmd.env("DATABASE_URL", &db.url).env_remove("BOOKKEEPER_LOG");
+    let mut cmd = common::bookkeeper();
+    cmd.env("DATABASE_URL", &db.url);
     cmd
 }
 
@@ -233,6 +235,9 @@ fn the_embedded_default_needs_no_configuration() {
 
 #[tokio::test]
 async fn the_store_benchmark_runs_and_reports_every_figure() {
+    if !run_slow_test("the_store_benchmark_runs_and_reports_every_figure") {
+        return;
+    }
     // A smoke run with tiny sizes: the figures are meaningless, the report is not.
     let Some(db) = TestDb::postgres().await else { return };
     db.cleanup().await;
@@ -257,6 +262,9 @@ async fn the_store_benchmark_runs_and_reports_every_figure() {
 
 #[tokio::test]
 async fn the_accounting_benchmark_runs_and_reports_every_figure() {
+    if !run_slow_test("the_accounting_benchmark_runs_and_reports_every_figure") {
+        return;
+    }
     let Some(db) = TestDb::postgres().await else { return };
     db.cleanup().await;
     let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
@@ -279,6 +287,9 @@ async fn the_accounting_benchmark_runs_and_reports_every_figure() {
 
 #[tokio::test]
 async fn the_system_benchmark_runs_every_service_as_a_process_and_reports() {
+    if !run_slow_test("the_system_benchmark_runs_every_service_as_a_process_and_reports") {
+        return;
+    }
     let Some(db) = TestDb::postgres().await else { return };
     db.cleanup().await;
     let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
@@ -296,36 +307,55 @@ async fn the_system_benchmark_runs_every_service_as_a_process_and_reports() {
 #[tokio::test]
 async fn serve_cron_keeps_its_schedule_with_health_and_metrics_and_stops_on_sigterm() {
     let db = TestDb::sqlite().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["serve", "cron"])
-        .env("DATABASE_URL", &db.url)
-        .env("CRON_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut scheduled = false;
-    let mut base = None;
-    while base.is_none() {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("serve cron said nothing");
-        scheduled |= line.contains("CronJob scheduled (0 0 6 * * * in Europe/Oslo)");
-        base = line.split("health listening on ").nth(1).map(str::to_string);
-    }
-    assert!(scheduled, "the schedule is announced");
-    let base = base.unwrap();
+    let mut cron = common::serve("cron", &db.url, &[("CRON_ADDR", "127.0.0.1:0".into())]);
+    assert!(cron.log_text().contains("CronJob scheduled (0 0 6 * * * in Europe/Oslo)"), "the schedule is announced");
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let r = reqwest::get(format!("{}{path}", cron.base)).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success());
+    assert!(cron.terminate().success());
     db.cleanup().await;
+}
+
+/// `bookkeeper config`: every setting with where it came from, secrets redacted;
+/// a configuration file is read, the environment wins over it, and a name the file
+/// does not know stops the start, naming the line.
+#[test]
+fn config_shows_the_effective_settings_with_secrets_redacted() {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bookkeeper.env");
+    std::fs::write(
+        &file,
+        "# production\nCRON_RECEIPT_DAYS=9\nCOST_API_TOKEN=cost-token-from-the-file-0123\nCRON_TIMEZONE=UTC\n",
+    )
+    .unwrap();
+    let out = common::bookkeeper()
+        .args(["config", "--json", "--config"])
+        .arg(&file)
+        .env("DATABASE_URL", "postgres://book_e:hunter2@db.internal/bookkeeper")
+        .env("CRON_TIMEZONE", "Europe/Oslo")
+        .env_remove("FIKEN_TOKEN")
+        .output()
+        .unwrap();
+    let text = text(&out.stdout);
+    assert!(out.status.success(), "{text}{}", self::text(&out.stderr));
+    let rows: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no {name}")).clone();
+    assert_eq!(
+        (row("CRON_RECEIPT_DAYS")["value"].clone(), row("CRON_RECEIPT_DAYS")["from"].clone()),
+        ("9".into(), "file".into())
+    );
+    assert_eq!(row("CRON_TIMEZONE")["value"], "Europe/Oslo", "the environment wins over the file");
+    assert_eq!(row("COST_API_TOKEN")["value"], "(set, redacted)");
+    assert_eq!(row("DATABASE_URL")["value"], "postgres://book_e:***@db.internal/bookkeeper");
+    assert_eq!(row("FIKEN_TOKEN")["from"], "default");
+    assert!(!text.contains("hunter2") && !text.contains("cost-token-from-the-file"), "{text}");
+
+    std::fs::write(&file, "CRON_RECIEPT_DAYS=9\n").unwrap();
+    let typo = common::bookkeeper().args(["config", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    let said = self::text(&typo.stderr);
+    assert!(said.contains("line 1") && said.contains("CRON_RECIEPT_DAYS"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

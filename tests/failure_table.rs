@@ -9,8 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,91 +22,9 @@ use bookkeeper_core::{Append, NewEvent, Store};
 use serde_json::json;
 use sqlx::Row;
 
-/// A `bookkeeper serve <service>` process that can be killed, paused and restarted.
-struct Service {
-    name: &'static str,
-    env: Vec<(String, String)>,
-    child: Option<Child>,
-    /// Its stderr (JSON logs), across restarts.
-    log: PathBuf,
-}
+mod common;
 
-impl Service {
-    fn start(name: &'static str, env: Vec<(String, String)>) -> Service {
-        let log = std::env::temp_dir().join(format!("failure-table-{name}-{}.log", uuid::Uuid::new_v4()));
-        let mut s = Service { name, env, child: None, log };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map(Stdio::from)
-            .unwrap_or(Stdio::null());
-        cmd.args(["serve", self.name]).stdout(Stdio::null()).stderr(stderr);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        self.child = Some(cmd.spawn().expect("start a service"));
-    }
-
-    fn signal(&self, sig: &str) {
-        if let Some(c) = &self.child {
-            Command::new("kill").args([sig, &c.id().to_string()]).status().unwrap();
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    /// SIGTERM and wait: a graceful stop exits 0.
-    fn stop(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return true };
-        Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        self.kill();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-impl Service {
-    fn log_lines(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
+use common::{bookkeeper, build_policy, Service};
 
 /// A TCP proxy in front of PostgreSQL that can be cut (every connection dropped,
 /// new ones refused) and restored: the database going away, as services see it.
@@ -154,17 +71,6 @@ struct System {
     accounting: Service,
     book_e: Store,
     work: PathBuf,
-}
-
-fn build_policy(policy: &str, out: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "build"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(policy))
-        .arg("--out")
-        .arg(out)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// The URL of the test database for `role`, through `proxy` when given.
@@ -220,8 +126,8 @@ impl System {
             ("ACCOUNTING_API_RETRY_CAP_MS".into(), "200".into()),
             ("ACCOUNTING_API_MAX_ATTEMPTS".into(), "50".into()),
         ]);
-        let review_e = Service::start("review-e", review_env);
-        let accounting = Service::start("accounting-api", accounting_env);
+        let review_e = Service::spawn("review-e", review_env);
+        let accounting = Service::spawn("accounting-api", accounting_env);
         let book_e = Store::connect(&db.role_url("book_e")).await.unwrap();
         db.store.put_blob(b"%PDF-1.7 invoice", "application/pdf").await.unwrap();
         // The policy folder is published as a `PolicyPublished` event; Review-E follows it.
@@ -396,7 +302,7 @@ async fn the_accounting_api_down_then_up_and_review_e_paused_then_resumed() {
         s.stories("queued").await.values().all(|st| !st.iter().any(|t| t.contains("Execut"))),
         "nothing executed while down"
     );
-    s.accounting.spawn();
+    s.accounting.start_again();
     s.wait_executed(&queued, Duration::from_secs(60)).await;
 
     // Review-E paused (SIGSTOP): proposals stay pending; resumed, they are decided.
@@ -448,7 +354,7 @@ async fn the_database_going_away_and_coming_back_loses_nothing() {
             .iter()
             .any(|l| l["level"] == "WARN" && l["fields"]["message"].as_str().is_some_and(|m| m.contains("retrying")));
         let warnings: Vec<String> = lines.iter().filter(|l| l["level"] == "WARN").map(|l| l.to_string()).collect();
-        assert!(waited, "{} logged no retry while the database was away: {warnings:#?}", service.name);
+        assert!(waited, "{} logged no retry while the database was away: {warnings:#?}", service.name());
     }
     // JSON logs: every line of a proposal's handling carries its correlation id.
     let decided: Vec<serde_json::Value> =
@@ -463,6 +369,9 @@ async fn the_database_going_away_and_coming_back_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_every_proposal_decided_once_and_executed_once() {
+    if !bookkeeper_core::testing::run_slow_test("chaos_every_proposal_decided_once_and_executed_once") {
+        return;
+    }
     let n: usize = std::env::var("BOOKKEEPER_CHAOS_PROPOSALS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
     let kills: usize = std::env::var("BOOKKEEPER_CHAOS_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let Some(mut s) = System::start(None).await else { return };
@@ -503,11 +412,7 @@ async fn chaos_every_proposal_decided_once_and_executed_once() {
     let rate: Option<f64> =
         sqlx::query_scalar("SELECT approval_rate FROM approval_rate").fetch_one(pool).await.unwrap();
     assert_eq!(rate, Some(1.0));
-    let audit = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["audit", &all[0]])
-        .env("DATABASE_URL", &s.db.url)
-        .output()
-        .unwrap();
+    let audit = bookkeeper().args(["audit", &all[0]]).env("DATABASE_URL", &s.db.url).output().unwrap();
     let report = String::from_utf8_lossy(&audit.stdout).to_string();
     assert!(
         report.contains("InvoiceRegistrationProposed")

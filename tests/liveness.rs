@@ -3,24 +3,18 @@
 //! database, a batch job in another one), a proposal is still judged by Review-E,
 //! approved by a person, and executed by the Accounting API, within seconds.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::testing::{postgres_admin_url, TestDb};
-use bookkeeper_core::{ActionState, NewEvent, Phase, Store};
+use bookkeeper_core::{NewEvent, Phase, Store};
+
+mod common;
 use serde_json::json;
 use sqlx::Connection;
 
 async fn until(store: &Store, cid: &str, phase: Phase, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let story = store.read_correlation(cid).await.unwrap();
-        if ActionState::fold(&story).phase() == phase {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < within, "{cid} did not reach {phase:?} within {within:?}: {story:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::until_phase(store, cid, phase, within).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,42 +36,13 @@ async fn review_e_and_the_executor_keep_going_beside_a_transaction_left_open() {
         let url = db.role_url(name);
         async move { Store::connect(&url).await.unwrap() }
     };
-    let accounting = accounting_api::AccountingApi::build(
-        accounting_api::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            poll_interval: Duration::from_secs(5),
-            fiken_spacing: Duration::ZERO,
-            ..Default::default()
-        },
-        role("accounting_api").await,
-    )
-    .await
-    .unwrap();
-    let fiken = accounting.sandbox().fiken.clone().unwrap();
-    let (stop_accounting, stopped_accounting) = tokio::sync::oneshot::channel::<()>();
-    let accounting = tokio::spawn(accounting.run_until_stopped(async move {
-        let _ = stopped_accounting.await;
-    }));
+    // Far longer than the test: only wake-ups move the services.
+    let (accounting, fiken) = common::accounting_in_process(role("accounting_api").await, Duration::from_secs(5)).await;
     let people = Directory::new(vec![Person::new("kari")
         .may_also(Right::Review)
         .with_token(Door::ReviewE, "kari-token-0123456789")])
     .unwrap();
-    let review = review_e::ReviewE::build(
-        review_e::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            people: people.clone(),
-            // Far longer than the test: only wake-ups move the services.
-            poll_interval: Duration::from_secs(5),
-            ..Default::default()
-        },
-        role("review_e").await,
-    )
-    .await
-    .unwrap();
-    let (stop_review, stopped_review) = tokio::sync::oneshot::channel::<()>();
-    let review = tokio::spawn(review.run_until_stopped(async move {
-        let _ = stopped_review.await;
-    }));
+    let review = common::review_e_in_process(role("review_e").await, people.clone(), Duration::from_secs(5)).await;
 
     let book_e = role("book_e").await;
     let sha = db.store.put_blob(b"%PDF-1.7 invoice", "application/pdf").await.unwrap();
@@ -104,9 +69,7 @@ async fn review_e_and_the_executor_keep_going_beside_a_transaction_left_open() {
     // The transactions were open all along.
     sqlx::raw_sql("INSERT INTO forgotten VALUES (2); ROLLBACK").execute(&mut here).await.unwrap();
     sqlx::raw_sql("INSERT INTO batch_job VALUES (2); ROLLBACK").execute(&mut elsewhere).await.unwrap();
-    let _ = stop_review.send(());
-    let _ = stop_accounting.send(());
-    review.await.unwrap().unwrap();
-    accounting.await.unwrap().unwrap();
+    review.stop().await;
+    accounting.stop().await;
     db.cleanup().await;
 }

@@ -4,88 +4,51 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bookkeeper_core::testing::TestDb;
 use bookkeeper_core::{NewEvent, Store};
 use serde_json::{json, Value};
 
-use common::build_policy as build;
+use common::{bookkeeper, build_policy as build, Service};
 
 const AUTHOR: &str = "author-token-0123456789";
 
-struct Process {
-    child: Child,
-    base: String,
-}
-
-fn serve(db: &TestDb, folder: Option<&Path>) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bookkeeper"));
-    cmd.args(["serve", "review-e"])
-        .env("DATABASE_URL", db.role_url("review_e"))
-        .env("REVIEW_E_ADDR", "127.0.0.1:0")
-        .env("REVIEW_E_AUTHOR_TOKENS", format!("{AUTHOR}:finance-lead"))
-        .env("REVIEW_E_REVIEWER_TOKENS", "reviewer-token-0123456789:kari")
-        .env("BOOKKEEPER_LOG", "info")
+/// `bookkeeper serve review-e` as the `review_e` role, following `folder` if given.
+fn serve(db: &TestDb, folder: Option<&Path>) -> Service {
+    let mut env = vec![
+        ("REVIEW_E_ADDR", "127.0.0.1:0".to_string()),
+        ("REVIEW_E_AUTHOR_TOKENS", format!("{AUTHOR}:finance-lead")),
+        ("REVIEW_E_REVIEWER_TOKENS", "reviewer-token-0123456789:kari".into()),
         // Generous, so a busy test machine never times out a good policy.
-        .env("REVIEW_E_POLICY_DEADLINE_MS", "500")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        ("REVIEW_E_POLICY_DEADLINE_MS", "500".into()),
+    ];
     if let Some(folder) = folder {
-        cmd.env("REVIEW_E_POLICY_DIR", folder);
+        env.push(("REVIEW_E_POLICY_DIR", folder.display().to_string()));
     }
-    let mut child = cmd.spawn().expect("start bookkeeper serve review-e");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).expect("Review-E did not report its address");
-    Process { child, base }
+    common::serve("review-e", &db.role_url("review_e"), &env)
 }
 
-impl Process {
-    async fn policies(&self) -> Vec<String> {
-        let r = reqwest::Client::new().get(format!("{}/policies", self.base)).bearer_auth(AUTHOR).send().await;
-        let Ok(r) = r else { return vec![] };
-        let v: Value = r.json().await.unwrap_or_default();
-        v["policies"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect())
-            .unwrap_or_default()
-    }
+/// The names of the policies `review_e` lists.
+async fn policies(review_e: &Service) -> Vec<String> {
+    let r = reqwest::Client::new().get(format!("{}/policies", review_e.base)).bearer_auth(AUTHOR).send().await;
+    let Ok(r) = r else { return vec![] };
+    let v: Value = r.json().await.unwrap_or_default();
+    v["policies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
 
-    async fn wait_for(&self, name: &str) -> Duration {
-        let started = Instant::now();
-        while !self.policies().await.iter().any(|p| p == name) {
-            assert!(started.elapsed() < Duration::from_secs(20), "{} never followed `{name}`", self.base);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        started.elapsed()
+/// Waits until `review_e` lists `name`; how long that took.
+async fn wait_for(review_e: &Service, name: &str) -> Duration {
+    let started = Instant::now();
+    while !policies(review_e).await.iter().any(|p| p == name) {
+        assert!(started.elapsed() < Duration::from_secs(20), "{} never followed `{name}`", review_e.base);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
-    /// SIGTERM, then the exit status: a graceful stop exits 0.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("Review-E did not stop within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    started.elapsed()
 }
 
 async fn decision(db: &TestDb, id: &str) -> bookkeeper_core::RecordedEvent {
@@ -119,8 +82,8 @@ async fn two_review_e_processes_follow_the_same_policy_swaps() {
     build("small-receipts", &work.join("small-receipts.wasm"));
     build("unusual-vendor", &work.join("unusual-vendor.wasm"));
 
-    let a = serve(&db, Some(&folder));
-    let b = serve(&db, None);
+    let mut a = serve(&db, Some(&folder));
+    let mut b = serve(&db, None);
 
     // Nothing is active yet: decisions fail closed.
     propose(&db, "before").await;
@@ -128,26 +91,23 @@ async fn two_review_e_processes_follow_the_same_policy_swaps() {
 
     // A file dropped into A's folder is in force in B too.
     std::fs::copy(work.join("small-receipts.wasm"), folder.join("small-receipts.wasm")).unwrap();
-    a.wait_for("small-receipts").await;
-    let followed = b.wait_for("small-receipts").await;
+    wait_for(&a, "small-receipts").await;
+    let followed = wait_for(&b, "small-receipts").await;
     eprintln!("B followed the folder swap in {followed:?}");
     propose(&db, "after-file").await;
     let d = decision(&db, "after-file").await;
     assert!(d.reason().unwrap().contains("small-receipts: first receipt from Kiwi"), "{:?}", d.reason());
 
     // A component pushed to B (with the CLI, in shadow mode) is in force in A too.
-    let pushed = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+    let pushed = bookkeeper()
         .args(["policy", "push", "--shadow", "--url", &b.base, "--token", AUTHOR])
         .arg(work.join("unusual-vendor.wasm"))
         .output()
         .unwrap();
     assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
     assert!(String::from_utf8_lossy(&pushed.stdout).contains("published \"unusual-vendor\""));
-    a.wait_for("unusual-vendor").await;
-    let listed = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "list", "--url", &a.base, "--token", AUTHOR])
-        .output()
-        .unwrap();
+    wait_for(&a, "unusual-vendor").await;
+    let listed = bookkeeper().args(["policy", "list", "--url", &a.base, "--token", AUTHOR]).output().unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(listed.contains("small-receipts") && listed.contains("folder:small-receipts.wasm"), "{listed}");
     assert!(
@@ -161,15 +121,11 @@ async fn two_review_e_processes_follow_the_same_policy_swaps() {
     assert_eq!(shadow["mode"], "shadow");
 
     // The recorded decisions re-run identically, and a backtest runs over them.
-    let verify = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "verify"])
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let verify = bookkeeper().args(["policy", "verify"]).env("DATABASE_URL", &db.url).output().unwrap();
     let report = String::from_utf8_lossy(&verify.stdout).to_string();
     assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
     assert!(report.contains("3 automatic decisions re-run; 3 identical, 0 mismatched"), "{report}");
-    let replay = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+    let replay = bookkeeper()
         .args(["policy", "replay"])
         .arg(work.join("unusual-vendor.wasm"))
         .env("DATABASE_URL", &db.url)

@@ -109,3 +109,101 @@ fn migrations_name_exact_types() {
     }
     assert!(checked >= 2);
 }
+
+/// Every Rust source of the shipped code, with the shared HTTP edge.
+fn shipped_sources() -> Vec<PathBuf> {
+    let mut files = sources();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("core/http/src"), &mut files);
+    files
+}
+
+/// The names quoted right after `needle` (`settings.text("NAME")`), in `text`.
+fn quoted_after<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.match_indices(needle)
+        .filter_map(|(i, _)| {
+            let rest = text[i + needle.len()..].trim_start();
+            let rest = rest.strip_prefix('"')?;
+            rest.split('"').next()
+        })
+        .collect()
+}
+
+/// Configuration is read in one place: the settings `main` loads once
+/// (`bookkeeper_core::config::Settings`). No other code reads the environment,
+/// and every name read is a registered setting, so docs/configuration.md and
+/// `bookkeeper config` list everything there is.
+#[test]
+fn settings_are_read_only_through_the_one_loader_and_all_are_registered() {
+    // Cargo's own variable, for the nested build of policies: not a Bookkeeper setting.
+    let allowed = ["core/src/config.rs", "core/src/testing.rs", "services/review-e/src/policy/toolchain.rs"];
+    let mut stray = Vec::new();
+    let mut unregistered = Vec::new();
+    for path in shipped_sources() {
+        let text = code(&path);
+        let shown = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+        if (text.contains("env::var") || text.contains("try_from_env")) && !allowed.iter().any(|a| shown.ends_with(a)) {
+            stray.push(shown.clone());
+        }
+        for getter in [".text(", ".secret(", ".number(", ".flag(", ".parsed(", ".tokens(", "var: ", "env = "] {
+            for name in quoted_after(&text, getter) {
+                let looks_like_setting = name.len() > 3 && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+                if looks_like_setting && bookkeeper_core::config::find(name).is_none() {
+                    unregistered.push(format!("{shown}: {name}"));
+                }
+            }
+        }
+    }
+    assert!(stray.is_empty(), "these read the environment themselves; use Settings: {stray:?}");
+    assert!(unregistered.is_empty(), "read but not in config::SETTINGS (and so not documented): {unregistered:?}");
+}
+
+/// docs/configuration.md's table is the registry, as `bookkeeper config --markdown` prints it.
+#[test]
+fn the_configuration_table_in_the_docs_is_the_registry() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md")).unwrap();
+    let table = bookkeeper_core::config::Settings::markdown_table();
+    assert!(
+        doc.contains(&table),
+        "docs/configuration.md is out of date: replace its table with `bookkeeper config --markdown`"
+    );
+}
+
+/// The HTTP edge has one implementation (`core/http`): no service answers its own
+/// health probes, reads the bearer header itself or defines its own error body.
+#[test]
+fn every_service_uses_the_one_http_edge() {
+    let mut found = Vec::new();
+    for path in sources() {
+        let text = code(&path);
+        let shown = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+        // The fakes of Fiken and Folio check bearer tokens as those vendors do.
+        if shown.contains("/fake.rs") {
+            continue;
+        }
+        let patterns = [
+            "route(\"/healthz\"",
+            "route(\"/readyz\"",
+            "route(\"/metrics\"",
+            "strip_prefix(\"Bearer ",
+            "impl IntoResponse for",
+        ];
+        for pattern in patterns {
+            if text.contains(pattern) {
+                found.push(format!("{shown}: {pattern}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "use bookkeeper_http (auth, ApiError, Ops) instead: {found:?}");
+}
+
+/// The shipped binary finds nothing through the source tree it was built from:
+/// the container image has none (the example policies are compiled in).
+#[test]
+fn the_shipped_code_never_looks_for_its_source_tree() {
+    let found: Vec<String> = shipped_sources()
+        .into_iter()
+        .filter(|p| code(p).contains("CARGO_MANIFEST_DIR"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(found.is_empty(), "these find files through the build's source tree: {found:?}");
+}

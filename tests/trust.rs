@@ -25,7 +25,7 @@ const REVIEWER_TOKEN: &str = "trust-reviewer-token-0123456789";
 
 mod common;
 
-use common::{build_policy, serve, Process};
+use common::{build_policy, serve, Service as Process};
 
 fn serve_as(service: &str, db: &TestDb, role: &str, env: &[(&str, String)]) -> Process {
     serve(service, &db.role_url(role), env)
@@ -219,7 +219,7 @@ async fn a_pair_of_proposals_in_old_history_is_never_executed_without_a_person()
 
     // A person approves pair-1: the proposal they judged, the first, is registered.
     let r = reqwest::Client::new()
-        .post(format!("{}/review/pair-1/approve", w.review_e.base))
+        .post(format!("{}/reviews/pair-1/approve", w.review_e.base))
         .bearer_auth(REVIEWER_TOKEN)
         .json(&json!({"reason": "the small one is ours"}))
         .send()

@@ -95,7 +95,7 @@ async fn up_runs_everything_and_a_receipt_goes_all_the_way() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let approved = http
-        .post(format!("{review_e}/review/{id}/approve"))
+        .post(format!("{review_e}/reviews/{id}/approve"))
         .bearer_auth(&reviewer)
         .json(&json!({"reason": "known shop"}))
         .send()
@@ -161,26 +161,44 @@ async fn up_runs_everything_and_a_receipt_goes_all_the_way() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The binary on its own, as the container image runs it: copied into an empty
+/// directory, with nothing of the build's environment (no source tree to find,
+/// no cargo, no Rust toolchain on the `PATH`).
+fn lone_binary(dir: &std::path::Path) -> Command {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_bookkeeper"), bin.join("bookkeeper")).unwrap();
+    // A process another test thread forks while the copy is being written holds
+    // its descriptor until it execs: the kernel refuses to run the file until then.
+    for _ in 0..100 {
+        match Command::new(bin.join("bookkeeper")).arg("--version").output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => break,
+        }
+    }
+    let mut cmd = Command::new(bin.join("bookkeeper"));
+    cmd.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", dir).current_dir(dir);
+    cmd
+}
+
 #[test]
-fn the_demo_runs_its_scenario_through_the_live_system() {
+fn the_demo_runs_its_scenario_through_the_live_system_from_an_empty_directory() {
     let dir = std::env::temp_dir().join(format!("bookkeeper-demo-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+    let out = lone_binary(&dir)
         .arg("demo")
-        .current_dir(&dir)
         .env("DATABASE_URL", format!("sqlite://{}", dir.join("bookkeeper.db").display()))
         .env("REVIEW_E_ADDR", "127.0.0.1:0")
         .env("ACCOUNTING_API_ADDR", "127.0.0.1:0")
         .env("BOOK_E_ADDR", "127.0.0.1:0")
         .env("COST_API_ADDR", "127.0.0.1:0")
         .env("REVIEW_E_POLICY_DEADLINE_MS", "500")
-        .env_remove("DISCORD_TOKEN")
-        .env_remove("FIKEN_TOKEN")
-        .env_remove("FOLIO_API_KEY")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
     let expect = [
         "InvoiceRegistrationEscalated         system:auto  ESCALATED       unusual-vendor: first payment",
         "InvoiceRegistrationApproved          user:reviewer",
@@ -193,9 +211,55 @@ fn the_demo_runs_its_scenario_through_the_live_system() {
         // last month's): every one of them is counted once.
         "in all: 22061.50 NOK over",
         "The demo is done.",
+        // The example policies shipped inside the binary, installed where Review-E watches.
+        "policies: duplicate-invoice, monthly-budget, small-receipts, unusual-vendor (in .bookkeeper/policies)",
     ];
     for line in expect {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `policy new` from an empty directory: by default the new policy names the SDK's
+/// release on crates.io; with `--sdk` a checkout, and then it builds and passes its
+/// recorded cases (with the cargo of the machine, as a policy author has it).
+#[test]
+fn policy_new_scaffolds_against_the_released_sdk_or_the_one_given() {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-policy-new-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = lone_binary(&dir).args(["policy", "new", "travel-limit"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest = std::fs::read_to_string(dir.join("travel-limit/Cargo.toml")).unwrap();
+    let release = bookkeeper_policy_sdk::VERSION.rsplit_once('.').unwrap().0;
+    assert!(manifest.contains(&format!("bookkeeper-policy-sdk = \"{release}\"")), "{manifest}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from crates.io"));
+
+    let wrong = lone_binary(&dir).args(["policy", "new", "nowhere", "--sdk", "/no/such/sdk"]).output().unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("the policy SDK is not at /no/such/sdk"));
+    assert!(!dir.join("nowhere").exists(), "nothing is left behind by a refused scaffold");
+
+    if !bookkeeper_core::testing::run_slow_test("policy_new_scaffolds_against_the_released_sdk_or_the_one_given") {
+        return;
+    }
+    let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/policy-sdk");
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["policy", "new", "with-path", "--sdk", sdk])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let built = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["policy", "build", "with-path"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let tested = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["policy", "test", "with-path"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(tested.status.success(), "{}", String::from_utf8_lossy(&tested.stdout));
     let _ = std::fs::remove_dir_all(&dir);
 }

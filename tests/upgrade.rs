@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::testing::{Backend, TestDb};
-use bookkeeper_core::{ActionState, Append, NewEvent, Phase, Store};
+use bookkeeper_core::{Append, NewEvent, Phase, Store};
+
+mod common;
 use serde_json::json;
 
 fn invoice(cid: &str, sha: &str, requested_by: &str) -> NewEvent {
@@ -47,16 +49,7 @@ fn outcome(stage: &str, status: &str, cid: &str, payload: serde_json::Value) -> 
 }
 
 async fn until(store: &Store, cid: &str, phase: Phase) {
-    let started = Instant::now();
-    loop {
-        let story = store.read_correlation(cid).await.unwrap();
-        if ActionState::fold(&story).phase() == phase {
-            return;
-        }
-        let types: Vec<_> = story.iter().map(|e| e.event_type.clone()).collect();
-        assert!(started.elapsed() < Duration::from_secs(60), "{cid} never got to {phase}: {types:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::until_phase(store, cid, phase, Duration::from_secs(60)).await;
 }
 
 async fn carried_through(backend: Backend) {
@@ -158,22 +151,8 @@ async fn carried_through(backend: Backend) {
         let url = if backend == Backend::Postgres { db.role_url(name) } else { db.url.clone() };
         async move { Store::connect(&url).await.unwrap() }
     };
-    let accounting = accounting_api::AccountingApi::build(
-        accounting_api::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            poll_interval: Duration::from_millis(50),
-            fiken_spacing: Duration::ZERO,
-            ..Default::default()
-        },
-        role("accounting_api").await,
-    )
-    .await
-    .unwrap();
-    let fiken = accounting.sandbox().fiken.clone().unwrap();
-    let (stop_accounting, stopped_accounting) = tokio::sync::oneshot::channel::<()>();
-    let accounting = tokio::spawn(accounting.run_until_stopped(async move {
-        let _ = stopped_accounting.await;
-    }));
+    let (accounting, fiken) =
+        common::accounting_in_process(role("accounting_api").await, Duration::from_millis(50)).await;
     let people = Directory::new(vec![
         Person::new("kari").may_also(Right::Review).with_token(Door::ReviewE, "kari-review-token-0123456789"),
         Person::new("ola")
@@ -182,21 +161,7 @@ async fn carried_through(backend: Backend) {
             .with_token(Door::ReviewE, "ola-review-token-0123456789"),
     ])
     .unwrap();
-    let review = review_e::ReviewE::build(
-        review_e::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            people: people.clone(),
-            poll_interval: Duration::from_millis(50),
-            ..Default::default()
-        },
-        role("review_e").await,
-    )
-    .await
-    .unwrap();
-    let (stop_review, stopped_review) = tokio::sync::oneshot::channel::<()>();
-    let review = tokio::spawn(review.run_until_stopped(async move {
-        let _ = stopped_review.await;
-    }));
+    let review = common::review_e_in_process(role("review_e").await, people.clone(), Duration::from_millis(50)).await;
 
     // Each action goes on from where it was.
     let store = &db.store;
@@ -239,10 +204,8 @@ async fn carried_through(backend: Backend) {
     let stopped_story = store.read_correlation("stopped").await.unwrap();
     assert!(stopped_story.iter().any(|e| e.event_type == "InvoiceRegistrationExecutionSkipped"));
 
-    let _ = stop_review.send(());
-    let _ = stop_accounting.send(());
-    review.await.unwrap().unwrap();
-    accounting.await.unwrap().unwrap();
+    review.stop().await;
+    accounting.stop().await;
     db.cleanup().await;
 }
 

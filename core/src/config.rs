@@ -1,5 +1,7 @@
-//! Configuration shared by every deployment: the same names whether everything runs
-//! in one process or each service in its own pod.
+//! Configuration: one table of every setting ([`SETTINGS`]), one loader
+//! ([`Settings::load`]: an optional file, then the environment), the same names
+//! whether everything runs in one process or each service in its own pod. Each
+//! service builds its typed configuration from the [`Settings`] `main` loaded once.
 
 use std::fmt;
 
@@ -13,14 +15,6 @@ impl DatabaseUrl {
     /// Wraps a URL.
     pub fn new(url: impl Into<String>) -> Self {
         DatabaseUrl(url.into())
-    }
-
-    /// `DATABASE_URL`, or the embedded default (`sqlite://bookkeeper.db`).
-    pub fn from_env() -> Self {
-        match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => DatabaseUrl(url),
-            _ => DatabaseUrl(DEFAULT_DATABASE_URL.to_string()),
-        }
     }
 
     /// The full URL, for connecting. Do not log it.
@@ -54,30 +48,349 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// A configuration variable with a value that cannot be used. Names the
-/// variable, never its value (it may be a secret).
-#[derive(Debug, thiserror::Error)]
-#[error("{var} {expected}")]
-pub struct EnvError {
-    /// The variable.
-    pub var: String,
-    /// What it should be.
-    pub expected: &'static str,
+/// One setting: its name (an environment variable, and the same name in the
+/// configuration file), what it does, its default and who reads it. [`SETTINGS`]
+/// lists every one; docs/configuration.md is rendered from it
+/// (`bookkeeper config --markdown`) and a test keeps the two equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The name: a contract, never renamed (a new name is added as an alias).
+    pub name: &'static str,
+    /// Who reads it: a service, `all`, or `cli`.
+    pub read_by: &'static str,
+    /// A secret: never printed, only whether it is set.
+    pub secret: bool,
+    /// The default, in words.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
 }
 
-/// A whole number from the environment, if the variable is set.
-pub fn env_number(var: &str) -> Result<Option<u64>, EnvError> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => {
-            v.trim().parse().map(Some).map_err(|_| EnvError { var: var.into(), expected: "must be a whole number" })
-        }
-        _ => Ok(None),
+const fn setting(name: &'static str, read_by: &'static str, default: &'static str, doc: &'static str) -> Setting {
+    Setting { name, read_by, secret: false, default, doc }
+}
+
+const fn secret(name: &'static str, read_by: &'static str, doc: &'static str) -> Setting {
+    Setting { name, read_by, secret: true, default: "none", doc }
+}
+
+/// Every setting Bookkeeper reads, in the order of docs/configuration.md.
+pub const SETTINGS: &[Setting] = &[
+    setting("BOOKKEEPER_CONFIG", "all", "none", "A file of `NAME=value` lines with any of these settings; the environment wins over it. A name the file does not know is an error, so a typo is caught at start."),
+    Setting { name: "DATABASE_URL", read_by: "all", secret: true, default: "`sqlite://bookkeeper.db`", doc: "`postgres://user[:password]@host/db` or `sqlite://FILE` (`--database-url`). Only the password is secret: `bookkeeper config` prints the rest." },
+    setting("BOOKKEEPER_LOG", "all", "`warn`", "Log filter (`info`, `bookkeeper_core=debug`, ...), on stderr."),
+    setting("BOOKKEEPER_LOG_FORMAT", "all", "`text`", "`text` or `json` (`--log-format`)."),
+    setting("BOOKKEEPER_LEASE_TTL_SECS", "all", "`15`", "How long a dead replica's subscriptions stay claimed before another replica (or its restart) takes over."),
+    setting("BOOKKEEPER_PEOPLE", "review-e, book-e", "none", "The people directory: who may review, publish and propose, their token hashes per door and their Discord ids."),
+    setting("REVIEW_E_ADDR", "review-e", "`127.0.0.1:8081`", "Where Review-E's HTTP API listens."),
+    setting("REVIEW_E_POLICY_DIR", "review-e", "none", "Watched folder: dropping, replacing or removing a `.wasm` publishes, replaces or retires that policy; `*.shadow.wasm` is published in shadow mode."),
+    secret("REVIEW_E_REVIEWER_TOKENS", "review-e", "Deprecated (mapped onto the people directory with a warning): `token:name,...` of reviewers."),
+    secret("REVIEW_E_AUTHOR_TOKENS", "review-e", "Deprecated (mapped onto the people directory with a warning): `token:name,...` of policy authors."),
+    setting("DISCORD_PUBLIC_KEY", "review-e, book-e", "none", "The Discord application's public key (hex): Review-E verifies every review press, Book-E serves the interactions endpoint."),
+    setting("DISCORD_GUILD_ID", "review-e, book-e", "required with Discord", "The one Discord server Bookkeeper serves; presses from elsewhere are refused."),
+    setting("DISCORD_REVIEWER_ROLE_ID", "review-e, book-e", "required with Discord", "Only members with this role may press Approve/Reject."),
+    setting("DISCORD_APPLICATION_ID", "review-e, book-e", "required with `DISCORD_TOKEN`", "The Discord application; a press must be on one of its messages."),
+    setting("REVIEW_E_PRESS_WINDOW_SECS", "review-e", "`300`", "How old a signed press may be."),
+    secret("REVIEW_E_ASSERTED_PRESS_TOKEN", "review-e", "The token Book-E presents for presses it saw over the gateway (no proof from Discord); unset: refused."),
+    setting("REVIEW_E_ALLOW_ASSERTED_PRESSES", "review-e", "`1`", "`0` refuses asserted presses even with the token (the Kubernetes default)."),
+    setting("REVIEW_E_POLICY_DEADLINE_MS", "review-e", "`10`", "Time limit of one policy evaluation."),
+    setting("REVIEW_E_POLICY_MEMORY_MB", "review-e", "`16`", "Memory cap of one policy evaluation."),
+    setting("REVIEW_E_MAX_POLICY_BYTES", "review-e", "`8388608`", "Largest policy component accepted (upload or file)."),
+    setting("ACCOUNTING_API_ADDR", "accounting-api", "`127.0.0.1:8082`", "Where the Accounting API listens."),
+    secret("ACCOUNTING_API_TOKEN", "accounting-api, book-e, cron", "16+ characters: every Accounting API route but the health probes and `/openapi.json` needs it as a bearer token; Book-E and the CronJob present it. Required outside the sandbox."),
+    setting("ACCOUNTING_API_SANDBOX", "accounting-api", "unset", "`1`: a connector without credentials is its local fake (chosen explicitly, so a missing credential never executes real approvals against a fake). `up` sets it."),
+    setting("ACCOUNTING_API_SANDBOX_MIXED", "accounting-api", "unset", "`1`: allow one connector live and the other the sandbox."),
+    secret("FIKEN_TOKEN", "accounting-api", "Fiken API token (personal or OAuth access token). Without it and with `ACCOUNTING_API_SANDBOX=1`, Fiken is the sandbox."),
+    setting("FIKEN_COMPANY", "accounting-api", "required with `FIKEN_TOKEN`", "The company slug (from `GET /companies`)."),
+    setting("FIKEN_BASE_URL", "accounting-api", "`https://api.fiken.no/api/v2`", "Fiken's API."),
+    setting("FIKEN_SPACING_MS", "accounting-api", "`250`", "Least time between two Fiken requests (Fiken allows 4 a second, one at a time)."),
+    secret("FOLIO_API_KEY", "accounting-api", "Folio API key. Without it and with `ACCOUNTING_API_SANDBOX=1`, Folio is the sandbox."),
+    setting("FOLIO_BASE_URL", "accounting-api", "`https://api.folio.no/v2`", "Folio's API."),
+    setting("FIKEN_SANDBOX_ADDR", "accounting-api", "a free port", "Where the sandbox Fiken listens, when used."),
+    setting("FOLIO_SANDBOX_ADDR", "accounting-api", "a free port", "Where the sandbox Folio listens, when used."),
+    setting("ACCOUNTING_API_MAX_ATTEMPTS", "accounting-api", "`5`", "Attempts per action before a retryable failure is final."),
+    setting("ACCOUNTING_API_RETRY_BASE_MS", "accounting-api", "`1000`", "First backoff between attempts (full jitter, doubling)."),
+    setting("ACCOUNTING_API_RETRY_CAP_MS", "accounting-api", "`60000`", "Longest backoff between attempts."),
+    setting("ACCOUNTING_API_HTTP_TIMEOUT_MS", "accounting-api", "`15000`", "Timeout of one call to Fiken or Folio."),
+    setting("ACCOUNTING_API_MAX_DOCUMENT_BYTES", "accounting-api", "`20971520` (20 MiB)", "Largest document accepted."),
+    setting("ACCOUNTING_API_URL", "book-e, cron", "`http://127.0.0.1:8082`", "The Accounting API, for documents and bank reads."),
+    setting("BOOK_E_ADDR", "book-e", "`127.0.0.1:8083`", "Where Book-E's HTTP door listens."),
+    secret("BOOK_E_USER_TOKENS", "book-e", "Deprecated (mapped onto the people directory with a warning): `token:user,...`."),
+    setting("BOOK_E_MATCH_DAYS", "book-e", "`5`", "Days either side of a receipt's date to look for its transaction."),
+    setting("BOOK_E_DEFAULT_ACCOUNT", "book-e", "`6800`", "Expense account of invoices that name none."),
+    secret("DISCORD_TOKEN", "book-e", "The bot token. Without it Book-E runs without Discord and says so."),
+    setting("DISCORD_FINANCE_CHANNEL_ID", "book-e", "required with Discord", "Where receipts are dropped."),
+    setting("DISCORD_REVIEWERS_CHANNEL_ID", "book-e", "required with Discord", "Where escalations go."),
+    setting("DISCORD_REPORTS_CHANNEL_ID", "book-e", "the finance channel", "Where compliance summaries go."),
+    secret("BOOK_E_ASSERTED_PRESS_TOKEN", "book-e", "Where Discord cannot reach an endpoint, presses come over the gateway and Book-E asserts who pressed with this token (Review-E's `REVIEW_E_ASSERTED_PRESS_TOKEN`)."),
+    secret("BOOK_E_REVIEWER_TOKENS", "book-e", "Deprecated: `discord_user_id:review_e_token,...`, Book-E deciding with reviewers' own tokens. Use the interactions endpoint."),
+    setting("REVIEW_E_URL", "book-e, cli", "`http://127.0.0.1:8081`", "Review-E's API, for the buttons and `bookkeeper policy push/list`."),
+    setting("BOOK_E_DISCORD_API_URL", "book-e", "Discord's", "Discord's REST API base (a local fake in tests)."),
+    setting("BOOK_E_WATCH_FINANCE_CHANNEL", "book-e", "`true`", "Read dropped receipts in the finance channel (needs MESSAGE_CONTENT)."),
+    setting("BOOK_E_REPORT_ALL_CLEAR", "book-e", "`false`", "Post the compliance summary even when nothing needs attention."),
+    setting("CRON_SCHEDULE", "cron", "`0 0 6 * * *`", "Cron expression with seconds (`sec min hour day month weekday`)."),
+    setting("CRON_TIMEZONE", "cron", "`Europe/Oslo`", "The schedule's time zone."),
+    setting("CRON_RECEIPT_DAYS", "cron", "`7`", "A bank transaction without a receipt is flagged after this many days."),
+    setting("CRON_REVIEW_HOURS", "cron", "`24`", "A proposal waiting for a person is flagged after this many hours."),
+    setting("CRON_FAILED_DAYS", "cron", "`30`", "Failed executions of the last this many days are listed."),
+    setting("CRON_MIN_BALANCE_MINOR", "cron", "`0`", "Flag the bank balance under this (minor units)."),
+    setting("CRON_ADDR", "cron", "`127.0.0.1:8085`", "Where `serve cron` answers `/healthz`, `/readyz` and `/metrics`."),
+    setting("COST_API_ADDR", "cost-api", "`127.0.0.1:8084`", "Where the Cost API listens."),
+    secret("COST_API_TOKEN", "cost-api", "Required (16+ characters): `POST /costs/monthly/report` needs it as a bearer token. `up` makes one."),
+    setting("COST_API_CLOSE_CHECK_SECS", "cost-api", "`60`", "How often the Cost API looks for closed months."),
+    setting("BOOK_E_URL", "cli", "`http://127.0.0.1:8083`", "Book-E, for `bookkeeper chat` (`--url`)."),
+    secret("BOOKKEEPER_TOKEN", "cli", "The caller's token for `bookkeeper chat` and `bookkeeper policy push/list` (`--token`)."),
+];
+
+/// The registered setting called `name`.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// A setting whose value cannot be used, or a configuration file that cannot be
+/// read. Names the setting, never its value (it may be a secret).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value of the wrong form.
+    #[error("{var} {expected}")]
+    Invalid {
+        /// The setting.
+        var: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// The configuration file could not be read.
+    #[error("the configuration file {path} could not be read: {why}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A line of the configuration file that is not `NAME=value` of a known setting.
+    #[error("{path}, line {line}: {why}")]
+    FileLine {
+        /// The file.
+        path: String,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The process environment.
+    Environment,
+    /// The configuration file (`BOOKKEEPER_CONFIG`).
+    File,
+    /// A command-line flag (`--database-url`).
+    Flag,
+    /// Given by the program (`bookkeeper up` makes local tokens).
+    Program,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Environment => "environment",
+            Origin::File => "file",
+            Origin::Flag => "flag",
+            Origin::Program => "program",
+        })
     }
 }
 
-/// A non-empty string from the environment, if the variable is set.
-pub fn env_text(var: &str) -> Option<String> {
-    std::env::var(var).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+/// The configuration of this process, loaded once in `main`: the file that
+/// `BOOKKEEPER_CONFIG` names (if any), then the environment over it. Services
+/// build their typed configuration from it; nothing else reads the environment.
+#[derive(Clone, Default)]
+pub struct Settings {
+    values: std::collections::BTreeMap<&'static str, (String, Origin)>,
+    file: Option<String>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value, origin) in self.effective() {
+            map.entry(&name, &format!("{value} ({origin})"));
+        }
+        map.finish()
+    }
+}
+
+impl Settings {
+    /// The process's settings: the file `BOOKKEEPER_CONFIG` names, then the environment.
+    pub fn load() -> Result<Settings, ConfigError> {
+        Settings::load_from(None)
+    }
+
+    /// The process's settings: `file` (or else the one `BOOKKEEPER_CONFIG` names),
+    /// then the environment over it.
+    pub fn load_from(file: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> =
+            SETTINGS.iter().filter_map(|s| std::env::var(s.name).ok().map(|v| (s.name.to_string(), v))).collect();
+        let file = match file {
+            Some(path) => Some(path.display().to_string()),
+            None => env.iter().find(|(k, _)| k == "BOOKKEEPER_CONFIG").map(|(_, v)| v.trim().to_string()),
+        };
+        let mut settings = Settings::default();
+        if let Some(path) = file.filter(|p| !p.is_empty()) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::File { path: path.clone(), why: e.to_string() })?;
+            settings = Settings::parse_file(&path, &text)?;
+        }
+        for (name, value) in env {
+            settings.set(&name, value, Origin::Environment);
+        }
+        Ok(settings)
+    }
+
+    /// Settings from `NAME=value` lines (`#` starts a comment line; a value may be
+    /// quoted). Every name must be a registered setting.
+    pub fn parse_file(path: &str, text: &str) -> Result<Settings, ConfigError> {
+        let mut settings = Settings { file: Some(path.to_string()), ..Settings::default() };
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |why: String| ConfigError::FileLine { path: path.to_string(), line: i + 1, why };
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let Some((name, value)) = line.split_once('=') else {
+                return Err(bad("expected NAME=value".into()));
+            };
+            let name = name.trim();
+            if find(name).is_none() {
+                return Err(bad(format!("`{name}` is not a Bookkeeper setting (see docs/configuration.md)")));
+            }
+            let value = value.trim();
+            let value = ['"', '\'']
+                .iter()
+                .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+                .unwrap_or(value);
+            settings.set(name, value.to_string(), Origin::File);
+        }
+        Ok(settings)
+    }
+
+    /// Settings from pairs, as if from the environment (tests, embedded use).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Settings {
+        let mut settings = Settings::default();
+        for (name, value) in pairs {
+            settings.set(name, value.to_string(), Origin::Environment);
+        }
+        settings
+    }
+
+    /// Sets `name` (a registered setting; others are ignored) from `origin`.
+    pub fn set(&mut self, name: &str, value: String, origin: Origin) {
+        match find(name) {
+            Some(s) => {
+                self.values.insert(s.name, (value, origin));
+            }
+            None => debug_assert!(false, "`{name}` is not in config::SETTINGS"),
+        }
+    }
+
+    /// Sets `name` unless it is set already: a value the program chooses
+    /// (`bookkeeper up`'s local tokens), which configuration overrides.
+    pub fn or_set(&mut self, name: &str, value: impl Into<String>) {
+        if self.text(name).is_none() {
+            self.set(name, value.into(), Origin::Program);
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        debug_assert!(find(name).is_some(), "`{name}` is not in config::SETTINGS");
+        self.values.get(name).map(|(v, _)| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// A non-empty text setting.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.raw(name).map(String::from)
+    }
+
+    /// A secret setting. Its value reaches only the code that uses it.
+    pub fn secret(&self, name: &str) -> Option<secrecy::SecretString> {
+        self.raw(name).map(|v| secrecy::SecretString::new(v.to_string()))
+    }
+
+    /// A whole number.
+    pub fn number(&self, name: &str) -> Result<Option<u64>, ConfigError> {
+        self.parsed(name, "must be a whole number")
+    }
+
+    /// A yes/no: `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off`.
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.raw(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+            Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+            Some(_) => Err(ConfigError::Invalid { var: name.into(), expected: "must be 1/true/yes or 0/false/no" }),
+        }
+    }
+
+    /// A value parsed by its type (an address, a time zone, a signed number).
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str, expected: &'static str) -> Result<Option<T>, ConfigError> {
+        self.raw(name).map(|v| v.parse().map_err(|_| ConfigError::Invalid { var: name.into(), expected })).transpose()
+    }
+
+    /// `token:name,...` pairs (empty when unset); see [`parse_tokens`].
+    pub fn tokens(&self, name: &str) -> Result<std::collections::HashMap<String, String>, TokenError> {
+        parse_tokens(name, self.raw(name).unwrap_or_default())
+    }
+
+    /// The database to use: `DATABASE_URL`, or the embedded default.
+    pub fn database_url(&self) -> DatabaseUrl {
+        match self.raw("DATABASE_URL") {
+            Some(url) => DatabaseUrl::new(url),
+            None => DatabaseUrl::new(DEFAULT_DATABASE_URL),
+        }
+    }
+
+    /// The file these settings were read from, if any.
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// Every registered setting with its effective value, redacted: a secret
+    /// shows only that it is set (the database URL shows all but its password).
+    pub fn effective(&self) -> Vec<(&'static str, String, String)> {
+        SETTINGS
+            .iter()
+            .map(|s| match self.values.get(s.name) {
+                None => (s.name, format!("(default: {})", s.default.trim_matches('`')), "default".to_string()),
+                Some((_, origin)) if s.name == "DATABASE_URL" => {
+                    (s.name, self.database_url().redacted(), origin.to_string())
+                }
+                Some((_, origin)) if s.secret => (s.name, "(set, redacted)".to_string(), origin.to_string()),
+                Some((value, origin)) => (s.name, value.clone(), origin.to_string()),
+            })
+            .collect()
+    }
+
+    /// docs/configuration.md's table of every setting.
+    pub fn markdown_table() -> String {
+        let mut out = String::from("| Setting | Read by | Secret | Default | What |\n|---|---|---|---|---|\n");
+        for s in SETTINGS {
+            let secret = if s.secret { "yes" } else { "" };
+            out.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", s.name, s.read_by, secret, s.default, s.doc));
+        }
+        out
+    }
+}
+
+/// The lease of every subscription of the process (`BOOKKEEPER_LEASE_TTL_SECS`,
+/// at least a second; default 15 s).
+pub fn lease_ttl(settings: &Settings) -> Result<std::time::Duration, ConfigError> {
+    Ok(settings
+        .number("BOOKKEEPER_LEASE_TTL_SECS")?
+        .map(|s| std::time::Duration::from_secs(s.max(1)))
+        .unwrap_or(std::time::Duration::from_secs(15)))
 }
 
 /// Bearer tokens mapped to who they stand for, from `token:name,token:name`.
@@ -91,11 +404,6 @@ pub fn parse_tokens(var: &str, text: &str) -> Result<std::collections::HashMap<S
             _ => Err(TokenError { var: var.to_string(), entry: i + 1 }),
         })
         .collect()
-}
-
-/// [`parse_tokens`] of an environment variable (empty when unset).
-pub fn env_tokens(var: &str) -> Result<std::collections::HashMap<String, String>, TokenError> {
-    parse_tokens(var, &std::env::var(var).unwrap_or_default())
 }
 
 /// A malformed `token:name` list entry.
@@ -118,5 +426,48 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://book_e:***@db:5432/bookkeeper");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert_eq!(DatabaseUrl::new("sqlite://x.db").to_string(), "sqlite://x.db");
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_read_and_the_environment_wins_over_it() {
+        let text = "# local\nCRON_RECEIPT_DAYS=9\nexport COST_API_ADDR=\"127.0.0.1:9999\"\n\nFIKEN_TOKEN='abc'\n";
+        let mut s = Settings::parse_file("bk.env", text).unwrap();
+        assert_eq!(s.number("CRON_RECEIPT_DAYS").unwrap(), Some(9));
+        assert_eq!(s.text("COST_API_ADDR").as_deref(), Some("127.0.0.1:9999"));
+        s.set("CRON_RECEIPT_DAYS", "3".into(), Origin::Environment);
+        assert_eq!(s.number("CRON_RECEIPT_DAYS").unwrap(), Some(3));
+        let shown = s.effective();
+        let fiken = shown.iter().find(|(n, _, _)| *n == "FIKEN_TOKEN").unwrap();
+        assert_eq!((fiken.1.as_str(), fiken.2.as_str()), ("(set, redacted)", "file"));
+        assert!(!format!("{s:?}").contains("abc"), "Debug never shows a secret");
+    }
+
+    #[test]
+    fn a_typo_in_the_file_is_an_error_that_names_the_line() {
+        let e = Settings::parse_file("bk.env", "CRON_RECIEPT_DAYS=9").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("CRON_RECIEPT_DAYS"), "{e}");
+        let e = Settings::parse_file("bk.env", "just words").unwrap_err().to_string();
+        assert!(e.contains("NAME=value"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_never_the_value() {
+        let s = Settings::from_pairs([("CRON_RECEIPT_DAYS", "seven"), ("ACCOUNTING_API_SANDBOX", "perhaps")]);
+        assert_eq!(s.number("CRON_RECEIPT_DAYS").unwrap_err().to_string(), "CRON_RECEIPT_DAYS must be a whole number");
+        let e = s.flag("ACCOUNTING_API_SANDBOX").unwrap_err().to_string();
+        assert!(e.starts_with("ACCOUNTING_API_SANDBOX") && !e.contains("perhaps"), "{e}");
+    }
+
+    #[test]
+    fn every_setting_is_listed_once() {
+        let mut names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SETTINGS.len());
     }
 }

@@ -365,17 +365,20 @@ pub struct LegacyTokens {
     pub right: Right,
 }
 
-/// The directory from the environment: the file `BOOKKEEPER_PEOPLE` names, plus
-/// today's `token:name` variables mapped onto it (each `name` a person). Returns
-/// the warnings to log: each legacy variable in use names its replacement.
-pub fn from_env(legacy: &[LegacyTokens]) -> Result<(Directory, Vec<String>), String> {
-    let mut directory = match crate::config::env_text("BOOKKEEPER_PEOPLE") {
+/// The directory from the settings: the file `BOOKKEEPER_PEOPLE` names, plus
+/// today's `token:name` settings mapped onto it (each `name` a person). Returns
+/// the warnings to log: each legacy setting in use names its replacement.
+pub fn from_settings(
+    settings: &crate::config::Settings,
+    legacy: &[LegacyTokens],
+) -> Result<(Directory, Vec<String>), String> {
+    let mut directory = match settings.text("BOOKKEEPER_PEOPLE") {
         Some(path) => Directory::load(Path::new(&path)).map_err(|e| e.to_string())?,
         None => Directory::default(),
     };
     let mut warnings = Vec::new();
     for l in legacy {
-        let pairs = crate::config::env_tokens(l.var).map_err(|e| e.to_string())?;
+        let pairs = settings.tokens(l.var).map_err(|e| e.to_string())?;
         if pairs.is_empty() {
             continue;
         }

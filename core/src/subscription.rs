@@ -149,19 +149,13 @@ pub struct SubscriptionOptions {
 
 impl Default for SubscriptionOptions {
     /// Batches of 100, a poll every second, and a 15 s lease: a replica takes over
-    /// from one that died after at most that long. `BOOKKEEPER_LEASE_TTL_SECS`
-    /// changes the lease for every subscription of the process.
+    /// from one that died after at most that long. Services set the lease from
+    /// `BOOKKEEPER_LEASE_TTL_SECS` ([`crate::config::lease_ttl`]).
     fn default() -> Self {
-        let lease_ttl = crate::config::env_number("BOOKKEEPER_LEASE_TTL_SECS")
-            .ok()
-            .flatten()
-            .filter(|s| *s >= 1)
-            .map(Duration::from_secs)
-            .unwrap_or(Duration::from_secs(15));
         SubscriptionOptions {
             batch_size: 100,
             poll_interval: Duration::from_secs(1),
-            lease_ttl,
+            lease_ttl: Duration::from_secs(15),
             retry: Backoff::default(),
             park_as: None,
             park_after: 3,

@@ -4,7 +4,9 @@
 //! real migrations; every SQLite test a new file. PostgreSQL is found through
 //! `BOOKKEEPER_TEST_POSTGRES_URL`, then a `postgres://` `DATABASE_URL`, then the
 //! local default. When it cannot be reached the test is skipped with a message,
-//! unless `BOOKKEEPER_REQUIRE_POSTGRES=1`, in which case it fails.
+//! unless `BOOKKEEPER_REQUIRE_POSTGRES=1`, in which case it fails; the number
+//! skipped is said again, loudly, when the test binary exits. Slow tests run only
+//! with `BOOKKEEPER_SLOW_TESTS=1` ([`run_slow_test`]).
 
 use std::path::PathBuf;
 
@@ -49,6 +51,53 @@ pub fn postgres_admin_url() -> String {
 
 fn postgres_required() -> bool {
     std::env::var("BOOKKEEPER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// Tests of this test binary skipped so far, for the summary at its exit.
+static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static SKIPPED_SLOW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+}
+
+/// Said once more at the very end of the test binary's run, after the harness's
+/// own summary, where a green run that tested little cannot be missed.
+extern "C" fn say_what_was_skipped() {
+    use std::sync::atomic::Ordering;
+    let (absent, slow) = (SKIPPED.load(Ordering::SeqCst), SKIPPED_SLOW.load(Ordering::SeqCst));
+    if absent > 0 {
+        eprintln!(
+            "\n!!! {absent} test(s) of this binary were SKIPPED: PostgreSQL is not reachable at {}.\n\
+             !!! Start it, or set BOOKKEEPER_REQUIRE_POSTGRES=1 to make them fail instead.\n",
+            crate::config::DatabaseUrl::new(postgres_admin_url())
+        );
+    }
+    if slow > 0 {
+        eprintln!("\n!!! {slow} slow test(s) of this binary were skipped: set BOOKKEEPER_SLOW_TESTS=1 to run them.\n");
+    }
+}
+
+fn count_skip(counter: &std::sync::atomic::AtomicUsize) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `atexit` takes a plain function pointer that lives as long as the
+    // program; registering it once, from any thread, is what it is for.
+    REGISTERED.call_once(|| unsafe {
+        atexit(say_what_was_skipped);
+    });
+    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether to run a slow test (the chaos run, a thousand approvals, benchmark
+/// smoke runs): only with `BOOKKEEPER_SLOW_TESTS=1`, which CI sets. Otherwise the
+/// test returns early and is counted in the summary at the end.
+pub fn run_slow_test(name: &str) -> bool {
+    if std::env::var("BOOKKEEPER_SLOW_TESTS").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    eprintln!("skipping the slow test {name}: set BOOKKEEPER_SLOW_TESTS=1 to run it");
+    count_skip(&SKIPPED_SLOW);
+    false
 }
 
 impl TestDb {
@@ -110,6 +159,7 @@ impl TestDb {
                 eprintln!(
                     "skipping: PostgreSQL is not reachable ({e}); set BOOKKEEPER_REQUIRE_POSTGRES=1 to fail instead"
                 );
+                count_skip(&SKIPPED);
                 return None;
             }
             Err(e) => panic!("PostgreSQL is required (BOOKKEEPER_REQUIRE_POSTGRES=1) but not reachable: {e}"),

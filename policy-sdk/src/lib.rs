@@ -27,6 +27,9 @@
 //! }
 //! ```
 
+/// This SDK's release (`bookkeeper policy new` names it in a new policy's manifest).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -9,7 +9,7 @@ use accounting_api::folio::{ApiKey, FolioClient};
 use accounting_api::retry::RetryPolicy;
 use accounting_api::{FIKEN_BASE_URL, FOLIO_BASE_URL};
 use anyhow::Context;
-use bookkeeper_core::config::env_text;
+use bookkeeper_core::config::Settings;
 use clap::Subcommand;
 
 /// Subcommands of `bookkeeper connect`.
@@ -27,24 +27,27 @@ pub enum ConnectCommand {
     Discord,
 }
 
-pub async fn run(command: ConnectCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: ConnectCommand, settings: &Settings) -> anyhow::Result<ExitCode> {
     let report = match command {
         ConnectCommand::Fiken => {
-            let token = env_text("FIKEN_TOKEN").context("FIKEN_TOKEN is not set: give the Fiken API token to check")?;
+            let token =
+                settings.secret("FIKEN_TOKEN").context("FIKEN_TOKEN is not set: give the Fiken API token to check")?;
             let company =
-                env_text("FIKEN_COMPANY").context("FIKEN_COMPANY (the company's slug in Fiken) is not set")?;
-            let base = env_text("FIKEN_BASE_URL").unwrap_or_else(|| FIKEN_BASE_URL.into());
-            let client = FikenClient::new(base, &company, Token::new(token), RetryPolicy::default(), SPACING)?;
+                settings.text("FIKEN_COMPANY").context("FIKEN_COMPANY (the company's slug in Fiken) is not set")?;
+            let base = settings.text("FIKEN_BASE_URL").unwrap_or_else(|| FIKEN_BASE_URL.into());
+            let client = FikenClient::new(base, &company, Token::from(token), RetryPolicy::default(), SPACING)?;
             accounting_api::connect::fiken(&client).await
         }
         ConnectCommand::Folio => {
-            let key = env_text("FOLIO_API_KEY").context("FOLIO_API_KEY is not set: give the Folio API key to check")?;
-            let base = env_text("FOLIO_BASE_URL").unwrap_or_else(|| FOLIO_BASE_URL.into());
-            let client = FolioClient::new(base, ApiKey::new(key), RetryPolicy::default())?;
+            let key = settings
+                .secret("FOLIO_API_KEY")
+                .context("FOLIO_API_KEY is not set: give the Folio API key to check")?;
+            let base = settings.text("FOLIO_BASE_URL").unwrap_or_else(|| FOLIO_BASE_URL.into());
+            let client = FolioClient::new(base, ApiKey::from(key), RetryPolicy::default())?;
             accounting_api::connect::folio(&client, chrono::Utc::now().date_naive()).await
         }
         ConnectCommand::Discord => {
-            let config = book_e::discord::DiscordConfig::from_env()?
+            let config = book_e::discord::DiscordConfig::from_settings(settings)?
                 .context("DISCORD_TOKEN is not set: give the bot's token and the DISCORD_* ids to check")?;
             book_e::discord::connect::check(&config).await
         }

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::Store;
 use clap::Subcommand;
 
@@ -14,10 +15,10 @@ pub enum CronCommand {
     RunOnce,
 }
 
-pub async fn run(command: CronCommand, store: Store) -> anyhow::Result<ExitCode> {
+pub async fn run(command: CronCommand, store: Store, settings: &Settings) -> anyhow::Result<ExitCode> {
     match command {
         CronCommand::RunOnce => {
-            let checks = bookkeeper_cron::Checks::new(store, bookkeeper_cron::Config::from_env()?)?;
+            let checks = bookkeeper_cron::Checks::new(store, bookkeeper_cron::Config::from_settings(settings)?)?;
             let result = checks.run_once().await?;
             println!("{}", bookkeeper_cron::summary(&result));
             Ok(ExitCode::SUCCESS)

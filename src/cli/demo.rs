@@ -54,7 +54,7 @@ impl Demo {
             http.post(format!("{}/chat", self.book_e)).bearer_auth(&self.you).json(&body).send().await?.json().await?;
         println!("   you: {text}");
         println!("   Book-E: {}", answer["text"].as_str().unwrap_or_default());
-        answer["proposal"].as_str().map(String::from).context("Book-E made no proposal")
+        answer["correlation_id"].as_str().map(String::from).context("Book-E made no proposal")
     }
 
     async fn until(&self, id: &str, done: impl Fn(&RecordedEvent) -> bool) -> anyhow::Result<Vec<RecordedEvent>> {
@@ -74,7 +74,7 @@ impl Demo {
 
     async fn approve(&self, http: &reqwest::Client, id: &str) -> anyhow::Result<()> {
         let r = http
-            .post(format!("{}/review/{id}/approve", self.review_e))
+            .post(format!("{}/reviews/{id}/approve", self.review_e))
             .bearer_auth(&self.reviewer)
             .json(&json!({"reason": "checked by the finance lead"}))
             .send()
@@ -82,7 +82,7 @@ impl Demo {
         if !r.status().is_success() {
             bail!("Review-E refused the approval: {}", r.text().await.unwrap_or_default());
         }
-        println!("   reviewer: POST {}/review/{id}/approve -> {}", self.review_e, r.status());
+        println!("   reviewer: POST {}/reviews/{id}/approve -> {}", self.review_e, r.status());
         Ok(())
     }
 

@@ -1,11 +1,8 @@
 //! The command line. Subcommand names and flags are a contract other tools rely on.
 
 mod bench;
-mod bench_accounting;
-mod bench_decisions;
-mod bench_policy;
-mod bench_system;
 mod chat;
+mod config;
 mod connect;
 mod cron;
 mod demo;
@@ -21,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use bookkeeper_core::config::DatabaseUrl;
+use bookkeeper_core::config::{ConfigError, Origin, Settings};
 use bookkeeper_core::store::{Announce, ConnectOptions};
 use bookkeeper_core::Store;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -39,6 +36,11 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "BOOKKEEPER_LOG_FORMAT")]
     log_format: LogFormat,
+
+    /// A configuration file of `NAME=value` lines (any setting of
+    /// docs/configuration.md); the environment wins over it.
+    #[arg(long, global = true, env = "BOOKKEEPER_CONFIG")]
+    config: Option<std::path::PathBuf>,
 
     /// How long to keep retrying while the database is unreachable.
     #[arg(long, default_value = "30s", value_parser = parse_duration, global = true)]
@@ -65,9 +67,9 @@ enum Command {
     Audit(report::AuditArgs),
     /// Counts per type and status, pending reviews, approval rate, subscriptions.
     Stats(report::StatsArgs),
-    /// Measure the system against its floors.
-    #[command(subcommand)]
-    Bench(BenchCommand),
+    /// Measure the system against its floors: runs `bookkeeper-bench` (built
+    /// beside this binary; the benchmarks are not part of it).
+    Bench(bench::BenchArgs),
     /// Write, build and test approval policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -93,6 +95,9 @@ enum Command {
     /// The facts Review-E judges with, kept beside the log: status, rebuild.
     #[command(subcommand)]
     Facts(facts::FactsCommand),
+    /// The effective configuration: every setting, its value (secrets redacted)
+    /// and where it came from.
+    Config(config::ConfigArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,23 +108,6 @@ enum EventsCommand {
     Tail(events::TailArgs),
 }
 
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// The event store on PostgreSQL against raw SQL floors.
-    Store(bench::StoreBenchArgs),
-    /// Policy evaluation against native Rust; decision round trip and swap latency on PostgreSQL.
-    Policy(bench_policy::PolicyBenchArgs),
-    /// The Accounting API executing approvals against the local fakes, against the
-    /// same remote calls made directly; its overhead per action (PostgreSQL).
-    Accounting(bench_accounting::AccountingBenchArgs),
-    /// Proposal -> decision latency as the log grows (0, 100k, 1M earlier events),
-    /// each beside its floor measured at the same size (PostgreSQL).
-    Decisions(bench_decisions::DecisionsBenchArgs),
-    /// The whole write path with Review-E and the Accounting API as processes:
-    /// sustained proposals per second and proposal -> executed latency (PostgreSQL).
-    System(bench_system::SystemBenchArgs),
-}
-
 /// Options shared by commands that print either a table or JSON.
 #[derive(Debug, Args)]
 struct OutputArgs {
@@ -128,9 +116,20 @@ struct OutputArgs {
     json: bool,
 }
 
-pub fn init_logging(cli: &Cli) {
+/// The settings of this process, loaded once: the configuration file (`--config`
+/// or `BOOKKEEPER_CONFIG`), then the environment, then `--database-url`.
+pub fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::load_from(cli.config.as_deref())?;
+    if let Some(url) = &cli.database_url {
+        settings.set("DATABASE_URL", url.clone(), Origin::Flag);
+    }
+    Ok(settings)
+}
+
+pub fn init_logging(cli: &Cli, settings: &Settings) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("BOOKKEEPER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = settings.text("BOOKKEEPER_LOG").and_then(|f| EnvFilter::try_new(f).ok());
+    let filter = filter.unwrap_or_else(|| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
@@ -138,25 +137,14 @@ pub fn init_logging(cli: &Cli) {
     }
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let url = cli.database_url.map(DatabaseUrl::new).unwrap_or_else(DatabaseUrl::from_env);
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    let url = settings.database_url();
     let command = match cli.command {
-        Command::Bench(BenchCommand::Store(args)) => return bench::store(args).await.map(|()| ExitCode::SUCCESS),
-        Command::Bench(BenchCommand::Policy(args)) => {
-            return bench_policy::policy(args).await.map(|()| ExitCode::SUCCESS)
-        }
-        Command::Bench(BenchCommand::System(args)) => {
-            return bench_system::system(args).await.map(|()| ExitCode::SUCCESS)
-        }
-        Command::Bench(BenchCommand::Decisions(args)) => {
-            return bench_decisions::decisions(args).await.map(|()| ExitCode::SUCCESS)
-        }
-        Command::Bench(BenchCommand::Accounting(args)) => {
-            return bench_accounting::accounting(args).await.map(|()| ExitCode::SUCCESS)
-        }
+        Command::Bench(args) => return bench::run(args),
         Command::Chat(args) => return chat::run(args).await,
-        Command::Connect(command) => return connect::run(command).await,
-        Command::People(command) => return people::run(command),
+        Command::Connect(command) => return connect::run(command, &settings).await,
+        Command::People(command) => return people::run(command, &settings),
+        Command::Config(args) => return config::run(args, &settings),
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
     };
@@ -182,15 +170,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match command {
         Command::Events(EventsCommand::Append(args)) => events::append(&store, args).await,
         Command::Policy(command) => policy::run(command, Some(store)).await,
-        Command::Serve(command) => serve::run(command, store).await,
-        Command::Cron(command) => cron::run(command, store).await,
-        Command::Up(args) => up::run(args, store).await,
-        Command::Demo => up::run(up::UpArgs::demo_only(), store).await,
+        Command::Serve(command) => serve::run(command, store, &settings).await,
+        Command::Cron(command) => cron::run(command, store, &settings).await,
+        Command::Up(args) => up::run(args, store, &settings).await,
+        Command::Demo => up::run(up::UpArgs::demo_only(), store, &settings).await,
         Command::Events(EventsCommand::Tail(args)) => events::tail(&store, args).await,
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,
         Command::Facts(command) => facts::run(command, &store).await,
-        Command::Migrate | Command::Bench(_) | Command::Chat(_) | Command::People(_) | Command::Connect(_) => {
+        Command::Migrate
+        | Command::Bench(_)
+        | Command::Chat(_)
+        | Command::People(_)
+        | Command::Connect(_)
+        | Command::Config(_) => {
             Ok(ExitCode::SUCCESS) // handled above
         }
     };

@@ -21,7 +21,7 @@ pub enum PeopleCommand {
     },
 }
 
-pub fn run(command: PeopleCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: PeopleCommand, settings: &bookkeeper_core::config::Settings) -> anyhow::Result<ExitCode> {
     match command {
         PeopleCommand::Hash => {
             let mut line = String::new();
@@ -35,7 +35,7 @@ pub fn run(command: PeopleCommand) -> anyhow::Result<ExitCode> {
         }
         PeopleCommand::Check { file } => {
             let file = file
-                .or_else(|| bookkeeper_core::config::env_text("BOOKKEEPER_PEOPLE").map(PathBuf::from))
+                .or_else(|| settings.text("BOOKKEEPER_PEOPLE").map(PathBuf::from))
                 .context("name the file, or set BOOKKEEPER_PEOPLE")?;
             let directory = Directory::load(&file)?;
             println!("{:<20} {:<28} {:<24} DISCORD", "PERSON", "RIGHTS", "DOORS");

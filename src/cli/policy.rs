@@ -43,7 +43,8 @@ pub struct NewArgs {
     /// Where to create it.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Path of the policy SDK (policy-sdk/ in the Bookkeeper repository).
+    /// Build against the policy SDK at this path (policy-sdk/ of a Bookkeeper
+    /// checkout) instead of its release on crates.io.
     #[arg(long)]
     sdk: Option<PathBuf>,
 }
@@ -240,6 +241,16 @@ async fn list(args: RemoteArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The version requirement a new policy names: the SDK release of this binary's
+/// contract, compatible releases included (`0.1.0` -> `0.1`).
+fn sdk_requirement(version: &str) -> String {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => version.to_string(),
+    }
+}
+
 fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     let name = args.name.trim();
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
@@ -249,13 +260,21 @@ fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     if root.exists() {
         bail!("{} already exists", root.display());
     }
-    let sdk = match args.sdk {
-        Some(p) => p,
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("policy-sdk"),
+    // The SDK release this binary speaks the contract of, or the checkout given.
+    let sdk = match &args.sdk {
+        Some(path) => {
+            let path = path.canonicalize().with_context(|| {
+                format!("the policy SDK is not at {}; pass --sdk <path to policy-sdk>", path.display())
+            })?;
+            anyhow::ensure!(
+                path.join("Cargo.toml").is_file(),
+                "{} is not the policy SDK (no Cargo.toml); pass --sdk <path to policy-sdk>",
+                path.display()
+            );
+            format!("{{ path = {:?} }}", path.display().to_string())
+        }
+        None => format!("\"{}\"", sdk_requirement(bookkeeper_policy_sdk::VERSION)),
     };
-    let sdk = sdk
-        .canonicalize()
-        .with_context(|| format!("the policy SDK is not at {}; pass --sdk <path to policy-sdk>", sdk.display()))?;
     let type_name: String = name
         .split('-')
         .map(|part| {
@@ -277,7 +296,7 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-bookkeeper-policy-sdk = {{ path = "{sdk}" }}
+bookkeeper-policy-sdk = {sdk}
 
 [profile.release]
 opt-level = "s"
@@ -286,7 +305,6 @@ lto = true
 # A policy is its own workspace.
 [workspace]
 "#,
-            sdk = sdk.display()
         ),
     )?;
     std::fs::write(
@@ -349,6 +367,12 @@ mod tests {{
     )?;
     std::fs::write(root.join(".gitignore"), "/target\n*.wasm\n")?;
     println!("created {}", root.display());
+    if args.sdk.is_none() {
+        println!(
+            "it builds against bookkeeper-policy-sdk {} from crates.io; with --sdk <path> against a checkout instead",
+            sdk_requirement(bookkeeper_policy_sdk::VERSION)
+        );
+    }
     println!("next: cargo test --manifest-path {0}/Cargo.toml && bookkeeper policy test {0}", root.display());
     Ok(ExitCode::SUCCESS)
 }

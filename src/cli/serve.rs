@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::Store;
 use clap::Subcommand;
 
@@ -26,14 +27,14 @@ pub enum ServeCommand {
     Cron,
 }
 
-pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode> {
+pub async fn run(command: ServeCommand, store: Store, settings: &Settings) -> anyhow::Result<ExitCode> {
     // Said at every start, where an operator looks when a service slows down.
     for warning in store.server_warnings().await.unwrap_or_default() {
         tracing::warn!("{warning}");
     }
     match command {
         ServeCommand::ReviewE => {
-            let config = review_e::Config::from_env()?;
+            let config = review_e::Config::from_settings(settings)?;
             let service = review_e::ReviewE::build(config, store).await?;
             let active = service.registry().current();
             eprintln!(
@@ -45,7 +46,7 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         ServeCommand::AccountingApi => {
-            let config = accounting_api::Config::from_env()?;
+            let config = accounting_api::Config::from_settings(settings, false)?;
             let service = accounting_api::AccountingApi::build(config, store).await?;
             let sandbox = service.sandbox();
             let mut labels = Vec::new();
@@ -64,20 +65,17 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         ServeCommand::CostApi => {
-            let config = cost_api::Config::from_env()?;
+            let config = cost_api::Config::from_settings(settings)?;
             let service = cost_api::CostApi::build(config, store).await?;
             eprintln!("Cost API listening on http://127.0.0.1:{}", service.port());
             service.run_until_stopped(super::shutdown_signal()).await.context("the Cost API failed")?;
             Ok(ExitCode::SUCCESS)
         }
         ServeCommand::Cron => {
-            let config = bookkeeper_cron::Config::from_env()?;
+            let config = bookkeeper_cron::Config::from_settings(settings)?;
             let next = config.next_run(chrono::Utc::now())?;
             eprintln!("CronJob scheduled ({} in {}); next run {next}", config.schedule, config.timezone);
-            let addr: std::net::SocketAddr = bookkeeper_core::config::env_text("CRON_ADDR")
-                .unwrap_or_else(|| "127.0.0.1:8085".into())
-                .parse()
-                .context("CRON_ADDR is not host:port")?;
+            let addr = config.addr;
             let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
             let mut health_stop = stop_tx.subscribe();
             let health = tokio::spawn(bookkeeper_cron::serve_health(addr, store.clone(), async move {
@@ -91,7 +89,7 @@ pub async fn run(command: ServeCommand, store: Store) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         ServeCommand::BookE => {
-            let config = book_e::Config::from_env()?;
+            let config = book_e::Config::from_settings(settings)?;
             let accounting = config.accounting_url.clone();
             let service = book_e::BookE::build(config, store).await?;
             eprintln!("Book-E listening on http://127.0.0.1:{} (Accounting API at {accounting})", service.port());

@@ -2,6 +2,8 @@
 //! default), with the sandbox Fiken and Folio and the example policies. For
 //! trying Bookkeeper in one command; production runs `serve <service>` per pod.
 
+use bookkeeper_core::config::Settings;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -34,40 +36,27 @@ impl UpArgs {
     }
 }
 
-/// The example policies, from the source tree this binary was built from.
-fn example_policies() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|entries| {
-            entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()).collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
-}
-
-/// Builds the example policies into `dir` (cargo caches the work after the first time).
-fn build_policies(dir: &Path) -> anyhow::Result<Vec<String>> {
+/// Writes the example policies shipped inside this binary into `dir` (the folder
+/// Review-E watches), leaving a file that already holds the same bytes untouched.
+fn install_policies(dir: &Path) -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut built = Vec::new();
-    for source in example_policies() {
-        let name = source.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let component = review_e::policy::toolchain::build(&source, &[])
-            .with_context(|| format!("building the example policy {name}"))?;
-        let target = dir.join(format!("{name}.wasm"));
-        if std::fs::read(&target).ok().as_deref() != Some(component.as_slice()) {
-            std::fs::write(&target, component).with_context(|| format!("writing {}", target.display()))?;
+    let mut installed = Vec::new();
+    for example in bookkeeper_example_policies::EXAMPLES {
+        let target = dir.join(format!("{}.wasm", example.name));
+        if std::fs::read(&target).ok().as_deref() != Some(example.component) {
+            std::fs::write(&target, example.component).with_context(|| format!("writing {}", target.display()))?;
         }
-        built.push(name);
+        installed.push(example.name.to_string());
     }
-    Ok(built)
+    Ok(installed)
 }
 
 fn token() -> String {
     format!("local-{}", uuid::Uuid::new_v4().simple())
 }
 
-pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
+pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let mut settings = settings.clone();
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
         let mut rx = tx.subscribe();
@@ -82,19 +71,14 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
         eprintln!("policies: none loaded (--no-policies): every proposal goes to a person");
         None
     } else {
-        eprintln!(
-            "policies: building the examples into {} (the first time takes a minute) ...",
-            args.policy_dir.display()
-        );
-        match build_policies(&args.policy_dir) {
+        match install_policies(&args.policy_dir) {
             Ok(names) => {
-                eprintln!("policies: {}", names.join(", "));
+                eprintln!("policies: {} (in {})", names.join(", "), args.policy_dir.display());
                 expected = names;
                 Some(args.policy_dir.clone())
             }
             Err(e) => {
                 eprintln!("policies: NOT loaded: {e:#}");
-                eprintln!("          (install the target with `rustup target add wasm32-unknown-unknown`);");
                 eprintln!("          until then every proposal goes to a person");
                 None
             }
@@ -105,10 +89,10 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
     let you = token();
     let reviewer = token();
     // `up` is the sandbox: a connector without credentials is its local fake.
-    let mut accounting = accounting_api::Config::from_env_with(true)?;
-    let mut review = review_e::Config::from_env()?;
+    let mut accounting = accounting_api::Config::from_settings(&settings, true)?;
+    let mut review = review_e::Config::from_settings(&settings)?;
     review.policy_dir = policies.or(review.policy_dir);
-    let mut book_e = book_e::Config::from_env()?;
+    let mut book_e = book_e::Config::from_settings(&settings)?;
     // The people directory: the one configured, or you and a reviewer with local
     // tokens (kept as hashes in .bookkeeper/people.json, so its format is there to copy).
     if review.people.is_empty() && book_e.people.is_empty() {
@@ -135,18 +119,18 @@ pub async fn run(args: UpArgs, store: Store) -> anyhow::Result<ExitCode> {
     // pressed a review button, and the decision records that it was not proven.
     // Only while the books are the sandbox: with real Fiken or Folio credentials,
     // a press Book-E merely asserts must be allowed explicitly.
-    let live_books = bookkeeper_core::config::env_text("FIKEN_TOKEN").is_some()
-        || bookkeeper_core::config::env_text("FOLIO_API_KEY").is_some();
+    let live_books = settings.secret("FIKEN_TOKEN").is_some() || settings.secret("FOLIO_API_KEY").is_some();
     if review.asserted_press_token.is_none() && review.presses.is_none() && !live_books {
-        let press = token();
+        let press = SecretString::new(token());
         review.asserted_press_token = Some(press.clone());
         if let Some(discord) = book_e.discord.as_mut() {
             discord.asserted_press_token.get_or_insert(press);
         }
     }
-    let cost = cost_api::Config::from_env_or(Some(token()))?;
-    let cost_token = cost.token.clone().unwrap_or_default();
-    let cron = bookkeeper_cron::Config::from_env()?;
+    settings.or_set("COST_API_TOKEN", token());
+    let cost = cost_api::Config::from_settings(&settings)?;
+    let cost_token = cost.token.as_ref().map(|t| t.expose_secret().clone()).unwrap_or_default();
+    let cron = bookkeeper_cron::Config::from_settings(&settings)?;
 
     accounting.poll_interval = std::time::Duration::from_millis(200);
     let accounting = accounting_api::AccountingApi::build(accounting, store.clone()).await?;

@@ -199,10 +199,17 @@ impl Append {
         Append::default()
     }
 
-    /// Requires the correlation to be at `version` when the batch lands.
-    pub fn expect(mut self, correlation_id: impl Into<String>, version: ExpectedVersion) -> Self {
+    /// Requires the correlation to be at `version` when the batch lands (else the
+    /// append fails with a version conflict and writes nothing).
+    pub fn expecting(mut self, correlation_id: impl Into<String>, version: ExpectedVersion) -> Self {
         self.expected.insert(correlation_id.into(), version);
         self
+    }
+
+    /// The old name of [`Append::expecting`], which read like `Result::expect`.
+    #[deprecated(note = "use Append::expecting")]
+    pub fn expect(self, correlation_id: impl Into<String>, version: ExpectedVersion) -> Self {
+        self.expecting(correlation_id, version)
     }
 
     /// One batch of several handlers' outputs, in order: all their events, and

@@ -64,8 +64,8 @@ async fn a_retried_append_writes_nothing_and_returns_the_same_positions(db: &Tes
 
     // Also when the retry carries a version expectation its first attempt satisfied.
     let e = proposal("c-3");
-    let a = db.store.append(Append::one(e.clone()).expect("c-3", ExpectedVersion::NoEvents)).await.unwrap();
-    let b = db.store.append(Append::one(e).expect("c-3", ExpectedVersion::NoEvents)).await.unwrap();
+    let a = db.store.append(Append::one(e.clone()).expecting("c-3", ExpectedVersion::NoEvents)).await.unwrap();
+    let b = db.store.append(Append::one(e).expecting("c-3", ExpectedVersion::NoEvents)).await.unwrap();
     assert_eq!(a[0].position, b[0].position);
     assert!(b[0].duplicate);
     assert_eq!(count(db).await, 3);
@@ -115,10 +115,10 @@ async fn limits_give_clear_errors_and_write_nothing(db: &TestDb) {
 
 async fn expected_version_admits_one_writer_and_refuses_the_other(db: &TestDb) {
     let store = &db.store;
-    store.append(Append::one(proposal("c-1")).expect("c-1", ExpectedVersion::NoEvents)).await.unwrap();
+    store.append(Append::one(proposal("c-1")).expecting("c-1", ExpectedVersion::NoEvents)).await.unwrap();
     assert_eq!(store.version("c-1").await.unwrap(), 1);
 
-    let err = store.append(Append::one(proposal("c-1")).expect("c-1", ExpectedVersion::NoEvents)).await.unwrap_err();
+    let err = store.append(Append::one(proposal("c-1")).expecting("c-1", ExpectedVersion::NoEvents)).await.unwrap_err();
     match &err {
         StoreError::VersionConflict { correlation_id, actual: 1, .. } if correlation_id == "c-1" => {}
         other => panic!("expected a version conflict, got {other}"),
@@ -126,9 +126,9 @@ async fn expected_version_admits_one_writer_and_refuses_the_other(db: &TestDb) {
     assert!(err.is_retryable());
 
     let approve = decision("c-1", "Approved", "system:auto", "AUTO_APPROVED");
-    store.append(Append::one(approve).expect("c-1", ExpectedVersion::Exactly(1))).await.unwrap();
+    store.append(Append::one(approve).expecting("c-1", ExpectedVersion::Exactly(1))).await.unwrap();
     let stale = decision("c-1", "Rejected", "user:9", "REJECTED");
-    assert!(store.append(Append::one(stale).expect("c-1", ExpectedVersion::Exactly(1))).await.is_err());
+    assert!(store.append(Append::one(stale).expecting("c-1", ExpectedVersion::Exactly(1))).await.is_err());
     assert_eq!(store.version("c-1").await.unwrap(), 2);
 }
 
@@ -138,7 +138,7 @@ async fn concurrent_writers_with_the_same_expectation_only_one_wins(db: &TestDb)
         let store = db.store.clone();
         tasks.push(tokio::spawn(async move {
             let e = decision("race", "Approved", &format!("user:{i}"), "APPROVED");
-            store.append(Append::one(e).expect("race", ExpectedVersion::NoEvents)).await
+            store.append(Append::one(e).expecting("race", ExpectedVersion::NoEvents)).await
         }));
     }
     let mut won = 0;
@@ -344,11 +344,11 @@ async fn versions_count_what_the_services_count(db: &TestDb) {
     // lands moves both counts by one.
     let probe = || decision("v-1", "Approved", "user:kari", "APPROVED").caused_by(p.event_id);
     for expected in [ExpectedVersion::Lifecycle(6), ExpectedVersion::Decisions(4), ExpectedVersion::Exactly(4)] {
-        let refused = s.append(Append::one(probe()).expect("v-1", expected)).await;
+        let refused = s.append(Append::one(probe()).expecting("v-1", expected)).await;
         assert!(matches!(refused, Err(StoreError::VersionConflict { .. })), "{expected:?}: {refused:?}");
     }
-    s.append(Append::one(probe()).expect("v-1", ExpectedVersion::Decisions(2))).await.unwrap();
-    s.append(Append::one(probe()).expect("v-1", ExpectedVersion::Lifecycle(5))).await.unwrap();
+    s.append(Append::one(probe()).expecting("v-1", ExpectedVersion::Decisions(2))).await.unwrap();
+    s.append(Append::one(probe()).expecting("v-1", ExpectedVersion::Lifecycle(5))).await.unwrap();
     assert_eq!(s.lifecycle_version("v-1").await.unwrap(), 6);
 }
 

@@ -94,16 +94,8 @@ pub fn sniff(bytes: &[u8]) -> Option<DocumentType> {
     None
 }
 
-/// A stored document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredDocument {
-    /// Lower-case hex SHA-256: how events refer to it.
-    pub sha256: String,
-    /// The MIME type found in its content.
-    pub content_type: String,
-    /// Size in bytes.
-    pub size: usize,
-}
+/// A stored document, as `POST /documents` answers it.
+pub use bookkeeper_http::wire::accounting::StoredDocument;
 
 /// Checks and stores a document; storing the same bytes again returns the same hash.
 pub async fn store(store: &Store, bytes: &[u8], max_bytes: usize) -> Result<StoredDocument, DocumentError> {

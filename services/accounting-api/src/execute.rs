@@ -462,7 +462,7 @@ impl Attempt {
             serde_json::to_value(ExecutionStart { attempt, idempotency_key: self.key(), resumed: self.prior > 0 })
                 .unwrap_or_default(),
         );
-        Append::one(start).expect(&self.approval.correlation_id, ExpectedVersion::Lifecycle(self.version))
+        Append::one(start).expecting(&self.approval.correlation_id, ExpectedVersion::Lifecycle(self.version))
     }
 }
 
@@ -489,7 +489,7 @@ impl Executor {
             tracing::info!(%reason, "not executed");
             let skipped = event(kind, Stage::ExecutionSkipped, status::SKIPPED, approval, "accounting-api.skipped")
                 .with_payload(serde_json::to_value(ExecutionSkip { reason }).unwrap_or_default());
-            Ok(Plan::Settled(Append::one(skipped).expect(cid, expected)))
+            Ok(Plan::Settled(Append::one(skipped).expecting(cid, expected)))
         };
         let state = ActionState::fold(story);
         // Its outcome is in already, as the fold counts it (recorded by a batch
@@ -556,7 +556,7 @@ impl Executor {
         let final_failure = |error: String| {
             let failure =
                 ExecutionFailure { error, retryable: false, attempt: prior + 1, is_final: true, retry_in_ms: None };
-            Plan::Settled(Append::one(failure_event(kind, approval, failure)).expect(cid, expected))
+            Plan::Settled(Append::one(failure_event(kind, approval, failure)).expecting(cid, expected))
         };
         let proposal = in_force.proposal;
         if state.has_rival_proposals() && !in_force.by_person {
@@ -634,7 +634,7 @@ impl Executor {
                 let executed = event(kind, Stage::Executed, status::EXECUTED, approval, "accounting-api.executed")
                     .with_payload(serde_json::to_value(payload).unwrap_or_default())
                     .with_metadata(timing);
-                Recorded::Done(Append::one(executed).expect(cid, version))
+                Recorded::Done(Append::one(executed).expecting(cid, version))
             }
             Err(failure) => {
                 let is_final = !failure.retryable || last_allowed;
@@ -649,7 +649,7 @@ impl Executor {
                     retry_in_ms,
                 };
                 let failed =
-                    Append::one(failure_event(kind, approval, record).with_metadata(timing)).expect(cid, version);
+                    Append::one(failure_event(kind, approval, record).with_metadata(timing)).expecting(cid, version);
                 if is_final {
                     return Recorded::Done(failed);
                 }

@@ -14,25 +14,24 @@
 //! | `GET /fiken/purchases?from=&to=` | purchases registered in Fiken |
 //! | `GET /checks/missing-receipts?older_than_days=&lookback_days=` | money out with no receipt attached |
 //!
-//! Errors are `{"error": "...", "retry_after_seconds": n?}`. An unreachable or
+//! Errors are the shared shape (`bookkeeper_http::ErrorBody`:
+//! `{"error": "...", "code": n, "retry_after_seconds": n?}`). An unreachable or
 //! rate-limiting Fiken/Folio is 503 with `Retry-After`; a bad answer from them 502.
 //! With a token configured, every route but the health probes and the OpenAPI
 //! document needs `Authorization: Bearer <token>`.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bookkeeper_core::people::token_matches;
-use bookkeeper_core::{Store, StoreError};
+use bookkeeper_core::Store;
+use bookkeeper_http::wire::accounting as wire;
+use bookkeeper_http::{auth, ApiError, Ops};
 use chrono::{Days, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use secrecy::SecretString;
+use serde::Deserialize;
 
 use crate::documents::{self, DocumentError};
 use crate::execute::Connectors;
@@ -52,87 +51,34 @@ pub struct AppState {
     /// The largest document accepted.
     pub max_document_bytes: usize,
     /// The bearer token callers must present, if any.
-    pub token: Option<Arc<str>>,
+    pub token: Option<SecretString>,
 }
 
 /// The API router.
 pub fn router(state: AppState) -> Router {
-    let open = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi))
-        .route("/metrics", get(metrics));
+    let ops = Ops::new(state.store.clone()).field("sandbox", state.sandbox);
+    let open = Router::new().route("/openapi.json", get(openapi)).merge(ops.router());
     let guarded = Router::new()
         .route("/documents", post(upload_document))
         .route("/documents/{sha256}", get(download_document))
         .route("/folio/balance", get(balance))
         .route("/folio/transactions", get(transactions))
         .route("/fiken/purchases", get(purchases))
-        .route("/checks/missing-receipts", get(missing_receipts))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    open.merge(guarded)
+        .route("/checks/missing-receipts", get(missing_receipts));
+    let guarded = auth::require_service_token(guarded, state.token.clone());
+    let app = open
+        .merge(guarded)
         // The document route reads its body itself, with its own limit and a JSON error.
         .layer(DefaultBodyLimit::disable())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route; see /openapi.json") })
-        .with_state(state)
-}
-
-/// An error answer.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), retry_after: None }
-    }
-
-    fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn retry_in(mut self, seconds: u64) -> ApiError {
-        self.retry_after = Some(seconds.max(1));
-        self
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.message });
-        if let Some(s) = self.retry_after {
-            body["retry_after_seconds"] = json!(s);
-        }
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(s) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        response
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if e.is_retryable() {
-            tracing::warn!(error = %e, "database unavailable");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again shortly").retry_in(5)
-        } else {
-            tracing::error!(error = %e, "database error");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the Accounting API log")
-        }
-    }
+        .with_state(state);
+    bookkeeper_http::edge(app, "accounting-api")
 }
 
 impl From<FolioError> for ApiError {
     fn from(e: FolioError) -> Self {
         tracing::warn!(error = %e, "Folio call failed");
         match e {
-            FolioError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, format!("Folio has no {what}")),
+            FolioError::NotFound(what) => ApiError::not_found(format!("Folio has no {what}")),
             FolioError::RateLimited { retry_after } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Folio is rate limiting us")
                     .retry_in(retry_after.map(|d| d.as_secs()).unwrap_or(5))
@@ -149,7 +95,7 @@ impl From<FikenError> for ApiError {
     fn from(e: FikenError) -> Self {
         tracing::warn!(error = %e, "Fiken call failed");
         match e {
-            FikenError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, format!("Fiken: {what}")),
+            FikenError::NotFound(what) => ApiError::not_found(format!("Fiken: {what}")),
             FikenError::RateLimited { retry_after } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Fiken is rate limiting us")
                     .retry_in(retry_after.map(|d| d.as_secs()).unwrap_or(5))
@@ -160,33 +106,6 @@ impl From<FikenError> for ApiError {
             other => ApiError::new(StatusCode::BAD_GATEWAY, format!("Fiken: {other}")),
         }
     }
-}
-
-async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(expected) = &state.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| token_matches(expected, p.trim())) {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer` token is required")
-                .into_response();
-        }
-    }
-    next.run(request).await
-}
-
-async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "sandbox": state.sandbox }))
-}
-
-async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.store.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "not ready: the database does not answer");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready: the database does not answer").retry_in(5)
-    })?;
-    Ok(Json(json!({ "status": "ready", "sandbox": state.sandbox })))
 }
 
 async fn upload_document(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
@@ -219,7 +138,7 @@ async fn download_document(State(state): State<AppState>, Path(sha256): Path<Str
         .store
         .get_blob(&sha256.to_ascii_lowercase())
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no document {sha256}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no document {sha256}")))?;
     // The type by the bytes themselves, never by what an uploader claimed; served
     // as a download the browser must not sniff into something else (an HTML page
     // or a script hidden in a "PDF" would run on this origin otherwise).
@@ -242,16 +161,7 @@ struct OnDate {
     date: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct AccountBalance {
-    account_number: String,
-    name: String,
-    kind: String,
-    balance_minor: i64,
-    balance: String,
-}
-
-async fn balance(State(state): State<AppState>, Query(q): Query<OnDate>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn balance(State(state): State<AppState>, Query(q): Query<OnDate>) -> Result<Json<wire::Balance>, ApiError> {
     let folio = &state.connectors.folio;
     let date = q.date.as_deref().map(|d| parse_date("date", d)).transpose()?;
     let mut accounts = Vec::new();
@@ -264,7 +174,7 @@ async fn balance(State(state): State<AppState>, Query(q): Query<OnDate>) -> Resu
                 None => continue,
             },
         };
-        accounts.push(AccountBalance {
+        accounts.push(wire::AccountBalance {
             account_number: account.account_number,
             name: account.name,
             kind: account.kind,
@@ -273,14 +183,14 @@ async fn balance(State(state): State<AppState>, Query(q): Query<OnDate>) -> Resu
         });
     }
     let total: i64 = accounts.iter().map(|a| a.balance_minor).sum();
-    Ok(Json(json!({
-        "sandbox": state.sandbox,
-        "date": date.unwrap_or_else(|| Utc::now().date_naive()),
-        "currency": "NOK",
-        "total_minor": total,
-        "total": format_minor(total),
-        "accounts": accounts,
-    })))
+    Ok(Json(wire::Balance {
+        sandbox: state.sandbox,
+        date: Some(date.unwrap_or_else(|| Utc::now().date_naive())),
+        currency: "NOK".into(),
+        total_minor: total,
+        total: format_minor(total),
+        accounts,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,40 +221,23 @@ fn parse_date(name: &str, text: &str) -> Result<NaiveDate, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("`{name}` must be a date like 2026-01-31, not `{text}`")))
 }
 
-#[derive(Debug, Serialize)]
-struct TransactionView {
-    id: String,
-    event_id: String,
-    account_number: String,
-    booking_date: NaiveDate,
-    description: String,
-    /// Signed as seen from the account: negative is money out.
-    amount_minor: i64,
-    amount: String,
-    /// `out`, `in`, or `unknown` (Folio named neither party's account and gave no sign).
-    direction: crate::folio::Direction,
-    currency: String,
-    creditor: Option<String>,
-    receipts: usize,
-}
-
 async fn bank_transactions(
     state: &AppState,
     from: NaiveDate,
     to: NaiveDate,
     only: Option<&str>,
-) -> Result<Vec<TransactionView>, ApiError> {
+) -> Result<Vec<wire::Transaction>, ApiError> {
     let folio = &state.connectors.folio;
     let accounts = folio.accounts().await?;
     if let Some(wanted) = only {
         if !accounts.iter().any(|a| a.account_number == wanted) {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no Folio account {wanted}")));
+            return Err(ApiError::not_found(format!("no Folio account {wanted}")));
         }
     }
     let mut out = Vec::new();
     for account in accounts.iter().filter(|a| only.is_none_or(|w| w == a.account_number)) {
         for t in folio.transactions(&account.account_number, from, to).await? {
-            out.push(TransactionView {
+            out.push(wire::Transaction {
                 id: t.id.to_string(),
                 event_id: t.event_id.to_string(),
                 account_number: account.account_number.clone(),
@@ -352,7 +245,7 @@ async fn bank_transactions(
                 description: t.description,
                 amount: format_minor(t.amount_minor),
                 amount_minor: t.amount_minor,
-                direction: t.direction,
+                direction: Some(t.direction),
                 currency: t.currency,
                 creditor: t.creditor,
                 receipts: t.attachments.len(),
@@ -366,39 +259,21 @@ async fn bank_transactions(
 async fn transactions(
     State(state): State<AppState>,
     Query(q): Query<Period>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<wire::Transactions>, ApiError> {
     let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
-    let list = bank_transactions(&state, from, to, q.account.as_deref()).await?;
-    Ok(Json(json!({ "sandbox": state.sandbox, "from": from, "to": to, "transactions": list })))
+    let transactions = bank_transactions(&state, from, to, q.account.as_deref()).await?;
+    Ok(Json(wire::Transactions { sandbox: state.sandbox, from, to, transactions }))
 }
 
-#[derive(Debug, Serialize)]
-struct PurchaseView {
-    id: i64,
-    identifier: Option<String>,
-    date: Option<NaiveDate>,
-    due_date: Option<NaiveDate>,
-    supplier: Option<String>,
-    total_minor: i64,
-    total: String,
-    /// False when Fiken left a line's amounts out (`total_minor` is then a lower bound).
-    total_known: bool,
-    paid: bool,
-    attachments: usize,
-}
-
-async fn purchases(
-    State(state): State<AppState>,
-    Query(q): Query<Period>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn purchases(State(state): State<AppState>, Query(q): Query<Period>) -> Result<Json<wire::Purchases>, ApiError> {
     let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
-    let list: Vec<PurchaseView> = state
+    let purchases = state
         .connectors
         .fiken
         .purchases(from, to)
         .await?
         .into_iter()
-        .map(|p| PurchaseView {
+        .map(|p| wire::Purchase {
             id: p.id,
             identifier: p.identifier,
             date: p.date,
@@ -411,19 +286,19 @@ async fn purchases(
             total_known: p.total_known,
         })
         .collect();
-    Ok(Json(json!({ "sandbox": state.sandbox, "from": from, "to": to, "purchases": list })))
+    Ok(Json(wire::Purchases { sandbox: state.sandbox, from, to, purchases }))
 }
 
 #[derive(Debug, Deserialize)]
-struct MissingReceipts {
+struct MissingReceiptsQuery {
     older_than_days: Option<u64>,
     lookback_days: Option<u64>,
 }
 
 async fn missing_receipts(
     State(state): State<AppState>,
-    Query(q): Query<MissingReceipts>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(q): Query<MissingReceiptsQuery>,
+) -> Result<Json<wire::MissingReceipts>, ApiError> {
     let older_than = q.older_than_days.unwrap_or(7);
     let lookback = q.lookback_days.unwrap_or(90);
     if lookback > MAX_PERIOD_DAYS as u64 || older_than > lookback {
@@ -434,27 +309,22 @@ async fn missing_receipts(
     let today = Utc::now().date_naive();
     let to = today - Days::new(older_than);
     let from = today - Days::new(lookback);
-    let missing: Vec<TransactionView> = bank_transactions(&state, from, to, None)
+    let missing: Vec<wire::Transaction> = bank_transactions(&state, from, to, None)
         .await?
         .into_iter()
         // Money out, or money whose direction Folio left unclear: better asked about
         // than silently left out.
-        .filter(|t| t.direction != crate::folio::Direction::In && t.receipts == 0)
+        .filter(|t| t.direction != Some(wire::Direction::In) && t.receipts == 0)
         .collect();
-    Ok(Json(json!({
-        "sandbox": state.sandbox,
-        "older_than_days": older_than,
-        "lookback_days": lookback,
-        "count": missing.len(),
-        "transactions": missing,
-    })))
+    Ok(Json(wire::MissingReceipts {
+        sandbox: state.sandbox,
+        older_than_days: older_than,
+        lookback_days: lookback,
+        count: missing.len(),
+        transactions: missing,
+    }))
 }
 
 async fn openapi() -> Json<serde_json::Value> {
     Json(crate::openapi::document())
-}
-
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = bookkeeper_core::metrics::render(Some(&state.store)).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

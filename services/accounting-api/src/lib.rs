@@ -29,10 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bookkeeper_core::config::{env_number, env_text};
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::domain::Stage;
 use bookkeeper_core::roles::Role;
 use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::execute::{Connectors, ExecutionOptions, Executor};
@@ -48,7 +49,7 @@ pub const FIKEN_BASE_URL: &str = "https://api.fiken.no/api/v2";
 pub const FOLIO_BASE_URL: &str = "https://api.folio.no/v2";
 
 /// How to reach Fiken: real credentials, or the local sandbox.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum FikenConfig {
     /// The real thing (or any server speaking its API).
     Live {
@@ -67,7 +68,7 @@ pub enum FikenConfig {
 }
 
 /// How to reach Folio: real credentials, or the local sandbox.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum FolioConfig {
     /// The real thing.
     Live {
@@ -83,14 +84,14 @@ pub enum FolioConfig {
     },
 }
 
-/// The Accounting API's configuration. Environment variable names in brackets;
-/// `Debug` never prints a token.
-#[derive(Clone)]
+/// The Accounting API's configuration (setting names in brackets; see
+/// docs/configuration.md). `Debug` never prints a secret.
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Where the HTTP API listens (`ACCOUNTING_API_ADDR`, default 127.0.0.1:8082).
     pub addr: SocketAddr,
     /// Bearer token HTTP callers must present (`ACCOUNTING_API_TOKEN`), if any.
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     /// Fiken.
     pub fiken: FikenConfig,
     /// Folio.
@@ -106,27 +107,8 @@ pub struct Config {
     pub max_document_bytes: usize,
     /// How often the subscription polls without a wake-up.
     pub poll_interval: Duration,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let fiken = match &self.fiken {
-            FikenConfig::Live { base_url, company, .. } => format!("live {base_url} company {company}"),
-            FikenConfig::Sandbox { addr } => format!("sandbox on {addr}"),
-        };
-        let folio = match &self.folio {
-            FolioConfig::Live { base_url, .. } => format!("live {base_url}"),
-            FolioConfig::Sandbox { addr } => format!("sandbox on {addr}"),
-        };
-        f.debug_struct("Config")
-            .field("addr", &self.addr)
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("fiken", &fiken)
-            .field("folio", &folio)
-            .field("execution", &self.execution)
-            .field("max_document_bytes", &self.max_document_bytes)
-            .finish_non_exhaustive()
-    }
+    /// How long a dead replica's claim on the executor lasts (`BOOKKEEPER_LEASE_TTL_SECS`).
+    pub lease_ttl: Duration,
 }
 
 fn any_port() -> SocketAddr {
@@ -146,37 +128,31 @@ impl Default for Config {
             execution: ExecutionOptions::default(),
             max_document_bytes: documents::DEFAULT_MAX_BYTES,
             poll_interval: Duration::from_secs(1),
+            lease_ttl: SubscriptionOptions::default().lease_ttl,
         }
     }
 }
 
 impl Config {
-    /// Reads the configuration from the environment. The sandbox is chosen
-    /// explicitly (`ACCOUNTING_API_SANDBOX=1`): a missing `FIKEN_TOKEN` or
-    /// `FOLIO_API_KEY` then means that connector's local fake; without it, a
-    /// missing credential is an error, so real approvals never run against the
-    /// sandbox by mistake. Outside the sandbox `ACCOUNTING_API_TOKEN` is required.
-    pub fn from_env() -> anyhow::Result<Config> {
-        let sandbox = matches!(env_text("ACCOUNTING_API_SANDBOX").as_deref(), Some("1" | "true" | "yes"));
-        Config::from_env_with(sandbox)
-    }
-
-    /// [`Config::from_env`], with the sandbox allowed or not (`up` allows it).
-    pub fn from_env_with(sandbox: bool) -> anyhow::Result<Config> {
-        let allow_mixed = matches!(env_text("ACCOUNTING_API_SANDBOX_MIXED").as_deref(), Some("1" | "true" | "yes"));
+    /// The configuration from `settings`. The sandbox is chosen explicitly
+    /// (`ACCOUNTING_API_SANDBOX=1`, or `sandbox_allowed` for `up`): a missing
+    /// `FIKEN_TOKEN` or `FOLIO_API_KEY` then means that connector's local fake;
+    /// without it, a missing credential is an error, so real approvals never run
+    /// against the sandbox by mistake. Outside the sandbox `ACCOUNTING_API_TOKEN`
+    /// is required.
+    pub fn from_settings(settings: &Settings, sandbox_allowed: bool) -> anyhow::Result<Config> {
+        let sandbox = sandbox_allowed || settings.flag("ACCOUNTING_API_SANDBOX")?.unwrap_or(false);
+        let allow_mixed = settings.flag("ACCOUNTING_API_SANDBOX_MIXED")?.unwrap_or(false);
         let mut config = Config::default();
-        if let Some(addr) = env_text("ACCOUNTING_API_ADDR") {
-            config.addr = addr.parse().with_context(|| format!("ACCOUNTING_API_ADDR `{addr}` is not host:port"))?;
+        if let Some(addr) = settings.parsed("ACCOUNTING_API_ADDR", "must be host:port")? {
+            config.addr = addr;
         }
-        config.token = env_text("ACCOUNTING_API_TOKEN");
-        if config.token.as_ref().is_some_and(|t| t.len() < 16) {
+        config.token = settings.secret("ACCOUNTING_API_TOKEN");
+        if config.token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
             anyhow::bail!("ACCOUNTING_API_TOKEN must be at least 16 characters");
         }
         let sandbox_addr = |var: &str| -> anyhow::Result<SocketAddr> {
-            match env_text(var) {
-                Some(a) => a.parse().with_context(|| format!("{var} `{a}` is not host:port")),
-                None => Ok(any_port()),
-            }
+            Ok(settings.parsed(var, "must be host:port")?.unwrap_or_else(any_port))
         };
         let missing = |what: &str, var: &str| {
             anyhow::anyhow!(
@@ -184,20 +160,21 @@ impl Config {
                  local sandbox (no real {what})"
             )
         };
-        config.fiken = match env_text("FIKEN_TOKEN") {
+        config.fiken = match settings.secret("FIKEN_TOKEN") {
             Some(token) => FikenConfig::Live {
-                base_url: env_text("FIKEN_BASE_URL").unwrap_or_else(|| FIKEN_BASE_URL.into()),
-                company: env_text("FIKEN_COMPANY")
+                base_url: settings.text("FIKEN_BASE_URL").unwrap_or_else(|| FIKEN_BASE_URL.into()),
+                company: settings
+                    .text("FIKEN_COMPANY")
                     .context("FIKEN_COMPANY (the company slug) is required with FIKEN_TOKEN")?,
-                token: Token::new(token),
+                token: Token::from(token),
             },
             None if sandbox => FikenConfig::Sandbox { addr: sandbox_addr("FIKEN_SANDBOX_ADDR")? },
             None => return Err(missing("Fiken", "FIKEN_TOKEN")),
         };
-        config.folio = match env_text("FOLIO_API_KEY") {
+        config.folio = match settings.secret("FOLIO_API_KEY") {
             Some(key) => FolioConfig::Live {
-                base_url: env_text("FOLIO_BASE_URL").unwrap_or_else(|| FOLIO_BASE_URL.into()),
-                key: ApiKey::new(key),
+                base_url: settings.text("FOLIO_BASE_URL").unwrap_or_else(|| FOLIO_BASE_URL.into()),
+                key: ApiKey::from(key),
             },
             None if sandbox => FolioConfig::Sandbox { addr: sandbox_addr("FOLIO_SANDBOX_ADDR")? },
             None => return Err(missing("Folio", "FOLIO_API_KEY")),
@@ -218,24 +195,25 @@ impl Config {
                  API reads the bank and uploads documents"
             );
         }
-        if let Some(ms) = env_number("FIKEN_SPACING_MS")? {
+        if let Some(ms) = settings.number("FIKEN_SPACING_MS")? {
             config.fiken_spacing = Duration::from_millis(ms);
         }
-        if let Some(ms) = env_number("ACCOUNTING_API_HTTP_TIMEOUT_MS")? {
+        if let Some(ms) = settings.number("ACCOUNTING_API_HTTP_TIMEOUT_MS")? {
             config.http.timeout = Duration::from_millis(ms.max(1));
         }
-        if let Some(n) = env_number("ACCOUNTING_API_MAX_ATTEMPTS")? {
-            config.execution.max_attempts = (n as u32).max(1);
+        if let Some(n) = settings.number("ACCOUNTING_API_MAX_ATTEMPTS")? {
+            config.execution.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
         }
-        if let Some(ms) = env_number("ACCOUNTING_API_RETRY_BASE_MS")? {
+        if let Some(ms) = settings.number("ACCOUNTING_API_RETRY_BASE_MS")? {
             config.execution.backoff.base = Duration::from_millis(ms);
         }
-        if let Some(ms) = env_number("ACCOUNTING_API_RETRY_CAP_MS")? {
+        if let Some(ms) = settings.number("ACCOUNTING_API_RETRY_CAP_MS")? {
             config.execution.backoff.cap = Duration::from_millis(ms);
         }
-        if let Some(bytes) = env_number("ACCOUNTING_API_MAX_DOCUMENT_BYTES")? {
-            config.max_document_bytes = bytes as usize;
+        if let Some(bytes) = settings.number("ACCOUNTING_API_MAX_DOCUMENT_BYTES")? {
+            config.max_document_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
         }
+        config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
         Ok(config)
     }
 }
@@ -332,13 +310,14 @@ impl AccountingApi {
             connectors: self.connectors.clone(),
             sandbox: sandboxed,
             max_document_bytes: self.config.max_document_bytes,
-            token: self.config.token.as_deref().map(Arc::from),
+            token: self.config.token.clone(),
         };
         let server = axum::serve(self.listener, http::router(state)).with_graceful_shutdown(stop(&stop_tx));
         let options = SubscriptionOptions {
             poll_interval: self.config.poll_interval,
             retry: self.config.execution.backoff,
             park_as: Some(Role::AccountingApi.actor().into()),
+            lease_ttl: self.config.lease_ttl,
             ..Default::default()
         };
         let subscription = Subscription::new(

@@ -495,6 +495,9 @@ async fn the_service_role_may_record_outcomes_but_not_approve() {
 /// exactly once, counted in the fakes' own state.
 #[tokio::test]
 async fn a_thousand_approvals_through_faults_are_each_executed_exactly_once() {
+    if !bookkeeper_core::testing::run_slow_test("a_thousand_approvals_through_faults_are_each_executed_exactly_once") {
+        return;
+    }
     let Some(w) = world().await else { return };
     let faults = Faults {
         server_error_rate: 0.10,
@@ -565,7 +568,7 @@ async fn documents_and_reads_over_http() {
     let Some(w) = world().await else { return };
     let mut config = w.config();
     config.max_document_bytes = 1024;
-    config.token = Some("reader-token-0123456789".into());
+    config.token = Some("reader-token-0123456789".to_string().into());
     let app = w.start_with(config).await;
     let http = reqwest::Client::new();
     let auth = |r: reqwest::RequestBuilder| r.bearer_auth("reader-token-0123456789");

@@ -60,17 +60,33 @@ pub struct Choice {
     pub command: String,
 }
 
-/// Book-E's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Book-E's answer. On the wire: `text`, the `correlation_id` of the proposal made
+/// (if any), and `choices` when asking; `proposal` repeats the correlation id for
+/// clients of earlier releases (deprecated: read `correlation_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     /// What to say.
     pub text: String,
-    /// The proposal made, if any (its correlation id).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The correlation id of the proposal made, if any.
     pub proposal: Option<String>,
     /// Options to pick from, when asking.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<Choice>,
+}
+
+impl Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("text", &self.text)?;
+        if let Some(id) = &self.proposal {
+            map.serialize_entry("correlation_id", id)?;
+            map.serialize_entry("proposal", id)?;
+        }
+        if !self.choices.is_empty() {
+            map.serialize_entry("choices", &self.choices)?;
+        }
+        map.end()
+    }
 }
 
 impl Answer {

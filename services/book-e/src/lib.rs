@@ -26,17 +26,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bookkeeper_core::config::{env_number, env_text};
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::people::{self, Directory, Door, LegacyTokens, Right};
 use bookkeeper_core::{Store, Subscription};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::accounting::AccountingReads;
 use crate::conversation::{Conversation, ConversationConfig};
 use crate::discord::{DiscordConfig, DiscordDoor};
 
-/// Book-E's configuration. Environment variable names in brackets; `Debug`
-/// never prints a token.
+/// Book-E's configuration (setting names in brackets; see docs/configuration.md).
+/// `Debug` never prints a secret.
 #[derive(Clone)]
 pub struct Config {
     /// Where the HTTP door listens (`BOOK_E_ADDR`, default 127.0.0.1:8083).
@@ -47,21 +48,24 @@ pub struct Config {
     /// The Accounting API (`ACCOUNTING_API_URL`, default http://127.0.0.1:8082).
     pub accounting_url: String,
     /// Its token, if it requires one (`ACCOUNTING_API_TOKEN`).
-    pub accounting_token: Option<String>,
+    pub accounting_token: Option<SecretString>,
     /// Conversation settings (`BOOK_E_MATCH_DAYS`, `BOOK_E_DEFAULT_ACCOUNT`).
     pub conversation: ConversationConfig,
     /// Discord, when `DISCORD_TOKEN` is set.
     pub discord: Option<DiscordConfig>,
+    /// How long a dead replica's claim on the notifier lasts (`BOOKKEEPER_LEASE_TTL_SECS`).
+    pub lease_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The people by id only: the directory's token hashes stay out of logs.
         let people: Vec<&str> = self.people.people().iter().map(|p| p.id.as_str()).collect();
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("people", &people)
             .field("accounting_url", &self.accounting_url)
-            .field("accounting_token", &self.accounting_token.as_ref().map(|_| "***"))
+            .field("accounting_token", &self.accounting_token)
             .field("conversation", &self.conversation)
             .field("discord", &self.discord)
             .finish()
@@ -77,92 +81,89 @@ impl Default for Config {
             accounting_token: None,
             conversation: ConversationConfig::default(),
             discord: None,
+            lease_ttl: bookkeeper_core::SubscriptionOptions::default().lease_ttl,
         }
     }
 }
 
 impl Config {
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> anyhow::Result<Config> {
+    /// The configuration from `settings` (see docs/configuration.md).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Config> {
         let mut config = Config::default();
-        if let Some(addr) = env_text("BOOK_E_ADDR") {
-            config.addr = addr.parse().with_context(|| format!("BOOK_E_ADDR `{addr}` is not host:port"))?;
+        if let Some(addr) = settings.parsed("BOOK_E_ADDR", "must be host:port")? {
+            config.addr = addr;
         }
-        let (people, warnings) =
-            people::from_env(&[LegacyTokens { var: "BOOK_E_USER_TOKENS", door: Door::BookE, right: Right::Propose }])
-                .map_err(|e| anyhow::anyhow!(e))?;
+        let (people, warnings) = people::from_settings(
+            settings,
+            &[LegacyTokens { var: "BOOK_E_USER_TOKENS", door: Door::BookE, right: Right::Propose }],
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         for w in warnings {
             tracing::warn!("{w}");
         }
         config.people = people;
-        if let Some(url) = env_text("ACCOUNTING_API_URL") {
+        if let Some(url) = settings.text("ACCOUNTING_API_URL") {
             config.accounting_url = url;
         }
-        config.accounting_token = env_text("ACCOUNTING_API_TOKEN");
-        if let Some(days) = env_number("BOOK_E_MATCH_DAYS")? {
+        config.accounting_token = settings.secret("ACCOUNTING_API_TOKEN");
+        if let Some(days) = settings.number("BOOK_E_MATCH_DAYS")? {
             config.conversation.match_days = days;
         }
-        if let Some(account) = env_text("BOOK_E_DEFAULT_ACCOUNT") {
+        if let Some(account) = settings.text("BOOK_E_DEFAULT_ACCOUNT") {
             config.conversation.default_account = account;
         }
-        config.discord = DiscordConfig::from_env()?;
+        config.discord = DiscordConfig::from_settings(settings)?;
+        config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
         Ok(config)
     }
 }
 
 impl DiscordConfig {
-    /// Discord's settings from the environment, when `DISCORD_TOKEN` is set.
-    pub fn from_env() -> anyhow::Result<Option<DiscordConfig>> {
-        discord_from_env()
+    /// Discord's settings, when `DISCORD_TOKEN` is set.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Option<DiscordConfig>> {
+        let Some(token) = settings.secret("DISCORD_TOKEN") else { return Ok(None) };
+        let id = |var: &str| -> anyhow::Result<u64> {
+            settings.number(var)?.with_context(|| format!("{var} is required with DISCORD_TOKEN (a Discord id)"))
+        };
+        let finance_channel = id("DISCORD_FINANCE_CHANNEL_ID")?;
+        let reviewer_tokens = tokens_by_discord_id(settings, "BOOK_E_REVIEWER_TOKENS")?;
+        if !reviewer_tokens.is_empty() {
+            tracing::warn!(
+                "BOOK_E_REVIEWER_TOKENS is deprecated and goes in the next release: Book-E should hold no reviewer's \
+                 credential. Set Discord's interactions endpoint to Book-E's /discord/interactions \
+                 (DISCORD_PUBLIC_KEY), list reviewers' Discord ids in the people directory (BOOKKEEPER_PEOPLE), and \
+                 Review-E checks each press itself"
+            );
+        }
+        Ok(Some(DiscordConfig {
+            token,
+            application_id: id("DISCORD_APPLICATION_ID")?,
+            guild_id: id("DISCORD_GUILD_ID")?,
+            finance_channel,
+            reviewers_channel: id("DISCORD_REVIEWERS_CHANNEL_ID")?,
+            reports_channel: settings.number("DISCORD_REPORTS_CHANNEL_ID")?.unwrap_or(finance_channel),
+            reviewer_role: id("DISCORD_REVIEWER_ROLE_ID")?,
+            reviewer_tokens,
+            review_e_url: settings.text("REVIEW_E_URL").unwrap_or_else(|| "http://127.0.0.1:8081".into()),
+            api_base: settings.text("BOOK_E_DISCORD_API_URL"),
+            watch_finance_channel: settings.flag("BOOK_E_WATCH_FINANCE_CHANNEL")?.unwrap_or(true),
+            report_all_clear: settings.flag("BOOK_E_REPORT_ALL_CLEAR")?.unwrap_or(false),
+            public_key: match settings.text("DISCORD_PUBLIC_KEY") {
+                Some(key) if discord::verifier(&key).is_none() => {
+                    anyhow::bail!("DISCORD_PUBLIC_KEY must be the application's Ed25519 public key, 64 hex digits")
+                }
+                key => key,
+            },
+            asserted_press_token: settings.secret("BOOK_E_ASSERTED_PRESS_TOKEN"),
+        }))
     }
-}
-
-fn discord_from_env() -> anyhow::Result<Option<DiscordConfig>> {
-    let Some(token) = env_text("DISCORD_TOKEN") else { return Ok(None) };
-    let id = |var: &str| -> anyhow::Result<u64> {
-        env_number(var)?.with_context(|| format!("{var} is required with DISCORD_TOKEN (a Discord id)"))
-    };
-    let finance_channel = id("DISCORD_FINANCE_CHANNEL_ID")?;
-    let reviewer_tokens = env_tokens_by_id("BOOK_E_REVIEWER_TOKENS")?;
-    if !reviewer_tokens.is_empty() {
-        tracing::warn!(
-            "BOOK_E_REVIEWER_TOKENS is deprecated and goes in the next release: Book-E should hold no reviewer's \
-             credential. Set Discord's interactions endpoint to Book-E's /discord/interactions (DISCORD_PUBLIC_KEY), \
-             list reviewers' Discord ids in the people directory (BOOKKEEPER_PEOPLE), and Review-E checks each press \
-             itself"
-        );
-    }
-    let flag = |var: &str, default: bool| match env_text(var).as_deref() {
-        Some("1" | "true" | "yes") => true,
-        Some("0" | "false" | "no") => false,
-        _ => default,
-    };
-    Ok(Some(DiscordConfig {
-        token,
-        application_id: id("DISCORD_APPLICATION_ID")?,
-        guild_id: id("DISCORD_GUILD_ID")?,
-        finance_channel,
-        reviewers_channel: id("DISCORD_REVIEWERS_CHANNEL_ID")?,
-        reports_channel: env_number("DISCORD_REPORTS_CHANNEL_ID")?.unwrap_or(finance_channel),
-        reviewer_role: id("DISCORD_REVIEWER_ROLE_ID")?,
-        reviewer_tokens,
-        review_e_url: env_text("REVIEW_E_URL").unwrap_or_else(|| "http://127.0.0.1:8081".into()),
-        api_base: env_text("BOOK_E_DISCORD_API_URL"),
-        watch_finance_channel: flag("BOOK_E_WATCH_FINANCE_CHANNEL", true),
-        report_all_clear: flag("BOOK_E_REPORT_ALL_CLEAR", false),
-        public_key: match env_text("DISCORD_PUBLIC_KEY") {
-            Some(key) if discord::verifier(&key).is_none() => {
-                anyhow::bail!("DISCORD_PUBLIC_KEY must be the application's Ed25519 public key, 64 hex digits")
-            }
-            key => key,
-        },
-        asserted_press_token: env_text("BOOK_E_ASSERTED_PRESS_TOKEN"),
-    }))
 }
 
 /// `discord_user_id:review_e_token,...`: which Review-E identity each reviewer presses buttons as.
-fn env_tokens_by_id(var: &str) -> anyhow::Result<HashMap<u64, String>> {
-    env_text(var)
+fn tokens_by_discord_id(settings: &Settings, var: &str) -> anyhow::Result<HashMap<u64, SecretString>> {
+    settings
+        .secret(var)
+        .map(|s| s.expose_secret().clone())
         .unwrap_or_default()
         .split(',')
         .filter(|p| !p.trim().is_empty())
@@ -170,7 +171,7 @@ fn env_tokens_by_id(var: &str) -> anyhow::Result<HashMap<u64, String>> {
         .map(|(i, pair)| match pair.trim().split_once(':') {
             Some((user, token)) if token.len() >= 16 => user
                 .parse::<u64>()
-                .map(|u| (u, token.to_string()))
+                .map(|u| (u, SecretString::new(token.to_string())))
                 .map_err(|_| anyhow::anyhow!("{var}: entry {} must start with a Discord user id", i + 1)),
             _ => anyhow::bail!("{var}: entry {} must be `discord_user_id:token` with a token of 16+ characters", i + 1),
         })
@@ -187,7 +188,11 @@ pub struct BookE {
 impl BookE {
     /// Binds the HTTP door (port 0 picks a free one).
     pub async fn build(config: Config, store: Store) -> anyhow::Result<BookE> {
-        let accounting = AccountingReads::new(&config.accounting_url, config.accounting_token.clone())?;
+        let accounting = AccountingReads::new(
+            &config.accounting_url,
+            config.accounting_token.clone(),
+            std::time::Duration::from_secs(15),
+        )?;
         let conversation = Conversation::new(store.clone(), accounting.clone(), config.conversation.clone());
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding Book-E to {}", config.addr))?;

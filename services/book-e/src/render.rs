@@ -1,6 +1,7 @@
 //! Events in words people read. One place, so every door says the same thing.
 
 use bookkeeper_core::domain::{ActionKind, Money, Stage};
+use bookkeeper_core::event::actor;
 use bookkeeper_core::EventType;
 use bookkeeper_core::RecordedEvent;
 use serde_json::Value;
@@ -73,9 +74,9 @@ pub fn describe(e: &RecordedEvent) -> String {
             text(p, "requested_by").unwrap_or("someone"),
             proposal_summary(e)
         ),
-        Stage::Approved if e.actor == "system:auto" => format!("Approved automatically: {reason}"),
+        Stage::Approved if e.actor == actor::SYSTEM_AUTO => format!("Approved automatically: {reason}"),
         Stage::Approved => format!("Approved by {}: {reason}", e.actor),
-        Stage::Rejected if e.actor == "system:auto" => format!("Rejected automatically: {reason}"),
+        Stage::Rejected if e.actor == actor::SYSTEM_AUTO => format!("Rejected automatically: {reason}"),
         Stage::Rejected => format!("Rejected by {}: {reason}", e.actor),
         Stage::Escalated => format!("Sent to a reviewer: {reason}"),
         Stage::ExecutionStarted => {

@@ -42,7 +42,7 @@ fn set_up() -> Guild {
 
 fn config(fake: &FakeDiscord) -> DiscordConfig {
     DiscordConfig {
-        token: TOKEN.into(),
+        token: TOKEN.to_string().into(),
         application_id: APP,
         guild_id: GUILD,
         finance_channel: FINANCE,
@@ -87,7 +87,7 @@ async fn a_bot_set_up_as_book_e_needs_is_ready() {
 async fn a_refused_token() {
     let fake = fake().await;
     let mut c = config(&fake);
-    c.token = "someone-elses-token".into();
+    c.token = "someone-elses-token".to_string().into();
     let (name, problem, fix) = failure(&check(&c).await);
     assert_eq!(name, "bot token");
     assert!(problem.contains("401") && fix.contains("Reset Token"), "{problem} / {fix}");

@@ -121,7 +121,8 @@ async fn a_receipt_becomes_a_proposal_for_the_one_matching_transaction() {
     let sha = w.upload(b"%PDF-1.7 Kiwi 312,50").await;
 
     let answer = w.chat(OLA, "/receipt amount=312,50 vendor=Kiwi", Some(&sha)).await;
-    let id = answer["proposal"].as_str().unwrap_or_else(|| panic!("no proposal: {answer}")).to_string();
+    let id = answer["correlation_id"].as_str().unwrap_or_else(|| panic!("no proposal: {answer}")).to_string();
+    assert_eq!(answer["proposal"], answer["correlation_id"], "the deprecated name stays for older clients");
     assert!(text(&answer).contains("KIWI 505 MAJORSTUEN 312.50 NOK"), "{answer}");
 
     let story = w.db.store.read_correlation(&id).await.unwrap();

@@ -92,18 +92,19 @@ async fn world_speaking_to(api: Option<String>) -> Option<World> {
     let review_url = format!("http://127.0.0.1:{}", review.port());
     let review_task = tokio::spawn(review.run_until_stopped(std::future::pending()));
 
-    let reads = AccountingReads::new(accounting_url, None).unwrap();
+    let reads = AccountingReads::new(accounting_url, None, std::time::Duration::from_secs(15)).unwrap();
     let book_e_store = Store::connect(&db.role_url("book_e")).await.unwrap();
     let conversation = Conversation::new(book_e_store, reads.clone(), ConversationConfig::default());
     let config = DiscordConfig {
-        token: "Bot-token-that-must-never-be-printed".into(),
+        token: "Bot-token-that-must-never-be-printed".to_string().into(),
         application_id: APP,
         guild_id: GUILD,
         finance_channel: FINANCE,
         reviewers_channel: REVIEWERS,
         reports_channel: FINANCE,
         reviewer_role: REVIEWER_ROLE,
-        reviewer_tokens: [(KARI, KARI_REVIEW_TOKEN.to_string()), (OLA, OLA_REVIEW_TOKEN.to_string())].into(),
+        reviewer_tokens: [(KARI, KARI_REVIEW_TOKEN.to_string().into()), (OLA, OLA_REVIEW_TOKEN.to_string().into())]
+            .into(),
         review_e_url: review_url,
         api_base: Some(discord_base.clone()),
         watch_finance_channel: true,

@@ -84,7 +84,7 @@ async fn world(asserted_presses: bool) -> Option<World> {
             application_id: Some(APP.to_string()),
             window: Duration::from_secs(300),
         }),
-        asserted_press_token: asserted_presses.then(|| PRESS_TOKEN.to_string()),
+        asserted_press_token: asserted_presses.then(|| PRESS_TOKEN.to_string().into()),
         poll_interval: Duration::from_millis(50),
         ..Default::default()
     };
@@ -95,11 +95,11 @@ async fn world(asserted_presses: bool) -> Option<World> {
 
     // Book-E holds no reviewer's credential: only the public key, and (for the
     // gateway) the token that lets it assert a press.
-    let reads = AccountingReads::new(accounting_url, None).unwrap();
+    let reads = AccountingReads::new(accounting_url, None, std::time::Duration::from_secs(15)).unwrap();
     let store = Store::connect(&db.role_url("book_e")).await.unwrap();
     let conversation = Conversation::new(store.clone(), reads.clone(), ConversationConfig::default());
     let config = DiscordConfig {
-        token: "Bot-token".into(),
+        token: "Bot-token".to_string().into(),
         application_id: APP,
         guild_id: GUILD,
         finance_channel: FINANCE,
@@ -112,7 +112,7 @@ async fn world(asserted_presses: bool) -> Option<World> {
         watch_finance_channel: true,
         report_all_clear: false,
         public_key: Some(public_hex),
-        asserted_press_token: Some(PRESS_TOKEN.into()),
+        asserted_press_token: Some(PRESS_TOKEN.to_string().into()),
     };
     let people = Arc::new(people());
     let door = DiscordDoor::new(config, conversation.clone(), reads.clone()).with_people(people.clone());
@@ -338,7 +338,7 @@ async fn presses_over_the_gateway_are_recorded_as_asserted_and_old_discord_ids_a
     w.wait_for("old-1", "ReceiptAttachmentEscalated").await;
     let r = w
         .http
-        .post(format!("{}/review/old-1/approve", w.review_e))
+        .post(format!("{}/reviews/old-1/approve", w.review_e))
         .bearer_auth(OLA_REVIEW_TOKEN)
         .json(&json!({}))
         .send()

@@ -17,44 +17,33 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bookkeeper_core::config::{env_number, env_text};
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::domain::{MonthlyCostReport, Payload};
+use bookkeeper_core::event::actor;
 use bookkeeper_core::{ActionState, Append, Clock, Cursor, Store, StoreError, TypeFilter};
+use bookkeeper_http::{auth, ApiError, Ops};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::ledger::{cost_of, month_of, Ledger};
 
-/// The actor of this service's events.
-pub const ACTOR: &str = "cost-api";
-
-/// Configuration (environment variable names in brackets).
-#[derive(Clone)]
+/// Configuration (setting names in brackets; see docs/configuration.md).
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Where the API listens (`COST_API_ADDR`, default 127.0.0.1:8084).
     pub addr: SocketAddr,
     /// Bearer token for `POST /costs/monthly/report` (`COST_API_TOKEN`), if any.
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     /// How often to look for closed months to report (`COST_API_CLOSE_CHECK_SECS`, default 60).
     pub close_check: Duration,
     /// How often to look for new events without a wake-up.
     pub poll_interval: Duration,
     /// Today, for which months are closed and the default month of a query.
     pub clock: Clock,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("addr", &self.addr)
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("close_check", &self.close_check)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for Config {
@@ -70,28 +59,23 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the configuration from the environment; `COST_API_TOKEN` is required.
-    pub fn from_env() -> anyhow::Result<Config> {
-        Config::from_env_or(None)
-    }
-
-    /// [`Config::from_env`], with a token to use when `COST_API_TOKEN` is not set
-    /// (`bookkeeper up` makes a local one).
-    pub fn from_env_or(default_token: Option<String>) -> anyhow::Result<Config> {
+    /// The configuration from `settings`; `COST_API_TOKEN` is required
+    /// (`bookkeeper up` sets a local one).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Config> {
         let mut config = Config::default();
-        if let Some(addr) = env_text("COST_API_ADDR") {
-            config.addr = addr.parse().with_context(|| format!("COST_API_ADDR `{addr}` is not host:port"))?;
+        if let Some(addr) = settings.parsed("COST_API_ADDR", "must be host:port")? {
+            config.addr = addr;
         }
-        config.token = env_text("COST_API_TOKEN").or(default_token);
+        config.token = settings.secret("COST_API_TOKEN");
         match &config.token {
             None => anyhow::bail!(
                 "COST_API_TOKEN is required: it guards the reports this service appends to the log \
                  (`bookkeeper up` sets one for you)"
             ),
-            Some(t) if t.len() < 16 => anyhow::bail!("COST_API_TOKEN must be at least 16 characters"),
+            Some(t) if t.expose_secret().len() < 16 => anyhow::bail!("COST_API_TOKEN must be at least 16 characters"),
             Some(_) => {}
         }
-        if let Some(secs) = env_number("COST_API_CLOSE_CHECK_SECS")? {
+        if let Some(secs) = settings.number("COST_API_CLOSE_CHECK_SECS")? {
             config.close_check = Duration::from_secs(secs.max(1));
         }
         Ok(config)
@@ -117,7 +101,7 @@ struct Shared {
     caught_up: Arc<AtomicBool>,
     /// Where the saved ledger this process resumed from was complete up to.
     resumed_from: Arc<RwLock<Option<Cursor>>>,
-    token: Option<Arc<str>>,
+    token: Option<SecretString>,
     clock: Clock,
 }
 
@@ -222,7 +206,7 @@ impl Shared {
         for report in reports {
             let key = (report.month.clone(), report.currency.clone());
             let event = report
-                .into_event(ACTOR, format!("cost-report-{}-{}", key.0, key.1))
+                .into_event(actor::COST_API, format!("cost-report-{}-{}", key.0, key.1))
                 .with_metadata(json!({"trigger": "month-closed"}));
             // The id is derived from month and currency, so replicas closing the same
             // month append it once. Anyone can guess it and store another event under
@@ -246,7 +230,7 @@ impl Shared {
                             .store
                             .event(id)
                             .await?
-                            .is_some_and(|e| e.event_type == MonthlyCostReport::TYPE && e.actor == ACTOR);
+                            .is_some_and(|e| e.event_type == MonthlyCostReport::TYPE && e.actor == actor::COST_API);
                         if ours {
                             break; // another replica reported it first, with what it knew then
                         }
@@ -280,7 +264,7 @@ impl CostApi {
             closed: Arc::default(),
             caught_up: Arc::default(),
             resumed_from: Arc::default(),
-            token: config.token.as_deref().map(Arc::from),
+            token: config.token.clone(),
             clock: config.clock.clone(),
         };
         Ok(CostApi { listener, shared, config })
@@ -383,34 +367,24 @@ impl CostApi {
 }
 
 fn router(shared: Shared) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let ready = shared.clone();
+    let ops = Ops::new(shared.store.clone()).ready_when(move || {
+        let shared = ready.clone();
+        async move {
+            if !shared.caught_up.load(Ordering::SeqCst) {
+                return Err("still reading the history".to_string());
+            }
+            let resumed = *shared.resumed_from.read().unwrap_or_else(|p| p.into_inner());
+            let resumed = resumed.map(|c| json!({"transaction_id": c.transaction_id, "position": c.position}));
+            Ok(Map::from_iter([("resumed_from".to_string(), resumed.unwrap_or(Value::Null))]))
+        }
+    });
+    let app = Router::new()
         .route("/costs/monthly", get(monthly))
         .route("/costs/monthly/report", post(report))
         .with_state(shared)
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
-async fn metrics(State(shared): State<Shared>) -> Response {
-    let text = bookkeeper_core::metrics::render(Some(&shared.store)).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-async fn readyz(State(shared): State<Shared>) -> Response {
-    if shared.store.ping().await.is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer");
-    }
-    if !shared.caught_up.load(Ordering::SeqCst) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "not ready: still reading the history");
-    }
-    let resumed = *shared.resumed_from.read().unwrap_or_else(|p| p.into_inner());
-    let resumed = resumed.map(|c| json!({"transaction_id": c.transaction_id, "position": c.position}));
-    Json(json!({"status": "ready", "resumed_from": resumed})).into_response()
+        .merge(ops.router());
+    bookkeeper_http::edge(app, "cost-api")
 }
 
 #[derive(Deserialize)]
@@ -418,25 +392,22 @@ struct MonthQuery {
     month: Option<String>,
 }
 
-fn parse_month(q: &MonthQuery, today: chrono::NaiveDate) -> Result<String, Box<Response>> {
+fn parse_month(q: &MonthQuery, today: chrono::NaiveDate) -> Result<String, ApiError> {
     let month = q.month.clone().unwrap_or_else(|| month_of(today));
     let ok = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_ok() && month.len() == 7;
     if ok {
         Ok(month)
     } else {
-        Err(Box::new(error(StatusCode::BAD_REQUEST, format!("`month` must look like 2026-11, not `{month}`"))))
+        Err(ApiError::bad_request(format!("`month` must look like 2026-11, not `{month}`")))
     }
 }
 
-async fn monthly(State(shared): State<Shared>, Query(q): Query<MonthQuery>) -> Response {
-    let month = match parse_month(&q, shared.clock.today()) {
-        Ok(m) => m,
-        Err(r) => return *r,
-    };
+async fn monthly(State(shared): State<Shared>, Query(q): Query<MonthQuery>) -> Result<Json<Value>, ApiError> {
+    let month = parse_month(&q, shared.clock.today())?;
     if !shared.caught_up.load(Ordering::SeqCst) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "still reading the history; try again shortly");
+        return Err(ApiError::unavailable("still reading the history; try again shortly"));
     }
-    let costs: Vec<serde_json::Value> = shared
+    let costs: Vec<Value> = shared
         .ledger()
         .month(&month)
         .into_iter()
@@ -445,40 +416,28 @@ async fn monthly(State(shared): State<Shared>, Query(q): Query<MonthQuery>) -> R
                    "by_vendor": c.by_vendor, "actions": c.actions})
         })
         .collect();
-    Json(json!({"month": month, "costs": costs})).into_response()
+    Ok(Json(json!({"month": month, "costs": costs})))
 }
 
-async fn report(State(shared): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
-    if let Some(token) = &shared.token {
-        let presented =
-            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| bookkeeper_core::people::token_matches(token, p.trim())) {
-            return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer` token is required");
-        }
-    }
-    let month = match parse_month(&q, shared.clock.today()) {
-        Ok(m) => m,
-        Err(r) => return *r,
-    };
+async fn report(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<MonthQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth::check_service_token(shared.token.as_ref(), &headers)?;
+    let month = parse_month(&q, shared.clock.today())?;
     let reports = shared.ledger().reports(&month);
     if reports.is_empty() {
-        return error(StatusCode::NOT_FOUND, format!("no executed costs in {month}"));
+        return Err(ApiError::not_found(format!("no executed costs in {month}")));
     }
     let events = reports
         .into_iter()
         .map(|r| {
             let cid = format!("cost-report-{}-{}", r.month, r.currency);
-            r.into_event(ACTOR, cid).with_metadata(json!({"trigger": "on-demand"}))
+            r.into_event(actor::COST_API, cid).with_metadata(json!({"trigger": "on-demand"}))
         })
         .collect();
-    match shared.store.append(Append::new(events)).await {
-        Ok(appended) => {
-            let positions: Vec<i64> = appended.iter().map(|a| a.position).collect();
-            (StatusCode::CREATED, Json(json!({"month": month, "positions": positions}))).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not append the report");
-            error(StatusCode::SERVICE_UNAVAILABLE, "the log is unavailable; try again shortly")
-        }
-    }
+    let appended = shared.store.append(Append::new(events)).await?;
+    let positions: Vec<i64> = appended.iter().map(|a| a.position).collect();
+    Ok((StatusCode::CREATED, Json(json!({"month": month, "positions": positions}))))
 }

@@ -11,18 +11,19 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use bookkeeper_core::config::{env_number, env_text};
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::domain::{ComplianceCheckCompleted, Finding, Payload, Stage};
+use bookkeeper_core::event::actor;
 use bookkeeper_core::{ActionState, Append, Cursor, EventType, Phase, Store, TypeFilter};
+use bookkeeper_http::accounting::{AccountingReads, ReadError};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-
-/// The actor of compliance results.
-pub const ACTOR: &str = "cron";
+use secrecy::SecretString;
 
 /// Configuration (environment variable names in brackets).
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where `serve cron` answers its health probes (`CRON_ADDR`, default 127.0.0.1:8085).
+    pub addr: std::net::SocketAddr,
     /// When to run (`CRON_SCHEDULE`, a cron expression with seconds; default every day at 06:00).
     pub schedule: String,
     /// The time zone of the schedule (`CRON_TIMEZONE`, default Europe/Oslo).
@@ -30,7 +31,7 @@ pub struct Config {
     /// The Accounting API (`ACCOUNTING_API_URL`, `ACCOUNTING_API_TOKEN`).
     pub accounting_url: String,
     /// Its token, if it requires one.
-    pub accounting_token: Option<String>,
+    pub accounting_token: Option<SecretString>,
     /// A bank transaction without a receipt is flagged after this many days (`CRON_RECEIPT_DAYS`, 7).
     pub receipt_days: u64,
     /// A proposal waiting for a person is flagged after this many hours (`CRON_REVIEW_HOURS`, 24).
@@ -44,6 +45,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8085)),
             schedule: "0 0 6 * * *".into(),
             timezone: chrono_tz::Europe::Oslo,
             accounting_url: "http://127.0.0.1:8082".into(),
@@ -57,24 +59,28 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the configuration from the environment and checks the schedule.
-    pub fn from_env() -> anyhow::Result<Config> {
+    /// The configuration from `settings` (see docs/configuration.md), with the
+    /// schedule checked.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Config> {
         let mut c = Config::default();
-        if let Some(s) = env_text("CRON_SCHEDULE") {
+        if let Some(addr) = settings.parsed("CRON_ADDR", "must be host:port")? {
+            c.addr = addr;
+        }
+        if let Some(s) = settings.text("CRON_SCHEDULE") {
             c.schedule = s;
         }
-        if let Some(tz) = env_text("CRON_TIMEZONE") {
-            c.timezone = tz.parse().map_err(|_| anyhow::anyhow!("CRON_TIMEZONE `{tz}` is not a time zone"))?;
+        if let Some(tz) = settings.parsed("CRON_TIMEZONE", "must be a time zone like Europe/Oslo")? {
+            c.timezone = tz;
         }
-        if let Some(url) = env_text("ACCOUNTING_API_URL") {
+        if let Some(url) = settings.text("ACCOUNTING_API_URL") {
             c.accounting_url = url;
         }
-        c.accounting_token = env_text("ACCOUNTING_API_TOKEN");
-        c.receipt_days = env_number("CRON_RECEIPT_DAYS")?.unwrap_or(c.receipt_days);
-        c.review_hours = env_number("CRON_REVIEW_HOURS")?.unwrap_or(c.review_hours);
-        c.failed_days = env_number("CRON_FAILED_DAYS")?.unwrap_or(c.failed_days);
-        if let Some(v) = env_text("CRON_MIN_BALANCE_MINOR") {
-            c.min_balance_minor = v.parse().context("CRON_MIN_BALANCE_MINOR must be a whole number of minor units")?;
+        c.accounting_token = settings.secret("ACCOUNTING_API_TOKEN");
+        c.receipt_days = settings.number("CRON_RECEIPT_DAYS")?.unwrap_or(c.receipt_days);
+        c.review_hours = settings.number("CRON_REVIEW_HOURS")?.unwrap_or(c.review_hours);
+        c.failed_days = settings.number("CRON_FAILED_DAYS")?.unwrap_or(c.failed_days);
+        if let Some(v) = settings.parsed("CRON_MIN_BALANCE_MINOR", "must be a whole number of minor units")? {
+            c.min_balance_minor = v;
         }
         c.parsed_schedule()?;
         Ok(c)
@@ -100,50 +106,16 @@ impl Config {
 /// Runs the checks.
 pub struct Checks {
     store: Store,
-    http: reqwest::Client,
+    accounting: AccountingReads,
     config: Config,
-}
-
-#[derive(Deserialize)]
-struct Missing {
-    transactions: Vec<MissingTransaction>,
-}
-
-#[derive(Deserialize)]
-struct MissingTransaction {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct Balance {
-    total_minor: i64,
-    accounts: Vec<BalanceAccount>,
-}
-
-#[derive(Deserialize)]
-struct BalanceAccount {
-    account_number: String,
 }
 
 impl Checks {
     /// Checks reading `store` and the Accounting API.
     pub fn new(store: Store, config: Config) -> anyhow::Result<Checks> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
-        Ok(Checks { store, http, config })
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
-        let mut r = self.http.get(format!("{}{path}", self.config.accounting_url.trim_end_matches('/')));
-        if let Some(t) = &self.config.accounting_token {
-            r = r.bearer_auth(t);
-        }
-        let response = r.send().await.map_err(|_| "the Accounting API is not reachable".to_string())?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
-            return Err(format!("the Accounting API answered {status}: {}", body["error"].as_str().unwrap_or("")));
-        }
-        response.json().await.map_err(|e| format!("unreadable answer from the Accounting API: {e}"))
+        let accounting =
+            AccountingReads::new(&config.accounting_url, config.accounting_token.clone(), Duration::from_secs(60))?;
+        Ok(Checks { store, accounting, config })
     }
 
     fn finding(check: &str, result: Result<Vec<String>, String>) -> Finding {
@@ -159,8 +131,7 @@ impl Checks {
     async fn missing_receipts(&self) -> Result<Vec<String>, String> {
         let days = self.config.receipt_days;
         let lookback = (days + 90).min(366);
-        let m: Missing =
-            self.get(&format!("/checks/missing-receipts?older_than_days={days}&lookback_days={lookback}")).await?;
+        let m = self.accounting.missing_receipts(days, lookback).await.map_err(read_error)?;
         Ok(m.transactions.into_iter().map(|t| t.id).collect())
     }
 
@@ -201,7 +172,7 @@ impl Checks {
     }
 
     async fn low_balance(&self) -> Result<Vec<String>, String> {
-        let b: Balance = self.get("/folio/balance").await?;
+        let b = self.accounting.balance().await.map_err(read_error)?;
         Ok(if b.total_minor < self.config.min_balance_minor {
             b.accounts.into_iter().map(|a| a.account_number).collect()
         } else {
@@ -221,10 +192,11 @@ impl Checks {
             ],
         };
         let cid = format!("compliance-{}-{}", now.format("%Y-%m-%d"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let event =
-            result.clone().into_event(ACTOR, &cid).with_metadata(serde_json::json!({"checked_at": now, "settings": {
+        let event = result.clone().into_event(actor::CRON, &cid).with_metadata(
+            serde_json::json!({"checked_at": now, "settings": {
                 "receipt_days": self.config.receipt_days, "review_hours": self.config.review_hours,
-                "failed_days": self.config.failed_days, "min_balance_minor": self.config.min_balance_minor}}));
+                "failed_days": self.config.failed_days, "min_balance_minor": self.config.min_balance_minor}}),
+        );
         self.store.append(Append::one(event)).await.context("recording the compliance result in the log")?;
         tracing::info!(correlation_id = %cid, "compliance checks recorded");
         Ok(result)
@@ -249,43 +221,24 @@ impl Checks {
     }
 }
 
+/// Why a read of the Accounting API failed, as a finding says it.
+fn read_error(e: ReadError) -> String {
+    match e {
+        ReadError::Unavailable(why) if why == "not reachable" || why == "timed out" => {
+            format!("the Accounting API is {why}")
+        }
+        other => format!("the Accounting API: {other}"),
+    }
+}
+
 /// The CronJob's health endpoints while it keeps its schedule (`serve cron`):
-/// `/healthz`, `/readyz` (the log answers) and `/metrics`, on `addr` (`CRON_ADDR`).
+/// the shared ops routes (`/healthz`, `/readyz`, `/metrics`) on `addr` (`CRON_ADDR`).
 pub async fn serve_health(
     addr: std::net::SocketAddr,
     store: Store,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use axum::http::{header, StatusCode};
-    use axum::response::IntoResponse;
-    use axum::routing::get;
-    let ready_store = store.clone();
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let store = ready_store.clone();
-                async move {
-                    match store.ping().await {
-                        Ok(()) => (StatusCode::OK, "ready").into_response(),
-                        Err(_) => {
-                            (StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer").into_response()
-                        }
-                    }
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let store = store.clone();
-                async move {
-                    let text = bookkeeper_core::metrics::render(Some(&store)).await;
-                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-                }
-            }),
-        );
+    let app = bookkeeper_http::edge(bookkeeper_http::Ops::new(store).router(), "cron");
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the CronJob to {addr}"))?;
     eprintln!("CronJob health listening on http://{}", listener.local_addr()?);

@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 
 use bookkeeper_core::domain::{ActionKind, Stage};
+use bookkeeper_core::event::actor;
 use bookkeeper_core::lifecycle::judged_proposal;
 use bookkeeper_core::{Cursor, EventType, RecordedEvent, Store, StoreError, TypeFilter};
 use bookkeeper_policy_sdk::{Decision, Outcome};
 use chrono::NaiveDate;
 
-use crate::decide::{DecisionRecord, AUTO};
+use crate::decide::DecisionRecord;
 use crate::policy::{combine, LoadedPolicy, Mode, PolicyEngine, PolicySet};
 use crate::proposal;
 
@@ -61,7 +62,7 @@ pub async fn history(store: &Store, since: Option<NaiveDate>) -> Result<Vec<Reco
                 if since.is_none_or(|d| event.created_at.date_naive() >= d) {
                     proposals.entry(event.correlation_id.clone()).or_insert(event);
                 }
-            } else if event.actor == AUTO {
+            } else if event.actor == actor::SYSTEM_AUTO {
                 // The proposal the decision judged, not merely the first of its id.
                 let Some(p) = proposals.get(&event.correlation_id) else { continue };
                 if judged_proposal(&event) != Some(p.event_id) {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bookkeeper_core::domain::{ActionKind, Stage};
-use bookkeeper_core::event::status;
+use bookkeeper_core::event::{actor, status};
 use bookkeeper_core::lifecycle;
 use bookkeeper_core::{
     ActionState, Append, EventType, ExpectedVersion, Handler, HandlerError, NewEvent, RecordedEvent, Store,
@@ -25,9 +25,6 @@ pub const SUBSCRIPTION: &str = "review-e.proposals";
 pub fn filter() -> TypeFilter {
     bookkeeper_core::store::facts::filter()
 }
-
-/// The actor of automatic decisions.
-pub const AUTO: &str = "system:auto";
 
 /// One member of the policy set a decision was made with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +71,7 @@ pub fn decision_event(proposal_event: &RecordedEvent, combined: &Combined, recor
         Outcome::Reject => (Stage::Rejected, status::REJECTED),
         Outcome::Escalate => (Stage::Escalated, status::ESCALATED),
     };
-    NewEvent::new(kind.event_type(stage), AUTO, status, &proposal_event.correlation_id)
+    NewEvent::new(kind.event_type(stage), actor::SYSTEM_AUTO, status, &proposal_event.correlation_id)
         .with_payload(serde_json::json!({
             "reason": combined.reason,
             "outcome": combined.outcome,
@@ -154,12 +151,12 @@ impl Reviewer {
                 "{} proposals share this id; a person must decide which one, if any, to carry out",
                 state.proposals.len()
             );
-            let Some(escalate) = escalation_event(event, AUTO, &reason, "review-e.decision") else {
+            let Some(escalate) = escalation_event(event, actor::SYSTEM_AUTO, &reason, "review-e.decision") else {
                 return Some(Append::nothing());
             };
             return Some(
                 Append::one(escalate)
-                    .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(story))),
+                    .expecting(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(story))),
             );
         }
         None
@@ -204,7 +201,7 @@ impl Reviewer {
         // A person deciding meanwhile moves the version: the commit then fails,
         // and on retry the check above sees their decision.
         Ok(Append::one(decision)
-            .expect(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(story))))
+            .expecting(&event.correlation_id, ExpectedVersion::Decisions(lifecycle::decisions_version(story))))
     }
 
     /// A queue of events, judged together: the stories in one read, each

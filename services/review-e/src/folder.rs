@@ -9,15 +9,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bookkeeper_core::event::actor;
 use bookkeeper_core::Store;
 use notify::{RecursiveMode, Watcher};
 
 use crate::policy::{Mode, PolicyEngine};
 use crate::publish::{publish, retire};
 use crate::registry::Registry;
-
-/// The actor of changes made through the folder.
-pub const ACTOR: &str = "review-e";
 
 /// Watches `dir` until `shutdown`.
 pub async fn watch(dir: PathBuf, store: Store, registry: Registry, shutdown: impl std::future::Future<Output = ()>) {
@@ -82,7 +80,7 @@ pub async fn rescan(
         if unchanged || refused.contains(&digest) {
             continue;
         }
-        match publish(store, registry, bytes, mode, ACTOR, &source).await {
+        match publish(store, registry, bytes, mode, actor::REVIEW_E, &source).await {
             Ok(p) => tracing::info!(file, policy = %p.name, version = %p.version, "published from the policy folder"),
             Err(e) => {
                 tracing::error!(file, error = %e, "policy file refused; the active set is unchanged");
@@ -100,7 +98,8 @@ pub async fn rescan(
         })
         .collect();
     for name in gone {
-        retire(store, registry, &name, ACTOR, "folder", "its file was removed from the policy folder").await?;
+        retire(store, registry, &name, actor::REVIEW_E, "folder", "its file was removed from the policy folder")
+            .await?;
         tracing::info!(policy = %name, "retired: its file was removed");
     }
     Ok(())

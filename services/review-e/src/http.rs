@@ -7,8 +7,8 @@
 //! | `GET /metrics` | anyone | Prometheus metrics |
 //! | `GET /reviews/pending` | reviewers | proposals waiting for a decision |
 //! | `GET /reviews/{id}` | reviewers | a proposal, its story, the facts and each policy's verdict |
-//! | `POST /review/{id}/approve` | reviewers | approve (`{"reason": ...}` optional) |
-//! | `POST /review/{id}/reject` | reviewers | reject (`{"reason": ...}` required) |
+//! | `POST /reviews/{id}/approve` | reviewers | approve (`{"reason": ...}` optional) |
+//! | `POST /reviews/{id}/reject` | reviewers | reject (`{"reason": ...}` required) |
 //! | `GET /policies` | reviewers, authors | the active set |
 //! | `POST /policies[?mode=shadow]` | authors | upload a component (`application/wasm`) |
 //! | `DELETE /policies/{name}` | authors | retire a policy |
@@ -18,21 +18,29 @@
 //! Callers authenticate with `Authorization: Bearer <token>`: the people directory
 //! maps the token's hash (door `review-e`) to a person, whose rights say what they
 //! may do (`review`, `publish`). Discord presses carry Discord's signature instead.
+//!
+//! `POST /review/{id}/approve` and `/review/{id}/reject` (singular) are the
+//! routes of earlier releases: they still work for this release, answer with a
+//! `Deprecation` header and a `Link` to the new route, and are logged as a warning.
+//! Errors are the shared shape (`bookkeeper_http::ErrorBody`).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bookkeeper_core::event::actor;
+use bookkeeper_core::people::{Directory, Door, Right};
 use bookkeeper_core::{ActionState, Store};
+use bookkeeper_http::trace::record_correlation_id;
+use bookkeeper_http::{auth, ApiError, ApiJson, Ops};
+use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{json, Value};
-
-use bookkeeper_core::people::{token_matches, Directory, Door, Right};
+use serde_json::{json, Map, Value};
 
 use crate::decide::DecisionRecord;
 use crate::policy::Mode;
@@ -53,97 +61,80 @@ pub struct AppState {
     /// How Discord presses are checked, when Discord is set up.
     pub presses: Option<Arc<PressConfig>>,
     /// Book-E's token for presses it saw over the gateway, if those are allowed.
-    pub asserted_press_token: Option<Arc<str>>,
+    pub asserted_press_token: Option<SecretString>,
 }
 
 /// The API router.
 pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/reviews/pending", get(pending))
-        .route("/reviews/{id}", get(show))
+    let (ready, unloaded) = (state.clone(), state.registry.clone());
+    let ops = Ops::new(state.store.clone()).ready_when(move || readiness(ready.clone())).metrics_with(move || {
+        format!(
+            "# HELP bookkeeper_policies_unloaded Published policies this replica cannot load (proposals they judge go to a person).\n\
+             # TYPE bookkeeper_policies_unloaded gauge\nbookkeeper_policies_unloaded {}\n",
+            unloaded.current().unloaded.len()
+        )
+    });
+    let deprecated = Router::new()
         .route("/review/{id}/approve", post(approve))
         .route("/review/{id}/reject", post(reject))
+        .layer(axum::middleware::from_fn(deprecated_route));
+    let app = Router::new()
+        .route("/reviews/pending", get(pending))
+        .route("/reviews/{id}", get(show))
+        .route("/reviews/{id}/approve", post(approve))
+        .route("/reviews/{id}/reject", post(reject))
+        .merge(deprecated)
         .route("/policies", get(list_policies).post(upload_policy).layer(DefaultBodyLimit::max(max_upload_bytes)))
         .route("/policies/{name}", delete(retire_policy))
         .route("/discord/press", post(signed_press))
         .route("/discord/asserted-press", post(asserted_press))
         .with_state(state)
+        .merge(ops.router());
+    bookkeeper_http::edge(app, "review-e")
 }
 
-/// Prometheus metrics.
-async fn metrics(State(state): State<AppState>) -> Response {
-    let mut text = bookkeeper_core::metrics::render(Some(&state.store)).await;
-    let active = state.registry.current();
-    text.push_str("# HELP bookkeeper_policies_unloaded Published policies this replica cannot load (proposals they judge go to a person).\n");
-    text.push_str("# TYPE bookkeeper_policies_unloaded gauge\n");
-    text.push_str(&format!("bookkeeper_policies_unloaded {}\n", active.unloaded.len()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-/// Ready when the log answers. A published policy this replica cannot load is
-/// named (the replica still serves: it sends what that policy would judge to a
-/// person, and people must still be able to decide through it).
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.store.ping().await.is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the log does not answer").into_response();
+/// Marks an answer of a route kept from an earlier release, naming its replacement.
+async fn deprecated_route(request: Request, next: Next) -> Response {
+    let old = request.uri().path().to_string();
+    let new = old.replacen("/review/", "/reviews/", 1);
+    tracing::warn!(route = %old, replacement = %new, "a deprecated route was called; it goes in the next release");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert("deprecation", HeaderValue::from_static("true"));
+    if let Ok(link) = HeaderValue::from_str(&format!("<{new}>; rel=\"successor-version\"")) {
+        headers.insert(header::LINK, link);
     }
+    response
+}
+
+/// Ready when the log answers (checked first by [`Ops`]). A published policy this
+/// replica cannot load is named (the replica still serves: it sends what that
+/// policy would judge to a person, and people must still be able to decide
+/// through it), and so is a facts read model still catching up.
+async fn readiness(state: AppState) -> Result<Map<String, Value>, String> {
+    let mut fields = Map::new();
     // Behind after an upgrade or a rebuild: decisions wait until the facts are folded.
-    let facts = match state.store.facts_progress(crate::decide::SUBSCRIPTION).await {
-        Ok(p) if !p.in_sync() => format!(
-            "; catching up the facts read model (folded to position {} of {}): proposals are judged once it is done",
-            p.folded.position, p.checkpoint.position
-        ),
-        _ => String::new(),
-    };
+    if let Ok(p) = state.store.facts_progress(crate::decide::SUBSCRIPTION).await {
+        if !p.in_sync() {
+            fields.insert(
+                "facts".into(),
+                format!(
+                    "catching up the facts read model (folded to position {} of {}): proposals are judged once it is done",
+                    p.folded.position, p.checkpoint.position
+                )
+                .into(),
+            );
+        }
+    }
     let active = state.registry.current();
-    if active.unloaded.is_empty() {
-        return (StatusCode::OK, format!("ready{facts}")).into_response();
+    if !active.unloaded.is_empty() {
+        let names: Vec<String> = active.unloaded.values().map(|u| format!("{} ({})", u.name, u.why)).collect();
+        fields.insert(
+            "degraded".into(),
+            format!("published but not loaded, so what they judge goes to a person: {}", names.join("; ")).into(),
+        );
     }
-    let names: Vec<String> = active.unloaded.values().map(|u| format!("{} ({})", u.name, u.why)).collect();
-    (
-        StatusCode::OK,
-        format!(
-            "ready, degraded: published but not loaded, so what they judge goes to a person: {}{facts}",
-            names.join("; ")
-        ),
-    )
-        .into_response()
-}
-
-/// An error answer: a status and `{"code", "message"}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, message = %self.message, "request failed");
-            let body = json!({"code": self.status.as_u16(), "message": "internal error; see the Review-E log"});
-            return (self.status, Json(body)).into_response();
-        }
-        (self.status, Json(json!({"code": self.status.as_u16(), "message": self.message}))).into_response()
-    }
-}
-
-impl From<bookkeeper_core::StoreError> for ApiError {
-    fn from(e: bookkeeper_core::StoreError) -> Self {
-        if e.is_retryable() {
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-        }
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
+    Ok(fields)
 }
 
 impl From<ReviewError> for ApiError {
@@ -158,8 +149,7 @@ impl From<ReviewError> for ApiError {
             | ReviewError::Replayed
             | ReviewError::Stale => StatusCode::CONFLICT,
             ReviewError::MissingReason => StatusCode::UNPROCESSABLE_ENTITY,
-            ReviewError::Store(inner) if inner.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
-            ReviewError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ReviewError::Store(inner) => return ApiError::of_store(inner),
         };
         ApiError::new(status, e.to_string())
     }
@@ -171,26 +161,15 @@ impl From<PublishError> for ApiError {
             PublishError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PublishError::NotFound(_) => StatusCode::NOT_FOUND,
             PublishError::Conflict(_) => StatusCode::CONFLICT,
-            PublishError::Store(inner) if inner.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
-            PublishError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            PublishError::Store(inner) => return ApiError::of_store(inner),
         };
         ApiError::new(status, e.to_string())
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
-}
-
 /// The person presenting the bearer token at this door, if they hold `right`.
 fn person(state: &AppState, headers: &HeaderMap, right: Right, refused: &str) -> Result<String, ApiError> {
-    let token = bearer(headers).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
-    state
-        .people
-        .by_token(Door::ReviewE, token)
-        .filter(|p| p.may(right))
-        .map(|p| p.id.clone())
-        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, refused.to_string()))
+    auth::person(&state.people, Door::ReviewE, right, headers, refused).map(|p| p.id.clone())
 }
 
 fn reviewer(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -213,14 +192,14 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     reviewer(&state, &headers)?;
+    record_correlation_id(&id);
     let story = state.store.read_correlation(&id).await?;
     let action = ActionState::fold(&story);
-    let proposal =
-        action.proposal().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`")))?;
+    let proposal = action.proposal().ok_or_else(|| ApiError::not_found(format!("no proposal `{id}`")))?;
     let automatic = story
         .iter()
         .rev()
-        .find(|e| e.actor == crate::decide::AUTO)
+        .find(|e| e.actor == actor::SYSTEM_AUTO)
         .and_then(|e| serde_json::from_value::<DecisionRecord>(e.metadata.clone()).ok());
     let events: Vec<Value> = story
         .iter()
@@ -247,21 +226,14 @@ struct ReasonBody {
     reason: Option<String>,
 }
 
-fn reason_of(body: &Bytes) -> Result<ReasonBody, ApiError> {
-    if body.is_empty() {
-        return Ok(ReasonBody::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
-}
-
 async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<Value>, ApiError> {
     let who = reviewer(&state, &headers)?;
-    let body = reason_of(&body)?;
+    record_correlation_id(&id);
     let position = review::approve(&state.store, &state.people, &id, &who, body.reason.as_deref(), None).await?;
     Ok(Json(json!({"correlation_id": id, "decision": "approved", "by": actor::user(&who), "position": position})))
 }
@@ -270,10 +242,10 @@ async fn reject(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<Value>, ApiError> {
     let who = reviewer(&state, &headers)?;
-    let body = reason_of(&body)?;
+    record_correlation_id(&id);
     let position = review::reject(&state.store, &id, &who, body.reason.as_deref().unwrap_or(""), None).await?;
     Ok(Json(json!({"correlation_id": id, "decision": "rejected", "by": actor::user(&who), "position": position})))
 }
@@ -321,9 +293,7 @@ async fn upload_policy(
     let mode = match query.mode.as_deref() {
         None | Some("enforcing") => Mode::Enforcing,
         Some("shadow") => Mode::Shadow,
-        Some(other) => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("mode `{other}`: use enforcing or shadow")))
-        }
+        Some(other) => return Err(ApiError::bad_request(format!("mode `{other}`: use enforcing or shadow"))),
     };
     let published =
         publish::publish(&state.store, &state.registry, body.to_vec(), mode, &actor::user(&who), "upload").await?;
@@ -356,6 +326,7 @@ impl From<PressError> for ApiError {
 /// Carries out a checked press as its reviewer.
 async fn decide_press(state: &AppState, press: Press) -> Result<Json<Value>, ApiError> {
     let id = press.correlation_id.clone();
+    record_correlation_id(&id);
     let via = Some(press.via());
     let (position, decision) = match press.verb {
         Verb::Approve => {
@@ -375,7 +346,7 @@ async fn decide_press(state: &AppState, press: Press) -> Result<Json<Value>, Api
 /// A press Discord signed, forwarded verbatim by Book-E.
 async fn signed_press(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
     let Some(config) = state.presses.clone() else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "Discord presses are not configured (DISCORD_PUBLIC_KEY)"));
+        return Err(ApiError::not_found("Discord presses are not configured (DISCORD_PUBLIC_KEY)"));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let now = chrono::Utc::now().timestamp();
@@ -403,14 +374,12 @@ struct AssertedPress {
 async fn asserted_press(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(press): Json<AssertedPress>,
+    ApiJson(press): ApiJson<AssertedPress>,
 ) -> Result<Json<Value>, ApiError> {
-    let presented = bearer(&headers).unwrap_or_default();
     let allowed = match &state.asserted_press_token {
         Some(token) => {
-            if !token_matches(token, presented) {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, "this token may not assert presses"));
-            }
+            auth::check_service_token(Some(token), &headers)
+                .map_err(|_| ApiError::forbidden("this token may not assert presses"))?;
             true
         }
         None => false,

@@ -26,8 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::roles::Role;
 use bookkeeper_core::{Store, SubscriptionOptions};
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 use bookkeeper_core::people::{self, Directory, Door, LegacyTokens, Right};
@@ -53,12 +55,14 @@ pub struct Config {
     /// The token Book-E presents for presses it saw over the gateway
     /// (`REVIEW_E_ASSERTED_PRESS_TOKEN`); none, or `REVIEW_E_ALLOW_ASSERTED_PRESSES=0`:
     /// such presses are refused.
-    pub asserted_press_token: Option<String>,
+    pub asserted_press_token: Option<SecretString>,
     /// Sandbox limits (`REVIEW_E_POLICY_DEADLINE_MS`, `REVIEW_E_POLICY_MEMORY_MB`,
     /// `REVIEW_E_MAX_POLICY_BYTES`).
     pub limits: Limits,
     /// How often the subscription polls without a wake-up.
     pub poll_interval: Duration,
+    /// How long a dead replica's claim on deciding lasts (`BOOKKEEPER_LEASE_TTL_SECS`).
+    pub lease_ttl: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -86,61 +90,57 @@ impl Default for Config {
             asserted_press_token: None,
             limits: Limits::default(),
             poll_interval: Duration::from_secs(1),
+            lease_ttl: SubscriptionOptions::default().lease_ttl,
         }
     }
 }
 
 impl Config {
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> anyhow::Result<Config> {
+    /// The configuration from `settings` (see docs/configuration.md).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Config> {
         let mut config = Config::default();
-        if let Ok(addr) = std::env::var("REVIEW_E_ADDR") {
-            config.addr = addr.parse().with_context(|| format!("REVIEW_E_ADDR `{addr}` is not host:port"))?;
+        if let Some(addr) = settings.parsed("REVIEW_E_ADDR", "must be host:port")? {
+            config.addr = addr;
         }
-        config.policy_dir = std::env::var_os("REVIEW_E_POLICY_DIR").map(PathBuf::from);
-        let (people, warnings) = people::from_env(&[
-            LegacyTokens { var: "REVIEW_E_REVIEWER_TOKENS", door: Door::ReviewE, right: Right::Review },
-            LegacyTokens { var: "REVIEW_E_AUTHOR_TOKENS", door: Door::ReviewE, right: Right::Publish },
-        ])
+        config.policy_dir = settings.text("REVIEW_E_POLICY_DIR").map(PathBuf::from);
+        let (people, warnings) = people::from_settings(
+            settings,
+            &[
+                LegacyTokens { var: "REVIEW_E_REVIEWER_TOKENS", door: Door::ReviewE, right: Right::Review },
+                LegacyTokens { var: "REVIEW_E_AUTHOR_TOKENS", door: Door::ReviewE, right: Right::Publish },
+            ],
+        )
         .map_err(|e| anyhow::anyhow!(e))?;
         for w in warnings {
             tracing::warn!("{w}");
         }
         config.people = people;
-        if let Some(key) = bookkeeper_core::config::env_text("DISCORD_PUBLIC_KEY") {
+        if let Some(key) = settings.text("DISCORD_PUBLIC_KEY") {
             let id = |var: &str| -> anyhow::Result<String> {
-                bookkeeper_core::config::env_text(var)
-                    .with_context(|| format!("{var} is required with DISCORD_PUBLIC_KEY (a Discord id)"))
+                settings.text(var).with_context(|| format!("{var} is required with DISCORD_PUBLIC_KEY (a Discord id)"))
             };
             config.presses = Some(PressConfig {
                 public_key: press::public_key(&key).map_err(|e| anyhow::anyhow!(e))?,
                 guild_id: id("DISCORD_GUILD_ID")?,
                 reviewer_role: id("DISCORD_REVIEWER_ROLE_ID")?,
-                application_id: bookkeeper_core::config::env_text("DISCORD_APPLICATION_ID"),
-                window: Duration::from_secs(number("REVIEW_E_PRESS_WINDOW_SECS")?.unwrap_or(300).max(1)),
+                application_id: settings.text("DISCORD_APPLICATION_ID"),
+                window: Duration::from_secs(settings.number("REVIEW_E_PRESS_WINDOW_SECS")?.unwrap_or(300).max(1)),
             });
         }
-        let allow_asserted = !matches!(
-            bookkeeper_core::config::env_text("REVIEW_E_ALLOW_ASSERTED_PRESSES").as_deref(),
-            Some("0" | "false" | "no")
-        );
-        config.asserted_press_token =
-            bookkeeper_core::config::env_text("REVIEW_E_ASSERTED_PRESS_TOKEN").filter(|_| allow_asserted);
-        if let Some(ms) = number("REVIEW_E_POLICY_DEADLINE_MS")? {
+        let allow_asserted = settings.flag("REVIEW_E_ALLOW_ASSERTED_PRESSES")?.unwrap_or(true);
+        config.asserted_press_token = settings.secret("REVIEW_E_ASSERTED_PRESS_TOKEN").filter(|_| allow_asserted);
+        if let Some(ms) = settings.number("REVIEW_E_POLICY_DEADLINE_MS")? {
             config.limits.deadline = Duration::from_millis(ms);
         }
-        if let Some(mb) = number("REVIEW_E_POLICY_MEMORY_MB")? {
-            config.limits.memory_bytes = (mb as usize) * 1024 * 1024;
+        if let Some(mb) = settings.number("REVIEW_E_POLICY_MEMORY_MB")? {
+            config.limits.memory_bytes = usize::try_from(mb).unwrap_or(usize::MAX / (1 << 20)).saturating_mul(1 << 20);
         }
-        if let Some(bytes) = number("REVIEW_E_MAX_POLICY_BYTES")? {
-            config.limits.max_component_bytes = bytes as usize;
+        if let Some(bytes) = settings.number("REVIEW_E_MAX_POLICY_BYTES")? {
+            config.limits.max_component_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
         }
+        config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
         Ok(config)
     }
-}
-
-fn number(var: &str) -> anyhow::Result<Option<u64>> {
-    Ok(bookkeeper_core::config::env_number(var)?)
 }
 
 /// A running Review-E: HTTP API, policy follower, folder watcher, and the
@@ -190,7 +190,7 @@ impl ReviewE {
             registry: self.registry.clone(),
             people: Arc::new(self.config.people.clone()),
             presses: self.config.presses.clone().map(Arc::new),
-            asserted_press_token: self.config.asserted_press_token.as_deref().map(Arc::from),
+            asserted_press_token: self.config.asserted_press_token.clone(),
         };
         let app = http::router(state, self.config.limits.max_component_bytes);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(stop(&stop_tx));
@@ -204,6 +204,7 @@ impl ReviewE {
             poll_interval: self.config.poll_interval,
             park_as: Some(Role::ReviewE.actor().into()),
             keeps_facts: true,
+            lease_ttl: self.config.lease_ttl,
             ..Default::default()
         };
         let subscription = decide::subscription(self.store.clone(), self.registry.clone(), options);

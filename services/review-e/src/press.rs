@@ -25,6 +25,7 @@
 
 use std::time::Duration;
 
+use bookkeeper_core::event::actor;
 use bookkeeper_core::people::{Directory, Right};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde_json::{json, Value};
@@ -107,7 +108,7 @@ impl Press {
                    "proven": true, "pressed_at": self.pressed_at})
         } else {
             json!({"door": "discord", "interaction_id": self.interaction_id, "discord_user": self.discord_user,
-                   "proven": false, "asserted_by": "book-e"})
+                   "proven": false, "asserted_by": actor::BOOK_E})
         }
     }
 }

@@ -102,7 +102,7 @@ pub async fn retire(
 
 async fn append_change(store: &Store, name: &str, event: NewEvent) -> Result<(), PublishError> {
     let version = store.lifecycle_version(&correlation(name)).await?;
-    match store.append(Append::one(event).expect(correlation(name), ExpectedVersion::Lifecycle(version))).await {
+    match store.append(Append::one(event).expecting(correlation(name), ExpectedVersion::Lifecycle(version))).await {
         Ok(_) => Ok(()),
         Err(StoreError::VersionConflict { .. }) => Err(PublishError::Conflict(name.to_string())),
         Err(e) => Err(e.into()),

@@ -184,6 +184,6 @@ fn decision(
 const MAX_REASON_CHARS: usize = 2000;
 
 async fn append(store: &Store, id: &str, version: ExpectedVersion, event: NewEvent) -> Result<i64, ReviewError> {
-    let appended = store.append(Append::one(event).expect(id, version)).await?;
+    let appended = store.append(Append::one(event).expecting(id, version)).await?;
     Ok(appended.first().map(|a| a.position).unwrap_or_default())
 }

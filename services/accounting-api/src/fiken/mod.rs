@@ -19,21 +19,26 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::retry::{retry_after, RetryPolicy};
+use secrecy::{ExposeSecret, SecretString};
 
 /// A Fiken API token. Never printed.
-#[derive(Clone)]
-pub struct Token(String);
+#[derive(Clone, Debug)]
+pub struct Token(SecretString);
 
 impl Token {
     /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Token {
-        Token(token.into())
+        Token(SecretString::new(token.into()))
+    }
+
+    fn expose(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(***)")
+impl From<SecretString> for Token {
+    fn from(secret: SecretString) -> Self {
+        Token(secret)
     }
 }
 
@@ -84,7 +89,7 @@ impl Limiter {
     fn for_token(token: &Token, spacing: Duration) -> Arc<Limiter> {
         static LIMITERS: OnceLock<Mutex<HashMap<String, Arc<Limiter>>>> = OnceLock::new();
         let mut map = LIMITERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(token.0.clone())
+        map.entry(token.expose().to_string())
             .or_insert_with(|| Arc::new(Limiter { last: tokio::sync::Mutex::new(None), spacing }))
             .clone()
     }
@@ -482,7 +487,7 @@ impl FikenClient {
             let sent = self
                 .http
                 .post(&url)
-                .bearer_auth(&self.token.0)
+                .bearer_auth(self.token.expose())
                 .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
                 .multipart(form)
                 .send()
@@ -572,7 +577,7 @@ impl FikenClient {
             let mut request = self
                 .http
                 .request(method.clone(), url)
-                .bearer_auth(&self.token.0)
+                .bearer_auth(self.token.expose())
                 .header("X-Request-ID", uuid::Uuid::new_v4().to_string());
             if let Some(body) = &json {
                 request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());

@@ -24,21 +24,26 @@ use uuid::Uuid;
 
 use crate::money::parse_minor;
 use crate::retry::{retry_after, RetryPolicy};
+use secrecy::{ExposeSecret, SecretString};
 
 /// A Folio API key. Never printed.
-#[derive(Clone)]
-pub struct ApiKey(String);
+#[derive(Clone, Debug)]
+pub struct ApiKey(SecretString);
 
 impl ApiKey {
     /// Wraps a key.
     pub fn new(key: impl Into<String>) -> ApiKey {
-        ApiKey(key.into())
+        ApiKey(SecretString::new(key.into()))
+    }
+
+    fn expose(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(***)")
+impl From<SecretString> for ApiKey {
+    fn from(secret: SecretString) -> Self {
+        ApiKey(secret)
     }
 }
 
@@ -101,17 +106,9 @@ pub struct Attachment {
     pub size: u64,
 }
 
-/// Which way money moved, as seen from the account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Out of the account (the account is the debtor): a purchase, a payment.
-    Out,
-    /// Into the account (the account is the creditor).
-    In,
-    /// Neither party names the account and the amount has no sign.
-    Unknown,
-}
+/// Which way money moved, as seen from the account: the wire type the
+/// Accounting API's clients read.
+pub use bookkeeper_http::wire::accounting::Direction;
 
 /// A booked bank transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +236,7 @@ impl FolioClient {
             let sent = self
                 .http
                 .post(&url)
-                .bearer_auth(&self.key.0)
+                .bearer_auth(self.key.expose())
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .header(reqwest::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{safe_name}\""))
                 .body(bytes.clone())
@@ -309,7 +306,7 @@ impl FolioClient {
         loop {
             attempt += 1;
             let last = attempt >= self.retry.max_attempts;
-            let result = self.http.get(&url).query(query).bearer_auth(&self.key.0).send().await;
+            let result = self.http.get(&url).query(query).bearer_auth(self.key.expose()).send().await;
             let wait = match result {
                 Ok(r) if r.status().is_success() => return Ok(r),
                 Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {

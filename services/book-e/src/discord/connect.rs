@@ -4,6 +4,7 @@
 //! `/gateway/bot`, the guild, its roles and channels, the bot's member).
 
 use bookkeeper_core::connect::Report;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::DiscordConfig;
@@ -196,7 +197,7 @@ pub async fn check(config: &DiscordConfig) -> Report {
     let api = Api {
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build().unwrap_or_default(),
         base: config.api_base.clone().unwrap_or_else(|| "https://discord.com".into()).trim_end_matches('/').to_string(),
-        token: config.token.clone(),
+        token: config.token.expose_secret().clone(),
     };
     macro_rules! step {
         ($index:expr, $call:expr) => {

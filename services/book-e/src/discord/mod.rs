@@ -37,12 +37,15 @@ use serenity::interactions_endpoint::Verifier;
 use crate::accounting::AccountingReads;
 use crate::conversation::{Answer, AttachedDocument, Conversation, Message, ReplyTo};
 use crate::render;
+use bookkeeper_http::trace::CORRELATION_ID_HEADER;
+use bookkeeper_http::ErrorBody;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Discord settings. `Debug` never prints the bot token or reviewer tokens.
 #[derive(Clone)]
 pub struct DiscordConfig {
     /// Bot token (`DISCORD_TOKEN`).
-    pub token: String,
+    pub token: SecretString,
     /// Application id (`DISCORD_APPLICATION_ID`).
     pub application_id: u64,
     /// The one guild Book-E serves (`DISCORD_GUILD_ID`).
@@ -56,7 +59,7 @@ pub struct DiscordConfig {
     /// Members with this role may press review buttons (`DISCORD_REVIEWER_ROLE_ID`).
     pub reviewer_role: u64,
     /// Discord user id -> that reviewer's Review-E token (`BOOK_E_REVIEWER_TOKENS=discord_id:token,...`).
-    pub reviewer_tokens: HashMap<u64, String>,
+    pub reviewer_tokens: HashMap<u64, SecretString>,
     /// Review-E's API (`REVIEW_E_URL`).
     pub review_e_url: String,
     /// Another base URL for Discord's REST API (tests; `BOOK_E_DISCORD_API_URL`).
@@ -73,7 +76,7 @@ pub struct DiscordConfig {
     /// The token Book-E presents to Review-E for a press it saw over the gateway
     /// (`BOOK_E_ASSERTED_PRESS_TOKEN`): Review-E records such a decision as
     /// asserted by Book-E, not proven, and may refuse it.
-    pub asserted_press_token: Option<String>,
+    pub asserted_press_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for DiscordConfig {
@@ -81,7 +84,7 @@ impl std::fmt::Debug for DiscordConfig {
         let mut reviewers: Vec<&u64> = self.reviewer_tokens.keys().collect();
         reviewers.sort();
         f.debug_struct("DiscordConfig")
-            .field("token", &"***")
+            .field("token", &self.token)
             .field("application_id", &self.application_id)
             .field("guild_id", &self.guild_id)
             .field("finance_channel", &self.finance_channel)
@@ -223,8 +226,8 @@ fn answer_text(answer: &Answer) -> String {
 impl DiscordDoor {
     /// A door speaking to Discord (or to `config.api_base`) through serenity.
     pub fn new(config: DiscordConfig, conversation: Conversation, accounting: AccountingReads) -> DiscordDoor {
-        let mut builder =
-            HttpBuilder::new(&config.token).application_id(serenity::all::ApplicationId::new(config.application_id));
+        let mut builder = HttpBuilder::new(config.token.expose_secret())
+            .application_id(serenity::all::ApplicationId::new(config.application_id));
         if let Some(base) = &config.api_base {
             builder = builder.proxy(base.trim_end_matches('/')).ratelimiter_disabled(true);
         }
@@ -338,10 +341,10 @@ impl DiscordDoor {
                 body: ephemeral_body("Review-E is not reachable; nothing was decided. Try again shortly."),
             };
         };
-        let ok = response.status().is_success();
-        let answer: serde_json::Value = response.json().await.unwrap_or_default();
-        if !ok {
-            let why = answer["message"].as_str().unwrap_or("Review-E refused");
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            let why = ErrorBody::text_of(status.as_u16(), &body);
             return EndpointAnswer { status: 200, body: ephemeral_body(&format!("Not done: {why}.")) };
         }
         let done = if matches!(action, ButtonAction::Approve(_)) { "✅ Approved" } else { "⛔ Rejected" };
@@ -566,7 +569,11 @@ impl DiscordDoor {
         let request = if let Some(token) = self.config.reviewer_tokens.get(&component.user.id.get()) {
             // Deprecated: the reviewer's own Review-E token, held by Book-E.
             let body = serde_json::json!({"reason": format!("{verb}d on Discord")});
-            self.web.post(format!("{base}/review/{id}/{verb}")).bearer_auth(token).json(&body)
+            self.web
+                .post(format!("{base}/reviews/{id}/{verb}"))
+                .header(CORRELATION_ID_HEADER, id.as_str())
+                .bearer_auth(token.expose_secret())
+                .json(&body)
         } else if let Some(token) = &self.config.asserted_press_token {
             // Over the gateway Discord signs nothing Review-E could check: Book-E
             // asserts who pressed, and the decision says so.
@@ -575,7 +582,11 @@ impl DiscordDoor {
                 "interaction_id": component.id.to_string(),
                 "discord_user": component.user.id.to_string(),
             });
-            self.web.post(format!("{base}/discord/asserted-press")).bearer_auth(token).json(&body)
+            self.web
+                .post(format!("{base}/discord/asserted-press"))
+                .header(CORRELATION_ID_HEADER, id.as_str())
+                .bearer_auth(token.expose_secret())
+                .json(&body)
         } else {
             self.ephemeral(
                 component,
@@ -593,7 +604,6 @@ impl DiscordDoor {
             }
         };
         let status = response.status();
-        let message: serde_json::Value = response.json().await.unwrap_or_default();
         if status.is_success() {
             let done = if verb == "approve" { "✅ Approved" } else { "⛔ Rejected" };
             let outcome = format!("\n\n{done} by <@{}>", component.user.id);
@@ -609,7 +619,8 @@ impl DiscordDoor {
                 tracing::warn!(error = %e, "could not update the review message");
             }
         } else {
-            let why = message["message"].as_str().unwrap_or("Review-E refused");
+            let body = response.bytes().await.unwrap_or_default();
+            let why = ErrorBody::text_of(status.as_u16(), &body);
             self.ephemeral(component, &format!("Not done: {why}.")).await;
         }
     }
@@ -627,7 +638,7 @@ impl DiscordDoor {
             intents |= GatewayIntents::MESSAGE_CONTENT;
         }
         let token = self.config.token.clone();
-        let mut client = serenity::Client::builder(&token, intents)
+        let mut client = serenity::Client::builder(token.expose_secret(), intents)
             .event_handler(Gateway { door: self })
             .await
             .map_err(|e| anyhow::anyhow!("connecting to Discord failed: {e}"))?;
@@ -823,7 +834,7 @@ impl Handler for Notifier {
                 // is longer, so the reviewer decides in Review-E instead.
                 let note = format!(
                     "\n(This id is too long for Discord's buttons: decide with Review-E's \
-                     `POST /review/{id}/approve` or `/reject`.)"
+                     `POST /reviews/{id}/approve` or `/reject`.)"
                 );
                 let text = Self::escalation(proposal, event);
                 let room = MAX_CONTENT_CHARS.saturating_sub(note.chars().count());

@@ -286,21 +286,37 @@ async fn people_decide_what_no_policy_approved() {
     assert!(detail["facts"]["today"].is_string());
 
     // The proposer may not approve their own proposal.
-    let (status, body) = app.post("/review/big/approve", REVIEWER_OLA, json!({})).await;
+    let (status, body) = app.post("/reviews/big/approve", REVIEWER_OLA, json!({})).await;
     assert_eq!(status, 403, "{body}");
 
     // Two reviewers approving at once: exactly one wins, the other learns who did.
     let (a, b) = tokio::join!(
-        app.post("/review/big/approve", REVIEWER_KARI, json!({"reason": "checked the receipt"})),
-        app.post("/review/big/approve", REVIEWER_PER, json!({"reason": "looks right"})),
+        app.post("/reviews/big/approve", REVIEWER_KARI, json!({"reason": "checked the receipt"})),
+        app.post("/reviews/big/approve", REVIEWER_PER, json!({"reason": "looks right"})),
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
     let winner = if a.0 == 200 { "user:kari" } else { "user:per" };
-    let again = app.post("/review/big/approve", REVIEWER_KARI, json!({})).await;
+    let again = app.post("/reviews/big/approve", REVIEWER_KARI, json!({})).await;
     assert_eq!(again.0, 409);
-    assert!(again.1["message"].as_str().unwrap().contains(&format!("by {winner}")), "{:?}", again.1);
+    assert!(again.1["error"].as_str().unwrap().contains(&format!("by {winner}")), "{:?}", again.1);
+    assert_eq!(again.1["code"], 409);
+    // The singular route of earlier releases still answers the same, marked as
+    // deprecated with its successor, and its clients still find `message`.
+    let old = app
+        .http
+        .post(format!("{}/review/big/approve", app.base))
+        .bearer_auth(REVIEWER_KARI)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 409);
+    assert_eq!(old.headers()["deprecation"], "true");
+    assert!(old.headers()["link"].to_str().unwrap().contains("</reviews/big/approve>"), "{:?}", old.headers());
+    let old: Value = old.json().await.unwrap();
+    assert!(old["message"].as_str().is_some_and(|m| m.contains(&format!("by {winner}"))), "{old}");
     let approvals =
         app.db.store.read_correlation("big").await.unwrap().iter().filter(|e| e.status == "APPROVED").count();
     assert_eq!(approvals, 1, "exactly one approval is recorded");
@@ -308,8 +324,8 @@ async fn people_decide_what_no_policy_approved() {
     // The same for two rejections at once (of a proposal already approved: the
     // emergency stop), which must not both land.
     let (a, b) = tokio::join!(
-        app.post("/review/big/reject", REVIEWER_KARI, json!({"reason": "vendor account hacked"})),
-        app.post("/review/big/reject", REVIEWER_PER, json!({"reason": "duplicate of last week"})),
+        app.post("/reviews/big/reject", REVIEWER_KARI, json!({"reason": "vendor account hacked"})),
+        app.post("/reviews/big/reject", REVIEWER_PER, json!({"reason": "duplicate of last week"})),
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
@@ -318,9 +334,9 @@ async fn people_decide_what_no_policy_approved() {
     // Emergency stop: an approved proposal not yet executed can still be rejected.
     app.propose("stop-me", 1_500_000, "user:ola").await;
     app.wait_for_decision("stop-me").await;
-    assert_eq!(app.post("/review/stop-me/approve", REVIEWER_KARI, json!({})).await.0, 200);
+    assert_eq!(app.post("/reviews/stop-me/approve", REVIEWER_KARI, json!({})).await.0, 200);
     let (status, _) =
-        app.post("/review/stop-me/reject", REVIEWER_OLA, json!({"reason": "vendor account hacked"})).await;
+        app.post("/reviews/stop-me/reject", REVIEWER_OLA, json!({"reason": "vendor account hacked"})).await;
     assert_eq!(status, 200);
     let story = app.db.store.read_correlation("stop-me").await.unwrap();
     let last = story.last().unwrap();
@@ -333,14 +349,14 @@ async fn people_decide_what_no_policy_approved() {
     // Fiken already); after a final failure it can be rejected again.
     app.propose("claimed", 1_500_000, "user:ola").await;
     app.wait_for_decision("claimed").await;
-    assert_eq!(app.post("/review/claimed/approve", REVIEWER_KARI, json!({})).await.0, 200);
+    assert_eq!(app.post("/reviews/claimed/approve", REVIEWER_KARI, json!({})).await.0, 200);
     let accounting = Store::connect(&app.db.role_url("accounting_api")).await.unwrap();
     accounting
         .append_events(vec![NewEvent::new("ReceiptAttachmentExecutionStarted", "system", "EXECUTING", "claimed")
             .with_payload(json!({"attempt": 1, "idempotency_key": "k"}))])
         .await
         .unwrap();
-    let (status, body) = app.post("/review/claimed/reject", REVIEWER_OLA, json!({"reason": "stop"})).await;
+    let (status, body) = app.post("/reviews/claimed/reject", REVIEWER_OLA, json!({"reason": "stop"})).await;
     assert_eq!(status, 409);
     assert!(body.to_string().contains("being executed"), "{body}");
     accounting
@@ -348,12 +364,12 @@ async fn people_decide_what_no_policy_approved() {
             .with_payload(json!({"error": "Fiken down", "retryable": true, "attempt": 1, "final": true}))])
         .await
         .unwrap();
-    assert_eq!(app.post("/review/claimed/reject", REVIEWER_OLA, json!({"reason": "give up"})).await.0, 200);
+    assert_eq!(app.post("/reviews/claimed/reject", REVIEWER_OLA, json!({"reason": "give up"})).await.0, 200);
 
     // Once executed, it cannot be stopped; a reason is required; unknown ids are 404.
     app.propose("done", 1_500_000, "user:ola").await;
     app.wait_for_decision("done").await;
-    assert_eq!(app.post("/review/done/approve", REVIEWER_KARI, json!({})).await.0, 200);
+    assert_eq!(app.post("/reviews/done/approve", REVIEWER_KARI, json!({})).await.0, 200);
     accounting
         .append_events(vec![
             NewEvent::new("ReceiptAttachmentExecutionStarted", "system", "EXECUTING", "done")
@@ -362,9 +378,9 @@ async fn people_decide_what_no_policy_approved() {
         ])
         .await
         .unwrap();
-    assert_eq!(app.post("/review/done/reject", REVIEWER_OLA, json!({"reason": "too late"})).await.0, 409);
-    assert_eq!(app.post("/review/big/reject", REVIEWER_OLA, json!({})).await.0, 422);
-    assert_eq!(app.post("/review/nope/approve", REVIEWER_OLA, json!({})).await.0, 404);
-    assert_eq!(app.post("/review/big/approve", "wrong-token-0000000000", json!({})).await.0, 403);
+    assert_eq!(app.post("/reviews/done/reject", REVIEWER_OLA, json!({"reason": "too late"})).await.0, 409);
+    assert_eq!(app.post("/reviews/big/reject", REVIEWER_OLA, json!({})).await.0, 422);
+    assert_eq!(app.post("/reviews/nope/approve", REVIEWER_OLA, json!({})).await.0, 404);
+    assert_eq!(app.post("/reviews/big/approve", "wrong-token-0000000000", json!({})).await.0, 403);
     app.stop().await;
 }

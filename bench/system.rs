@@ -4,19 +4,18 @@
 //! a `serve accounting-api` process against fakes that answer at once. Reports the
 //! sustained rate and proposal -> executed latency p50/p99.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use accounting_api::fiken::fake::{FakeFiken, SANDBOX_COMPANY};
 use accounting_api::folio::fake::FakeFolio;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bookkeeper_core::{Append, NewEvent, Store};
 use clap::Args;
 use serde_json::json;
 use sqlx::ConnectOptions;
 
-use super::bench::{percentile, with_scratch_database};
+use crate::store::{percentile, with_scratch_database};
 
 /// Arguments of `bench system`.
 #[derive(Debug, Args)]
@@ -59,13 +58,9 @@ pub async fn system(args: SystemBenchArgs) -> anyhow::Result<()> {
         let folio = FakeFolio::sandbox("127.0.0.1:0".parse()?).await?;
         let work = std::env::temp_dir().join(format!("bench-system-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(work.join("policies"))?;
-        let component = review_e::policy::toolchain::build(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/duplicate-invoice"),
-            &[],
-        )
-        .context("building the duplicate-invoice policy (run from the repository, with the wasm target)")?;
+        let component = crate::example("duplicate-invoice")?;
         std::fs::write(work.join("policies/duplicate-invoice.wasm"), component)?;
-        let exe = std::env::current_exe()?;
+        let exe = crate::bookkeeper_binary()?;
         let spawn = |service: &str, role: &str, env: Vec<(&str, String)>| -> anyhow::Result<Process> {
             let mut cmd = Command::new(&exe);
             cmd.args(["serve", service])

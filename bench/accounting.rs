@@ -28,7 +28,7 @@ use clap::Args;
 use serde_json::json;
 use sqlx::ConnectOptions;
 
-use super::bench::{percentile, with_scratch_database};
+use crate::store::{percentile, with_scratch_database};
 
 /// Arguments of `bench accounting`.
 #[derive(Debug, Args)]

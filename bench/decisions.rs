@@ -5,10 +5,9 @@
 //! wake-up and a checkpoint commit with an event, through the same store and
 //! subscription machinery, with no facts and no policy work.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bookkeeper_core::store::facts::Rebuilt;
 use bookkeeper_core::store::FactsQuery;
 use bookkeeper_core::{
@@ -16,7 +15,7 @@ use bookkeeper_core::{
 };
 use clap::Args;
 use review_e::decide::SUBSCRIPTION;
-use review_e::policy::{toolchain, Limits, Mode, PolicyEngine};
+use review_e::policy::{Limits, Mode, PolicyEngine};
 use review_e::registry::Registry;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
@@ -43,14 +42,11 @@ pub async fn decisions(args: DecisionsBenchArgs) -> anyhow::Result<()> {
     if sizes.windows(2).any(|w| w[0] > w[1]) {
         bail!("--history sizes grow the log: give them in increasing order");
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut components = Vec::new();
     for name in ["small-receipts", "unusual-vendor", "monthly-budget", "duplicate-invoice"] {
-        let component = toolchain::build(&root.join("policies").join(name), &[])
-            .with_context(|| format!("building the example policy {name} (run from the repository)"))?;
-        components.push(component);
+        components.push(crate::example(name)?.to_vec());
     }
-    super::bench::with_scratch_database("bench decisions", false, |scratch| async move {
+    crate::store::with_scratch_database("bench decisions", false, |scratch| async move {
         let url = scratch.to_url_lossy().to_string();
         let store = Store::connect(&url).await?;
         store.migrate().await?;

@@ -2,14 +2,13 @@
 //! rule as native Rust, the proposal -> decision round trip on PostgreSQL, and
 //! how fast a published policy is in force in another process.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bookkeeper_core::{NewEvent, Store};
 use bookkeeper_policy_sdk::{Facts, Money, Policy, Proposal, Vendor, VendorHistory};
 use clap::Args;
-use review_e::policy::{toolchain, Limits, Mode, PolicyEngine};
+use review_e::policy::{Limits, Mode, PolicyEngine};
 use review_e::registry::Registry;
 use serde_json::json;
 use sqlx::ConnectOptions;
@@ -29,9 +28,7 @@ pub struct PolicyBenchArgs {
 }
 
 pub async fn policy(args: PolicyBenchArgs) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let component = toolchain::build(&root.join("policies/small-receipts"), &[])
-        .context("building the small-receipts policy (run from the repository, with the wasm target installed)")?;
+    let component = crate::example("small-receipts")?.to_vec();
     println!("bookkeeper bench policy: small-receipts, {} evaluations", args.evaluations);
     println!();
     evaluation(&component, args.evaluations)?;
@@ -39,7 +36,7 @@ pub async fn policy(args: PolicyBenchArgs) -> anyhow::Result<()> {
     if args.proposals == 0 && args.swaps == 0 {
         return Ok(());
     }
-    super::bench::with_scratch_database("the round-trip and swap figures", false, |scratch| async move {
+    crate::store::with_scratch_database("the round-trip and swap figures", false, |scratch| async move {
         let scratch = scratch.to_url_lossy().to_string();
         let store = Store::connect(&scratch).await?;
         store.migrate().await?;
@@ -92,7 +89,7 @@ fn facts() -> Facts {
 }
 
 fn percentile(samples: &mut [f64], q: f64) -> f64 {
-    super::bench::percentile(samples, q)
+    crate::store::percentile(samples, q)
 }
 
 fn evaluation(component: &[u8], n: usize) -> anyhow::Result<()> {

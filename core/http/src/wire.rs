@@ -1,0 +1,184 @@
+//! What crosses the wire between a server and its clients, declared once: the
+//! server serializes these types and its clients deserialize the same ones.
+//! Field names are a contract (see ARCHITECTURE.md): add fields with
+//! `#[serde(default)]` so a client keeps reading an older server, never rename.
+
+/// The Accounting API's read-only answers.
+pub mod accounting {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Serialize};
+
+    /// Which way money moved, as seen from the account.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Direction {
+        /// Out of the account: a purchase, a payment.
+        Out,
+        /// Into the account.
+        In,
+        /// Folio named neither party's account and the amount has no sign (also
+        /// what a client reads of a direction it does not know).
+        #[serde(other)]
+        Unknown,
+    }
+
+    /// A booked bank transaction.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Transaction {
+        /// Folio's transaction id.
+        pub id: String,
+        /// The Folio event receipts attach to.
+        pub event_id: String,
+        /// The account it was booked on.
+        #[serde(default)]
+        pub account_number: String,
+        /// Booking date.
+        pub booking_date: NaiveDate,
+        /// Bank text.
+        pub description: String,
+        /// Signed as seen from the account, minor units: negative is money out.
+        pub amount_minor: i64,
+        /// `amount_minor` for people (`-499.00`).
+        #[serde(default)]
+        pub amount: String,
+        /// Which way it went (absent from Accounting APIs before 0.1).
+        #[serde(default)]
+        pub direction: Option<Direction>,
+        /// Currency.
+        pub currency: String,
+        /// Who was paid.
+        #[serde(default)]
+        pub creditor: Option<String>,
+        /// Receipts already attached.
+        pub receipts: usize,
+    }
+
+    impl Transaction {
+        /// Whether this could be the payment of `amount` (minor units, positive):
+        /// money out of that size, or of that size with its direction unknown.
+        pub fn could_be_paying(&self, amount: i64) -> bool {
+            match self.direction {
+                Some(Direction::Unknown) => self.amount_minor.abs() == amount,
+                _ => self.amount_minor == -amount,
+            }
+        }
+    }
+
+    /// `GET /folio/transactions`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Transactions {
+        /// True when the Accounting API runs against the sandbox.
+        #[serde(default)]
+        pub sandbox: bool,
+        /// The period, inclusive.
+        pub from: NaiveDate,
+        /// The period, inclusive.
+        pub to: NaiveDate,
+        /// Ordered by booking date, then id.
+        pub transactions: Vec<Transaction>,
+    }
+
+    /// One account's balance.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AccountBalance {
+        /// BBAN.
+        pub account_number: String,
+        /// Name.
+        pub name: String,
+        /// Folio's kind of account.
+        #[serde(default)]
+        pub kind: String,
+        /// Minor units.
+        pub balance_minor: i64,
+        /// `balance_minor` for people.
+        #[serde(default)]
+        pub balance: String,
+    }
+
+    /// `GET /folio/balance`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Balance {
+        /// True when the Accounting API runs against the sandbox.
+        #[serde(default)]
+        pub sandbox: bool,
+        /// The day the balance is at the end of.
+        #[serde(default)]
+        pub date: Option<NaiveDate>,
+        /// Currency.
+        pub currency: String,
+        /// Sum, minor units.
+        pub total_minor: i64,
+        /// `total_minor` for people.
+        #[serde(default)]
+        pub total: String,
+        /// Per account.
+        pub accounts: Vec<AccountBalance>,
+    }
+
+    /// A purchase registered in Fiken.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Purchase {
+        /// Fiken's id.
+        pub id: i64,
+        /// The supplier's invoice number.
+        pub identifier: Option<String>,
+        /// Invoice date.
+        pub date: Option<NaiveDate>,
+        /// Due date.
+        pub due_date: Option<NaiveDate>,
+        /// Supplier's name.
+        pub supplier: Option<String>,
+        /// Minor units.
+        pub total_minor: i64,
+        /// `total_minor` for people.
+        pub total: String,
+        /// False when Fiken left a line's amounts out (`total_minor` is then a lower bound).
+        pub total_known: bool,
+        /// Paid.
+        pub paid: bool,
+        /// Attached documents.
+        pub attachments: usize,
+    }
+
+    /// `GET /fiken/purchases`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Purchases {
+        /// True when the Accounting API runs against the sandbox.
+        #[serde(default)]
+        pub sandbox: bool,
+        /// The period, inclusive.
+        pub from: NaiveDate,
+        /// The period, inclusive.
+        pub to: NaiveDate,
+        /// The purchases.
+        pub purchases: Vec<Purchase>,
+    }
+
+    /// `GET /checks/missing-receipts`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MissingReceipts {
+        /// True when the Accounting API runs against the sandbox.
+        #[serde(default)]
+        pub sandbox: bool,
+        /// Only transactions at least this old.
+        pub older_than_days: u64,
+        /// And at most this old.
+        pub lookback_days: u64,
+        /// How many.
+        pub count: usize,
+        /// Money out (or of unknown direction) with no receipt.
+        pub transactions: Vec<Transaction>,
+    }
+
+    /// `POST /documents`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct StoredDocument {
+        /// Lower-case hex SHA-256: how events refer to it.
+        pub sha256: String,
+        /// The MIME type found in its content.
+        pub content_type: String,
+        /// Size in bytes.
+        #[serde(default)]
+        pub size: usize,
+    }
+}
