@@ -359,3 +359,45 @@ fn config_shows_the_effective_settings_with_secrets_redacted() {
     assert!(said.contains("line 1") && said.contains("CRON_RECIEPT_DAYS"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `policy test --junit`: a report CI tools read, with a failing case as a failure
+/// whose text (quotes, angle brackets, a control character) is valid XML.
+#[test]
+fn policy_test_writes_junit_that_names_the_failing_case() {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-junit-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let component = dir.join("small-receipts.wasm");
+    std::fs::write(&component, bookkeeper_example_policies::example("small-receipts").unwrap().component).unwrap();
+    let cases = dir.join("cases.json");
+    std::fs::write(
+        &cases,
+        r#"{"cases": [
+            {"name": "small receipt from Kiwi", "proposal": {"proposal_type": "ReceiptAttachmentProposed",
+              "amount": {"minor": 49900, "currency": "NOK"}, "vendor": {"name": "Kiwi"}, "has_document": true},
+             "facts": {"today": "2026-11-25", "vendor_history": {"payments": 3, "total_minor": 90000, "largest_minor": 50000}},
+             "expect": "approve"},
+            {"name": "wrongly expected <\"&\u0001>", "proposal": {"proposal_type": "ReceiptAttachmentProposed",
+              "amount": {"minor": 49900, "currency": "NOK"}, "vendor": {"name": "Kiwi"}, "has_document": true},
+             "facts": {"today": "2026-11-25", "vendor_history": {"payments": 3, "total_minor": 90000, "largest_minor": 50000}},
+             "expect": "reject"}
+        ]}"#,
+    )
+    .unwrap();
+    let junit = dir.join("junit.xml");
+    let out = common::bookkeeper()
+        .args(["policy", "test"])
+        .arg(&component)
+        .arg("--cases")
+        .arg(&cases)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a mismatch fails the run: {}", text(&out.stdout));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#), "{xml}");
+    assert!(xml.contains("expected reject, got approve"), "{xml}");
+    assert!(xml.contains("wrongly expected &lt;&quot;&amp;"), "{xml}");
+    assert!(!xml.contains('\u{1}'), "a control character is not valid XML 1.0: {xml}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,6 +16,7 @@ pub mod migrations;
 pub mod people;
 pub mod retry;
 pub mod roles;
+pub mod shutdown;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "test-support")]

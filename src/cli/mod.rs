@@ -193,20 +193,14 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-/// Parses `500ms`, `30s`, `5m`, or a bare number of seconds.
+/// Parses a duration: `500ms`, `30s`, `5m`, `1h 30m` (humantime's forms), or a
+/// bare number of seconds (as earlier releases took it).
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 500ms, 30s or 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map(Duration::from_secs).map_err(|_| format!("`{text}` is too large a number of seconds"));
     }
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration like 500ms, 30s or 5m: {e}"))
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -240,7 +234,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("").is_err());
     }
 }

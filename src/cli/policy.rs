@@ -1,6 +1,5 @@
 //! `bookkeeper policy ...`: scaffold, build and test approval policies.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -470,36 +469,27 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 fn write_junit(path: &Path, policy: &LoadedPolicy, outcomes: &[Outcome]) -> anyhow::Result<()> {
-    let failures = outcomes.iter().filter(|o| !o.passed).count();
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    xml.push_str(&format!(
-        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">\n",
-        escape(&policy.metadata.name),
-        outcomes.len()
-    ));
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let name = policy.metadata.name.as_str();
+    let mut suite = TestSuite::new(name);
     for o in outcomes {
-        xml.push_str(&format!(
-            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.6}\">",
-            escape(&policy.metadata.name),
-            escape(&o.case.name),
-            o.micros as f64 / 1e6
-        ));
-        if !o.passed {
-            xml.push_str(&format!(
-                "<failure message=\"expected {}, got {}\">{}</failure>",
-                o.case.expect,
-                escape(&o.actual),
-                escape(&o.reason)
-            ));
-        }
-        xml.push_str("</testcase>\n");
+        let status = if o.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut failed = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            failed
+                .set_message(format!("expected {}, got {}", o.case.expect, o.actual))
+                .set_description(o.reason.as_str());
+            failed
+        };
+        let mut case = TestCase::new(o.case.name.as_str(), status);
+        case.set_classname(name)
+            .set_time(std::time::Duration::from_micros(u64::try_from(o.micros).unwrap_or(u64::MAX)));
+        suite.add_test_case(case);
     }
-    xml.push_str("</testsuite>\n");
-    let mut file = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(xml.as_bytes())?;
+    let mut report = Report::new(format!("policy {name}"));
+    report.add_test_suite(suite);
+    let file = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    report.serialize(std::io::BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

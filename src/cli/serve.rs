@@ -76,14 +76,11 @@ pub async fn run(command: ServeCommand, store: Store, settings: &Settings) -> an
             let next = config.next_run(chrono::Utc::now())?;
             eprintln!("CronJob scheduled ({} in {}); next run {next}", config.schedule, config.timezone);
             let addr = config.addr;
-            let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-            let mut health_stop = stop_tx.subscribe();
-            let health = tokio::spawn(bookkeeper_cron::serve_health(addr, store.clone(), async move {
-                let _ = health_stop.recv().await;
-            }));
+            let stop = bookkeeper_core::shutdown::StopSignal::new();
+            let health = tokio::spawn(bookkeeper_cron::serve_health(addr, store.clone(), stop.stopped()));
             let checks = bookkeeper_cron::Checks::new(store, config)?;
             let outcome = checks.run_on_schedule(super::shutdown_signal()).await;
-            let _ = stop_tx.send(());
+            stop.stop();
             health.await.ok();
             outcome.context("the CronJob failed")?;
             Ok(ExitCode::SUCCESS)

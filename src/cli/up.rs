@@ -57,13 +57,7 @@ fn token() -> String {
 
 pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Result<ExitCode> {
     let mut settings = settings.clone();
-    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
-        let mut rx = tx.subscribe();
-        async move {
-            let _ = rx.recv().await;
-        }
-    };
+    let stop = bookkeeper_core::shutdown::StopSignal::new();
 
     // Policies first, so the first proposal meets them.
     let mut expected: Vec<String> = Vec::new();
@@ -152,12 +146,12 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
     )?;
 
     let mut tasks = vec![
-        tokio::spawn(accounting.run_until_stopped(stop(&stop_tx))),
-        tokio::spawn(review.run_until_stopped(stop(&stop_tx))),
-        tokio::spawn(book_e.run_until_stopped(stop(&stop_tx))),
-        tokio::spawn(cost.run_until_stopped(stop(&stop_tx))),
+        tokio::spawn(accounting.run_until_stopped(stop.stopped())),
+        tokio::spawn(review.run_until_stopped(stop.stopped())),
+        tokio::spawn(book_e.run_until_stopped(stop.stopped())),
+        tokio::spawn(cost.run_until_stopped(stop.stopped())),
     ];
-    let cron_stop = stop(&stop_tx);
+    let cron_stop = stop.stopped();
     tasks.push(tokio::spawn(async move { cron.run_on_schedule(cron_stop).await }));
 
     // Announce only once the whole example set is in force, so no proposal is
@@ -226,7 +220,7 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
                 eprintln!("the demo stopped: {e:#}");
             }
             if args.exit_after_demo {
-                let _ = stop_tx.send(());
+                stop.stop();
                 for task in tasks {
                     let _ = task.await;
                 }
@@ -237,7 +231,7 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
 
     super::shutdown_signal().await;
     eprintln!("stopping ...");
-    let _ = stop_tx.send(());
+    stop.stop();
     for task in tasks {
         match task.await {
             Ok(Ok(())) => {}

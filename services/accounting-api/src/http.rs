@@ -26,10 +26,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bookkeeper_core::Store;
+use bookkeeper_core::{Clock, Store};
 use bookkeeper_http::wire::accounting as wire;
 use bookkeeper_http::{auth, ApiError, Ops};
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -52,6 +52,8 @@ pub struct AppState {
     pub max_document_bytes: usize,
     /// The bearer token callers must present, if any.
     pub token: Option<SecretString>,
+    /// Today, for the default periods.
+    pub clock: Clock,
 }
 
 /// The API router.
@@ -185,7 +187,7 @@ async fn balance(State(state): State<AppState>, Query(q): Query<OnDate>) -> Resu
     let total: i64 = accounts.iter().map(|a| a.balance_minor).sum();
     Ok(Json(wire::Balance {
         sandbox: state.sandbox,
-        date: Some(date.unwrap_or_else(|| Utc::now().date_naive())),
+        date: Some(date.unwrap_or_else(|| state.clock.today())),
         currency: "NOK".into(),
         total_minor: total,
         total: format_minor(total),
@@ -203,8 +205,7 @@ struct Period {
 /// The longest period one query may cover.
 const MAX_PERIOD_DAYS: i64 = 366;
 
-fn period(from: Option<&str>, to: Option<&str>) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let today = Utc::now().date_naive();
+fn period(today: NaiveDate, from: Option<&str>, to: Option<&str>) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = to.map(|t| parse_date("to", t)).transpose()?.unwrap_or(today);
     let from = from.map(|f| parse_date("from", f)).transpose()?.unwrap_or(to - Days::new(30));
     if from > to {
@@ -260,13 +261,13 @@ async fn transactions(
     State(state): State<AppState>,
     Query(q): Query<Period>,
 ) -> Result<Json<wire::Transactions>, ApiError> {
-    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
+    let (from, to) = period(state.clock.today(), q.from.as_deref(), q.to.as_deref())?;
     let transactions = bank_transactions(&state, from, to, q.account.as_deref()).await?;
     Ok(Json(wire::Transactions { sandbox: state.sandbox, from, to, transactions }))
 }
 
 async fn purchases(State(state): State<AppState>, Query(q): Query<Period>) -> Result<Json<wire::Purchases>, ApiError> {
-    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
+    let (from, to) = period(state.clock.today(), q.from.as_deref(), q.to.as_deref())?;
     let purchases = state
         .connectors
         .fiken
@@ -306,7 +307,7 @@ async fn missing_receipts(
             "need older_than_days <= lookback_days <= {MAX_PERIOD_DAYS} (got {older_than} and {lookback})"
         )));
     }
-    let today = Utc::now().date_naive();
+    let today = state.clock.today();
     let to = today - Days::new(older_than);
     let from = today - Days::new(lookback);
     let missing: Vec<wire::Transaction> = bank_transactions(&state, from, to, None)

@@ -32,7 +32,8 @@ use anyhow::Context;
 use bookkeeper_core::config::Settings;
 use bookkeeper_core::domain::Stage;
 use bookkeeper_core::roles::Role;
-use bookkeeper_core::{EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
+use bookkeeper_core::shutdown::{until_shutdown, StopSignal};
+use bookkeeper_core::{Clock, EventType, Store, Subscription, SubscriptionOptions, TypeFilter};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
@@ -109,6 +110,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// How long a dead replica's claim on the executor lasts (`BOOKKEEPER_LEASE_TTL_SECS`).
     pub lease_ttl: Duration,
+    /// Today, for the default periods of the HTTP reads.
+    pub clock: Clock,
 }
 
 fn any_port() -> SocketAddr {
@@ -129,6 +132,7 @@ impl Default for Config {
             max_document_bytes: documents::DEFAULT_MAX_BYTES,
             poll_interval: Duration::from_secs(1),
             lease_ttl: SubscriptionOptions::default().lease_ttl,
+            clock: Clock::system(),
         }
     }
 }
@@ -291,28 +295,9 @@ impl AccountingApi {
         self.sandbox.fiken.is_some() || self.sandbox.folio.is_some()
     }
 
-    /// Runs until `shutdown` resolves. The action in hand is finished and recorded
-    /// first; the sandbox fakes stop last.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
-            let mut rx = tx.subscribe();
-            async move {
-                let _ = rx.recv().await;
-            }
-        };
-        let sandboxed = self.is_sandbox();
-        let state = http::AppState {
-            store: self.store.clone(),
-            connectors: self.connectors.clone(),
-            sandbox: sandboxed,
-            max_document_bytes: self.config.max_document_bytes,
-            token: self.config.token.clone(),
-        };
-        let server = axum::serve(self.listener, http::router(state)).with_graceful_shutdown(stop(&stop_tx));
+    /// The executing subscription, as [`AccountingApi::run_until_stopped`] runs it:
+    /// a test can step or drain it instead of waiting for the running loop.
+    pub fn executor(&self) -> Subscription<Executor> {
         let options = SubscriptionOptions {
             poll_interval: self.config.poll_interval,
             retry: self.config.execution.backoff,
@@ -320,27 +305,38 @@ impl AccountingApi {
             lease_ttl: self.config.lease_ttl,
             ..Default::default()
         };
-        let subscription = Subscription::new(
+        Subscription::new(
             self.store.clone(),
             execute::SUBSCRIPTION,
             TypeFilter::of(EventType::action_types(&[Stage::Approved])),
             Executor::new(self.store.clone(), self.connectors.clone(), self.config.execution),
         )
-        .with_options(options);
-        let mut executing = tokio::spawn(subscription.run(stop(&stop_tx)));
-        let server = tokio::spawn(async move { server.await });
-        // If the executing loop dies (a panic), exit with an error so the
-        // supervisor restarts the process, rather than serving while nothing runs.
-        let died = tokio::select! {
-            _ = shutdown => None,
-            ended = &mut executing => Some(ended),
+        .with_options(options)
+    }
+
+    /// Runs until `shutdown` resolves. The action in hand is finished and recorded
+    /// first; the sandbox fakes stop last.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = StopSignal::new();
+        let executor = self.executor();
+        let sandboxed = self.is_sandbox();
+        let state = http::AppState {
+            store: self.store.clone(),
+            connectors: self.connectors.clone(),
+            sandbox: sandboxed,
+            max_document_bytes: self.config.max_document_bytes,
+            token: self.config.token.clone(),
+            clock: self.config.clock.clone(),
         };
+        let server = axum::serve(self.listener, http::router(state)).with_graceful_shutdown(stop.stopped());
+        let mut executing = tokio::spawn(executor.run(stop.stopped()));
+        let server = tokio::spawn(async move { server.await });
+        let outcome = until_shutdown(shutdown, &mut executing, "executing subscription", &stop).await;
         tracing::info!("Accounting API stopping");
-        let _ = stop_tx.send(());
-        if let Some(ended) = died {
-            let why = ended.err().map(|e| e.to_string()).unwrap_or_else(|| "it returned".into());
-            anyhow::bail!("the executing subscription stopped unexpectedly ({why}); exiting so it is restarted");
-        }
+        outcome?;
         executing.await.ok();
         server.await.ok();
         drop(self.sandbox);

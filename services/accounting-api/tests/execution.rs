@@ -248,7 +248,6 @@ async fn approvals_made_while_the_accounting_api_is_down_are_executed_when_it_st
     for i in 0..5 {
         w.invoice(&format!("down-{i}"), &format!("D-{i}"), 100_00 + i, &sha).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.fiken.purchases().len(), 1, "nothing happens while it is down");
 
     let second = w.start().await;

@@ -7,8 +7,8 @@ use bookkeeper_core::domain::{
     Vendor,
 };
 use bookkeeper_core::event::actor;
-use bookkeeper_core::{Append, Store};
-use chrono::{Days, NaiveDate, Utc};
+use bookkeeper_core::{Append, Clock, Store};
+use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::{AccountingReads, ReadError, Transaction};
@@ -104,11 +104,19 @@ pub struct ConversationConfig {
     pub default_account: String,
     /// Days from invoice date to due date when not given.
     pub default_due_days: u64,
+    /// Today, for which bank transactions a receipt may match and an invoice's
+    /// default date.
+    pub clock: Clock,
 }
 
 impl Default for ConversationConfig {
     fn default() -> Self {
-        ConversationConfig { match_days: 5, default_account: "6800".into(), default_due_days: 14 }
+        ConversationConfig {
+            match_days: 5,
+            default_account: "6800".into(),
+            default_due_days: 14,
+            clock: Clock::system(),
+        }
     }
 }
 
@@ -211,7 +219,7 @@ impl Conversation {
 
     async fn receipt(&self, message: &Message, args: ReceiptArgs) -> Result<Answer, String> {
         let receipt = self.document(message, "receipt").await?;
-        let today = Utc::now().date_naive();
+        let today = self.config.clock.today();
         let transaction = match &args.transaction {
             Some(id) => self.named_transaction(id, today).await?,
             None => {
@@ -318,7 +326,7 @@ impl Conversation {
         if !missing.is_empty() {
             return Ok(Answer::say(format!("To register the invoice I also need {}.", missing.join(", "))));
         }
-        let invoice_date = args.date.unwrap_or_else(|| Utc::now().date_naive());
+        let invoice_date = args.date.unwrap_or_else(|| self.config.clock.today());
         let due_date = args.due.unwrap_or(invoice_date + Days::new(self.config.default_due_days));
         if due_date < invoice_date {
             return Ok(Answer::say(format!("The due date {due_date} is before the invoice date {invoice_date}.")));

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bookkeeper_core::config::Settings;
 use bookkeeper_core::people::{self, Directory, Door, LegacyTokens, Right};
+use bookkeeper_core::shutdown::StopSignal;
 use bookkeeper_core::{Store, Subscription};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
@@ -220,13 +221,7 @@ impl BookE {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
-            let mut rx = tx.subscribe();
-            async move {
-                let _ = rx.recv().await;
-            }
-        };
+        let stop = StopSignal::new();
         let mut tasks = Vec::new();
         match self.discord {
             Some(door) => {
@@ -237,8 +232,8 @@ impl BookE {
                     door.notifier(self.state.store.clone()),
                 )
                 .with_options(discord::notifier_options());
-                tasks.push(tokio::spawn(notifications.run(stop(&stop_tx))));
-                let gateway = door.run(stop(&stop_tx));
+                tasks.push(tokio::spawn(notifications.run(stop.stopped())));
+                let gateway = door.run(stop.stopped());
                 tasks.push(tokio::spawn(async move {
                     if let Err(e) = gateway.await {
                         tracing::error!(error = %e, "the Discord door stopped");
@@ -247,10 +242,10 @@ impl BookE {
             }
             None => tracing::warn!("DISCORD_TOKEN is not set: Book-E runs without Discord (HTTP door only)"),
         }
-        let server = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(stop(&stop_tx));
+        let server = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(stop.stopped());
         let server = tokio::spawn(async move { server.await });
         shutdown.await;
-        let _ = stop_tx.send(());
+        stop.stop();
         for task in tasks {
             task.await.ok();
         }

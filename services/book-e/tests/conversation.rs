@@ -26,7 +26,8 @@ struct World {
     folio: FakeFolio,
     _fiken: FakeFiken,
     book_e: String,
-    accounting_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    accounting_stop: bookkeeper_core::shutdown::StopSignal,
+    accounting: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     http: reqwest::Client,
 }
 
@@ -47,10 +48,8 @@ async fn world() -> Option<World> {
     let accounting_store = Store::connect(&db.role_url("accounting_api")).await.unwrap();
     let accounting = AccountingApi::build(config, accounting_store).await.unwrap();
     let accounting_url = format!("http://127.0.0.1:{}", accounting.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(accounting.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let stop = bookkeeper_core::shutdown::StopSignal::new();
+    let accounting = tokio::spawn(accounting.run_until_stopped(stop.stopped()));
 
     let config = book_e::Config {
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -67,7 +66,15 @@ async fn world() -> Option<World> {
     let book_e = BookE::build(config, store).await.unwrap();
     let base = format!("http://127.0.0.1:{}", book_e.port());
     tokio::spawn(book_e.run_until_stopped(std::future::pending()));
-    Some(World { db, folio, _fiken: fiken, book_e: base, accounting_stop: Some(stop), http: reqwest::Client::new() })
+    Some(World {
+        db,
+        folio,
+        _fiken: fiken,
+        book_e: base,
+        accounting_stop: stop,
+        accounting: Some(accounting),
+        http: reqwest::Client::new(),
+    })
 }
 
 impl World {
@@ -285,8 +292,8 @@ async fn balance_pending_status_and_what_happened() {
     assert!(other["notifications"].as_array().unwrap().is_empty(), "only your own proposals");
 
     // The Accounting API gone: said plainly, no hang, no crash.
-    let _ = w.accounting_stop.take().unwrap().send(());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    w.accounting_stop.stop();
+    w.accounting.take().unwrap().await.unwrap().unwrap();
     let down = w.chat(OLA, "/balance", None).await;
     assert!(text(&down).contains("Accounting API is unavailable"), "{down}");
 }

@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use bookkeeper_core::config::Settings;
 use bookkeeper_core::domain::{MonthlyCostReport, Payload};
 use bookkeeper_core::event::actor;
+use bookkeeper_core::shutdown::StopSignal;
 use bookkeeper_core::{ActionState, Append, Clock, Cursor, Store, StoreError, TypeFilter};
 use bookkeeper_http::{auth, ApiError, Ops};
 use secrecy::{ExposeSecret, SecretString};
@@ -284,8 +285,11 @@ impl CostApi {
         let shared = self.shared.clone();
         let poll = self.config.poll_interval;
         let close_check = self.config.close_check;
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let stop = StopSignal::new();
+        let follower_signal = stop.clone();
         let follower = tokio::spawn(async move {
+            let follower_stop = follower_signal.stopped();
+            tokio::pin!(follower_stop);
             let mut wakeups = shared.store.wakeups();
             let resumed = shared.resume().await;
             let mut cursor = resumed;
@@ -334,13 +338,13 @@ impl CostApi {
                     }
                 };
                 if wait.is_zero() {
-                    if *stop_rx.borrow() {
+                    if follower_signal.is_stopped() {
                         break;
                     }
                     continue;
                 }
                 tokio::select! {
-                    _ = stop_rx.changed() => break,
+                    _ = &mut follower_stop => break,
                     _ = wakeups.changed() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
@@ -350,14 +354,10 @@ impl CostApi {
                 shared.save(cursor).await;
             }
         });
-        let stop_tx2 = stop_tx.clone();
-        let server = axum::serve(self.listener, router(self.shared)).with_graceful_shutdown(async move {
-            let mut rx = stop_tx2.subscribe();
-            let _ = rx.changed().await;
-        });
+        let server = axum::serve(self.listener, router(self.shared)).with_graceful_shutdown(stop.stopped());
         let server = tokio::spawn(async move { server.await });
         shutdown.await;
-        let _ = stop_tx.send(true);
+        stop.stop();
         follower.await.ok();
 
         server.await.ok();

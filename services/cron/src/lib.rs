@@ -14,7 +14,7 @@ use anyhow::Context;
 use bookkeeper_core::config::Settings;
 use bookkeeper_core::domain::{ComplianceCheckCompleted, Finding, Payload, Stage};
 use bookkeeper_core::event::actor;
-use bookkeeper_core::{ActionState, Append, Cursor, EventType, Phase, Store, TypeFilter};
+use bookkeeper_core::{ActionState, Append, Clock, Cursor, EventType, Phase, Store, TypeFilter};
 use bookkeeper_http::accounting::{AccountingReads, ReadError};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -40,6 +40,8 @@ pub struct Config {
     pub failed_days: u64,
     /// The bank balance is flagged below this many minor units (`CRON_MIN_BALANCE_MINOR`, 0).
     pub min_balance_minor: i64,
+    /// Now, for which reviews have waited too long and which failures are recent.
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             review_hours: 24,
             failed_days: 30,
             min_balance_minor: 0,
+            clock: Clock::system(),
         }
     }
 }
@@ -182,7 +185,7 @@ impl Checks {
 
     /// Runs every check and records the result as one event; returns it.
     pub async fn run_once(&self) -> anyhow::Result<ComplianceCheckCompleted> {
-        let now = Utc::now();
+        let now = self.config.clock.now();
         let result = ComplianceCheckCompleted {
             findings: vec![
                 Self::finding("missing_receipts", self.missing_receipts().await),

@@ -28,6 +28,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bookkeeper_core::config::Settings;
 use bookkeeper_core::roles::Role;
+use bookkeeper_core::shutdown::{until_shutdown, StopSignal};
 use bookkeeper_core::{Store, SubscriptionOptions};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -173,18 +174,26 @@ impl ReviewE {
         &self.registry
     }
 
+    /// The deciding subscription, as [`ReviewE::run_until_stopped`] runs it: a test
+    /// can step or drain it instead of waiting for the running loop.
+    pub fn decider(&self) -> bookkeeper_core::Subscription<decide::Reviewer> {
+        let options = SubscriptionOptions {
+            poll_interval: self.config.poll_interval,
+            park_as: Some(Role::ReviewE.actor().into()),
+            keeps_facts: true,
+            lease_ttl: self.config.lease_ttl,
+            ..Default::default()
+        };
+        decide::subscription(self.store.clone(), self.registry.clone(), options)
+    }
+
     /// Runs until `shutdown` resolves; the event in hand is finished first.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
-            let mut rx = tx.subscribe();
-            async move {
-                let _ = rx.recv().await;
-            }
-        };
+        let stop = StopSignal::new();
+        let decider = self.decider();
         let state = http::AppState {
             store: self.store.clone(),
             registry: self.registry.clone(),
@@ -193,36 +202,20 @@ impl ReviewE {
             asserted_press_token: self.config.asserted_press_token.clone(),
         };
         let app = http::router(state, self.config.limits.max_component_bytes);
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(stop(&stop_tx));
-        let follower = tokio::spawn(self.registry.clone().follow(self.store.clone(), stop(&stop_tx)));
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(stop.stopped());
+        let follower = tokio::spawn(self.registry.clone().follow(self.store.clone(), stop.stopped()));
         let watcher = self
             .config
             .policy_dir
             .clone()
-            .map(|dir| tokio::spawn(folder::watch(dir, self.store.clone(), self.registry.clone(), stop(&stop_tx))));
-        let options = SubscriptionOptions {
-            poll_interval: self.config.poll_interval,
-            park_as: Some(Role::ReviewE.actor().into()),
-            keeps_facts: true,
-            lease_ttl: self.config.lease_ttl,
-            ..Default::default()
-        };
-        let subscription = decide::subscription(self.store.clone(), self.registry.clone(), options);
-        let mut deciding = tokio::spawn(subscription.run(stop(&stop_tx)));
+            .map(|dir| tokio::spawn(folder::watch(dir, self.store.clone(), self.registry.clone(), stop.stopped())));
+        let mut deciding = tokio::spawn(decider.run(stop.stopped()));
         let server = tokio::spawn(async move { server.await });
-        // The deciding loop ends only when told to; if it dies (a panic), stop the
-        // whole process with an error so the supervisor restarts it, rather than
-        // serving HTTP while nothing is decided.
-        let died = tokio::select! {
-            _ = shutdown => None,
-            ended = &mut deciding => Some(ended),
-        };
+        let outcome = until_shutdown(shutdown, &mut deciding, "deciding subscription", &stop).await;
         tracing::info!("Review-E stopping");
-        let _ = stop_tx.send(());
-        if let Some(ended) = died {
+        if let Err(died) = outcome {
             follower.await.ok();
-            let why = ended.err().map(|e| e.to_string()).unwrap_or_else(|| "it returned".into());
-            anyhow::bail!("the deciding subscription stopped unexpectedly ({why}); exiting so it is restarted");
+            return Err(died.into());
         }
         deciding.await.ok();
         follower.await.ok();
