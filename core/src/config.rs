@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use secrecy::ExposeSecret;
+
 use crate::store::DEFAULT_DATABASE_URL;
 
 /// A database URL that never prints its password.
@@ -23,16 +25,28 @@ impl DatabaseUrl {
     }
 
     /// The URL with any password replaced by `***`, for logs and errors.
+    /// Whatever the URL's shape (a user name with `@` in it, a `password=` query
+    /// parameter), the password is hidden; a URL that does not parse shows only its
+    /// scheme.
     pub fn redacted(&self) -> String {
-        let url = &self.0;
-        let Some(scheme_end) = url.find("://") else { return url.clone() };
-        let rest = &url[scheme_end + 3..];
-        let Some(at) = rest.find('@') else { return url.clone() };
-        let creds = &rest[..at];
-        match creds.find(':') {
-            Some(colon) => format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]),
-            None => url.clone(),
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            let scheme = self.0.split("://").next().filter(|s| s.len() < self.0.len()).unwrap_or("?");
+            return format!("{scheme}://(unreadable URL, not shown)");
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
         }
+        if url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("password") { "***".to_string() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string().replace("%2A%2A%2A", "***")
     }
 }
 
@@ -208,9 +222,20 @@ impl fmt::Display for Origin {
 /// build their typed configuration from it; nothing else reads the environment.
 #[derive(Clone, Default)]
 pub struct Settings {
-    values: std::collections::BTreeMap<&'static str, (String, Origin)>,
+    // Every value as a secret: zeroed on drop, never printed by `Debug`; only
+    // `effective()` shows them, redacting those marked secret.
+    values: std::collections::BTreeMap<&'static str, (secrecy::SecretString, Origin)>,
     file: Option<String>,
 }
+
+/// Settings read by the command line's own flags before the configuration is
+/// loaded (`--log-format`, `bookkeeper chat --url/--token`, `--config` itself):
+/// they come from the environment or the flag, and a file naming them is refused
+/// rather than silently ignored.
+const ENVIRONMENT_ONLY: [&str; 4] = ["BOOKKEEPER_CONFIG", "BOOKKEEPER_LOG_FORMAT", "BOOK_E_URL", "BOOKKEEPER_TOKEN"];
+
+/// The largest configuration file read.
+const MAX_FILE_BYTES: u64 = 1 << 20;
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -231,16 +256,27 @@ impl Settings {
     /// The process's settings: `file` (or else the one `BOOKKEEPER_CONFIG` names),
     /// then the environment over it.
     pub fn load_from(file: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
-        let env: Vec<(String, String)> =
-            SETTINGS.iter().filter_map(|s| std::env::var(s.name).ok().map(|v| (s.name.to_string(), v))).collect();
+        // An empty variable is as good as unset (`X=` in a manifest): it neither
+        // overrides the file nor counts as set.
+        let env: Vec<(String, String)> = SETTINGS
+            .iter()
+            .filter_map(|s| std::env::var(s.name).ok().map(|v| (s.name.to_string(), v)))
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
         let file = match file {
             Some(path) => Some(path.display().to_string()),
             None => env.iter().find(|(k, _)| k == "BOOKKEEPER_CONFIG").map(|(_, v)| v.trim().to_string()),
         };
         let mut settings = Settings::default();
         if let Some(path) = file.filter(|p| !p.is_empty()) {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::File { path: path.clone(), why: e.to_string() })?;
+            let unreadable = |why: String| ConfigError::File { path: path.clone(), why };
+            let file = std::fs::File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+            let mut text = String::new();
+            use std::io::Read;
+            file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(|e| unreadable(e.to_string()))?;
+            if text.len() as u64 > MAX_FILE_BYTES {
+                return Err(unreadable(format!("it is larger than {MAX_FILE_BYTES} bytes")));
+            }
             settings = Settings::parse_file(&path, &text)?;
         }
         for (name, value) in env {
@@ -253,6 +289,7 @@ impl Settings {
     /// quoted). Every name must be a registered setting.
     pub fn parse_file(path: &str, text: &str) -> Result<Settings, ConfigError> {
         let mut settings = Settings { file: Some(path.to_string()), ..Settings::default() };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -264,8 +301,19 @@ impl Settings {
                 return Err(bad("expected NAME=value".into()));
             };
             let name = name.trim();
+            // Named only when it looks like a name: a line like `TOKEN: abc=` must
+            // not print the secret it holds.
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(bad("expected NAME=value, with NAME in capitals (see docs/configuration.md)".into()));
+            }
             if find(name).is_none() {
                 return Err(bad(format!("`{name}` is not a Bookkeeper setting (see docs/configuration.md)")));
+            }
+            if ENVIRONMENT_ONLY.contains(&name) {
+                return Err(bad(format!("`{name}` is read from the environment or its flag only, not from a file")));
+            }
+            if settings.values.contains_key(name) {
+                return Err(bad(format!("`{name}` is set twice")));
             }
             let value = value.trim();
             let value = ['"', '\'']
@@ -290,7 +338,7 @@ impl Settings {
     pub fn set(&mut self, name: &str, value: String, origin: Origin) {
         match find(name) {
             Some(s) => {
-                self.values.insert(s.name, (value, origin));
+                self.values.insert(s.name, (secrecy::SecretString::new(value), origin));
             }
             None => debug_assert!(false, "`{name}` is not in config::SETTINGS"),
         }
@@ -306,7 +354,7 @@ impl Settings {
 
     fn raw(&self, name: &str) -> Option<&str> {
         debug_assert!(find(name).is_some(), "`{name}` is not in config::SETTINGS");
-        self.values.get(name).map(|(v, _)| v.trim()).filter(|v| !v.is_empty())
+        self.values.get(name).map(|(v, _)| v.expose_secret().trim()).filter(|v| !v.is_empty())
     }
 
     /// A non-empty text setting.
@@ -362,13 +410,13 @@ impl Settings {
     pub fn effective(&self) -> Vec<(&'static str, String, String)> {
         SETTINGS
             .iter()
-            .map(|s| match self.values.get(s.name) {
-                None => (s.name, format!("(default: {})", s.default.trim_matches('`')), "default".to_string()),
-                Some((_, origin)) if s.name == "DATABASE_URL" => {
+            .map(|s| match (self.raw(s.name), self.values.get(s.name)) {
+                (Some(_), Some((_, origin))) if s.name == "DATABASE_URL" => {
                     (s.name, self.database_url().redacted(), origin.to_string())
                 }
-                Some((_, origin)) if s.secret => (s.name, "(set, redacted)".to_string(), origin.to_string()),
-                Some((value, origin)) => (s.name, value.clone(), origin.to_string()),
+                (Some(_), Some((_, origin))) if s.secret => (s.name, "(set, redacted)".to_string(), origin.to_string()),
+                (Some(value), Some((_, origin))) => (s.name, value.to_string(), origin.to_string()),
+                _ => (s.name, format!("(default: {})", s.default.trim_matches('`')), "default".to_string()),
             })
             .collect()
     }
@@ -426,6 +474,17 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://book_e:***@db:5432/bookkeeper");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert_eq!(DatabaseUrl::new("sqlite://x.db").to_string(), "sqlite://x.db");
+        // A user name with `@` in it (Azure), an `@` in the password, a query parameter.
+        for (raw, secret) in [
+            ("postgres://svc%40tenant:hunter2@host/db", "hunter2"),
+            ("postgres://svc@tenant:hunter2@host/db", "hunter2"),
+            ("postgres://u:p@ss@host/db", "ss"),
+            ("postgres://u@host/db?sslmode=require&password=hunter2", "hunter2"),
+            ("not a url :hunter2", "hunter2"),
+        ] {
+            let shown = DatabaseUrl::new(raw).to_string();
+            assert!(!shown.contains(secret), "{raw} printed as {shown}");
+        }
     }
 }
 
@@ -453,6 +512,16 @@ mod settings_tests {
         assert!(e.contains("line 1") && e.contains("CRON_RECIEPT_DAYS"), "{e}");
         let e = Settings::parse_file("bk.env", "just words").unwrap_err().to_string();
         assert!(e.contains("NAME=value"), "{e}");
+        // A line that is not NAME=value is refused without repeating what it holds.
+        let e = Settings::parse_file("bk.env", "FIKEN_TOKEN: s3cret==").unwrap_err().to_string();
+        assert!(e.contains("line 1") && !e.contains("s3cret"), "{e}");
+        let e = Settings::parse_file("bk.env", "CRON_FAILED_DAYS=1\nCRON_FAILED_DAYS=2").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("set twice"), "{e}");
+        let e = Settings::parse_file("bk.env", "BOOKKEEPER_TOKEN=abc").unwrap_err().to_string();
+        assert!(e.contains("environment or its flag only") && !e.contains("abc"), "{e}");
+        // A byte-order mark and CRLF line ends, as an editor on Windows writes.
+        let s = Settings::parse_file("bk.env", "\u{feff}CRON_FAILED_DAYS=4\r\nCRON_REVIEW_HOURS=5\r\n").unwrap();
+        assert_eq!((s.number("CRON_FAILED_DAYS").unwrap(), s.number("CRON_REVIEW_HOURS").unwrap()), (Some(4), Some(5)));
     }
 
     #[test]

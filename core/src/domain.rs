@@ -242,9 +242,15 @@ impl Payload for InvoiceRegistrationProposed {
     const STATUS: &'static str = status::PROPOSED;
 }
 
-/// Payload of every `...Approved`, `...Rejected` and `...Escalated` event.
+/// The old name of [`DecisionPayload`]; "decision" alone is a policy's
+/// (`bookkeeper_policy_sdk::Decision`).
+#[deprecated(note = "use DecisionPayload")]
+pub type Decision = DecisionPayload;
+
+/// Payload of every `...Approved`, `...Rejected` and `...Escalated` event: what a
+/// decision in the log says (a policy's own answer is `bookkeeper_policy_sdk::Decision`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
+pub struct DecisionPayload {
     /// Why, in words a person understands.
     pub reason: String,
     /// The person who decided, for human decisions.
@@ -364,7 +370,7 @@ pub enum DomainEvent {
     /// See [`InvoiceRegistrationProposed`].
     InvoiceRegistrationProposed(InvoiceRegistrationProposed),
     /// An approval, rejection or escalation of an action.
-    Decided(ActionKind, Stage, Decision),
+    Decided(ActionKind, Stage, DecisionPayload),
     /// An action carried out.
     Executed(ActionKind, Execution),
     /// An attempt that failed.
@@ -478,7 +484,7 @@ mod tests {
             DomainEvent::Decided(
                 ActionKind::ReceiptAttachment,
                 Stage::Rejected,
-                Decision { reason: "duplicate".into(), reviewer: None, proposal_event_id: None }
+                DecisionPayload { reason: "duplicate".into(), reviewer: None, proposal_event_id: None }
             )
         );
     }

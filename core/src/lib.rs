@@ -13,6 +13,7 @@ pub mod event;
 pub mod lifecycle;
 pub mod metrics;
 pub mod migrations;
+pub mod money;
 pub mod people;
 pub mod retry;
 pub mod roles;

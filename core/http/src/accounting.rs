@@ -100,8 +100,12 @@ impl AccountingReads {
             .await
     }
 
-    /// The type of a stored document, or `NotFound`.
+    /// The type of a stored document, or `NotFound`. The id is a person's input:
+    /// anything but 64 hexadecimal digits is refused here, never put in a path.
     pub async fn document_type(&self, sha256: &str) -> Result<String, ReadError> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ReadError::NotFound(format!("no document `{}`", sha256.chars().take(80).collect::<String>())));
+        }
         let response = self.send(self.request(reqwest::Method::GET, &format!("/documents/{sha256}"))).await?;
         Ok(response
             .headers()

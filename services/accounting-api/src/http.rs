@@ -37,7 +37,7 @@ use crate::documents::{self, DocumentError};
 use crate::execute::Connectors;
 use crate::fiken::FikenError;
 use crate::folio::FolioError;
-use crate::money::format_minor;
+use bookkeeper_core::money::format_minor;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -207,7 +207,9 @@ const MAX_PERIOD_DAYS: i64 = 366;
 
 fn period(today: NaiveDate, from: Option<&str>, to: Option<&str>) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = to.map(|t| parse_date("to", t)).transpose()?.unwrap_or(today);
-    let from = from.map(|f| parse_date("from", f)).transpose()?.unwrap_or(to - Days::new(30));
+    // `to` may be the first day chrono knows: a month before it is no date.
+    let month_before = to.checked_sub_days(Days::new(30)).unwrap_or(to);
+    let from = from.map(|f| parse_date("from", f)).transpose()?.unwrap_or(month_before);
     if from > to {
         return Err(ApiError::bad_request(format!("`from` ({from}) is after `to` ({to})")));
     }

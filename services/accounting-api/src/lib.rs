@@ -5,7 +5,7 @@
 //! - [`http`]: documents (`POST /documents`) and read-only queries.
 //! - [`fiken`], [`folio`]: typed clients, and the faithful local fakes that are
 //!   the sandbox and what the tests run against.
-//! - [`documents`], [`money`]: content-checked documents; exact amounts.
+//! - [`documents`]: content-checked documents (amounts: `bookkeeper_core::money`).
 //!
 //! [`AccountingApi`] wires them into one service.
 
@@ -19,7 +19,7 @@ pub mod execute;
 pub mod fiken;
 pub mod folio;
 pub mod http;
-pub mod money;
+
 mod openapi;
 pub mod retry;
 pub mod sandbox;

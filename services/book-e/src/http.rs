@@ -91,9 +91,10 @@ struct ChatRequest {
 async fn chat(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<ChatRequest>,
+    body: Bytes,
 ) -> Result<Json<crate::conversation::Answer>, ApiError> {
     let user = user(&state, &headers)?;
+    let ApiJson(request) = ApiJson::<ChatRequest>::parse(&body)?;
     if request.text.chars().count() > 4000 {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "a message is at most 4000 characters"));
     }

@@ -29,7 +29,7 @@ use anyhow::Context;
 use bookkeeper_core::config::Settings;
 use bookkeeper_core::people::{self, Directory, Door, LegacyTokens, Right};
 use bookkeeper_core::shutdown::StopSignal;
-use bookkeeper_core::{Store, Subscription};
+use bookkeeper_core::{Store, Subscription, SubscriptionOptions};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
@@ -184,6 +184,7 @@ pub struct BookE {
     listener: TcpListener,
     state: http::AppState,
     discord: Option<DiscordDoor>,
+    lease_ttl: std::time::Duration,
 }
 
 impl BookE {
@@ -202,7 +203,7 @@ impl BookE {
             .discord
             .map(|d| DiscordDoor::new(d, conversation.clone(), accounting.clone()).with_people(people.clone()));
         let state = http::AppState { conversation, store, accounting, people, discord: discord.clone() };
-        Ok(BookE { listener, state, discord })
+        Ok(BookE { listener, state, discord, lease_ttl: config.lease_ttl })
     }
 
     /// The port the HTTP door listens on.
@@ -231,7 +232,7 @@ impl BookE {
                     discord::follows(),
                     door.notifier(self.state.store.clone()),
                 )
-                .with_options(discord::notifier_options());
+                .with_options(SubscriptionOptions { lease_ttl: self.lease_ttl, ..discord::notifier_options() });
                 tasks.push(tokio::spawn(notifications.run(stop.stopped())));
                 let gateway = door.run(stop.stopped());
                 tasks.push(tokio::spawn(async move {

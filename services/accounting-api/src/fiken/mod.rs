@@ -89,7 +89,8 @@ impl Limiter {
     fn for_token(token: &Token, spacing: Duration) -> Arc<Limiter> {
         static LIMITERS: OnceLock<Mutex<HashMap<String, Arc<Limiter>>>> = OnceLock::new();
         let mut map = LIMITERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(token.expose().to_string())
+        // Keyed by the token's hash: the process keeps no copy of it here.
+        map.entry(String::from(bookkeeper_core::people::TokenHash::of(token.expose())))
             .or_insert_with(|| Arc::new(Limiter { last: tokio::sync::Mutex::new(None), spacing }))
             .clone()
     }

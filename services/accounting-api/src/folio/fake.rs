@@ -26,7 +26,7 @@ use bookkeeper_contracts::fake::{listen, Served};
 use bookkeeper_contracts::Vendor;
 
 use super::wire;
-use crate::money::format_minor;
+use bookkeeper_core::money::format_minor;
 
 pub use crate::sandbox::{Fault, Faults};
 

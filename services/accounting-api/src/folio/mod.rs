@@ -22,8 +22,8 @@ use chrono::NaiveDate;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use crate::money::parse_minor;
 use crate::retry::{retry_after, RetryPolicy};
+use bookkeeper_core::money::parse_decimal;
 use secrecy::{ExposeSecret, SecretString};
 
 /// A Folio API key. Never printed.
@@ -364,5 +364,5 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 fn decimal(text: &str) -> Result<i64, FolioError> {
-    parse_minor(text).map_err(|e| FolioError::Decode(e.to_string()))
+    parse_decimal(text).map_err(|e| FolioError::Decode(e.to_string()))
 }

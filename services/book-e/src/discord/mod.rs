@@ -569,8 +569,10 @@ impl DiscordDoor {
         let request = if let Some(token) = self.config.reviewer_tokens.get(&component.user.id.get()) {
             // Deprecated: the reviewer's own Review-E token, held by Book-E.
             let body = serde_json::json!({"reason": format!("{verb}d on Discord")});
+            // The route of earlier releases, which this release's Review-E still
+            // answers: a Book-E upgraded before Review-E keeps working.
             self.web
-                .post(format!("{base}/reviews/{id}/{verb}"))
+                .post(format!("{base}/review/{id}/{verb}"))
                 .header(CORRELATION_ID_HEADER, id.as_str())
                 .bearer_auth(token.expose_secret())
                 .json(&body)
