@@ -6,7 +6,6 @@
 //! types still read fine as raw [`RecordedEvent`]s ([`DomainEvent::Other`]).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
@@ -14,29 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{status, NewEvent, RecordedEvent};
 
-/// An amount in minor units (øre for NOK). Never a float.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Money {
-    /// Minor units: 1250 is 12.50.
-    pub minor: i64,
-    /// ISO 4217 code, e.g. `NOK`.
-    pub currency: String,
-}
-
-impl Money {
-    /// An amount in Norwegian kroner, from øre.
-    pub fn nok(minor: i64) -> Self {
-        Money { minor, currency: "NOK".into() }
-    }
-}
-
-impl fmt::Display for Money {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.minor < 0 { "-" } else { "" };
-        let abs = self.minor.unsigned_abs();
-        write!(f, "{sign}{}.{:02} {}", abs / 100, abs % 100, self.currency)
-    }
-}
+/// An amount in minor units (øre for NOK), never a float: the policy SDK's type,
+/// so a proposal's amount and what a policy is shown are one and the same.
+pub use bookkeeper_policy_sdk::Money;
 
 /// Who was paid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,8 +52,9 @@ pub trait Policy {
     fn evaluate(proposal: &Proposal, facts: &Facts) -> Decision;
 }
 
-/// An amount in minor units (øre for NOK). Never a float.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An amount in minor units (øre for NOK). Never a float. The one money type:
+/// Bookkeeper's events carry it too (`bookkeeper_core::domain::Money`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     /// Minor units: 12_345 is 123.45.
     pub minor: i64,

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 `{"status": "ok", ...}` while the process runs |
 //! | `GET /readyz` | 200 `{"status": "ready", ...}` when the log answers and the service's own check passes; else 503 in the error shape |
-//! | `GET /metrics` | Prometheus text: the shared metrics, the log's, and the service's own |
+//! | `GET /metrics` | OpenMetrics text: the shared metrics, the log's, and the service's own |
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bookkeeper_core::metrics::{self, GaugeValue};
 use bookkeeper_core::Store;
 use serde_json::{Map, Value};
 
@@ -21,7 +22,7 @@ use crate::ApiError;
 
 type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Map<String, Value>, String>> + Send>> + Send + Sync>;
-type MetricsExtra = Arc<dyn Fn() -> String + Send + Sync>;
+type MetricsExtra = Arc<dyn Fn() -> Vec<GaugeValue> + Send + Sync>;
 
 /// A service's operations routes.
 #[derive(Clone)]
@@ -56,8 +57,8 @@ impl Ops {
         self
     }
 
-    /// Metrics the service adds to the shared ones, in the text format.
-    pub fn metrics_with(mut self, extra: impl Fn() -> String + Send + Sync + 'static) -> Ops {
+    /// Gauges the service adds to the shared metrics, read at each scrape.
+    pub fn metrics_with(mut self, extra: impl Fn() -> Vec<GaugeValue> + Send + Sync + 'static) -> Ops {
         self.metrics = Some(Arc::new(extra));
         self
     }
@@ -93,10 +94,8 @@ impl Ops {
     }
 
     async fn metrics(&self) -> Response {
-        let mut text = bookkeeper_core::metrics::render(Some(&self.store)).await;
-        if let Some(extra) = &self.metrics {
-            text.push_str(&extra());
-        }
-        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        let extra = self.metrics.as_ref().map(|f| f()).unwrap_or_default();
+        let text = metrics::render(Some(&self.store), &extra).await;
+        ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
     }
 }

@@ -220,8 +220,16 @@ fn period(today: NaiveDate, from: Option<&str>, to: Option<&str>) -> Result<(Nai
 }
 
 fn parse_date(name: &str, text: &str) -> Result<NaiveDate, ApiError> {
+    // Years a bank or an accounting system can hold: chrono also reads -262143-01-01.
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ApiError::bad_request(format!("`{name}` must be a date like 2026-01-31, not `{text}`")))
+        .ok()
+        .filter(|d| (1900..=9999).contains(&chrono::Datelike::year(d)))
+        .ok_or_else(|| {
+            let shown: String = text.chars().take(40).collect();
+            ApiError::bad_request(format!(
+                "`{name}` must be a date like 2026-01-31 (years 1900 to 9999), not `{shown}`"
+            ))
+        })
 }
 
 async fn bank_transactions(

@@ -34,6 +34,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bookkeeper_core::event::actor;
+use bookkeeper_core::metrics::GaugeValue;
 use bookkeeper_core::people::{Directory, Door, Right};
 use bookkeeper_core::{ActionState, Store};
 use bookkeeper_http::trace::record_correlation_id;
@@ -68,11 +69,11 @@ pub struct AppState {
 pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
     let (ready, unloaded) = (state.clone(), state.registry.clone());
     let ops = Ops::new(state.store.clone()).ready_when(move || readiness(ready.clone())).metrics_with(move || {
-        format!(
-            "# HELP bookkeeper_policies_unloaded Published policies this replica cannot load (proposals they judge go to a person).\n\
-             # TYPE bookkeeper_policies_unloaded gauge\nbookkeeper_policies_unloaded {}\n",
-            unloaded.current().unloaded.len()
-        )
+        vec![GaugeValue {
+            name: "bookkeeper_policies_unloaded",
+            help: "Published policies this replica cannot load (proposals they judge go to a person).",
+            value: i64::try_from(unloaded.current().unloaded.len()).unwrap_or(i64::MAX),
+        }]
     });
     let deprecated = Router::new()
         .route("/review/{id}/approve", post(approve))
