@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use bookkeeper_http::wire::accounting::StoredDocument;
+use bookkeeper_http::ErrorBody;
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -46,12 +48,14 @@ impl Client {
             .await
             .with_context(|| format!("Book-E is not reachable at {}", self.url))?;
         let status = r.status();
-        let body: Value = r.json().await.unwrap_or_default();
+        let bytes = r.bytes().await.unwrap_or_default();
         if !status.is_success() {
-            bail!("{}: {}", path.display(), body["error"].as_str().unwrap_or("refused"));
+            bail!("{}: {}", path.display(), ErrorBody::text_of(status.as_u16(), &bytes));
         }
+        let stored: StoredDocument = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: Book-E's answer could not be read", path.display()))?;
         let name = path.file_name().map(|n| n.to_string_lossy().to_string());
-        Ok(json!({"sha256": body["sha256"], "filename": name}))
+        Ok(json!({"sha256": stored.sha256, "filename": name}))
     }
 
     /// Sends one message; `@FILE` words attach files.
@@ -80,11 +84,11 @@ impl Client {
             .await
             .with_context(|| format!("Book-E is not reachable at {}", self.url))?;
         let status = r.status();
-        let answer: Value = r.json().await.unwrap_or_default();
+        let bytes = r.bytes().await.unwrap_or_default();
         if !status.is_success() {
-            bail!("Book-E refused: {}", answer["error"].as_str().unwrap_or("no reason given"));
+            bail!("Book-E refused: {}", ErrorBody::text_of(status.as_u16(), &bytes));
         }
-        Ok(answer)
+        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
     }
 
     async fn news(&mut self) -> anyhow::Result<Vec<String>> {

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use bookkeeper_core::Store;
+use bookkeeper_http::wire::review::PolicyList;
+use bookkeeper_http::ErrorBody;
 use bookkeeper_policy_sdk::testing::{parse_cases, Case};
 use clap::{Args, Subcommand};
 use review_e::policy::{toolchain, Limits, LoadedPolicy, PolicyEngine};
@@ -199,10 +201,11 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot reach Review-E at {}", args.remote.url))?;
     let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let bytes = response.bytes().await.unwrap_or_default();
     if !status.is_success() {
-        bail!("Review-E refused the policy ({status}): {}", body["message"].as_str().unwrap_or("no details"));
+        bail!("Review-E refused the policy ({status}): {}", ErrorBody::text_of(status.as_u16(), &bytes));
     }
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     println!("published {} {} ({mode}), sha256 {}", body["name"], body["version"], body["digest"]);
     Ok(ExitCode::SUCCESS)
 }
@@ -215,25 +218,26 @@ async fn list(args: RemoteArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot reach Review-E at {}", args.url))?;
     let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let body = response.bytes().await.unwrap_or_default();
     if !status.is_success() {
-        bail!("Review-E answered {status}: {}", body["message"].as_str().unwrap_or("no details"));
+        bail!("Review-E answered {status}: {}", ErrorBody::text_of(status.as_u16(), &body));
     }
+    let list: PolicyList = serde_json::from_slice(&body).context("Review-E's policy list could not be read")?;
     println!("{:<24} {:<10} {:<10} {:<32} {:<22} SHA256", "POLICY", "VERSION", "MODE", "SOURCE", "PUBLISHED BY");
-    for p in body["policies"].as_array().cloned().unwrap_or_default() {
+    for p in list.policies {
         println!(
             "{:<24} {:<10} {:<10} {:<32} {:<22} {}",
-            p["name"].as_str().unwrap_or_default(),
-            p["version"].as_str().unwrap_or_default(),
-            p["mode"].as_str().unwrap_or_default(),
-            truncate(p["source"].as_str().unwrap_or_default(), 32),
-            p["published_by"].as_str().unwrap_or_default(),
-            &p["digest"].as_str().unwrap_or_default().chars().take(16).collect::<String>()
+            p.name,
+            p.version,
+            p.mode,
+            truncate(p.source.as_deref().unwrap_or_default(), 32),
+            p.published_by,
+            &p.digest.chars().take(16).collect::<String>()
         );
-        if p["loaded"] == serde_json::json!(false) {
+        if !p.loaded {
             println!(
                 "  NOT LOADED on this replica: {} (every proposal it judges goes to a person)",
-                p["why"].as_str().unwrap_or("no reason given")
+                p.why.as_deref().unwrap_or("no reason given")
             );
         }
     }

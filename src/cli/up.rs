@@ -2,15 +2,15 @@
 //! default), with the sandbox Fiken and Folio and the example policies. For
 //! trying Bookkeeper in one command; production runs `serve <service>` per pod.
 
-use bookkeeper_core::config::Settings;
-use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bookkeeper_core::config::Settings;
 use bookkeeper_core::people::{Directory, Door, Person, Right};
 use bookkeeper_core::Store;
 use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Arguments of `up`.
 #[derive(Debug, Args)]

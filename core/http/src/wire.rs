@@ -182,3 +182,49 @@ pub mod accounting {
         pub size: usize,
     }
 }
+
+/// Review-E's answers that clients read (`bookkeeper policy push|list`).
+pub mod review {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    /// One policy of `GET /policies`: in force, or published but not loadable by
+    /// this replica (`loaded: false`, with `why`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListedPolicy {
+        /// Its name.
+        pub name: String,
+        /// Its version.
+        pub version: String,
+        /// SHA-256 of the component.
+        pub digest: String,
+        /// `enforcing` or `shadow`.
+        pub mode: String,
+        /// The proposal types it judges.
+        #[serde(default)]
+        pub applies_to: Vec<String>,
+        /// What it does (loaded policies).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        /// `upload` or `folder:<file>` (loaded policies).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub source: Option<String>,
+        /// Who published it.
+        pub published_by: String,
+        /// When (loaded policies).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub published_at: Option<DateTime<Utc>>,
+        /// Whether this replica could load it.
+        pub loaded: bool,
+        /// Why it could not (unloaded ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub why: Option<String>,
+    }
+
+    /// `GET /policies`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PolicyList {
+        /// The set, loaded ones first.
+        pub policies: Vec<ListedPolicy>,
+    }
+}

@@ -38,6 +38,7 @@ use bookkeeper_core::metrics::GaugeValue;
 use bookkeeper_core::people::{Directory, Door, Right};
 use bookkeeper_core::{ActionState, Store};
 use bookkeeper_http::trace::record_correlation_id;
+use bookkeeper_http::wire::review::{ListedPolicy, PolicyList};
 use bookkeeper_http::{auth, ApiError, ApiJson, Ops};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -256,27 +257,47 @@ async fn reject(
     Ok(Json(json!({"correlation_id": id, "decision": "rejected", "by": actor::user(&who), "position": position})))
 }
 
-async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<PolicyList>, ApiError> {
     if reviewer(&state, &headers).is_err() {
         author(&state, &headers)?;
     }
     state.registry.catch_up(&state.store).await?;
     let active = state.registry.current();
-    let policies: Vec<Value> = active
+    let mode = |m: Mode| match m {
+        Mode::Enforcing => "enforcing".to_string(),
+        Mode::Shadow => "shadow".to_string(),
+    };
+    let policies = active
         .provenance
         .values()
-        .map(|p| {
-            json!({"name": p.published.name, "version": p.published.version, "digest": p.published.digest,
-                   "mode": p.published.mode, "applies_to": p.published.applies_to,
-                   "description": p.published.description, "source": p.published.source,
-                   "published_by": p.actor, "published_at": p.at, "loaded": true})
+        .map(|p| ListedPolicy {
+            name: p.published.name.clone(),
+            version: p.published.version.clone(),
+            digest: p.published.digest.clone(),
+            mode: mode(p.published.mode),
+            applies_to: p.published.applies_to.clone(),
+            description: Some(p.published.description.clone()),
+            source: Some(p.published.source.clone()),
+            published_by: p.actor.clone(),
+            published_at: Some(p.at),
+            loaded: true,
+            why: None,
         })
-        .chain(active.unloaded.values().map(|u| {
-            json!({"name": u.name, "version": u.version, "digest": u.digest, "mode": u.mode,
-                   "applies_to": u.applies_to, "published_by": u.actor, "loaded": false, "why": u.why})
+        .chain(active.unloaded.values().map(|u| ListedPolicy {
+            name: u.name.clone(),
+            version: u.version.clone(),
+            digest: u.digest.clone(),
+            mode: mode(u.mode),
+            applies_to: u.applies_to.clone(),
+            description: None,
+            source: None,
+            published_by: u.actor.clone(),
+            published_at: None,
+            loaded: false,
+            why: Some(u.why.clone()),
         }))
         .collect();
-    Ok(Json(json!({ "policies": policies })))
+    Ok(Json(PolicyList { policies }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::retry::{retry_after, RetryPolicy};
+use crate::retry::{describe, retry_after, ReadFailure, RetryPolicy};
 use secrecy::{ExposeSecret, SecretString};
 
 /// A Fiken API token. Never printed.
@@ -291,7 +291,7 @@ impl FikenClient {
 
     /// The companies this token may use (not company-scoped).
     pub async fn companies(&self) -> Result<Vec<Company>, FikenError> {
-        let answer = self.send(Method::GET, &format!("{}/companies", self.base), None, false).await?;
+        let answer = self.read(&format!("{}/companies", self.base)).await?;
         let list: Vec<wire::Company> = decode(&answer.body)?;
         Ok(list.into_iter().filter_map(|c| Company::from_wire(c, None)).collect())
     }
@@ -299,7 +299,7 @@ impl FikenClient {
     /// This client's company (`GET /companies/{slug}`): [`FikenError::NotFound`]
     /// when the slug names none the token may use.
     pub async fn company(&self) -> Result<Company, FikenError> {
-        let answer = self.send(Method::GET, &self.url(""), None, false).await?;
+        let answer = self.read(&self.url("")).await?;
         let c: wire::Company = decode(&answer.body)?;
         Company::from_wire(c, Some(&self.company)).ok_or_else(|| FikenError::Decode("a company without a slug".into()))
     }
@@ -399,7 +399,7 @@ impl FikenClient {
 
     /// A purchase by id.
     pub async fn purchase(&self, id: i64) -> Result<Purchase, FikenError> {
-        let answer = self.send(Method::GET, &self.url(&format!("/purchases/{id}")), None, false).await?;
+        let answer = self.read(&self.url(&format!("/purchases/{id}"))).await?;
         let p: wire::Purchase = decode(&answer.body)?;
         purchase(p, Some(id)).ok_or_else(|| FikenError::Decode(format!("purchase {id} without an id")))
     }
@@ -407,7 +407,7 @@ impl FikenClient {
     /// The attachments of a purchase (`GET .../purchases/{id}/attachments`).
     pub async fn attachments(&self, purchase_id: i64) -> Result<Vec<Attachment>, FikenError> {
         let url = self.url(&format!("/purchases/{purchase_id}/attachments"));
-        let answer = self.send(Method::GET, &url, None, false).await?;
+        let answer = self.read(&url).await?;
         let list: Vec<wire::Attachment> = decode(&answer.body)?;
         Ok(list.into_iter().map(Attachment::from).collect())
     }
@@ -434,7 +434,7 @@ impl FikenClient {
                 return Err(cannot_tell("an attachment is served from an origin the token is not sent to"));
             }
             // Read like any other read (paced, retried).
-            match self.send(Method::GET, url, None, false).await {
+            match self.read(url).await {
                 Ok(answer) if answer.body == bytes => return Ok(true),
                 Ok(_) => {}
                 Err(e) => return Err(cannot_tell(&format!("an attachment could not be read back ({e})"))),
@@ -502,7 +502,7 @@ impl FikenClient {
 
     async fn create<B: serde::Serialize>(&self, path: &str, body: &B) -> Result<i64, FikenError> {
         let json = serde_json::to_vec(body).map_err(|e| FikenError::Decode(e.to_string()))?;
-        let answer = self.send(Method::POST, &self.url(path), Some(json), true).await?;
+        let answer = self.write(Method::POST, &self.url(path), Some(json)).await?;
         let location = answer
             .headers
             .get(reqwest::header::LOCATION)
@@ -565,13 +565,8 @@ impl FikenClient {
         Ok(Some(Answer { headers, body }))
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        json: Option<Vec<u8>>,
-        is_write: bool,
-    ) -> Result<Answer, FikenError> {
+    /// A write, retried only when it surely did not happen (see `write_outcome`).
+    async fn write(&self, method: Method, url: &str, json: Option<Vec<u8>>) -> Result<Answer, FikenError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -587,39 +582,31 @@ impl FikenClient {
                 let _turn = self.turn().await;
                 request.send().await
             };
-            if is_write {
-                if let Some(answer) = self.write_outcome(sent, attempt).await? {
-                    return Ok(answer);
-                }
-                continue;
+            if let Some(answer) = self.write_outcome(sent, attempt).await? {
+                return Ok(answer);
             }
-            let last = attempt >= self.retry.max_attempts;
-            let wait = match sent {
-                Ok(r) if r.status().is_success() => {
-                    let headers = r.headers().clone();
-                    let body = r.bytes().await.map_err(|e| FikenError::Unavailable(describe(&e)))?.to_vec();
-                    return Ok(Answer { headers, body });
-                }
-                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
-                    let after = retry_after(r.headers());
-                    if last || after.is_some_and(|a| a > self.retry.max_retry_after) {
-                        return Err(FikenError::RateLimited { retry_after: after });
-                    }
-                    after.unwrap_or_else(|| self.retry.backoff.delay(attempt - 1))
-                }
-                Ok(r) if r.status().is_server_error() && !last => self.retry.backoff.delay(attempt - 1),
-                Ok(r) if r.status().is_server_error() => {
-                    return Err(FikenError::Unavailable(format!("Fiken answered {}", r.status())))
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    return Err(classify(status, &r.text().await.unwrap_or_default()));
-                }
-                Err(e) if last => return Err(FikenError::Unavailable(describe(&e))),
-                Err(_) => self.retry.backoff.delay(attempt - 1),
-            };
-            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A read with retries ([`RetryPolicy::read`]), each attempt in its turn.
+    async fn read(&self, url: &str) -> Result<Answer, FikenError> {
+        let send = || async {
+            let request = self
+                .http
+                .get(url)
+                .bearer_auth(self.token.expose())
+                .header("X-Request-ID", uuid::Uuid::new_v4().to_string());
+            let _turn = self.turn().await;
+            request.send().await
+        };
+        let response = self.retry.read("Fiken", url, send).await.map_err(|failure| match failure {
+            ReadFailure::RateLimited(retry_after) => FikenError::RateLimited { retry_after },
+            ReadFailure::Unavailable(why) => FikenError::Unavailable(why),
+            ReadFailure::Refused(status, body) => classify(status, &body),
+        })?;
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| FikenError::Unavailable(describe(&e)))?.to_vec();
+        Ok(Answer { headers, body })
     }
 
     /// Every page of a list, 100 at a time.
@@ -629,7 +616,7 @@ impl FikenClient {
         loop {
             let separator = if path.contains('?') { '&' } else { '?' };
             let url = self.url(&format!("{path}{separator}page={page}&pageSize=100"));
-            let answer = self.send(Method::GET, &url, None, false).await?;
+            let answer = self.read(&url).await?;
             let mut items: Vec<T> = decode(&answer.body)?;
             out.append(&mut items);
             let pages: u32 = answer
@@ -694,15 +681,5 @@ fn classify(status: StatusCode, body: &str) -> FikenError {
         StatusCode::NOT_FOUND => FikenError::NotFound(message),
         StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => FikenError::Validation { message },
         _ => FikenError::Forbidden { status: status.as_u16(), message },
-    }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect".into()
-    } else {
-        "the connection failed".into()
     }
 }

@@ -22,7 +22,7 @@ use chrono::NaiveDate;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use crate::retry::{retry_after, RetryPolicy};
+use crate::retry::{describe, retry_after, ReadFailure, RetryPolicy};
 use bookkeeper_core::money::parse_decimal;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -299,44 +299,15 @@ impl FolioClient {
         serde_json::from_str(&text).map_err(|e| FolioError::Decode(format!("{path}: {e}")))
     }
 
-    /// GET with retries: reads are safe to repeat.
+    /// GET with retries: reads are safe to repeat ([`RetryPolicy::read`]).
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<reqwest::Response, FolioError> {
         let url = format!("{}{path}", self.base);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt >= self.retry.max_attempts;
-            let result = self.http.get(&url).query(query).bearer_auth(self.key.expose()).send().await;
-            let wait = match result {
-                Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
-                    let after = retry_after(r.headers());
-                    if last || after.is_some_and(|a| a > self.retry.max_retry_after) {
-                        return Err(FolioError::RateLimited { retry_after: after });
-                    }
-                    after.unwrap_or_else(|| self.retry.backoff.delay(attempt - 1))
-                }
-                Ok(r) if r.status().is_server_error() => {
-                    if last {
-                        return Err(FolioError::Unavailable(format!("{path}: Folio answered {}", r.status())));
-                    }
-                    self.retry.backoff.delay(attempt - 1)
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    let text = r.text().await.unwrap_or_default();
-                    return Err(classify(status, &text, path));
-                }
-                Err(e) => {
-                    if last {
-                        return Err(FolioError::Unavailable(format!("{path}: {}", describe(&e))));
-                    }
-                    self.retry.backoff.delay(attempt - 1)
-                }
-            };
-            tracing::debug!(path, attempt, wait_ms = wait.as_millis() as u64, "retrying a Folio read");
-            tokio::time::sleep(wait).await;
-        }
+        let send = || self.http.get(&url).query(query).bearer_auth(self.key.expose()).send();
+        self.retry.read("Folio", path, send).await.map_err(|failure| match failure {
+            ReadFailure::RateLimited(retry_after) => FolioError::RateLimited { retry_after },
+            ReadFailure::Unavailable(why) => FolioError::Unavailable(format!("{path}: {why}")),
+            ReadFailure::Refused(status, body) => classify(status, &body, path),
+        })
     }
 }
 
@@ -350,19 +321,6 @@ fn classify(status: StatusCode, body: &str, what: &str) -> FolioError {
 }
 
 /// A reqwest error without its URL (which could carry query data) or source chain noise.
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the answer was cut off"
-    } else {
-        "the connection failed"
-    };
-    kind.to_string()
-}
-
 fn decimal(text: &str) -> Result<i64, FolioError> {
     parse_decimal(text).map_err(|e| FolioError::Decode(e.to_string()))
 }

@@ -24,6 +24,9 @@ use bookkeeper_core::roles::Role;
 use bookkeeper_core::{
     ActionState, Append, EventType, Handler, HandlerError, RecordedEvent, Store, SubscriptionOptions, TypeFilter,
 };
+use bookkeeper_http::trace::CORRELATION_ID_HEADER;
+use bookkeeper_http::ErrorBody;
+use secrecy::{ExposeSecret, SecretString};
 
 use serenity::all::{
     ButtonStyle, ChannelId, CommandDataOptionValue, CommandInteraction, CommandOptionType, ComponentInteraction,
@@ -37,9 +40,6 @@ use serenity::interactions_endpoint::Verifier;
 use crate::accounting::AccountingReads;
 use crate::conversation::{Answer, AttachedDocument, Conversation, Message, ReplyTo};
 use crate::render;
-use bookkeeper_http::trace::CORRELATION_ID_HEADER;
-use bookkeeper_http::ErrorBody;
-use secrecy::{ExposeSecret, SecretString};
 
 /// Discord settings. `Debug` never prints the bot token or reviewer tokens.
 #[derive(Clone)]
