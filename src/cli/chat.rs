@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use bookkeeper_http::wire::accounting::StoredDocument;
+use bookkeeper_http::wire::book_e::{ChatAnswer, Notifications};
 use bookkeeper_http::ErrorBody;
 use clap::Args;
 use serde_json::{json, Value};
@@ -59,7 +60,7 @@ impl Client {
     }
 
     /// Sends one message; `@FILE` words attach files.
-    async fn say(&self, text: &str, document: Option<&Path>) -> anyhow::Result<Value> {
+    async fn say(&self, text: &str, document: Option<&Path>) -> anyhow::Result<ChatAnswer> {
         let mut words = Vec::new();
         let mut attached = match document {
             Some(p) => Some(self.upload(p).await?),
@@ -88,7 +89,7 @@ impl Client {
         if !status.is_success() {
             bail!("Book-E refused: {}", ErrorBody::text_of(status.as_u16(), &bytes));
         }
-        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+        serde_json::from_slice(&bytes).context("Book-E's answer could not be read")
     }
 
     async fn news(&mut self) -> anyhow::Result<Vec<String>> {
@@ -98,23 +99,16 @@ impl Client {
             .bearer_auth(&self.token)
             .send()
             .await?;
-        let body: Value = r.json().await.unwrap_or_default();
-        self.seen = body["next"].as_i64().unwrap_or(self.seen);
-        Ok(body["notifications"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|n| n["text"].as_str().map(String::from)).collect())
-            .unwrap_or_default())
+        let Ok(news) = r.json::<Notifications>().await else { return Ok(Vec::new()) };
+        self.seen = news.next.max(self.seen);
+        Ok(news.notifications.into_iter().map(|n| n.text).collect())
     }
 }
 
-fn print_answer(answer: &Value) {
-    println!("{}", answer["text"].as_str().unwrap_or_default());
-    for choice in answer["choices"].as_array().into_iter().flatten() {
-        println!(
-            "  • {}  →  {}",
-            choice["label"].as_str().unwrap_or_default(),
-            choice["command"].as_str().unwrap_or_default()
-        );
+fn print_answer(answer: &ChatAnswer) {
+    println!("{}", answer.text);
+    for choice in &answer.choices {
+        println!("  • {}  →  {}", choice.label, choice.command);
     }
 }
 

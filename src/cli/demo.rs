@@ -13,6 +13,7 @@ use accounting_api::folio::fake::{FakeFolio, SANDBOX_ACCOUNT};
 use accounting_api::sandbox::Fault;
 use anyhow::{bail, Context};
 use bookkeeper_core::{RecordedEvent, Store};
+use bookkeeper_http::wire::book_e::ChatAnswer;
 use serde_json::{json, Value};
 
 /// What the demo talks to.
@@ -50,11 +51,11 @@ impl Demo {
 
     async fn chat(&self, http: &reqwest::Client, text: &str, sha: &str, name: &str) -> anyhow::Result<String> {
         let body = json!({"text": text, "document": {"sha256": sha, "filename": name}});
-        let answer: Value =
+        let answer: ChatAnswer =
             http.post(format!("{}/chat", self.book_e)).bearer_auth(&self.you).json(&body).send().await?.json().await?;
         println!("   you: {text}");
-        println!("   Book-E: {}", answer["text"].as_str().unwrap_or_default());
-        answer["correlation_id"].as_str().map(String::from).context("Book-E made no proposal")
+        println!("   Book-E: {}", answer.text);
+        answer.correlation_id().map(String::from).context("Book-E made no proposal")
     }
 
     async fn until(&self, id: &str, done: impl Fn(&RecordedEvent) -> bool) -> anyhow::Result<Vec<RecordedEvent>> {

@@ -228,3 +228,64 @@ pub mod review {
         pub policies: Vec<ListedPolicy>,
     }
 }
+
+/// Book-E's answers that clients read (`bookkeeper chat`, the demo).
+pub mod book_e {
+    use serde::{Deserialize, Serialize};
+
+    /// An option Book-E offers when it asks.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Choice {
+        /// What the person sees.
+        pub label: String,
+        /// The command that picks it.
+        pub command: String,
+    }
+
+    /// `POST /chat`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ChatAnswer {
+        /// What Book-E says.
+        pub text: String,
+        /// The correlation id of the proposal made, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub correlation_id: Option<String>,
+        /// The same id under its earlier name. Deprecated: read `correlation_id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub proposal: Option<String>,
+        /// Options to pick from, when asking.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub choices: Vec<Choice>,
+    }
+
+    impl ChatAnswer {
+        /// The proposal's correlation id, from this release or an earlier one.
+        pub fn correlation_id(&self) -> Option<&str> {
+            self.correlation_id.as_deref().or(self.proposal.as_deref())
+        }
+    }
+
+    /// One item of `GET /chat/notifications`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Notification {
+        /// Its log position.
+        pub position: i64,
+        /// The action it is about.
+        #[serde(default)]
+        pub correlation_id: String,
+        /// The same id under its earlier name. Deprecated: read `correlation_id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub proposal: Option<String>,
+        /// What happened, in words.
+        pub text: String,
+    }
+
+    /// `GET /chat/notifications?after=N`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Notifications {
+        /// What happened to the caller's proposals after `N`.
+        pub notifications: Vec<Notification>,
+        /// The position to ask after next time.
+        pub next: i64,
+    }
+}

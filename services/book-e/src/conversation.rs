@@ -8,6 +8,7 @@ use bookkeeper_core::domain::{
 };
 use bookkeeper_core::event::actor;
 use bookkeeper_core::{Append, Clock, Store};
+use bookkeeper_http::wire::book_e::ChatAnswer;
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
@@ -51,14 +52,8 @@ pub struct Message {
     pub reply_to: ReplyTo,
 }
 
-/// A choice offered when Book-E needs the person to pick.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Choice {
-    /// What the person sees.
-    pub label: String,
-    /// The command that picks it.
-    pub command: String,
-}
+/// An option offered when asking (the wire type clients read).
+pub use bookkeeper_http::wire::book_e::Choice;
 
 /// Book-E's answer. On the wire: `text`, the `correlation_id` of the proposal made
 /// (if any), and `choices` when asking; `proposal` repeats the correlation id for
@@ -73,19 +68,21 @@ pub struct Answer {
     pub choices: Vec<Choice>,
 }
 
+impl From<&Answer> for ChatAnswer {
+    fn from(a: &Answer) -> ChatAnswer {
+        ChatAnswer {
+            text: a.text.clone(),
+            correlation_id: a.proposal.clone(),
+            // The name of earlier releases, kept for their clients.
+            proposal: a.proposal.clone(),
+            choices: a.choices.clone(),
+        }
+    }
+}
+
 impl Serialize for Answer {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("text", &self.text)?;
-        if let Some(id) = &self.proposal {
-            map.serialize_entry("correlation_id", id)?;
-            map.serialize_entry("proposal", id)?;
-        }
-        if !self.choices.is_empty() {
-            map.serialize_entry("choices", &self.choices)?;
-        }
-        map.end()
+        ChatAnswer::from(self).serialize(serializer)
     }
 }
 

@@ -28,9 +28,9 @@ use axum::{Json, Router};
 use bookkeeper_core::people::{Directory, Door, Right};
 use bookkeeper_core::{ActionState, EventType, Store, TypeFilter};
 use bookkeeper_http::wire::accounting::StoredDocument;
+use bookkeeper_http::wire::book_e::{Notification, Notifications};
 use bookkeeper_http::{auth, ApiError, ApiJson, Ops};
 use serde::Deserialize;
-use serde_json::json;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -133,7 +133,7 @@ async fn notifications(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<After>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Notifications>, ApiError> {
     let user = user(&state, &headers)?;
     let requester = bookkeeper_core::event::actor::user(&user);
     let mut types = EventType::action_types(&crate::discord::NEWS);
@@ -148,13 +148,17 @@ async fn notifications(
             let action = ActionState::fold(&story);
             let mine = action.counts(e) && action.requested_by() == Some(requester.as_str());
             if let (true, Some(text)) = (mine, render::notification(e)) {
-                // `proposal` is the deprecated name of `correlation_id`, kept for older clients.
-                out.push(json!({"position": e.position, "correlation_id": e.correlation_id,
-                                "proposal": e.correlation_id, "text": text}));
+                out.push(Notification {
+                    position: e.position,
+                    correlation_id: e.correlation_id.clone(),
+                    // The name of earlier releases, kept for their clients.
+                    proposal: Some(e.correlation_id.clone()),
+                    text,
+                });
             }
         }
         let next = batch.events.last().map(|e| e.position).unwrap_or(batch.next.position).max(q.after);
-        Ok::<_, bookkeeper_core::StoreError>(json!({"notifications": out, "next": next}))
+        Ok::<_, bookkeeper_core::StoreError>(Notifications { notifications: out, next })
     }
     .await;
     Ok(Json(result?))
