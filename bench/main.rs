@@ -19,7 +19,11 @@ use clap::{Parser, Subcommand};
 
 /// Measure Bookkeeper against its floors (PostgreSQL: `DATABASE_URL`).
 #[derive(Debug, Parser)]
-#[command(name = "bookkeeper-bench", version, about)]
+#[command(
+    name = "bookkeeper-bench",
+    version,
+    about = "Bookkeeper's benchmarks, each figure beside a floor measured in the same run"
+)]
 struct Cli {
     #[command(subcommand)]
     command: BenchCommand,

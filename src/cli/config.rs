@@ -18,24 +18,27 @@ pub struct ConfigArgs {
 }
 
 pub fn run(args: ConfigArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
     if args.markdown {
-        print!("{}", Settings::markdown_table());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let effective = settings.effective();
-    if args.json {
-        for (name, value, origin) in effective {
-            println!("{}", serde_json::json!({"name": name, "value": value, "from": origin}));
+        out.push_str(&Settings::markdown_table());
+    } else if args.json {
+        for (name, value, origin) in settings.effective() {
+            out.push_str(&format!("{}\n", serde_json::json!({"name": name, "value": value, "from": origin})));
         }
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        if let Some(file) = settings.file() {
+            out.push_str(&format!("# configuration file: {file}\n"));
+        }
+        let effective = settings.effective();
+        let width = effective.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+        out.push_str(&format!("{:<width$}  {:<11}  VALUE\n", "SETTING", "FROM"));
+        for (name, value, origin) in effective {
+            out.push_str(&format!("{name:<width$}  {origin:<11}  {value}\n"));
+        }
     }
-    if let Some(file) = settings.file() {
-        println!("# configuration file: {file}");
+    // Piped into `head`, the reader may close early: that is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
-    let width = effective.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
-    println!("{:<width$}  {:<11}  VALUE", "SETTING", "FROM");
-    for (name, value, origin) in effective {
-        println!("{name:<width$}  {origin:<11}  {value}");
-    }
-    Ok(ExitCode::SUCCESS)
 }
