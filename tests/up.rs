@@ -243,23 +243,15 @@ fn policy_new_scaffolds_against_the_released_sdk_or_the_one_given() {
         return;
     }
     let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/policy-sdk");
-    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "new", "with-path", "--sdk", sdk])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let built = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "build", "with-path"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let tested = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
-        .args(["policy", "test", "with-path"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(tested.status.success(), "{}", String::from_utf8_lossy(&tested.stdout));
+    // With the machine's cargo, as a policy author has it.
+    for args in [
+        &["policy", "new", "with-path", "--sdk", sdk][..],
+        &["policy", "build", "with-path"],
+        &["policy", "test", "with-path"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper")).args(args).current_dir(&dir).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "bookkeeper {}: {said}", args.join(" "));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

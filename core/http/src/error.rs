@@ -110,6 +110,9 @@ impl ApiError {
     }
 }
 
+/// The longest error text a client repeats.
+pub const MAX_ERROR_CHARS: usize = 300;
+
 /// The error body on the wire, for servers and the clients that read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -131,23 +134,20 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// What an error answer says, from its body, whatever release sent it: the
     /// shared shape, Review-E's earlier `{"code", "message"}`, or plain text.
+    ///
+    /// The text is the server's word, shown to people (a terminal, a Discord
+    /// message): at most [`MAX_ERROR_CHARS`] characters, control characters blanked.
     pub fn text_of(status: u16, body: &[u8]) -> String {
-        if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
-            if !parsed.error.is_empty() {
-                return parsed.error;
-            }
-            if let Some(m) = parsed.message.filter(|m| !m.is_empty()) {
-                return m;
-            }
+        let said = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(parsed) if !parsed.error.is_empty() => parsed.error,
+            Ok(parsed) if parsed.message.as_ref().is_some_and(|m| !m.is_empty()) => parsed.message.unwrap_or_default(),
+            // A whole HTML page from a proxy, or nothing.
+            _ => String::from_utf8_lossy(body).trim().to_string(),
+        };
+        if said.is_empty() || said.starts_with('{') {
+            return format!("answered {status}");
         }
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.is_empty() || text.starts_with('{') {
-            format!("answered {status}")
-        } else {
-            // Bounded: an answer may be a whole HTML page from a proxy.
-            text.chars().take(300).collect()
-        }
+        bookkeeper_core::subscription::safe_text(&said, MAX_ERROR_CHARS)
     }
 }
 
@@ -162,6 +162,10 @@ mod tests {
         assert_eq!(ErrorBody::text_of(409, br#"{"code":409,"message":"already decided"}"#), "already decided");
         assert_eq!(ErrorBody::text_of(502, b"Bad gateway"), "Bad gateway");
         assert_eq!(ErrorBody::text_of(500, b""), "answered 500");
-        assert_eq!(ErrorBody::text_of(500, &[b'x'; 10_000]).len(), 300);
+        assert_eq!(ErrorBody::text_of(500, &[b'x'; 10_000]).chars().count(), MAX_ERROR_CHARS + 1, "cut, with …");
+        // A hostile server's error, however it is sent: bounded, no terminal escapes.
+        let long = serde_json::json!({"error": format!("\u{1b}[2Jwiped{}", "y".repeat(5000))}).to_string();
+        let shown = ErrorBody::text_of(409, long.as_bytes());
+        assert!(shown.chars().count() <= MAX_ERROR_CHARS + 1 && !shown.contains('\u{1b}'), "{shown}");
     }
 }
