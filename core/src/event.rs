@@ -33,6 +33,8 @@ pub mod status {
     pub const COMPLETED: &str = "COMPLETED";
     pub const REPORTED: &str = "REPORTED";
     pub const PARKED: &str = "PARKED";
+    pub const SIGNED_IN: &str = "SIGNED_IN";
+    pub const SIGNED_OUT: &str = "SIGNED_OUT";
 }
 
 /// Well-known actors.

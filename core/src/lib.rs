@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod config;
 pub mod connect;
+pub mod document;
 pub mod domain;
 pub mod error;
 pub mod event;

@@ -37,6 +37,10 @@ pub enum EventType {
     MonthlyCostReport,
     /// A subscription gave up on an event it can never handle and moved past it.
     SubscriptionEventParked,
+    /// A person signed in to the review desk (a session began).
+    DeskSessionStarted,
+    /// A person signed out of the review desk (the session ends on every replica).
+    DeskSessionEnded,
 }
 
 impl EventType {
@@ -52,6 +56,8 @@ impl EventType {
             EventType::ComplianceCheckCompleted,
             EventType::MonthlyCostReport,
             EventType::SubscriptionEventParked,
+            EventType::DeskSessionStarted,
+            EventType::DeskSessionEnded,
         ]);
         all
     }
@@ -67,6 +73,8 @@ impl EventType {
             "ComplianceCheckCompleted" => EventType::ComplianceCheckCompleted,
             "MonthlyCostReport" => EventType::MonthlyCostReport,
             "SubscriptionEventParked" => EventType::SubscriptionEventParked,
+            "DeskSessionStarted" => EventType::DeskSessionStarted,
+            "DeskSessionEnded" => EventType::DeskSessionEnded,
             _ => return None,
         })
     }
@@ -80,6 +88,8 @@ impl EventType {
             EventType::ComplianceCheckCompleted => "ComplianceCheckCompleted".into(),
             EventType::MonthlyCostReport => "MonthlyCostReport".into(),
             EventType::SubscriptionEventParked => "SubscriptionEventParked".into(),
+            EventType::DeskSessionStarted => "DeskSessionStarted".into(),
+            EventType::DeskSessionEnded => "DeskSessionEnded".into(),
         }
     }
 

@@ -30,6 +30,7 @@ pub fn postgres() -> Migrator {
         migration!(8, "appenders lock", "../../migrations/postgres/0008_appenders_lock.sql"),
         migration!(9, "read models", "../../migrations/postgres/0009_read_models.sql"),
         migration!(10, "proposal facts", "../../migrations/postgres/0010_proposal_facts.sql"),
+        migration!(11, "desk sessions", "../../migrations/postgres/0011_desk_sessions.sql"),
     ])
 }
 

@@ -64,6 +64,8 @@ pub struct AppState {
     pub presses: Option<Arc<PressConfig>>,
     /// Book-E's token for presses it saw over the gateway, if those are allowed.
     pub asserted_press_token: Option<SecretString>,
+    /// The review desk's sessions and document renderer.
+    pub desk: Arc<crate::desk::Desk>,
 }
 
 /// The API router.
@@ -90,6 +92,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/policies/{name}", delete(retire_policy))
         .route("/discord/press", post(signed_press))
         .route("/discord/asserted-press", post(asserted_press))
+        .merge(crate::desk::router(max_upload_bytes))
         .with_state(state)
         .merge(ops.router());
     bookkeeper_http::edge(app, "review-e")
@@ -262,12 +265,17 @@ async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Res
         author(&state, &headers)?;
     }
     state.registry.catch_up(&state.store).await?;
-    let active = state.registry.current();
+    Ok(Json(PolicyList { policies: listed_policies(&state.registry.current()) }))
+}
+
+/// The active set as `GET /policies` and the desk list it: loaded policies, then
+/// those published but not loaded here.
+pub fn listed_policies(active: &crate::registry::ActiveSet) -> Vec<ListedPolicy> {
     let mode = |m: Mode| match m {
         Mode::Enforcing => "enforcing".to_string(),
         Mode::Shadow => "shadow".to_string(),
     };
-    let policies = active
+    active
         .provenance
         .values()
         .map(|p| ListedPolicy {
@@ -296,8 +304,7 @@ async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Res
             loaded: false,
             why: Some(u.why.clone()),
         }))
-        .collect();
-    Ok(Json(PolicyList { policies }))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]

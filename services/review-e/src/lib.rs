@@ -6,11 +6,13 @@
 //! - [`publish`] and [`folder`]: changing the rules, by upload or by file.
 //! - [`decide`]: the subscription that turns proposals into decisions.
 //! - [`review`] and [`http`]: decisions by people, over HTTP.
+//! - [`desk`]: the review desk, web pages for reviewers and policy authors.
 //!
 //! [`ReviewE`] wires them into one service.
 
 pub mod backtest;
 pub mod decide;
+pub mod desk;
 pub mod folder;
 pub mod http;
 pub mod policy;
@@ -64,6 +66,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// How long a dead replica's claim on deciding lasts (`BOOKKEEPER_LEASE_TTL_SECS`).
     pub lease_ttl: Duration,
+    /// The review desk (`REVIEW_E_DESK_*`).
+    pub desk: desk::DeskConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -77,6 +81,7 @@ impl std::fmt::Debug for Config {
             .field("asserted_presses", &self.asserted_press_token.is_some())
             .field("limits", &self.limits)
             .field("poll_interval", &self.poll_interval)
+            .field("desk", &self.desk)
             .finish()
     }
 }
@@ -92,6 +97,7 @@ impl Default for Config {
             limits: Limits::default(),
             poll_interval: Duration::from_secs(1),
             lease_ttl: SubscriptionOptions::default().lease_ttl,
+            desk: desk::DeskConfig::default(),
         }
     }
 }
@@ -140,6 +146,16 @@ impl Config {
             config.limits.max_component_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
         }
         config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
+        if let Some(key) = settings.secret("REVIEW_E_DESK_SESSION_KEY") {
+            config.desk.key = Some(desk::session::SessionKey::new(key).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        if let Some(secs) = settings.number("REVIEW_E_DESK_SESSION_SECS")? {
+            config.desk.session_lifetime = Duration::from_secs(secs.clamp(60, 30 * 24 * 3600));
+        }
+        config.desk.public_url = settings.text("REVIEW_E_DESK_URL").map(|u| u.trim_end_matches('/').to_string());
+        if let Some(program) = settings.text("REVIEW_E_DESK_PDFTOPPM") {
+            config.desk.pdftoppm = PathBuf::from(program);
+        }
         Ok(config)
     }
 }
@@ -150,6 +166,7 @@ pub struct ReviewE {
     listener: TcpListener,
     store: Store,
     registry: Registry,
+    desk: Arc<desk::Desk>,
     config: Config,
 }
 
@@ -161,12 +178,24 @@ impl ReviewE {
         registry.catch_up(&store).await.context("loading the published policies")?;
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding Review-E to {}", config.addr))?;
-        Ok(ReviewE { listener, store, registry, config })
+        let desk = Arc::new(desk::Desk::new(&config.desk));
+        Ok(ReviewE { listener, store, registry, desk, config })
     }
 
     /// The port the API listens on.
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// The desk's address: `REVIEW_E_DESK_URL`, or this listener's.
+    pub fn desk_url(&self) -> String {
+        self.config.desk.public_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}/desk", self.port()))
+    }
+
+    /// A one-time sign-in link to the desk for `person` (a canonical id), valid
+    /// for 15 minutes (what `up` prints for its local reviewer).
+    pub fn desk_sign_in_link(&self, person: &str) -> String {
+        desk::sign_in_link(self.desk.key(), &self.desk_url(), person)
     }
 
     /// The policy registry (for tests and the binary's `up`).
@@ -200,6 +229,7 @@ impl ReviewE {
             people: Arc::new(self.config.people.clone()),
             presses: self.config.presses.clone().map(Arc::new),
             asserted_press_token: self.config.asserted_press_token.clone(),
+            desk: self.desk.clone(),
         };
         let app = http::router(state, self.config.limits.max_component_bytes);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(stop.stopped());

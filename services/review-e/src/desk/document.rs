@@ -1,0 +1,136 @@
+//! Showing a receipt or invoice without trusting it: PDF pages become PNG images
+//! made by poppler's `pdftoppm` in a child process with a deadline (the browser
+//! never opens the PDF itself, so nothing in it can run on the desk's origin);
+//! PNG and JPEG are served as images under a policy that lets nothing run; HEIC
+//! and anything else is offered as a download.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+/// A document's pages, rendered.
+pub type Pages = Arc<Vec<Vec<u8>>>;
+
+/// The most pages of one PDF shown.
+pub const MAX_PAGES: usize = 10;
+
+/// How long one rendering may take.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Documents whose pages are kept rendered.
+const CACHED_DOCUMENTS: usize = 16;
+
+/// Why a PDF could not be shown. The reviewer can still download it.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// pdftoppm is not installed (or not where `REVIEW_E_DESK_PDFTOPPM` says).
+    #[error("PDF pages cannot be shown here (pdftoppm is not available); download the document instead")]
+    Unavailable,
+    /// It took too long.
+    #[error("the PDF took too long to render; download it instead")]
+    TimedOut,
+    /// pdftoppm could not read it.
+    #[error("the PDF could not be rendered; download it instead")]
+    Failed,
+}
+
+/// Renders PDF pages, a few at a time, and keeps the last few documents' pages.
+pub struct Renderer {
+    program: PathBuf,
+    running: Semaphore,
+    cache: Mutex<VecDeque<(String, Pages)>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").field("program", &self.program).finish()
+    }
+}
+
+impl Renderer {
+    /// A renderer running `program` (normally `pdftoppm`).
+    pub fn new(program: impl Into<PathBuf>) -> Renderer {
+        Renderer { program: program.into(), running: Semaphore::new(2), cache: Mutex::new(VecDeque::new()) }
+    }
+
+    /// The pages of the PDF `bytes` (content hash `sha256`) as PNG images, the
+    /// first [`MAX_PAGES`] of them.
+    pub async fn pages(&self, sha256: &str, bytes: &[u8]) -> Result<Pages, RenderError> {
+        if let Some(found) = self.cached(sha256) {
+            return Ok(found);
+        }
+        let _turn = self.running.acquire().await.map_err(|_| RenderError::Failed)?;
+        if let Some(found) = self.cached(sha256) {
+            return Ok(found);
+        }
+        let pages = Arc::new(self.render(bytes).await?);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.push_back((sha256.to_string(), pages.clone()));
+            while cache.len() > CACHED_DOCUMENTS {
+                cache.pop_front();
+            }
+        }
+        Ok(pages)
+    }
+
+    fn cached(&self, sha256: &str) -> Option<Pages> {
+        let cache = self.cache.lock().ok()?;
+        cache.iter().find(|(s, _)| s == sha256).map(|(_, p)| p.clone())
+    }
+
+    async fn render(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, RenderError> {
+        let dir = std::env::temp_dir().join(format!("bookkeeper-desk-{}", uuid::Uuid::new_v4().simple()));
+        let result = self.render_in(&dir, bytes).await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        result
+    }
+
+    async fn render_in(&self, dir: &std::path::Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, RenderError> {
+        tokio::fs::create_dir_all(dir).await.map_err(|_| RenderError::Failed)?;
+        let input = dir.join("document.pdf");
+        tokio::fs::write(&input, bytes).await.map_err(|_| RenderError::Failed)?;
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(["-png", "-r", "110", "-f", "1", "-l", &MAX_PAGES.to_string()])
+            .arg(&input)
+            .arg(dir.join("page"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => RenderError::Unavailable,
+            _ => RenderError::Failed,
+        })?;
+        let status = match tokio::time::timeout(DEADLINE, child.wait_with_output()).await {
+            Err(_) => return Err(RenderError::TimedOut),
+            Ok(Err(_)) => return Err(RenderError::Failed),
+            Ok(Ok(output)) => output.status,
+        };
+        if !status.success() {
+            return Err(RenderError::Failed);
+        }
+        // `page-1.png`, or `page-01.png` with ten or more pages: by the number.
+        let mut pages: Vec<(u32, PathBuf)> = Vec::new();
+        let mut entries = tokio::fs::read_dir(dir).await.map_err(|_| RenderError::Failed)?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let number = name.strip_prefix("page-").and_then(|n| n.strip_suffix(".png")).and_then(|n| n.parse().ok());
+            if let Some(n) = number {
+                pages.push((n, entry.path()));
+            }
+        }
+        pages.sort();
+        let mut out = Vec::new();
+        for (_, path) in pages {
+            out.push(tokio::fs::read(path).await.map_err(|_| RenderError::Failed)?);
+        }
+        if out.is_empty() {
+            return Err(RenderError::Failed);
+        }
+        Ok(out)
+    }
+}
