@@ -6,6 +6,7 @@ mod config;
 mod connect;
 mod cron;
 mod demo;
+mod desk;
 mod events;
 mod facts;
 mod people;
@@ -89,6 +90,9 @@ enum Command {
     /// The people directory: hash a token, check a file.
     #[command(subcommand)]
     People(people::PeopleCommand),
+    /// The review desk (Review-E's web pages): a sign-in link for a person.
+    #[command(subcommand)]
+    Desk(desk::DeskCommand),
     /// Going live: check real credentials for Fiken, Folio or Discord (read-only).
     #[command(subcommand)]
     Connect(connect::ConnectCommand),
@@ -144,6 +148,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => return chat::run(args).await,
         Command::Connect(command) => return connect::run(command, &settings).await,
         Command::People(command) => return people::run(command, &settings),
+        Command::Desk(command) => return desk::run(command, &settings),
         Command::Config(args) => return config::run(args, &settings),
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
@@ -182,6 +187,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         | Command::Bench(_)
         | Command::Chat(_)
         | Command::People(_)
+        | Command::Desk(_)
         | Command::Connect(_)
         | Command::Config(_) => {
             Ok(ExitCode::SUCCESS) // handled above

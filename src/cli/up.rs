@@ -89,7 +89,8 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
     let mut book_e = book_e::Config::from_settings(&settings)?;
     // The people directory: the one configured, or you and a reviewer with local
     // tokens (kept as hashes in .bookkeeper/people.json, so its format is there to copy).
-    if review.people.is_empty() && book_e.people.is_empty() {
+    let generated_people = review.people.is_empty() && book_e.people.is_empty();
+    if generated_people {
         let people = Directory::new(vec![
             Person::new("you").may_also(Right::Propose).with_token(Door::BookE, &you),
             Person::new("reviewer")
@@ -135,6 +136,10 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
     let review = review_e::ReviewE::build(review, store.clone()).await?;
     let review_url = format!("http://127.0.0.1:{}", review.port());
     let registry = review.registry().clone();
+    let desk_url = review.desk_url();
+    // A link only for the reviewer `up` made: a configured directory's people
+    // get theirs from `bookkeeper desk link`.
+    let desk_link = generated_people.then(|| review.desk_sign_in_link("reviewer"));
     let book_e = book_e::BookE::build(book_e, store.clone()).await?;
     let book_e_url = format!("http://127.0.0.1:{}", book_e.port());
     let has_discord = book_e.has_discord();
@@ -180,7 +185,14 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
     println!("  Review-E (reviews)   {review_url}   GET /reviews/pending");
     println!("  Accounting API       {accounting_url}   GET /folio/balance");
     println!("  Cost API             {cost_url}   GET /costs/monthly");
+    println!("  Review desk (web)    {desk_url}");
     println!();
+    if let Some(link) = &desk_link {
+        println!("Open the review desk as `reviewer` (one-time link, valid 15 minutes):");
+        println!("  {link}");
+    } else {
+        println!("Sign in to the review desk with a desk token, or a link from `bookkeeper desk link <person>`.");
+    }
     println!("Chat with Book-E in another terminal:");
     println!("  export BOOK_E_URL={book_e_url} BOOKKEEPER_TOKEN={you}");
     println!("  bookkeeper chat");
