@@ -113,11 +113,10 @@ impl Browser {
 
     /// The first element matching a CSS selector; fails the test when none does.
     pub async fn find(&self, css: &str) -> Element {
-        self.try_find(css).await.unwrap_or_else(|| panic!("no `{css}` on {}", self.url_blocking_hint()))
-    }
-
-    fn url_blocking_hint(&self) -> &str {
-        "the current page (see the screenshots)"
+        match self.try_find(css).await {
+            Some(e) => e,
+            None => panic!("no `{css}` on {}: {}", self.url().await, self.page_text().await),
+        }
     }
 
     /// The first element matching a CSS selector, if any.
@@ -136,6 +135,16 @@ impl Browser {
         self.post(&format!("/element/{}/value", e.0), json!({"text": text})).await;
     }
 
+    /// An element's attribute or property (`value`, `disabled`, ...), as the page has it now.
+    pub async fn property(&self, e: &Element, name: &str) -> Value {
+        self.get(&format!("/element/{}/property/{name}", e.0)).await
+    }
+
+    /// The cookies of the current page, with HttpOnly ones (the driver sees them all).
+    pub async fn cookies(&self) -> Vec<Value> {
+        self.get("/cookie").await.as_array().cloned().unwrap_or_default()
+    }
+
     /// An element's visible text.
     pub async fn text(&self, e: &Element) -> String {
         self.get(&format!("/element/{}/text", e.0)).await.as_str().unwrap_or_default().to_string()
@@ -143,8 +152,8 @@ impl Browser {
 
     /// The whole page's visible text.
     pub async fn page_text(&self) -> String {
-        let body = self.find("body").await;
-        self.text(&body).await
+        let text = self.script("return document.body ? document.body.innerText : ''").await;
+        text.as_str().unwrap_or_default().to_string()
     }
 
     /// Runs a script in the page and returns its value.
@@ -157,6 +166,34 @@ impl Browser {
         let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
             {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]});
         self.post("/actions", actions).await;
+    }
+
+    /// Waits (without reloading) until the address contains `part`: a click
+    /// returns before the navigation it starts has always finished.
+    pub async fn until_url(&self, part: &str) {
+        let started = Instant::now();
+        loop {
+            let url = self.url().await;
+            if url.contains(part) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "never got to `{part}`: at {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (without reloading, which could post a form again) until the page
+    /// says `text`, and returns the page's text.
+    pub async fn until_says(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let now = self.page_text().await;
+            if now.contains(text) {
+                return now;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "the page never said `{text}`: {now}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits until the page's text contains `text`, reloading every half second.

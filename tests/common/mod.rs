@@ -6,6 +6,8 @@
 // Each test crate uses part of this.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -343,7 +343,7 @@ pub fn action(chrome: &Chrome<'_>, view: &ActionView, page: &ActionPage<'_>) -> 
                         dl.facts {
                             @if let serde_json::Value::Object(facts) = serde_json::to_value(&record.facts).unwrap_or_default() {
                                 @for (k, v) in facts {
-                                    dt { (k.replace('_', " ")) } dd { (match v { serde_json::Value::String(s) => s, other => other.to_string() }) }
+                                    dt { (k.replace('_', " ")) } dd { (fact(&v)) }
                                 }
                             }
                         }
@@ -387,6 +387,19 @@ pub fn action(chrome: &Chrome<'_>, view: &ActionView, page: &ActionPage<'_>) -> 
             }
         },
     )
+}
+
+/// A fact as a person reads it: nested facts (a vendor's history) as
+/// `name value` pairs, nothing as a dash.
+fn fact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "—".into(),
+        serde_json::Value::Object(o) => {
+            o.iter().map(|(k, v)| format!("{} {}", k.replace('_', " "), fact(v))).collect::<Vec<_>>().join(", ")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn decide(view: &ActionView, page: &ActionPage<'_>, base: &str, csrf: &str) -> Markup {

@@ -183,7 +183,7 @@ async fn a_session_is_signed_begun_in_the_log_and_ended_everywhere_by_sign_out()
     let csp = queue.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(queue.headers()["x-frame-options"], "DENY");
-    assert_eq!(queue.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(queue.headers()["referrer-policy"], "same-origin");
     assert!(queue.text().await.unwrap().contains("Signed in as"));
 
     // The log says who signed in (Review-E may append it as its role).
