@@ -54,6 +54,14 @@ async fn up_runs_everything_and_a_receipt_goes_all_the_way() {
     let cost = after(&banner, "Cost API").to_string();
     let you = after(&banner, "BOOKKEEPER_TOKEN=").to_string();
     let reviewer = after(&banner, "REVIEWER_TOKEN=").to_string();
+    // The review desk, and a one-time sign-in link for the local reviewer.
+    let desk = after(&banner, "Review desk (web)").to_string();
+    assert_eq!(desk, format!("{review_e}/desk"));
+    let link = after(&banner, "valid 15 minutes):").to_string();
+    assert!(link.starts_with(&format!("{desk}/sign-in/link?t=")), "{banner}");
+    let confirm = reqwest::get(&link).await.unwrap();
+    assert_eq!(confirm.status(), 200);
+    assert!(confirm.text().await.unwrap().contains("Sign in as reviewer"));
 
     let chat = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
