@@ -222,7 +222,8 @@ async fn the_review_desk_in_a_real_browser() {
 
     // Ola signs in with a one-time link from `bookkeeper desk link`.
     let out = bookkeeper()
-        .args(["desk", "link", "ola", "--url", &format!("{base}/desk")])
+        .args(["desk", "link", "ola", "--by", "kari", "--url", &format!("{base}/desk")])
+        .env("DATABASE_URL", db.role_url("review_e"))
         .env("REVIEW_E_DESK_SESSION_KEY", KEY)
         .env("BOOKKEEPER_PEOPLE", &people_file)
         .output()
@@ -313,7 +314,9 @@ async fn the_review_desk_in_a_real_browser() {
         .store
         .read_waiting(
             bookkeeper_core::Cursor::START,
-            &bookkeeper_core::TypeFilter::of(["DeskSessionStarted".to_string(), "DeskSessionEnded".to_string()]),
+            &bookkeeper_core::TypeFilter::of(
+                ["DeskSignInLinkIssued", "DeskSessionStarted", "DeskSessionEnded"].map(String::from),
+            ),
             100,
             Duration::ZERO,
         )
@@ -325,6 +328,7 @@ async fn the_review_desk_in_a_real_browser() {
         [
             ("DeskSessionStarted", "user:kari"),
             ("DeskSessionEnded", "user:kari"),
+            ("DeskSignInLinkIssued", "user:kari"),
             ("DeskSessionStarted", "user:ola"),
             ("DeskSessionEnded", "user:ola"),
             ("DeskSessionStarted", "user:kari"),

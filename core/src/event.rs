@@ -33,6 +33,7 @@ pub mod status {
     pub const COMPLETED: &str = "COMPLETED";
     pub const REPORTED: &str = "REPORTED";
     pub const PARKED: &str = "PARKED";
+    pub const ISSUED: &str = "ISSUED";
     pub const SIGNED_IN: &str = "SIGNED_IN";
     pub const SIGNED_OUT: &str = "SIGNED_OUT";
 }

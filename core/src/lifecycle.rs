@@ -37,6 +37,9 @@ pub enum EventType {
     MonthlyCostReport,
     /// A subscription gave up on an event it can never handle and moved past it.
     SubscriptionEventParked,
+    /// A one-time sign-in link to the review desk was issued (by Review-E, or by
+    /// an operator with Review-E's database role): only an issued link signs in.
+    DeskSignInLinkIssued,
     /// A person signed in to the review desk (a session began).
     DeskSessionStarted,
     /// A person signed out of the review desk (the session ends on every replica).
@@ -56,6 +59,7 @@ impl EventType {
             EventType::ComplianceCheckCompleted,
             EventType::MonthlyCostReport,
             EventType::SubscriptionEventParked,
+            EventType::DeskSignInLinkIssued,
             EventType::DeskSessionStarted,
             EventType::DeskSessionEnded,
         ]);
@@ -73,6 +77,7 @@ impl EventType {
             "ComplianceCheckCompleted" => EventType::ComplianceCheckCompleted,
             "MonthlyCostReport" => EventType::MonthlyCostReport,
             "SubscriptionEventParked" => EventType::SubscriptionEventParked,
+            "DeskSignInLinkIssued" => EventType::DeskSignInLinkIssued,
             "DeskSessionStarted" => EventType::DeskSessionStarted,
             "DeskSessionEnded" => EventType::DeskSessionEnded,
             _ => return None,
@@ -88,6 +93,7 @@ impl EventType {
             EventType::ComplianceCheckCompleted => "ComplianceCheckCompleted".into(),
             EventType::MonthlyCostReport => "MonthlyCostReport".into(),
             EventType::SubscriptionEventParked => "SubscriptionEventParked".into(),
+            EventType::DeskSignInLinkIssued => "DeskSignInLinkIssued".into(),
             EventType::DeskSessionStarted => "DeskSessionStarted".into(),
             EventType::DeskSessionEnded => "DeskSessionEnded".into(),
         }

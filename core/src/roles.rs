@@ -106,6 +106,8 @@ impl Role {
                     out.push(grant(t, Actor::Named("review-e"), s));
                     out.push(grant(t, Actor::Person, s));
                 }
+                out.push(grant(EventType::DeskSignInLinkIssued, Actor::Named("review-e"), status::ISSUED));
+                out.push(grant(EventType::DeskSignInLinkIssued, Actor::Person, status::ISSUED));
                 out.push(grant(EventType::DeskSessionStarted, Actor::Person, status::SIGNED_IN));
                 out.push(grant(EventType::DeskSessionEnded, Actor::Person, status::SIGNED_OUT));
                 out.push(parked("review-e"));

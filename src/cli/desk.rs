@@ -5,28 +5,34 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bookkeeper_core::config::Settings;
+use bookkeeper_core::event::actor;
 use bookkeeper_core::people::{Directory, Right};
+use bookkeeper_core::Store;
 use clap::Subcommand;
 use review_e::desk::session::SessionKey;
 
 /// Subcommands of `bookkeeper desk`.
 #[derive(Debug, Subcommand)]
 pub enum DeskCommand {
-    /// Prints a sign-in link for a person, valid once for 15 minutes. Needs the
-    /// desk's key (`REVIEW_E_DESK_SESSION_KEY`, the one Review-E has) and its
-    /// address (`REVIEW_E_DESK_URL`, or `--url`).
+    /// Issues a sign-in link for a person, valid once for 15 minutes, recorded in
+    /// the log as issued by you. Needs the desk's key (`REVIEW_E_DESK_SESSION_KEY`),
+    /// its address (`REVIEW_E_DESK_URL`, or `--url`) and Review-E's database
+    /// (`DATABASE_URL` of the `review_e` role): the key alone signs nobody in.
     Link {
         /// The person's id in the people directory.
         person: String,
+        /// Who issues it (your id in the people directory), recorded with the link.
+        #[arg(long = "by")]
+        issued_by: String,
         /// The desk's address, e.g. `https://books.example.com/desk`.
         #[arg(long)]
         url: Option<String>,
     },
 }
 
-pub fn run(command: DeskCommand, settings: &Settings) -> anyhow::Result<ExitCode> {
+pub async fn run(command: DeskCommand, store: Store, settings: &Settings) -> anyhow::Result<ExitCode> {
     match command {
-        DeskCommand::Link { person, url } => {
+        DeskCommand::Link { person, issued_by, url } => {
             let key = settings
                 .secret("REVIEW_E_DESK_SESSION_KEY")
                 .context("set REVIEW_E_DESK_SESSION_KEY to the key Review-E signs desk sessions with")?;
@@ -41,8 +47,12 @@ pub fn run(command: DeskCommand, settings: &Settings) -> anyhow::Result<ExitCode
                 if !known.may(Right::Review) && !known.may(Right::Publish) {
                     anyhow::bail!("{person} may neither review nor publish, so the desk would not let them in");
                 }
+                directory.person(&issued_by).context("--by: no such person in the people directory")?;
             }
-            println!("{}", review_e::desk::sign_in_link(&key, &url, &person));
+            let link = review_e::desk::issue_sign_in_link(&store, &key, &url, &person, &actor::user(&issued_by))
+                .await
+                .context("recording the link in the log (use Review-E's database role)")?;
+            println!("{link}");
             Ok(ExitCode::SUCCESS)
         }
     }

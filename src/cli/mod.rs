@@ -148,7 +148,6 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => return chat::run(args).await,
         Command::Connect(command) => return connect::run(command, &settings).await,
         Command::People(command) => return people::run(command, &settings),
-        Command::Desk(command) => return desk::run(command, &settings),
         Command::Config(args) => return config::run(args, &settings),
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
@@ -183,11 +182,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => report::audit(&store, args).await,
         Command::Stats(args) => report::stats(&store, args).await,
         Command::Facts(command) => facts::run(command, &store).await,
+        Command::Desk(command) => desk::run(command, store, &settings).await,
         Command::Migrate
         | Command::Bench(_)
         | Command::Chat(_)
         | Command::People(_)
-        | Command::Desk(_)
         | Command::Connect(_)
         | Command::Config(_) => {
             Ok(ExitCode::SUCCESS) // handled above

@@ -84,6 +84,8 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
     let reviewer = token();
     // `up` is the sandbox: a connector without credentials is its local fake.
     let mut accounting = accounting_api::Config::from_settings(&settings, true)?;
+    // The desk is on in `up`: one process, so a key made now serves.
+    settings.or_set("REVIEW_E_DESK_SESSION_KEY", format!("{}{}", token(), token()));
     let mut review = review_e::Config::from_settings(&settings)?;
     review.policy_dir = policies.or(review.policy_dir);
     let mut book_e = book_e::Config::from_settings(&settings)?;
@@ -139,7 +141,10 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
     let desk_url = review.desk_url();
     // A link only for the reviewer `up` made: a configured directory's people
     // get theirs from `bookkeeper desk link`.
-    let desk_link = generated_people.then(|| review.desk_sign_in_link("reviewer"));
+    let desk_link = match generated_people {
+        true => Some(review.desk_sign_in_link("reviewer").await.context("issuing a desk sign-in link")?),
+        false => None,
+    };
     let book_e = book_e::BookE::build(book_e, store.clone()).await?;
     let book_e_url = format!("http://127.0.0.1:{}", book_e.port());
     let has_discord = book_e.has_discord();

@@ -92,7 +92,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/policies/{name}", delete(retire_policy))
         .route("/discord/press", post(signed_press))
         .route("/discord/asserted-press", post(asserted_press))
-        .merge(crate::desk::router(max_upload_bytes))
+        .merge(crate::desk::router(state.clone(), max_upload_bytes))
         .with_state(state)
         .merge(ops.router());
     bookkeeper_http::edge(app, "review-e")

@@ -193,9 +193,9 @@ impl ReviewE {
     }
 
     /// A one-time sign-in link to the desk for `person` (a canonical id), valid
-    /// for 15 minutes (what `up` prints for its local reviewer).
-    pub fn desk_sign_in_link(&self, person: &str) -> String {
-        desk::sign_in_link(self.desk.key(), &self.desk_url(), person)
+    /// for 15 minutes, issued by Review-E (what `up` prints for its local reviewer).
+    pub async fn desk_sign_in_link(&self, person: &str) -> Result<String, bookkeeper_core::StoreError> {
+        desk::issue_sign_in_link(&self.store, self.desk.key(), &self.desk_url(), person, Role::ReviewE.actor()).await
     }
 
     /// The policy registry (for tests and the binary's `up`).

@@ -20,11 +20,18 @@ pub const MAX_PAGES: usize = 10;
 /// How long one rendering may take.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Documents whose pages are kept rendered.
+/// Documents whose pages (or whose failure) are kept.
 const CACHED_DOCUMENTS: usize = 16;
 
+/// The longest side of a rendered page, in pixels: a page declared a few metres
+/// wide cannot make a bitmap of gigabytes.
+const MAX_SIDE_PIXELS: &str = "1600";
+
+/// The most bytes of rendered pages read for one document.
+const MAX_RENDERED_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Why a PDF could not be shown. The reviewer can still download it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 pub enum RenderError {
     /// pdftoppm is not installed (or not where `REVIEW_E_DESK_PDFTOPPM` says).
     #[error("PDF pages cannot be shown here (pdftoppm is not available); download the document instead")]
@@ -41,7 +48,7 @@ pub enum RenderError {
 pub struct Renderer {
     program: PathBuf,
     running: Semaphore,
-    cache: Mutex<VecDeque<(String, Pages)>>,
+    cache: Mutex<VecDeque<(String, Result<Pages, RenderError>)>>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -57,49 +64,54 @@ impl Renderer {
     }
 
     /// The pages of the PDF `bytes` (content hash `sha256`) as PNG images, the
-    /// first [`MAX_PAGES`] of them.
+    /// first [`MAX_PAGES`] of them. A failure is kept like a success, so a PDF
+    /// made to be slow costs one deadline, not one per view.
     pub async fn pages(&self, sha256: &str, bytes: &[u8]) -> Result<Pages, RenderError> {
         if let Some(found) = self.cached(sha256) {
-            return Ok(found);
+            return found;
         }
         let _turn = self.running.acquire().await.map_err(|_| RenderError::Failed)?;
         if let Some(found) = self.cached(sha256) {
-            return Ok(found);
+            return found;
         }
-        let pages = Arc::new(self.render(bytes).await?);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.push_back((sha256.to_string(), pages.clone()));
-            while cache.len() > CACHED_DOCUMENTS {
-                cache.pop_front();
+        let rendered = self.render(bytes).await.map(Arc::new);
+        // Not installed is this machine's state, not the document's: tried again.
+        if !matches!(rendered, Err(RenderError::Unavailable)) {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.push_back((sha256.to_string(), rendered.clone()));
+                while cache.len() > CACHED_DOCUMENTS {
+                    cache.pop_front();
+                }
             }
         }
-        Ok(pages)
+        rendered
     }
 
-    fn cached(&self, sha256: &str) -> Option<Pages> {
+    fn cached(&self, sha256: &str) -> Option<Result<Pages, RenderError>> {
         let cache = self.cache.lock().ok()?;
         cache.iter().find(|(s, _)| s == sha256).map(|(_, p)| p.clone())
     }
 
     async fn render(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, RenderError> {
-        let dir = std::env::temp_dir().join(format!("bookkeeper-desk-{}", uuid::Uuid::new_v4().simple()));
-        let result = self.render_in(&dir, bytes).await;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        result
+        let dir = Scratch::new().map_err(|_| RenderError::Failed)?;
+        self.render_in(&dir.0, bytes).await
     }
 
     async fn render_in(&self, dir: &std::path::Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, RenderError> {
-        tokio::fs::create_dir_all(dir).await.map_err(|_| RenderError::Failed)?;
         let input = dir.join("document.pdf");
         tokio::fs::write(&input, bytes).await.map_err(|_| RenderError::Failed)?;
         let mut command = tokio::process::Command::new(&self.program);
         command
-            .args(["-png", "-r", "110", "-f", "1", "-l", &MAX_PAGES.to_string()])
+            .args(["-png", "-scale-to", MAX_SIDE_PIXELS, "-f", "1", "-l", &MAX_PAGES.to_string()])
             .arg(&input)
             .arg(dir.join("page"))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // A parser of what a requester uploaded: it gets none of Review-E's
+            // secrets (the database URL, the desk's key) through its environment.
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .kill_on_drop(true);
         let child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => RenderError::Unavailable,
@@ -125,12 +137,36 @@ impl Renderer {
         }
         pages.sort();
         let mut out = Vec::new();
+        let mut total = 0u64;
         for (_, path) in pages {
+            total += tokio::fs::metadata(&path).await.map(|m| m.len()).map_err(|_| RenderError::Failed)?;
+            if total > MAX_RENDERED_BYTES {
+                break;
+            }
             out.push(tokio::fs::read(path).await.map_err(|_| RenderError::Failed)?);
         }
         if out.is_empty() {
             return Err(RenderError::Failed);
         }
         Ok(out)
+    }
+}
+
+/// A private scratch folder (mode 0700), removed when dropped: also when the
+/// request that made it is cancelled half-way.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> std::io::Result<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("bookkeeper-desk-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

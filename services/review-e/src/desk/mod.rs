@@ -62,6 +62,8 @@ const COOKIE: &str = "desk_session";
 const PRE_COOKIE: &str = "desk_pre";
 /// The most proposals the queue lists.
 const MAX_QUEUE: usize = 200;
+/// The most waiting proposals the queue's filters look through.
+const MAX_SCANNED: usize = 2000;
 
 /// The desk's settings.
 #[derive(Debug, Clone)]
@@ -91,23 +93,31 @@ impl Default for DeskConfig {
 #[derive(Debug)]
 pub struct Desk {
     key: SessionKey,
+    /// Without a configured key the desk answers that it is not set up: a key
+    /// made per process would sign sessions other replicas refuse.
+    enabled: bool,
+    /// The origin of `REVIEW_E_DESK_URL` (`https://host`), which a change must come from.
+    origin: Option<String>,
     lifetime: Duration,
     secure_cookies: bool,
     renderer: Renderer,
 }
 
 impl Desk {
-    /// The desk of a configuration. Without a configured key it makes one, and
-    /// says what that costs.
+    /// The desk of a configuration. Without a configured key it is off, and says so.
     pub fn new(config: &DeskConfig) -> Desk {
-        let key = config.key.clone().unwrap_or_else(|| {
-            tracing::warn!(
-                "REVIEW_E_DESK_SESSION_KEY is not set: desk sessions end when this process stops and do not cross replicas"
-            );
-            SessionKey::ephemeral()
+        let enabled = config.key.is_some();
+        if !enabled {
+            tracing::warn!("REVIEW_E_DESK_SESSION_KEY is not set: the review desk (/desk) is off");
+        }
+        let origin = config.public_url.as_deref().and_then(|u| {
+            let (scheme, rest) = u.split_once("://")?;
+            Some(format!("{scheme}://{}", rest.split('/').next()?).to_ascii_lowercase())
         });
         Desk {
-            key,
+            key: config.key.clone().unwrap_or_else(SessionKey::ephemeral),
+            enabled,
+            origin,
             lifetime: config.session_lifetime,
             secure_cookies: config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
             renderer: Renderer::new(config.pdftoppm.clone()),
@@ -121,7 +131,7 @@ impl Desk {
 }
 
 /// The desk's routes, merged into Review-E's router.
-pub fn router(max_upload_bytes: usize) -> Router<AppState> {
+pub fn router(state: AppState, max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/desk", get(queue))
         .route("/desk/", get(queue))
@@ -146,7 +156,18 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/desk/audit", get(audit))
         .route("/desk/assets/desk.css", get(|| async { asset(pages::CSS, "text/css; charset=utf-8") }))
         .route("/desk/assets/desk.js", get(|| async { asset(pages::JS, "text/javascript; charset=utf-8") }))
+        .layer(axum::middleware::from_fn_with_state(state, desk_is_on))
         .layer(axum::middleware::from_fn(page_headers))
+}
+
+/// A desk without its key answers every page with how to turn it on.
+async fn desk_is_on(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.desk.enabled {
+        return next.run(request).await;
+    }
+    let chrome = Chrome { person: None, csrf: "" };
+    let message = "The review desk is off: set REVIEW_E_DESK_SESSION_KEY (32+ characters, the same on every Review-E replica) to turn it on.";
+    with_status(StatusCode::SERVICE_UNAVAILABLE, page(pages::error(&chrome, "The desk is off", message)))
 }
 
 /// What every desk answer carries: nothing runs but the desk's own script, no
@@ -307,17 +328,23 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, rights: &[Right]) -> R
     Ok(SignedIn { session, person, csrf })
 }
 
-/// A change must come from a page of this origin, carrying the session's token.
-fn same_origin(headers: &HeaderMap) -> Result<(), Refused> {
+/// A change must come from a page of this origin (the desk's public address when
+/// it is configured, else the host asked for), carrying the session's token.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
     let cross = || Refused::Page(StatusCode::FORBIDDEN, "this request came from another site and was refused".into());
     if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
         return Err(cross());
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let origin = origin.to_str().unwrap_or_default();
-        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or_default();
-        if origin_host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+        let origin = origin.to_str().unwrap_or_default().to_ascii_lowercase();
+        let same = match &state.desk.origin {
+            Some(public) => origin == *public,
+            None => {
+                let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                origin.split_once("://").is_some_and(|(_, h)| !h.is_empty() && h.eq_ignore_ascii_case(host))
+            }
+        };
+        if !same {
             return Err(cross());
         }
     }
@@ -325,7 +352,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Refused> {
 }
 
 fn check_csrf(state: &AppState, headers: &HeaderMap, signed: &SignedIn, presented: &str) -> Result<(), Refused> {
-    same_origin(headers)?;
+    same_origin(state, headers)?;
     if !state.desk.key.csrf_matches(&signed.session.id, presented) {
         return Err(Refused::Page(
             StatusCode::FORBIDDEN,
@@ -371,7 +398,7 @@ fn pre_csrf(state: &AppState, pre: &str) -> String {
 }
 
 fn check_pre_csrf(state: &AppState, headers: &HeaderMap, presented: &str) -> Result<(), Refused> {
-    same_origin(headers)?;
+    same_origin(state, headers)?;
     let ok =
         cookie(headers, PRE_COOKIE).is_some_and(|pre| state.desk.key.csrf_matches(&format!("pre:{pre}"), presented));
     if ok {
@@ -444,26 +471,27 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         );
     };
     let id = uuid::Uuid::new_v4().simple().to_string();
-    match start_session(&state, &person, &id, "token").await {
+    match start_session(&state, &person, &id, "token", ExpectedVersion::NoEvents).await {
         Ok(cookie) => signed_in_response(&state, &cookie, &next),
         Err(r) => refused(&state, &headers, "/desk", r),
     }
 }
 
-async fn start_session(state: &AppState, person: &Person, id: &str, via: &str) -> Result<String, Refused> {
+async fn start_session(
+    state: &AppState,
+    person: &Person,
+    id: &str,
+    via: &str,
+    expected: ExpectedVersion,
+) -> Result<String, Refused> {
     let lifetime = i64::try_from(state.desk.lifetime.as_secs()).unwrap_or(i64::MAX);
     let session = Session { id: id.to_string(), person: person.id.clone(), expires_at: now().saturating_add(lifetime) };
     let event =
         NewEvent::new(EventType::DeskSessionStarted.name(), person.actor(), status::SIGNED_IN, session.correlation())
             .with_payload(json!({"person": person.actor(), "via": via, "expires_at": session.expires_at}));
-    match state.store.append(Append::one(event).expecting(session.correlation(), ExpectedVersion::NoEvents)).await {
+    match state.store.append(Append::one(event).expecting(session.correlation(), expected)).await {
         Ok(_) => {}
-        Err(StoreError::VersionConflict { .. }) => {
-            return Err(Refused::Page(
-                StatusCode::CONFLICT,
-                "this sign-in link was used already; ask for a new one".into(),
-            ))
-        }
+        Err(StoreError::VersionConflict { .. }) => return Err(used_link()),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(person = %person.id, via, "signed in to the desk");
@@ -480,6 +508,10 @@ fn signed_in_response(state: &AppState, cookie: &str, next: &str) -> Response {
 struct LinkQuery {
     #[serde(default)]
     t: String,
+}
+
+fn used_link() -> Refused {
+    Refused::Page(StatusCode::CONFLICT, "this sign-in link was used already; ask for a new one".into())
 }
 
 fn bad_link() -> Refused {
@@ -516,7 +548,20 @@ async fn link_sign_in(State(state): State<AppState>, headers: HeaderMap, body: B
             .filter(|p| p.may(Right::Review) || p.may(Right::Publish))
             .cloned()
             .ok_or_else(bad_link)?;
-        start_session(&state, &person, &link.nonce, "link").await
+        // Only a link Review-E recorded as issued, for this person, and only once:
+        // the start must be the second event of the link's story.
+        let story = state.store.read_correlation(&session::correlation(&link.nonce)).await?;
+        let issued = story.iter().any(|e| {
+            EventType::parse(&e.event_type) == Some(EventType::DeskSignInLinkIssued)
+                && e.payload.get("person").and_then(|p| p.as_str()) == Some(person.actor().as_str())
+        });
+        if !issued {
+            return Err(bad_link());
+        }
+        if story.len() != 1 {
+            return Err(used_link());
+        }
+        start_session(&state, &person, &link.nonce, "link", ExpectedVersion::Exactly(1)).await
     }
     .await;
     match outcome {
@@ -581,7 +626,8 @@ async fn queue_items(state: &AppState, filter: &QueueFilter) -> Result<Vec<Actio
     };
     let requester = filter.requester.trim().trim_start_matches("user:");
     let mut items = Vec::new();
-    for pending in state.store.pending_reviews().await?.into_iter().take(MAX_QUEUE) {
+    // Filtered before the list is cut, so a filter finds what waits further down.
+    for pending in state.store.pending_reviews().await?.into_iter().take(MAX_SCANNED) {
         let Some(view) = ActionView::read(&state.store, &pending.correlation_id).await? else { continue };
         let minor = view.proposal.amount.as_ref().map(|m| m.minor);
         let keep = kind.is_none_or(|k| view.kind == Some(k))
@@ -604,7 +650,12 @@ async fn queue(State(state): State<AppState>, headers: HeaderMap, Query(filter):
         return see_other("/desk/policies");
     }
     match queue_items(&state, &filter).await {
-        Ok(items) => page(pages::queue(&signed.chrome(), &items, &filter, chrono::Utc::now(), None)),
+        Ok(mut items) => {
+            let more = items.len().saturating_sub(MAX_QUEUE);
+            items.truncate(MAX_QUEUE);
+            let note = (more > 0).then(|| format!("{more} more match; narrow the filters to see them"));
+            page(pages::queue(&signed.chrome(), &items, &filter, chrono::Utc::now(), note.as_deref()))
+        }
         Err(Refused::Page(status, message)) => {
             with_status(status, page(pages::queue(&signed.chrome(), &[], &filter, chrono::Utc::now(), Some(&message))))
         }
@@ -794,7 +845,7 @@ async fn document_original(
             HeaderValue::from_static(kind.map(|k| k.mime()).unwrap_or("application/octet-stream")),
         );
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         let extension = kind.map(|k| k.extension()).unwrap_or(".bin");
         let disposition = if inline { "inline" } else { "attachment" };
         let name = view.document.as_ref().map(|d| safe_filename(&d.filename, &sha, extension)).unwrap_or_default();
@@ -851,7 +902,7 @@ async fn document_page(
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(response)
     }
     .await;
@@ -946,7 +997,7 @@ async fn upload_candidate(State(state): State<AppState>, headers: HeaderMap, mut
     let outcome = async {
         // Who is asking is known before a byte of the body is read.
         let signed = signed_in(&state, &headers, &[Right::Publish]).await?;
-        same_origin(&headers)?;
+        same_origin(&state, &headers)?;
         let unreadable = |_| Refused::Page(StatusCode::BAD_REQUEST, "the upload could not be read".into());
         let (mut csrf, mut component) = (String::new(), None);
         while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
@@ -1101,9 +1152,28 @@ async fn audit(State(state): State<AppState>, headers: HeaderMap, Query(q): Quer
     outcome.unwrap_or_else(|r| refused(&state, &headers, "/desk/audit", r))
 }
 
-/// A sign-in link for `person`, valid for 15 minutes, at the desk's address.
-pub fn sign_in_link(key: &SessionKey, desk_url: &str, person: &str) -> String {
-    format!("{}/sign-in/link?t={}", desk_url.trim_end_matches('/'), key.sign_in_link(person, now()))
+/// Issues a one-time sign-in link for `person` (a canonical id), valid for 15
+/// minutes, at the desk's address: signed with the desk's key and recorded in the
+/// log as issued by `issuer` (`review-e`, or `user:<operator>`), which a link must
+/// be to sign anyone in.
+pub async fn issue_sign_in_link(
+    store: &bookkeeper_core::Store,
+    key: &SessionKey,
+    desk_url: &str,
+    person: &str,
+    issuer: &str,
+) -> Result<String, StoreError> {
+    let (token, link) = key.sign_in_link(person, now());
+    let event = NewEvent::new(
+        EventType::DeskSignInLinkIssued.name(),
+        issuer,
+        status::ISSUED,
+        session::correlation(&link.nonce),
+    )
+    .with_payload(json!({"person": actor::user(person), "issued_by": issuer, "expires_at": link.expires_at}));
+    store.append(Append::one(event).expecting(session::correlation(&link.nonce), ExpectedVersion::NoEvents)).await?;
+    tracing::info!(person, issuer, "a desk sign-in link was issued");
+    Ok(format!("{}/sign-in/link?t={token}", desk_url.trim_end_matches('/')))
 }
 
 #[cfg(test)]

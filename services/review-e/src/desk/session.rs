@@ -97,14 +97,15 @@ impl SessionKey {
     }
 
     /// A one-time sign-in link's token for `person`, valid for
-    /// [`LINK_LIFETIME_SECS`] from `now`.
-    pub fn sign_in_link(&self, person: &str, now: i64) -> String {
+    /// [`LINK_LIFETIME_SECS`] from `now`, and what it carries. It signs in only
+    /// once recorded as issued ([`super::issue_sign_in_link`]).
+    pub fn sign_in_link(&self, person: &str, now: i64) -> (String, Link) {
         let link = Link {
             person: person.to_string(),
             nonce: uuid::Uuid::new_v4().simple().to_string(),
             expires_at: now + LINK_LIFETIME_SECS,
         };
-        self.sign("link", &link)
+        (self.sign("link", &link), link)
     }
 
     /// The link a token stands for, if this key signed it and it is still valid.
@@ -183,7 +184,7 @@ mod tests {
         );
         assert_eq!(k.session(&forged, 0), None);
         // A link is not a session, and a session is not a link.
-        let link = k.sign_in_link("kari", 0);
+        let (link, _) = k.sign_in_link("kari", 0);
         assert_eq!(k.session(&link, 0), None);
         assert!(k.link(&cookie, 0).is_none());
         assert_eq!(k.link(&link, LINK_LIFETIME_SECS - 1).map(|l| l.person), Some("kari".into()));

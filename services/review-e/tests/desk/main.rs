@@ -287,39 +287,82 @@ async fn a_change_needs_the_sessions_csrf_token_and_this_origin_and_decides_as_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sign_in_link_works_once_and_not_after_it_expires() {
+async fn a_sign_in_link_works_once_only_if_issued_and_not_after_it_expires() {
     let Some(desk) = start().await else { return };
     let key = SessionKey::new(SecretString::new(KEY.into())).unwrap();
-    let link = review_e::desk::sign_in_link(&key, &format!("{}/desk", desk.base), "ola");
-    let path = link.strip_prefix(&desk.base).unwrap();
-    let use_link = || async {
-        let page = desk.http.get(format!("{}{path}", desk.base)).send().await.unwrap();
+    let link =
+        review_e::desk::issue_sign_in_link(&desk.db.store, &key, &format!("{}/desk", desk.base), "ola", "user:kari")
+            .await
+            .unwrap();
+    let path = link.strip_prefix(&desk.base).unwrap().to_string();
+    let d = &desk;
+    let use_link = |path: String| async move {
+        let page = d.http.get(format!("{}{path}", d.base)).send().await.unwrap();
         assert_eq!(page.status(), 200, "opening the link spends nothing");
         let (pre, _) = set_cookie(page.headers(), "desk_pre").unwrap();
         let html = page.text().await.unwrap();
         assert!(html.contains("Sign in as ola"), "{html}");
-        desk.http
-            .post(format!("{}/desk/sign-in/link", desk.base))
+        d.http
+            .post(format!("{}/desk/sign-in/link", d.base))
             .header("cookie", format!("desk_pre={pre}"))
             .form(&[("csrf", field(&html, "csrf")), ("link", field(&html, "link"))])
             .send()
             .await
             .unwrap()
     };
-    let first = use_link().await;
+    let first = use_link(path.clone()).await;
     assert_eq!(first.status(), 303);
     let (session, _) = set_cookie(first.headers(), "desk_session").unwrap();
     assert_eq!(desk.get("/desk", &session).await.status(), 200);
-    let again = use_link().await;
+    let again = use_link(path.clone()).await;
     assert_eq!(again.status(), 409);
     assert!(again.text().await.unwrap().contains("used already"));
+    // The log says who issued it, and that it was used.
+    let nonce = {
+        use base64::Engine;
+        let token = path.split("t=").nth(1).unwrap();
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["nonce"].as_str().unwrap().to_string()
+    };
+    let story = desk.db.store.read_correlation(&format!("desk-session:{nonce}")).await.unwrap();
+    let told: Vec<(&str, &str)> = story.iter().map(|e| (e.event_type.as_str(), e.actor.as_str())).collect();
+    assert_eq!(told, [("DeskSignInLinkIssued", "user:kari"), ("DeskSessionStarted", "user:ola")]);
+
+    // Signed with the desk's key but never issued (whoever holds the key can sign
+    // one): no session.
+    let (forged, _) = key.sign_in_link("ola", chrono::Utc::now().timestamp());
+    let forged = use_link(format!("/desk/sign-in/link?t={forged}")).await;
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("not valid"));
 
     // Expired, or for someone the directory does not know: refused at once.
-    let old = key.sign_in_link("ola", chrono::Utc::now().timestamp() - 16 * 60);
+    let (old, _) = key.sign_in_link("ola", chrono::Utc::now().timestamp() - 16 * 60);
     let r = desk.http.get(format!("{}/desk/sign-in/link?t={old}", desk.base)).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    let nobody = key.sign_in_link("nobody", chrono::Utc::now().timestamp());
+    let (nobody, _) = key.sign_in_link("nobody", chrono::Utc::now().timestamp());
     let r = desk.http.get(format!("{}/desk/sign-in/link?t={nobody}", desk.base)).send().await.unwrap();
     assert_eq!(r.status(), 403);
     desk.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_key_the_desk_is_off_and_says_how_to_turn_it_on() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let config = Config { addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    let store = Store::connect(&db.role_url("review_e")).await.unwrap();
+    let service = ReviewE::build(config, store).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", service.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(service.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    for path in ["/desk", "/desk/sign-in", "/desk/sign-in/link?t=v1.a.b"] {
+        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        assert!(r.text().await.unwrap().contains("set REVIEW_E_DESK_SESSION_KEY"), "{path}");
+    }
+    // The API is not affected.
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
+    let _ = stop.send(());
+    db.cleanup().await;
 }
