@@ -631,6 +631,6 @@ mod tests {
             assert_eq!(EventType::parse(&t.name()), Some(t));
         }
         assert_eq!(EventType::parse("SomethingNew"), None);
-        assert_eq!(EventType::all().len(), 21);
+        assert_eq!(EventType::all().len(), 24);
     }
 }

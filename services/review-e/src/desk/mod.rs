@@ -428,8 +428,14 @@ fn sign_in_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    with_status(status, with_pre_session(state, headers, |csrf| pages::sign_in(csrf, next, error)))
+}
+
+/// A sign-in page: its form's CSRF token tied to this browser's pre-session
+/// cookie, which is set when the browser has none yet.
+fn with_pre_session(state: &AppState, headers: &HeaderMap, render: impl FnOnce(&str) -> Markup) -> Response {
     let (pre, set) = pre_session(state, headers);
-    let mut response = with_status(status, page(pages::sign_in(&pre_csrf(state, &pre), next, error)));
+    let mut response = page(render(&pre_csrf(state, &pre)));
     if let Some(set) = set {
         response.headers_mut().append(header::SET_COOKIE, set);
     }
@@ -521,12 +527,7 @@ fn bad_link() -> Refused {
 async fn link_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LinkQuery>) -> Response {
     let person = state.desk.key.link(&q.t, now()).and_then(|l| state.people.person(&l.person).cloned());
     let Some(person) = person else { return refused(&state, &headers, "/desk", bad_link()) };
-    let (pre, set) = pre_session(&state, &headers);
-    let mut response = page(pages::confirm_link(&person.name, &q.t, &pre_csrf(&state, &pre)));
-    if let Some(set) = set {
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    response
+    with_pre_session(&state, &headers, |csrf| pages::confirm_link(&person.name, &q.t, csrf))
 }
 
 #[derive(Debug, Deserialize)]

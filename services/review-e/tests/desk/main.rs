@@ -48,6 +48,13 @@ async fn start() -> Option<Desk> {
         },
         ..Config::default()
     };
+    let (base, stop) = run(&db, config).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Some(Desk { db, base, http, kari, ola, proposer, stop: Some(stop) })
+}
+
+/// Review-E as its own database role; its address, and what stops it.
+async fn run(db: &TestDb, config: Config) -> (String, tokio::sync::oneshot::Sender<()>) {
     let store = Store::connect(&db.role_url("review_e")).await.unwrap();
     let service = ReviewE::build(config, store).await.unwrap();
     let base = format!("http://127.0.0.1:{}", service.port());
@@ -55,8 +62,7 @@ async fn start() -> Option<Desk> {
     tokio::spawn(service.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Some(Desk { db, base, http, kari, ola, proposer, stop: Some(stop) })
+    (base, stop)
 }
 
 /// The value a `Set-Cookie` header sets for `name`, and the whole header.
@@ -349,13 +355,7 @@ async fn a_sign_in_link_works_once_only_if_issued_and_not_after_it_expires() {
 async fn without_its_key_the_desk_is_off_and_says_how_to_turn_it_on() {
     let Some(db) = TestDb::postgres().await else { return };
     let config = Config { addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
-    let store = Store::connect(&db.role_url("review_e")).await.unwrap();
-    let service = ReviewE::build(config, store).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", service.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(service.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let (base, stop) = run(&db, config).await;
     for path in ["/desk", "/desk/sign-in", "/desk/sign-in/link?t=v1.a.b"] {
         let r = reqwest::get(format!("{base}{path}")).await.unwrap();
         assert_eq!(r.status(), 503, "{path}");
