@@ -299,6 +299,12 @@ async fn the_review_desk_in_a_real_browser() {
     let text = b.until_says("Promoted").await;
     assert!(text.contains("user:kari published duplicate-invoice 1.0.0 in enforcing mode"), "{text}");
     assert!(text.contains("user:kari published duplicate-invoice 1.0.0 in shadow mode"), "{text}");
+    // Retired, with a reason, and the history says so.
+    let reason = b.find("#retire-duplicate-invoice").await;
+    b.type_into(&reason, "trying it again next month").await;
+    b.click(&b.find("form[action='/desk/policies/duplicate-invoice/retire'] button").await).await;
+    let text = b.until_says("Retired.").await;
+    assert!(text.contains("user:kari retired duplicate-invoice (trying it again next month)"), "{text}");
 
     // Audit: find both by the invoice number and read the first one's story.
     b.goto(&format!("{base}/desk/audit")).await;

@@ -23,6 +23,8 @@ struct Desk {
     kari: String,
     ola: String,
     proposer: String,
+    /// What it runs with, for a second replica.
+    config: Config,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -48,9 +50,9 @@ async fn start() -> Option<Desk> {
         },
         ..Config::default()
     };
-    let (base, stop) = run(&db, config).await;
+    let (base, stop) = run(&db, config.clone()).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Some(Desk { db, base, http, kari, ola, proposer, stop: Some(stop) })
+    Some(Desk { db, base, http, kari, ola, proposer, config, stop: Some(stop) })
 }
 
 /// Review-E as its own database role; its address, and what stops it.
@@ -134,6 +136,17 @@ impl Desk {
             assert!(started.elapsed() < Duration::from_secs(20), "{id} was never escalated");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Posts a desk form with the session's cookie.
+    async fn post(&self, base: &str, path: &str, session: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{base}{path}"))
+            .header("cookie", format!("desk_session={session}"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn phase(&self, id: &str) -> Phase {
@@ -365,4 +378,58 @@ async fn without_its_key_the_desk_is_off_and_says_how_to_turn_it_on() {
     assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
     let _ = stop.send(());
     db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_and_its_sign_out_hold_on_every_replica() {
+    let Some(desk) = start().await else { return };
+    let (other, stop_other) = run(&desk.db, desk.config.clone()).await;
+    let session = desk.session(&desk.kari).await;
+    // Signed in at one replica, the other takes the session (same key, same log).
+    let page = |base: String, session: String| {
+        let http = desk.http.clone();
+        async move {
+            http.get(format!("{base}/desk")).header("cookie", format!("desk_session={session}")).send().await.unwrap()
+        }
+    };
+    let there = page(other.clone(), session.clone()).await;
+    assert_eq!(there.status(), 200);
+    let csrf = field(&there.text().await.unwrap(), "csrf");
+    // Signed out at the other, the first refuses it at once.
+    assert_eq!(desk.post(&other, "/desk/sign-out", &session, &[("csrf", &csrf)]).await.status(), 303);
+    assert_eq!(page(desk.base.clone(), session.clone()).await.status(), 303);
+    let _ = stop_other.send(());
+    desk.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_not_yet_executed_can_be_stopped_at_the_desk() {
+    let Some(desk) = start().await else { return };
+    desk.propose("desk-stop-1", "user:you").await;
+    let ola = desk.session(&desk.ola).await;
+    let csrf = desk.csrf_of(&ola).await;
+    let approved = desk.post(&desk.base, "/desk/actions/desk-stop-1/approve", &ola, &[("csrf", &csrf)]).await;
+    assert_eq!(approved.status(), 303);
+    assert_eq!(desk.phase("desk-stop-1").await, Phase::Approved);
+
+    // Nobody executes here, so it waits approved: the page offers the emergency stop.
+    let kari = desk.session(&desk.kari).await;
+    let page = desk.get("/desk/actions/desk-stop-1", &kari).await.text().await.unwrap();
+    assert!(page.contains("Emergency stop") && page.contains("approved, not yet executed"), "{page}");
+    let csrf = field(&page, "csrf");
+    let path = "/desk/actions/desk-stop-1/reject";
+    let no_reason = desk.post(&desk.base, path, &kari, &[("csrf", &csrf), ("reason", "  ")]).await;
+    assert_eq!(no_reason.status(), 422);
+    assert!(no_reason.text().await.unwrap().contains("a reason is required"));
+    assert_eq!(desk.phase("desk-stop-1").await, Phase::Approved);
+    let stopped = desk.post(&desk.base, path, &kari, &[("csrf", &csrf), ("reason", "wrong vendor")]).await;
+    assert_eq!(stopped.status(), 303);
+    assert_eq!(desk.phase("desk-stop-1").await, Phase::Rejected);
+    let story = desk.db.store.read_correlation("desk-stop-1").await.unwrap();
+    let rejection = story.iter().find(|e| e.event_type == "ReceiptAttachmentRejected").unwrap();
+    assert_eq!((rejection.actor.as_str(), rejection.payload["reason"].as_str()), ("user:kari", Some("wrong vendor")));
+    let page = desk.get("/desk/actions/desk-stop-1", &kari).await.text().await.unwrap();
+    assert!(page.contains("Rejected: it will not be carried out") || page.contains("rejected"), "{page}");
+    assert!(!page.contains("Emergency stop"), "nothing left to stop");
+    desk.stop().await;
 }
