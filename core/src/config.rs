@@ -110,7 +110,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("REVIEW_E_POLICY_DEADLINE_MS", "review-e", "`10`", "Time limit of one policy evaluation."),
     setting("REVIEW_E_POLICY_MEMORY_MB", "review-e", "`16`", "Memory cap of one policy evaluation."),
     setting("REVIEW_E_MAX_POLICY_BYTES", "review-e", "`8388608`", "Largest policy component accepted (upload or file)."),
-    secret("REVIEW_E_DESK_SESSION_KEY", "review-e, cli", "32+ characters that sign the review desk's session cookies and sign-in links; the same on every replica (a Kubernetes Secret). Unset: a key made at start, so sessions end with the process and do not cross replicas (a warning says so)."),
+    secret("REVIEW_E_DESK_SESSION_KEY", "review-e, cli", "32+ characters that sign the review desk's session cookies and sign-in links; the same on every replica (a Kubernetes Secret). Unset: the desk is off (its pages say how to turn it on); `up` makes one."),
     setting("REVIEW_E_DESK_SESSION_SECS", "review-e", "`28800`", "How long a desk session lasts after sign-in (8 hours)."),
     setting("REVIEW_E_DESK_URL", "review-e, cli", "Review-E's address + `/desk`", "The desk's public address, e.g. `https://books.example.com/desk`: sign-in links point at it, and an `https` address makes session cookies `Secure`."),
     setting("REVIEW_E_DESK_PDFTOPPM", "review-e", "`pdftoppm`", "poppler's PDF renderer: the desk shows PDF pages as PNG images it makes with it; missing, a PDF is offered as a download."),

@@ -101,7 +101,17 @@ impl EventType {
 
     /// Whether events of this type count in a story's version.
     pub fn is_versioned(self) -> bool {
-        matches!(self, EventType::Action(..) | EventType::PolicyPublished | EventType::PolicyRetired)
+        // A desk session's story counts only the desk's own events: another role
+        // appending beside them cannot block a sign-in link or a session.
+        matches!(
+            self,
+            EventType::Action(..)
+                | EventType::PolicyPublished
+                | EventType::PolicyRetired
+                | EventType::DeskSignInLinkIssued
+                | EventType::DeskSessionStarted
+                | EventType::DeskSessionEnded
+        )
     }
 
     /// The names of every versioned type ([`version`]).

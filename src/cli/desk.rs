@@ -33,6 +33,10 @@ pub enum DeskCommand {
 pub async fn run(command: DeskCommand, store: Store, settings: &Settings) -> anyhow::Result<ExitCode> {
     match command {
         DeskCommand::Link { person, issued_by, url } => {
+            let issued_by = issued_by.trim().trim_start_matches("user:").to_string();
+            if issued_by.is_empty() || !issued_by.chars().all(|c| c.is_ascii_graphic()) {
+                anyhow::bail!("--by: your id in the people directory (visible characters, no spaces)");
+            }
             let key = settings
                 .secret("REVIEW_E_DESK_SESSION_KEY")
                 .context("set REVIEW_E_DESK_SESSION_KEY to the key Review-E signs desk sessions with")?;

@@ -42,6 +42,9 @@ pub enum RenderError {
     /// pdftoppm could not read it.
     #[error("the PDF could not be rendered; download it instead")]
     Failed,
+    /// This machine has no scratch space to render in (not the document's fault).
+    #[error("PDF pages cannot be shown here (no writable temporary folder); download the document instead")]
+    NoScratch,
 }
 
 /// Renders PDF pages, a few at a time, and keeps the last few documents' pages.
@@ -58,8 +61,14 @@ impl std::fmt::Debug for Renderer {
 }
 
 impl Renderer {
-    /// A renderer running `program` (normally `pdftoppm`).
+    /// A renderer running `program` (normally `pdftoppm`). Marks this process
+    /// not dumpable, so the renderer (same user) cannot read its memory or its
+    /// environment (`/proc/<pid>/environ`: the database URL, the desk's key).
     pub fn new(program: impl Into<PathBuf>) -> Renderer {
+        // SAFETY: prctl with these arguments only changes this process's flag.
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        }
         Renderer { program: program.into(), running: Semaphore::new(2), cache: Mutex::new(VecDeque::new()) }
     }
 
@@ -75,8 +84,9 @@ impl Renderer {
             return found;
         }
         let rendered = self.render(bytes).await.map(Arc::new);
-        // Not installed is this machine's state, not the document's: tried again.
-        if !matches!(rendered, Err(RenderError::Unavailable)) {
+        // Not installed, or nowhere to write, is this machine's state, not the
+        // document's: tried again next time.
+        if !matches!(rendered, Err(RenderError::Unavailable | RenderError::NoScratch)) {
             if let Ok(mut cache) = self.cache.lock() {
                 cache.push_back((sha256.to_string(), rendered.clone()));
                 while cache.len() > CACHED_DOCUMENTS {
@@ -93,7 +103,7 @@ impl Renderer {
     }
 
     async fn render(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, RenderError> {
-        let dir = Scratch::new().map_err(|_| RenderError::Failed)?;
+        let dir = Scratch::new().map_err(|_| RenderError::NoScratch)?;
         self.render_in(&dir.0, bytes).await
     }
 
@@ -113,6 +123,22 @@ impl Renderer {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .kill_on_drop(true);
+        // Bounded in memory, CPU and output, so a PDF made to exhaust them ends
+        // the renderer, not Review-E's container.
+        // SAFETY: only setrlimit, async-signal-safe, runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                for (resource, value) in
+                    [(libc::RLIMIT_AS, 1 << 30), (libc::RLIMIT_CPU, 30), (libc::RLIMIT_FSIZE, 64 << 20)]
+                {
+                    let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+                    if libc::setrlimit(resource, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
         let child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => RenderError::Unavailable,
             _ => RenderError::Failed,

@@ -68,7 +68,7 @@ const MAX_SCANNED: usize = 2000;
 /// The desk's settings.
 #[derive(Debug, Clone)]
 pub struct DeskConfig {
-    /// Signs sessions and links (`REVIEW_E_DESK_SESSION_KEY`); none: one made at start.
+    /// Signs sessions and links (`REVIEW_E_DESK_SESSION_KEY`); none: the desk is off.
     pub key: Option<SessionKey>,
     /// How long a session lasts (`REVIEW_E_DESK_SESSION_SECS`).
     pub session_lifetime: Duration,
@@ -110,9 +110,13 @@ impl Desk {
         if !enabled {
             tracing::warn!("REVIEW_E_DESK_SESSION_KEY is not set: the review desk (/desk) is off");
         }
+        // As browsers send it: no path, and no default port.
         let origin = config.public_url.as_deref().and_then(|u| {
             let (scheme, rest) = u.split_once("://")?;
-            Some(format!("{scheme}://{}", rest.split('/').next()?).to_ascii_lowercase())
+            let scheme = scheme.to_ascii_lowercase();
+            let host = rest.split('/').next()?.to_ascii_lowercase();
+            let default = if scheme == "https" { ":443" } else { ":80" };
+            Some(format!("{scheme}://{}", host.strip_suffix(default).unwrap_or(&host)))
         });
         Desk {
             key: config.key.clone().unwrap_or_else(SessionKey::ephemeral),
@@ -314,9 +318,13 @@ fn signed_in_quietly(state: &AppState, headers: &HeaderMap) -> Option<(Session, 
 async fn signed_in(state: &AppState, headers: &HeaderMap, rights: &[Right]) -> Result<SignedIn, Refused> {
     let Some((session, person)) = signed_in_quietly(state, headers) else { return Err(Refused::SignIn) };
     let story = state.store.read_correlation(&session.correlation()).await?;
-    let began = story
-        .iter()
-        .any(|e| EventType::parse(&e.event_type) == Some(EventType::DeskSessionStarted) && e.actor == person.actor());
+    // The session the log started, with the expiry the log gave it: a cookie
+    // signed with the key cannot move a session's end or revive an expired one.
+    let began = story.iter().any(|e| {
+        EventType::parse(&e.event_type) == Some(EventType::DeskSessionStarted)
+            && e.actor == person.actor()
+            && e.payload.get("expires_at").and_then(|t| t.as_i64()) == Some(session.expires_at)
+    });
     let ended = story.iter().any(|e| EventType::parse(&e.event_type) == Some(EventType::DeskSessionEnded));
     if !began || ended {
         return Err(Refused::SignIn);
@@ -477,7 +485,7 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         );
     };
     let id = uuid::Uuid::new_v4().simple().to_string();
-    match start_session(&state, &person, &id, "token", ExpectedVersion::NoEvents).await {
+    match start_session(&state, &person, &id, "token", ExpectedVersion::Lifecycle(0)).await {
         Ok(cookie) => signed_in_response(&state, &cookie, &next),
         Err(r) => refused(&state, &headers, "/desk", r),
     }
@@ -555,14 +563,16 @@ async fn link_sign_in(State(state): State<AppState>, headers: HeaderMap, body: B
         let issued = story.iter().any(|e| {
             EventType::parse(&e.event_type) == Some(EventType::DeskSignInLinkIssued)
                 && e.payload.get("person").and_then(|p| p.as_str()) == Some(person.actor().as_str())
+                && e.payload.get("expires_at").and_then(|t| t.as_i64()) == Some(link.expires_at)
         });
         if !issued {
             return Err(bad_link());
         }
-        if story.len() != 1 {
+        // Only the desk's own events count (another role may write beside them).
+        if bookkeeper_core::lifecycle::version(&story) != 1 {
             return Err(used_link());
         }
-        start_session(&state, &person, &link.nonce, "link", ExpectedVersion::Exactly(1)).await
+        start_session(&state, &person, &link.nonce, "link", ExpectedVersion::Lifecycle(1)).await
     }
     .await;
     match outcome {
@@ -1172,7 +1182,9 @@ pub async fn issue_sign_in_link(
         session::correlation(&link.nonce),
     )
     .with_payload(json!({"person": actor::user(person), "issued_by": issuer, "expires_at": link.expires_at}));
-    store.append(Append::one(event).expecting(session::correlation(&link.nonce), ExpectedVersion::NoEvents)).await?;
+    store
+        .append(Append::one(event).expecting(session::correlation(&link.nonce), ExpectedVersion::Lifecycle(0)))
+        .await?;
     tracing::info!(person, issuer, "a desk sign-in link was issued");
     Ok(format!("{}/sign-in/link?t={token}", desk_url.trim_end_matches('/')))
 }

@@ -231,6 +231,14 @@ async fn a_session_is_signed_begun_in_the_log_and_ended_everywhere_by_sign_out()
         expires_at: chrono::Utc::now().timestamp() + 3600,
     });
     assert_eq!(desk.get("/desk", &never_began).await.status(), 303);
+    // Nor can the key move a real session's end (or revive one that expired).
+    let prolonged = key.session_cookie(&review_e::desk::session::Session {
+        id: session_id(&session),
+        person: "kari".into(),
+        expires_at: chrono::Utc::now().timestamp() + 365 * 24 * 3600,
+    });
+    assert_eq!(desk.get("/desk", &prolonged).await.status(), 303);
+    assert_eq!(desk.get("/desk", &session).await.status(), 200, "the real one still works");
 
     // Signing out ends the session on the server: the old cookie, replayed, is refused.
     let csrf = desk.csrf_of(&session).await;
@@ -329,6 +337,19 @@ async fn a_sign_in_link_works_once_only_if_issued_and_not_after_it_expires() {
             .await
             .unwrap()
     };
+    // Another role writing beside the link's story (every role reads the log, so
+    // it can see the id) neither blocks nor spends it.
+    let nonce_of = |path: &str| {
+        use base64::Engine;
+        let token = path.split("t=").nth(1).unwrap();
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["nonce"].as_str().unwrap().to_string()
+    };
+    let nonce = nonce_of(&path);
+    let book_e = Store::connect(&desk.db.role_url("book_e")).await.unwrap();
+    let beside = NewEvent::new("SubscriptionEventParked", "book-e", "PARKED", format!("desk-session:{nonce}"))
+        .with_payload(json!({"reason": "written beside a desk link"}));
+    book_e.append_events(vec![beside]).await.unwrap();
     let first = use_link(path.clone()).await;
     assert_eq!(first.status(), 303);
     let (session, _) = set_cookie(first.headers(), "desk_session").unwrap();
@@ -337,15 +358,16 @@ async fn a_sign_in_link_works_once_only_if_issued_and_not_after_it_expires() {
     assert_eq!(again.status(), 409);
     assert!(again.text().await.unwrap().contains("used already"));
     // The log says who issued it, and that it was used.
-    let nonce = {
-        use base64::Engine;
-        let token = path.split("t=").nth(1).unwrap();
-        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
-        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["nonce"].as_str().unwrap().to_string()
-    };
     let story = desk.db.store.read_correlation(&format!("desk-session:{nonce}")).await.unwrap();
     let told: Vec<(&str, &str)> = story.iter().map(|e| (e.event_type.as_str(), e.actor.as_str())).collect();
-    assert_eq!(told, [("DeskSignInLinkIssued", "user:kari"), ("DeskSessionStarted", "user:ola")]);
+    assert_eq!(
+        told,
+        [
+            ("DeskSignInLinkIssued", "user:kari"),
+            ("SubscriptionEventParked", "book-e"),
+            ("DeskSessionStarted", "user:ola")
+        ]
+    );
 
     // Signed with the desk's key but never issued (whoever holds the key can sign
     // one): no session.
