@@ -38,7 +38,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use bookkeeper_core::document::DocumentType;
+use bookkeeper_core::document::{sniff, DocumentType};
 use bookkeeper_core::event::{actor, status};
 use bookkeeper_core::people::{Door, Person, Right};
 use bookkeeper_core::{Append, EventType, ExpectedVersion, NewEvent, StoreError};
@@ -702,7 +702,7 @@ async fn shown(state: &AppState, view: &ActionView) -> Result<Shown, Refused> {
     let Some(blob) = state.store.get_blob(&sha).await? else {
         return Ok(Shown::Download("The document is not stored here.".into()));
     };
-    Ok(match view::document_type(&blob.bytes) {
+    Ok(match sniff(&blob.bytes) {
         Some(DocumentType::Png | DocumentType::Jpeg) => Shown::Image,
         Some(DocumentType::Pdf) => match state.desk.renderer.pages(&sha, &blob.bytes).await {
             Ok(pages) => Shown::Pages(pages.len()),
@@ -847,7 +847,7 @@ async fn document_original(
         let (sha, bytes, view) = stored_document(&state, &id).await?;
         // The type by the bytes, never the uploader's word; only an image is shown
         // inline, and under a policy that runs nothing even if it is opened alone.
-        let kind = view::document_type(&bytes);
+        let kind = sniff(&bytes);
         let inline = q.download.is_none() && matches!(kind, Some(DocumentType::Png | DocumentType::Jpeg));
         let mut response = Response::new(Body::from(bytes));
         let h = response.headers_mut();
@@ -896,7 +896,7 @@ async fn document_page(
         signed_in(&state, &headers, &[Right::Review, Right::Publish]).await?;
         record_correlation_id(&id);
         let (sha, bytes, _) = stored_document(&state, &id).await?;
-        if view::document_type(&bytes) != Some(DocumentType::Pdf) {
+        if sniff(&bytes) != Some(DocumentType::Pdf) {
             return Err(Refused::Page(StatusCode::NOT_FOUND, "the document is not a PDF".into()));
         }
         let pages = state
@@ -1093,14 +1093,7 @@ async fn publish_candidate(
 
 async fn promote(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Response {
     policy_change(&state, &headers, &body, async |signed, _| {
-        state.registry.catch_up(&state.store).await?;
-        let active = state.registry.current();
-        let digest = active
-            .provenance
-            .get(&name)
-            .filter(|p| p.published.mode == Mode::Shadow)
-            .map(|p| p.published.digest.clone())
-            .ok_or_else(|| Refused::Page(StatusCode::NOT_FOUND, format!("no policy `{name}` is in shadow")))?;
+        let digest = shadow_digest(&state, &name).await?;
         let bytes = stored_component(&state, &digest).await?;
         publish::publish(&state.store, &state.registry, bytes, Mode::Enforcing, &signed.person.actor(), "desk")
             .await
@@ -1125,19 +1118,24 @@ async fn retire(State(state): State<AppState>, headers: HeaderMap, Path(name): P
     .await
 }
 
+/// The digest of the policy called `name`, if it is in force in shadow.
+async fn shadow_digest(state: &AppState, name: &str) -> Result<String, Refused> {
+    state.registry.catch_up(&state.store).await?;
+    state
+        .registry
+        .current()
+        .provenance
+        .get(name)
+        .filter(|p| p.published.mode == Mode::Shadow)
+        .map(|p| p.published.digest.clone())
+        .ok_or_else(|| Refused::Page(StatusCode::NOT_FOUND, format!("no policy `{name}` is in shadow")))
+}
+
 async fn shadow(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
     let path = format!("/desk/policies/{name}/shadow");
     let outcome = async {
         let signed = signed_in(&state, &headers, &[Right::Review, Right::Publish]).await?;
-        state.registry.catch_up(&state.store).await?;
-        let digest = state
-            .registry
-            .current()
-            .provenance
-            .get(&name)
-            .filter(|p| p.published.mode == Mode::Shadow)
-            .map(|p| p.published.digest.clone())
-            .ok_or_else(|| Refused::Page(StatusCode::NOT_FOUND, format!("no policy `{name}` is in shadow")))?;
+        let digest = shadow_digest(&state, &name).await?;
         let results = view::shadow_results(&state.store, &digest).await?;
         Ok(page(pages::shadow(&signed.chrome(), &name, &results)))
     }

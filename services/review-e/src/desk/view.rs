@@ -2,7 +2,6 @@
 //! the facts a reviewer needs, the policy set and its history, shadow results and
 //! the audit search.
 
-use bookkeeper_core::document::{sniff, DocumentType};
 use bookkeeper_core::domain::{ActionKind, DocumentRef, Stage};
 use bookkeeper_core::event::actor;
 use bookkeeper_core::lifecycle::judged_proposal;
@@ -96,11 +95,6 @@ impl ActionView {
             })
             .collect()
     }
-}
-
-/// The type a stored document really is (by its bytes), if Bookkeeper takes it.
-pub fn document_type(bytes: &[u8]) -> Option<DocumentType> {
-    sniff(bytes)
 }
 
 /// Every change to the policy set, newest first.
