@@ -7,6 +7,7 @@
 
 mod accounting;
 mod decisions;
+mod languages;
 mod policy;
 mod store;
 mod system;
@@ -35,6 +36,9 @@ enum BenchCommand {
     Store(store::StoreBenchArgs),
     /// Policy evaluation against native Rust; decision round trip and swap latency on PostgreSQL.
     Policy(policy::PolicyBenchArgs),
+    /// One rule in Rust, Python and JavaScript: instantiation and call, and the
+    /// first decision after a restart with and without the compile cache.
+    Languages(languages::LanguagesBenchArgs),
     /// The Accounting API executing approvals against the local fakes, against the
     /// same remote calls made directly; its overhead per action (PostgreSQL).
     Accounting(accounting::AccountingBenchArgs),
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         match cli.command {
             BenchCommand::Store(args) => store::store(args).await,
             BenchCommand::Policy(args) => policy::policy(args).await,
+            BenchCommand::Languages(args) => languages::languages(args).await,
             BenchCommand::Accounting(args) => accounting::accounting(args).await,
             BenchCommand::Decisions(args) => decisions::decisions(args).await,
             BenchCommand::System(args) => system::system(args).await,

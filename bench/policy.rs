@@ -66,6 +66,7 @@ fn proposal(i: usize) -> Proposal {
         invoice_date: Some("2026-11-25".into()),
         due_date: None,
         has_document: true,
+        document_type: None,
         payload_json: r#"{"receipt":{"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}"#
             .into(),
     }
@@ -85,6 +86,7 @@ fn facts() -> Facts {
         duplicate_invoice_proposed: false,
         requester_proposals_last_30_days: 9,
         requester_proposals_today: 1,
+        weekday: Some(3),
     }
 }
 
@@ -136,7 +138,8 @@ fn evaluation(component: &[u8], n: usize) -> anyhow::Result<()> {
 
 async fn round_trip(store: &Store, url: &str, component: &[u8], n: usize) -> anyhow::Result<()> {
     let registry = Registry::new(PolicyEngine::new(Limits::default())?);
-    review_e::publish::publish(store, &registry, component.to_vec(), Mode::Enforcing, "user:bench", "upload").await?;
+    review_e::publish::publish(store, &registry, component.to_vec(), Mode::Enforcing, None, "user:bench", "upload")
+        .await?;
     let config = review_e::Config {
         addr: "127.0.0.1:0".parse()?,
         poll_interval: Duration::from_millis(200),
@@ -216,8 +219,16 @@ async fn swaps(url: &str, component: &[u8], n: usize) -> anyhow::Result<()> {
                 .await?;
         } else {
             let mode = if i % 4 == 0 { Mode::Enforcing } else { Mode::Shadow };
-            review_e::publish::publish(&publisher_store, &publisher, component.to_vec(), mode, "user:bench", "upload")
-                .await?;
+            review_e::publish::publish(
+                &publisher_store,
+                &publisher,
+                component.to_vec(),
+                mode,
+                None,
+                "user:bench",
+                "upload",
+            )
+            .await?;
         }
         loop {
             let present = follower.current().set.get("small-receipts").is_some();

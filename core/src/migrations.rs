@@ -31,6 +31,7 @@ pub fn postgres() -> Migrator {
         migration!(9, "read models", "../../migrations/postgres/0009_read_models.sql"),
         migration!(10, "proposal facts", "../../migrations/postgres/0010_proposal_facts.sql"),
         migration!(11, "desk sessions", "../../migrations/postgres/0011_desk_sessions.sql"),
+        migration!(12, "compiled policies", "../../migrations/postgres/0012_compiled_policies.sql"),
     ])
 }
 
@@ -43,6 +44,7 @@ pub fn sqlite() -> Migrator {
         migration!(4, "one proposal per action", "../../migrations/sqlite/0004_one_proposal_per_action.sql"),
         migration!(5, "read models", "../../migrations/sqlite/0005_read_models.sql"),
         migration!(6, "proposal facts", "../../migrations/sqlite/0006_proposal_facts.sql"),
+        migration!(7, "compiled policies", "../../migrations/sqlite/0007_compiled_policies.sql"),
     ])
 }
 

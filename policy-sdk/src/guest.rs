@@ -32,6 +32,7 @@ pub fn proposal_from_wit(p: WitProposal) -> Proposal {
         invoice_date: p.invoice_date,
         due_date: p.due_date,
         has_document: p.has_document,
+        document_type: p.document_type,
         payload_json: p.payload_json,
     }
 }
@@ -50,6 +51,7 @@ pub fn facts_from_wit(f: WitFacts) -> Facts {
         duplicate_invoice_proposed: f.duplicate_invoice_proposed,
         requester_proposals_last_30_days: f.requester_proposals_last_30_days,
         requester_proposals_today: f.requester_proposals_today,
+        weekday: f.weekday,
     }
 }
 

@@ -130,6 +130,9 @@ pub struct Proposal {
     /// A document is attached.
     #[serde(default)]
     pub has_document: bool,
+    /// The attached document's content type, when one is attached (contract 0.2.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_type: Option<String>,
     /// The raw payload, JSON text.
     #[serde(default = "empty_json")]
     pub payload_json: String,
@@ -184,6 +187,22 @@ pub struct Facts {
     /// The requester's proposals today.
     #[serde(default)]
     pub requester_proposals_today: u32,
+    /// The ISO weekday of `today`, 1 = Monday ... 7 = Sunday (contract 0.2.0).
+    /// `None` in a decision recorded before the fact existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekday: Option<u8>,
+}
+
+impl Facts {
+    /// The facts added after contract 0.1.0 that these facts lack, by their WIT
+    /// names: what a policy built against a later contract is given `none` for.
+    pub fn lacking(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.weekday.is_none() {
+            missing.push("weekday");
+        }
+        missing
+    }
 }
 
 /// The three outcomes, without a reason.

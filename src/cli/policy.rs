@@ -9,16 +9,20 @@ use bookkeeper_http::wire::review::PolicyList;
 use bookkeeper_http::ErrorBody;
 use bookkeeper_policy_sdk::testing::{parse_cases, Case};
 use clap::{Args, Subcommand};
-use review_e::policy::{toolchain, Limits, LoadedPolicy, PolicyEngine};
+use review_e::policy::toolchain::{self, Language};
+use review_e::policy::{Limits, LimitsRequest, LoadedPolicy, PolicyEngine};
 
 /// Policy commands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Scaffold a new policy crate: Cargo.toml, src/lib.rs and a cases file.
+    /// Scaffold a new policy in Rust, Python or JavaScript, with recorded cases,
+    /// a native test and a limits file.
     New(NewArgs),
-    /// Build a policy crate into a WebAssembly component.
+    /// Build a policy project (Rust, Python or JavaScript) into a WebAssembly
+    /// component, with its limits file beside it.
     Build(BuildArgs),
-    /// Run a policy's recorded cases against its component; exits 1 on any mismatch.
+    /// Run a policy's recorded cases against its component (for a Python or
+    /// JavaScript project, its native tests first); exits 1 on any mismatch.
     Test(TestArgs),
     /// Backtest: which recorded decisions would a candidate policy change?
     Replay(ReplayArgs),
@@ -45,14 +49,21 @@ pub struct NewArgs {
     #[arg(long, default_value = ".")]
     dir: PathBuf,
     /// Build against the policy SDK at this path (policy-sdk/ of a Bookkeeper
-    /// checkout) instead of its release on crates.io.
+    /// checkout) instead of its release on crates.io (Rust only).
     #[arg(long)]
     sdk: Option<PathBuf>,
+    /// The language to write it in: rust, python or js.
+    #[arg(long, default_value = "rust", value_parser = parse_language)]
+    lang: Language,
+}
+
+fn parse_language(name: &str) -> Result<Language, String> {
+    Language::parse(name).ok_or_else(|| format!("`{name}` is not a policy language; use rust, python or js"))
 }
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The policy crate.
+    /// The policy project.
     dir: PathBuf,
     /// Where to write the component (default: <dir>/policy.wasm).
     #[arg(long)]
@@ -61,7 +72,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// A built component (.wasm) or a policy crate to build first.
+    /// A built component (.wasm) or a policy project to build first.
     component: PathBuf,
     /// The cases file (default: cases.json beside the component or in the crate).
     #[arg(long)]
@@ -97,6 +108,10 @@ pub struct PushArgs {
     /// Publish in shadow mode: evaluated and recorded, but not deciding.
     #[arg(long)]
     shadow: bool,
+    /// The limits it asks for (default: `<name>.limits.json` beside the
+    /// component, when there is one; else the deployment's defaults).
+    #[arg(long)]
+    limits: Option<PathBuf>,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -136,7 +151,12 @@ fn progress_bar(label: &'static str) -> impl FnMut(usize, usize) {
 async fn replay(args: ReplayArgs, store: &Store) -> anyhow::Result<ExitCode> {
     let engine = PolicyEngine::new(Limits::default())?;
     let bytes = std::fs::read(&args.candidate).with_context(|| format!("reading {}", args.candidate.display()))?;
-    let candidate = engine.load(&bytes).context("the candidate is not a usable policy")?;
+    // Judged for its rules under the most a policy may have; its own limits
+    // are granted when it is published.
+    let candidate = engine
+        .load_limited(&bytes, *engine.maxima(), None)
+        .map(|l| l.policy)
+        .context("the candidate is not a usable policy")?;
     let result = review_e::backtest::replay(store, &engine, &candidate, args.since, progress_bar("replaying")).await?;
     println!(
         "candidate {} {} (sha256 {}) over {} recorded decisions{}",
@@ -170,6 +190,16 @@ async fn replay(args: ReplayArgs, store: &Store) -> anyhow::Result<ExitCode> {
     for (id, why) in &result.skipped {
         println!("skipped {id}: {why}");
     }
+    if !result.lacking.is_empty() {
+        println!(
+            "\n{} decisions were recorded before facts the candidate's contract ({}) has; it was given none for them:",
+            result.lacking.len(),
+            candidate.contract
+        );
+        for (id, facts) in &result.lacking {
+            println!("  {id}: no {}", facts.join(", no "));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -192,8 +222,26 @@ async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
 async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let mode = if args.shadow { "shadow" } else { "enforcing" };
+    let limits_path = args.limits.clone().unwrap_or_else(|| review_e::folder::limits_file_of(&args.file));
+    let limits = match std::fs::read(&limits_path) {
+        Ok(json) => LimitsRequest::parse(&json).with_context(|| format!("reading {}", limits_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.limits.is_none() => LimitsRequest::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", limits_path.display())),
+    };
+    let mut query = vec![("mode", mode.to_string())];
+    for (key, value) in [
+        ("deadline_ms", limits.deadline_ms),
+        ("memory_mib", limits.memory_mib),
+        ("component_mib", limits.component_mib),
+        ("core_instances", limits.core_instances.map(u64::from)),
+    ] {
+        if let Some(v) = value {
+            query.push((key, v.to_string()));
+        }
+    }
     let response = reqwest::Client::new()
-        .post(format!("{}/policies?mode={mode}", args.remote.url.trim_end_matches('/')))
+        .post(format!("{}/policies", args.remote.url.trim_end_matches('/')))
+        .query(&query)
         .bearer_auth(&args.remote.token)
         .header("content-type", "application/wasm")
         .body(bytes)
@@ -207,6 +255,9 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     }
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     println!("published {} {} ({mode}), sha256 {}", body["name"], body["version"], body["digest"]);
+    if let Ok(granted) = serde_json::from_value::<review_e::policy::RecordedLimits>(body["limits"].clone()) {
+        println!("runs under {}", granted.describe());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -234,6 +285,15 @@ async fn list(args: RemoteArgs) -> anyhow::Result<ExitCode> {
             p.published_by,
             &p.digest.chars().take(16).collect::<String>()
         );
+        if let Some(l) = &p.limits {
+            let limits = review_e::policy::RecordedLimits {
+                deadline_ms: l.deadline_ms,
+                memory_bytes: l.memory_bytes,
+                component_bytes: l.component_bytes,
+                core_instances: l.core_instances,
+            };
+            println!("  contract {}, runs under {}", p.contract.as_deref().unwrap_or("0.1.0"), limits.describe());
+        }
         if !p.loaded {
             println!(
                 "  NOT LOADED on this replica: {} (every proposal it judges goes to a person)",
@@ -255,14 +315,82 @@ fn sdk_requirement(version: &str) -> String {
 }
 
 fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
-    let name = args.name.trim();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    let name = args.name.trim().to_string();
+    if name.is_empty()
+        || name.len() > 64
+        || !name.starts_with(|c: char| c.is_ascii_lowercase())
+        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         bail!("the policy name `{name}` must be lower-case letters, digits and dashes, like `small-receipts`");
     }
-    let root = args.dir.join(name);
+    let root = args.dir.join(&name);
     if root.exists() {
         bail!("{} already exists", root.display());
     }
+    match args.lang {
+        Language::Rust => new_rust(&args, &name, &root)?,
+        Language::Python | Language::JavaScript => new_interpreted(args.lang, &name, &root)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cases every new policy starts with, whatever its language.
+const NEW_CASES: &str = r#"{
+  "cases": [
+    {
+      "name": "a small receipt is approved",
+      "proposal": {"proposal_type": "ReceiptAttachmentProposed", "amount": {"minor": 19900, "currency": "NOK"}, "has_document": true},
+      "facts": {"today": "2026-11-25"},
+      "expect": "approve"
+    },
+    {
+      "name": "a large receipt goes to a person",
+      "proposal": {"proposal_type": "ReceiptAttachmentProposed", "amount": {"minor": 250000, "currency": "NOK"}, "has_document": true},
+      "facts": {"today": "2026-11-25"},
+      "expect": "escalate", "reason_contains": "needs a person"
+    }
+  ]
+}
+"#;
+
+/// A Python or JavaScript policy project: the policy, the helpers, a native
+/// test, the cases, the limits it asks for and the contract it is written
+/// against (its own copy, so it keeps that version when a newer one comes).
+fn new_interpreted(language: Language, name: &str, root: &Path) -> anyhow::Result<()> {
+    let files: &[(&str, &str)] = match language {
+        Language::Python => &[
+            ("policy.py", include_str!("templates/python/policy.py")),
+            ("bookkeeper_policy.py", include_str!("templates/python/bookkeeper_policy.py")),
+            ("test_policy.py", include_str!("templates/python/test_policy.py")),
+            ("limits.json", include_str!("templates/python/limits.json")),
+            (".gitignore", include_str!("templates/python/gitignore")),
+        ],
+        _ => &[
+            ("policy.js", include_str!("templates/js/policy.js")),
+            ("bookkeeper-policy.js", include_str!("templates/js/bookkeeper-policy.js")),
+            ("policy.test.js", include_str!("templates/js/policy.test.js")),
+            ("package.json", include_str!("templates/js/package.json")),
+            ("limits.json", include_str!("templates/js/limits.json")),
+            (".gitignore", include_str!("templates/js/gitignore")),
+        ],
+    };
+    std::fs::create_dir_all(root.join("wit")).with_context(|| format!("creating {}", root.display()))?;
+    for (file, text) in files {
+        std::fs::write(root.join(file), text.replace("{{name}}", name))?;
+    }
+    std::fs::write(root.join("cases.json"), NEW_CASES)?;
+    std::fs::write(root.join("wit/policy.wit"), toolchain::CONTRACT_WIT)?;
+    println!("created {} ({language}, contract {})", root.display(), review_e::policy::Contract::LATEST);
+    println!(
+        "next: bookkeeper policy test {0}   (runs its {1} tests, builds it, runs the cases against the component)",
+        root.display(),
+        if language == Language::Python { "pytest" } else { "node --test" }
+    );
+    println!("then: bookkeeper policy build {0} --out {1}.wasm", root.display(), name);
+    Ok(())
+}
+
+fn new_rust(args: &NewArgs, name: &str, root: &Path) -> anyhow::Result<()> {
     // The SDK release this binary speaks the contract of, or the checkout given.
     let sdk = match &args.sdk {
         Some(path) => {
@@ -348,26 +476,7 @@ mod tests {{
 "#
         ),
     )?;
-    std::fs::write(
-        root.join("cases.json"),
-        r#"{
-  "cases": [
-    {
-      "name": "a small receipt is approved",
-      "proposal": {"proposal_type": "ReceiptAttachmentProposed", "amount": {"minor": 19900, "currency": "NOK"}, "has_document": true},
-      "facts": {"today": "2026-11-25"},
-      "expect": "approve"
-    },
-    {
-      "name": "a large receipt goes to a person",
-      "proposal": {"proposal_type": "ReceiptAttachmentProposed", "amount": {"minor": 250000, "currency": "NOK"}, "has_document": true},
-      "facts": {"today": "2026-11-25"},
-      "expect": "escalate", "reason_contains": "needs a person"
-    }
-  ]
-}
-"#,
-    )?;
+    std::fs::write(root.join("cases.json"), NEW_CASES)?;
     std::fs::write(root.join(".gitignore"), "/target\n*.wasm\n")?;
     println!("created {}", root.display());
     if args.sdk.is_none() {
@@ -377,23 +486,56 @@ mod tests {{
         );
     }
     println!("next: cargo test --manifest-path {0}/Cargo.toml && bookkeeper policy test {0}", root.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// An engine as a deployment with the built-in maxima would run it: what a
+/// component is checked against on the author's machine.
+fn local_engine() -> anyhow::Result<PolicyEngine> {
+    PolicyEngine::new(Limits::default())
+}
+
+/// Loads `bytes` under what `request` asks for, as Review-E would grant it.
+fn load_as_published(engine: &PolicyEngine, bytes: &[u8], request: &LimitsRequest) -> anyhow::Result<LoadedPolicy> {
+    let limits = request.grant(engine.defaults(), engine.maxima())?;
+    Ok(engine.load_limited(bytes, limits, None)?.policy)
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let bytes = toolchain::build(&args.dir, &[])?;
-    let policy =
-        PolicyEngine::new(Limits::default())?.load(&bytes).context("the built component is not a usable policy")?;
+    let built = toolchain::build_project(&args.dir)?;
+    let engine = local_engine()?;
+    let policy = load_as_published(&engine, &built.component, &built.limits)
+        .context("the built component is not a usable policy")?;
     let out = args.out.unwrap_or_else(|| args.dir.join("policy.wasm"));
-    std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&out, &built.component).with_context(|| format!("writing {}", out.display()))?;
+    // The limits travel beside the component: the policy folder and `policy
+    // push` read `<name>.limits.json`.
+    let limits_out = review_e::folder::limits_file_of(&out);
+    if built.limits.is_empty() {
+        if limits_out.is_file() {
+            std::fs::remove_file(&limits_out).with_context(|| format!("removing {}", limits_out.display()))?;
+        }
+    } else {
+        let json = serde_json::to_string_pretty(&built.limits)? + "\n";
+        std::fs::write(&limits_out, json).with_context(|| format!("writing {}", limits_out.display()))?;
+    }
     println!(
-        "{} {} -> {} ({} bytes, sha256 {})",
+        "{} {} ({}, contract {}) -> {} ({} bytes, sha256 {})",
         policy.metadata.name,
         policy.metadata.version,
+        built.language,
+        policy.contract,
         out.display(),
-        bytes.len(),
+        built.component.len(),
         policy.digest
     );
+    if !built.limits.is_empty() {
+        println!(
+            "limits -> {} ({})",
+            limits_out.display(),
+            review_e::policy::RecordedLimits::from(policy.limits).describe()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -406,11 +548,24 @@ struct Outcome {
 }
 
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
-    let (bytes, default_cases) = if args.component.is_dir() {
-        (toolchain::build(&args.component, &[])?, args.component.join("cases.json"))
+    let (bytes, request, default_cases) = if args.component.is_dir() {
+        let dir = &args.component;
+        if Language::of_project(dir)? != Language::Rust {
+            // The policy's own tests first: a failure there is the clearer message.
+            let output = toolchain::native_test(dir)?;
+            let summary = output.lines().rev().find(|l| l.contains("pass")).unwrap_or_default();
+            println!("native tests passed: {}", summary.trim());
+        }
+        let built = toolchain::build_project(dir)?;
+        (built.component, built.limits, dir.join("cases.json"))
     } else {
         let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
-        (bytes, args.component.with_file_name("cases.json"))
+        let limits_path = review_e::folder::limits_file_of(&args.component);
+        let request = match std::fs::read(&limits_path) {
+            Ok(json) => LimitsRequest::parse(&json).with_context(|| format!("reading {}", limits_path.display()))?,
+            Err(_) => LimitsRequest::default(),
+        };
+        (bytes, request, args.component.with_file_name("cases.json"))
     };
     let cases_path = args.cases.unwrap_or(default_cases);
     let cases = parse_cases(
@@ -421,7 +576,8 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     if cases.cases.is_empty() {
         bail!("{} has no cases", cases_path.display());
     }
-    let policy = PolicyEngine::new(Limits::default())?.load(&bytes).context("the component is not a usable policy")?;
+    let policy =
+        load_as_published(&local_engine()?, &bytes, &request).context("the component is not a usable policy")?;
     let outcomes: Vec<Outcome> = cases.cases.into_iter().map(|case| run_case(&policy, case)).collect();
     print_table(&policy, &outcomes);
     if let Some(path) = &args.junit {

@@ -219,6 +219,25 @@ pub mod review {
         /// Why it could not (unloaded ones).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub why: Option<String>,
+        /// The limits it runs under (absent from a Review-E before per-policy limits).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub limits: Option<ListedLimits>,
+        /// The contract version it was built against (`0.1.0`, ...), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub contract: Option<String>,
+    }
+
+    /// The limits one policy runs under, in exact units.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListedLimits {
+        /// Time limit of one evaluation, milliseconds.
+        pub deadline_ms: u64,
+        /// Memory cap, bytes.
+        pub memory_bytes: u64,
+        /// Largest component, bytes.
+        pub component_bytes: u64,
+        /// Most core instances.
+        pub core_instances: u32,
     }
 
     /// `GET /policies`.

@@ -801,7 +801,6 @@ impl Store {
         Ok(sha256)
     }
 
-    /// The blob with this SHA-256, if stored; its bytes are checked against the hash.
     /// A read model this role saved (`save_read_model`), with the cursor it is
     /// complete up to; `None` when there is none (build it from the log).
     pub async fn load_read_model(&self, name: &str) -> Result<Option<(Cursor, serde_json::Value)>, StoreError> {
@@ -819,6 +818,26 @@ impl Store {
         }
     }
 
+    /// A compiled policy component this role saved for the component `digest` and
+    /// the engine `engine` (a fingerprint of the compiler and its settings).
+    /// Only Review-E's role can read or write these: an artifact is native code.
+    pub async fn compiled_policy(&self, digest: &str, engine: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.compiled_policy(digest, engine).await,
+            Backend::Sqlite(b) => b.compiled_policy(digest, engine).await,
+        }
+    }
+
+    /// Saves a compiled policy component, replacing this role's earlier one for
+    /// the same component and engine.
+    pub async fn save_compiled_policy(&self, digest: &str, engine: &str, artifact: &[u8]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.save_compiled_policy(digest, engine, artifact).await,
+            Backend::Sqlite(b) => b.save_compiled_policy(digest, engine, artifact).await,
+        }
+    }
+
+    /// The blob with this SHA-256, if stored; its bytes are checked against the hash.
     pub async fn get_blob(&self, sha256: &str) -> Result<Option<Blob>, StoreError> {
         let blob = match &self.backend {
             Backend::Postgres(b) => b.get_blob(sha256).await?,

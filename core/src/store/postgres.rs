@@ -528,6 +528,35 @@ impl PgBackend {
         Ok(())
     }
 
+    pub(crate) async fn compiled_policy(&self, digest: &str, engine: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT artifact FROM compiled_policies WHERE owner = current_user AND digest = $1 AND engine = $2",
+        )
+        .bind(digest)
+        .bind(engine)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(artifact,)| artifact))
+    }
+
+    pub(crate) async fn save_compiled_policy(
+        &self,
+        digest: &str,
+        engine: &str,
+        artifact: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO compiled_policies (digest, engine, artifact) VALUES ($1, $2, $3)
+             ON CONFLICT (owner, digest, engine) DO UPDATE SET artifact = EXCLUDED.artifact, saved_at = now()",
+        )
+        .bind(digest)
+        .bind(engine)
+        .bind(artifact)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn get_blob(&self, sha256: &str) -> Result<Option<super::Blob>, StoreError> {
         let row: Option<(String, String, Vec<u8>)> =
             sqlx::query_as("SELECT sha256, content_type, bytes FROM blobs WHERE sha256 = $1")

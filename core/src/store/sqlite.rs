@@ -258,6 +258,35 @@ impl SqliteBackend {
         Ok(())
     }
 
+    pub(crate) async fn compiled_policy(&self, digest: &str, engine: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT artifact FROM compiled_policies WHERE digest = ?1 AND engine = ?2")
+                .bind(digest)
+                .bind(engine)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(artifact,)| artifact))
+    }
+
+    pub(crate) async fn save_compiled_policy(
+        &self,
+        digest: &str,
+        engine: &str,
+        artifact: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO compiled_policies (digest, engine, artifact) VALUES (?1, ?2, ?3)
+             ON CONFLICT (digest, engine) DO UPDATE SET artifact = excluded.artifact,
+                 saved_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(digest)
+        .bind(engine)
+        .bind(artifact)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn load_read_model(&self, name: &str) -> Result<Option<(Cursor, serde_json::Value)>, StoreError> {
         let row: Option<(i64, i64, String)> =
             sqlx::query_as("SELECT last_transaction_id, last_position, state FROM read_models WHERE name = ?1")

@@ -22,6 +22,7 @@ crate::on_both_backends!(
     stats_count_types_and_decisions,
     versions_count_what_the_services_count,
     a_read_model_is_saved_with_its_cursor_and_replaced,
+    a_compiled_policy_is_kept_per_component_and_engine,
 );
 
 async fn count(db: &TestDb) -> usize {
@@ -497,4 +498,14 @@ async fn a_read_model_is_saved_with_its_cursor_and_replaced(db: &TestDb) {
     let later = Cursor { transaction_id: 0, position: 9 };
     db.store.save_read_model("test.model", later, &json!({"n": 2})).await.unwrap();
     assert_eq!(db.store.load_read_model("test.model").await.unwrap(), Some((later, json!({"n": 2}))));
+}
+
+async fn a_compiled_policy_is_kept_per_component_and_engine(db: &TestDb) {
+    assert_eq!(db.store.compiled_policy("d1", "engine-a").await.unwrap(), None);
+    db.store.save_compiled_policy("d1", "engine-a", b"first").await.unwrap();
+    db.store.save_compiled_policy("d1", "engine-a", b"second").await.unwrap();
+    db.store.save_compiled_policy("d1", "engine-b", b"other engine").await.unwrap();
+    assert_eq!(db.store.compiled_policy("d1", "engine-a").await.unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(db.store.compiled_policy("d1", "engine-b").await.unwrap().as_deref(), Some(&b"other engine"[..]));
+    assert_eq!(db.store.compiled_policy("d2", "engine-a").await.unwrap(), None);
 }

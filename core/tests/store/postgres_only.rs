@@ -784,6 +784,25 @@ async fn a_read_model_is_its_roles_own() {
     db.cleanup().await;
 }
 
+/// A compiled policy is native code Review-E runs without checking it again:
+/// only Review-E's role may read or write the compile cache. Every other
+/// service role is refused outright, and cannot plant an artifact for it.
+#[tokio::test]
+async fn only_review_e_reads_or_writes_compiled_policies() {
+    let Some(db) = postgres().await else { return };
+    let review_e = Store::connect(&db.role_url("review_e")).await.unwrap();
+    review_e.save_compiled_policy("digest", "engine", b"native code").await.unwrap();
+    for role in ["book_e", "accounting_api", "cron", "cost_api"] {
+        let other = Store::connect(&db.role_url(role)).await.unwrap();
+        let read = other.compiled_policy("digest", "engine").await;
+        assert!(read.is_err(), "{role} must not read compiled policies: {read:?}");
+        let write = other.save_compiled_policy("digest", "engine", b"planted").await;
+        assert!(write.is_err(), "{role} must not write compiled policies");
+    }
+    assert_eq!(review_e.compiled_policy("digest", "engine").await.unwrap().as_deref(), Some(&b"native code"[..]));
+    db.cleanup().await;
+}
+
 /// A one-shot process (`bookkeeper events append`) may exit right after its
 /// append: its commit itself must wake a follower elsewhere, with nothing left
 /// for the process to send (no close, no background NOTIFY).

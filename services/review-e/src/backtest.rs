@@ -95,7 +95,13 @@ impl<'a> Archive<'a> {
             return found.clone();
         }
         let loaded = match self.store.get_blob(digest).await {
-            Ok(Some(blob)) => self.engine.load(&blob.bytes).map_err(|e| e.to_string()),
+            // Under the most any policy may have: the past is judged for its
+            // rules, and every recorded policy ran within its own limits then.
+            Ok(Some(blob)) => self
+                .engine
+                .load_limited(&blob.bytes, *self.engine.maxima(), None)
+                .map(|l| l.policy)
+                .map_err(|e| e.to_string()),
             Ok(None) => Err(format!("component {digest} is not stored")),
             Err(e) => Err(e.to_string()),
         };
@@ -137,6 +143,9 @@ pub struct Change {
     pub candidate: Outcome,
     /// The candidate set's reason.
     pub reason: String,
+    /// Facts the candidate's contract has that this decision's record lacks
+    /// (it was recorded before they existed): the candidate was given `none`.
+    pub lacking: Vec<&'static str>,
 }
 
 /// The result of a replay.
@@ -148,6 +157,9 @@ pub struct Replay {
     pub changes: Vec<Change>,
     /// Decisions that could not be replayed (a recorded policy is missing), with why.
     pub skipped: Vec<(String, String)>,
+    /// Decisions replayed whose record lacks facts the candidate's contract
+    /// has, with those facts, changed or not: the candidate saw `none` there.
+    pub lacking: Vec<(String, Vec<&'static str>)>,
 }
 
 /// Re-decides every recorded automatic decision with `candidate` in the set it was
@@ -174,6 +186,10 @@ pub async fn replay(
         let p = proposal::from_event(&recorded.proposal);
         let combined = set.evaluate(&p, &recorded.record.facts);
         result.replayed += 1;
+        let lacking = candidate.contract.lacking(&recorded.record.facts);
+        if !lacking.is_empty() {
+            result.lacking.push((recorded.proposal.correlation_id.clone(), lacking.clone()));
+        }
         if combined.outcome != recorded.outcome() {
             result.changes.push(Change {
                 correlation_id: recorded.proposal.correlation_id.clone(),
@@ -181,6 +197,7 @@ pub async fn replay(
                 recorded: recorded.outcome(),
                 candidate: combined.outcome,
                 reason: combined.reason,
+                lacking,
             });
         }
     }

@@ -1,6 +1,7 @@
 //! The watched policy folder: dropping, replacing or removing a `.wasm` file
 //! publishes, replaces or retires that policy. A file named `*.shadow.wasm` is
-//! published in shadow mode.
+//! published in shadow mode. A `<name>.limits.json` beside it asks for the limits
+//! it runs under (see `LimitsRequest`); changing that file republishes it.
 //!
 //! File-system notifications trigger a rescan at once; a periodic rescan catches
 //! whatever a notification missed (network volumes, ConfigMap symlink swaps).
@@ -13,8 +14,8 @@ use bookkeeper_core::event::actor;
 use bookkeeper_core::Store;
 use notify::{RecursiveMode, Watcher};
 
-use crate::policy::{Mode, PolicyEngine};
-use crate::publish::{publish, retire};
+use crate::policy::{LimitsRequest, Mode, PolicyEngine, RecordedLimits};
+use crate::publish::{grant, publish, retire, PublishError};
 use crate::registry::Registry;
 
 /// Watches `dir` until `shutdown`.
@@ -56,7 +57,7 @@ pub async fn rescan(
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let Some(file) = path.file_name().and_then(|f| f.to_str()).map(str::to_string) else { continue };
-        if file.ends_with(".wasm") && path.is_file() {
+        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
             files.insert(file, path);
         }
     }
@@ -72,19 +73,41 @@ pub async fn rescan(
         let digest = PolicyEngine::digest(&bytes);
         let mode = if file.ends_with(".shadow.wasm") { Mode::Shadow } else { Mode::Enforcing };
         let source = format!("folder:{file}");
+        // The limits its author asks for, in `<name>.limits.json` beside it
+        // (`x.wasm` and `x.shadow.wasm` both read `x.limits.json`).
+        let limits_path = limits_file_of(path);
+        let limits = match read_limits(&limits_path) {
+            Ok(request) => grant(registry, &request),
+            Err(e) => Err(e),
+        };
+        let limits = match limits {
+            Ok(l) => l,
+            Err(e) => {
+                let key = format!("{digest}:{}", limits_path.display());
+                if refused.insert(key) {
+                    tracing::error!(file, limits = %limits_path.display(), error = %e,
+                        "policy file refused: its limits cannot be granted; the active set is unchanged");
+                }
+                continue;
+            }
+        };
         let active = registry.current();
-        let unchanged = active
-            .provenance
-            .values()
-            .any(|p| p.published.source == source && p.published.digest == digest && p.published.mode == mode);
-        if unchanged || refused.contains(&digest) {
+        let engine = registry.engine();
+        let unchanged = active.provenance.values().any(|p| {
+            p.published.source == source
+                && p.published.digest == digest
+                && p.published.mode == mode
+                && p.published.limits_on(engine) == limits
+        });
+        let attempt = format!("{digest}:{}", RecordedLimits::from(limits).describe());
+        if unchanged || refused.contains(&attempt) {
             continue;
         }
-        match publish(store, registry, bytes, mode, actor::REVIEW_E, &source).await {
+        match publish(store, registry, bytes, mode, Some(limits), actor::REVIEW_E, &source).await {
             Ok(p) => tracing::info!(file, policy = %p.name, version = %p.version, "published from the policy folder"),
             Err(e) => {
                 tracing::error!(file, error = %e, "policy file refused; the active set is unchanged");
-                refused.insert(digest);
+                refused.insert(attempt);
             }
         }
     }
@@ -103,4 +126,33 @@ pub async fn rescan(
         tracing::info!(policy = %name, "retired: its file was removed");
     }
     Ok(())
+}
+
+/// `<dir>/x.limits.json` for `<dir>/x.wasm` and `<dir>/x.shadow.wasm`.
+pub fn limits_file_of(component: &Path) -> PathBuf {
+    let stem = component.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = stem.strip_suffix(".shadow").unwrap_or(stem);
+    component.with_file_name(format!("{stem}.limits.json"))
+}
+
+/// The limits file's request; none asked for when there is no file.
+fn read_limits(path: &Path) -> Result<LimitsRequest, PublishError> {
+    match std::fs::read(path) {
+        Ok(bytes) => LimitsRequest::parse(&bytes).map_err(|e| PublishError::Invalid(e.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LimitsRequest::default()),
+        Err(e) => Err(PublishError::Invalid(crate::policy::LoadError::Limits(crate::policy::LimitsError::Unreadable(
+            format!("{}: {e}", path.display()),
+        )))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_and_its_shadow_share_one_limits_file() {
+        assert_eq!(limits_file_of(Path::new("/p/small.wasm")), Path::new("/p/small.limits.json"));
+        assert_eq!(limits_file_of(Path::new("/p/small.shadow.wasm")), Path::new("/p/small.limits.json"));
+    }
 }

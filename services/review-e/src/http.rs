@@ -10,7 +10,7 @@
 //! | `POST /reviews/{id}/approve` | reviewers | approve (`{"reason": ...}` optional) |
 //! | `POST /reviews/{id}/reject` | reviewers | reject (`{"reason": ...}` required) |
 //! | `GET /policies` | reviewers, authors | the active set |
-//! | `POST /policies[?mode=shadow]` | authors | upload a component (`application/wasm`) |
+//! | `POST /policies[?mode=shadow][&memory_mib=..&core_instances=..&deadline_ms=..&component_mib=..]` | authors | upload a component (`application/wasm`) with the limits it asks for |
 //! | `DELETE /policies/{name}` | authors | retire a policy |
 //! | `POST /discord/press` | Discord (signed) | a review button press Book-E forwards verbatim |
 //! | `POST /discord/asserted-press` | Book-E's press token | a press Book-E saw over the gateway (unproven) |
@@ -271,6 +271,17 @@ async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Res
 /// The active set as `GET /policies` and the desk list it: loaded policies, then
 /// those published but not loaded here.
 pub fn listed_policies(active: &crate::registry::ActiveSet) -> Vec<ListedPolicy> {
+    let listed = |l: crate::policy::Limits| {
+        let r = crate::policy::RecordedLimits::from(l);
+        bookkeeper_http::wire::review::ListedLimits {
+            deadline_ms: r.deadline_ms,
+            memory_bytes: r.memory_bytes,
+            component_bytes: r.component_bytes,
+            core_instances: r.core_instances,
+        }
+    };
+    let loaded: std::collections::BTreeMap<&str, &crate::policy::LoadedPolicy> =
+        active.set.iter().map(|(p, _)| (p.metadata.name.as_str(), p)).collect();
     let mode = |m: Mode| match m {
         Mode::Enforcing => "enforcing".to_string(),
         Mode::Shadow => "shadow".to_string(),
@@ -290,6 +301,8 @@ pub fn listed_policies(active: &crate::registry::ActiveSet) -> Vec<ListedPolicy>
             published_at: Some(p.at),
             loaded: true,
             why: None,
+            limits: loaded.get(p.published.name.as_str()).map(|l| listed(l.limits)),
+            contract: loaded.get(p.published.name.as_str()).map(|l| l.contract.version().to_string()),
         })
         .chain(active.unloaded.values().map(|u| ListedPolicy {
             name: u.name.clone(),
@@ -303,14 +316,28 @@ pub fn listed_policies(active: &crate::registry::ActiveSet) -> Vec<ListedPolicy>
             published_at: None,
             loaded: false,
             why: Some(u.why.clone()),
+            limits: None,
+            contract: None,
         }))
         .collect()
 }
 
+/// `?mode=` and the limits the author asks for (`deadline_ms`, `memory_mib`,
+/// `component_mib`, `core_instances`, as in a `.limits.json` file). A
+/// misspelt limit is refused rather than silently left at its default.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UploadQuery {
     #[serde(default)]
     mode: Option<String>,
+    #[serde(default)]
+    deadline_ms: Option<u64>,
+    #[serde(default)]
+    memory_mib: Option<u64>,
+    #[serde(default)]
+    component_mib: Option<u64>,
+    #[serde(default)]
+    core_instances: Option<u32>,
 }
 
 async fn upload_policy(
@@ -329,8 +356,23 @@ async fn upload_policy(
         Some("shadow") => Mode::Shadow,
         Some(other) => return Err(ApiError::bad_request(format!("mode `{other}`: use enforcing or shadow"))),
     };
-    let published =
-        publish::publish(&state.store, &state.registry, body.to_vec(), mode, &actor::user(&who), "upload").await?;
+    let request = crate::policy::LimitsRequest {
+        deadline_ms: query.deadline_ms,
+        memory_mib: query.memory_mib,
+        component_mib: query.component_mib,
+        core_instances: query.core_instances,
+    };
+    let limits = publish::grant(&state.registry, &request)?;
+    let published = publish::publish(
+        &state.store,
+        &state.registry,
+        body.to_vec(),
+        mode,
+        Some(limits),
+        &actor::user(&who),
+        "upload",
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(serde_json::to_value(&published).unwrap_or_default())))
 }
 

@@ -59,9 +59,11 @@ pub struct Config {
     /// (`REVIEW_E_ASSERTED_PRESS_TOKEN`); none, or `REVIEW_E_ALLOW_ASSERTED_PRESSES=0`:
     /// such presses are refused.
     pub asserted_press_token: Option<SecretString>,
-    /// Sandbox limits (`REVIEW_E_POLICY_DEADLINE_MS`, `REVIEW_E_POLICY_MEMORY_MB`,
-    /// `REVIEW_E_MAX_POLICY_BYTES`).
+    /// The limits of a policy whose author asks for none (`REVIEW_E_POLICY_DEADLINE_MS`,
+    /// `REVIEW_E_POLICY_MEMORY_MB`, `REVIEW_E_MAX_POLICY_BYTES`, `REVIEW_E_POLICY_CORE_INSTANCES`).
     pub limits: Limits,
+    /// The most any policy may ask for (`REVIEW_E_POLICY_MAX_*`).
+    pub max_limits: Limits,
     /// How often the subscription polls without a wake-up.
     pub poll_interval: Duration,
     /// How long a dead replica's claim on deciding lasts (`BOOKKEEPER_LEASE_TTL_SECS`).
@@ -80,6 +82,7 @@ impl std::fmt::Debug for Config {
             .field("presses", &self.presses)
             .field("asserted_presses", &self.asserted_press_token.is_some())
             .field("limits", &self.limits)
+            .field("max_limits", &self.max_limits)
             .field("poll_interval", &self.poll_interval)
             .field("desk", &self.desk)
             .finish()
@@ -95,6 +98,7 @@ impl Default for Config {
             presses: None,
             asserted_press_token: None,
             limits: Limits::default(),
+            max_limits: Limits::default_maxima(),
             poll_interval: Duration::from_secs(1),
             lease_ttl: SubscriptionOptions::default().lease_ttl,
             desk: desk::DeskConfig::default(),
@@ -136,14 +140,34 @@ impl Config {
         }
         let allow_asserted = settings.flag("REVIEW_E_ALLOW_ASSERTED_PRESSES")?.unwrap_or(true);
         config.asserted_press_token = settings.secret("REVIEW_E_ASSERTED_PRESS_TOKEN").filter(|_| allow_asserted);
-        if let Some(ms) = settings.number("REVIEW_E_POLICY_DEADLINE_MS")? {
-            config.limits.deadline = Duration::from_millis(ms);
+        config.limits = limits_from(
+            settings,
+            Limits::default(),
+            [
+                "REVIEW_E_POLICY_DEADLINE_MS",
+                "REVIEW_E_POLICY_MEMORY_MB",
+                "REVIEW_E_MAX_POLICY_BYTES",
+                "REVIEW_E_POLICY_CORE_INSTANCES",
+            ],
+        )?;
+        config.max_limits = limits_from(
+            settings,
+            Limits::default_maxima().max(config.limits),
+            [
+                "REVIEW_E_POLICY_MAX_DEADLINE_MS",
+                "REVIEW_E_POLICY_MAX_MEMORY_MB",
+                "REVIEW_E_POLICY_MAX_COMPONENT_BYTES",
+                "REVIEW_E_POLICY_MAX_CORE_INSTANCES",
+            ],
+        )?;
+        if let Some(above) = config.limits.above(&config.max_limits) {
+            anyhow::bail!("a default policy limit is above its maximum ({above}): raise REVIEW_E_POLICY_MAX_* or lower the default");
         }
-        if let Some(mb) = settings.number("REVIEW_E_POLICY_MEMORY_MB")? {
-            config.limits.memory_bytes = usize::try_from(mb).unwrap_or(usize::MAX / (1 << 20)).saturating_mul(1 << 20);
-        }
-        if let Some(bytes) = settings.number("REVIEW_E_MAX_POLICY_BYTES")? {
-            config.limits.max_component_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        if config.max_limits.component_bytes > bookkeeper_core::store::MAX_BLOB_BYTES {
+            anyhow::bail!(
+                "REVIEW_E_POLICY_MAX_COMPONENT_BYTES is above {} (the largest component the log can store)",
+                bookkeeper_core::store::MAX_BLOB_BYTES
+            );
         }
         config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
         if let Some(key) = settings.secret("REVIEW_E_DESK_SESSION_KEY") {
@@ -160,6 +184,26 @@ impl Config {
     }
 }
 
+/// Limits from four settings (deadline in ms, memory in MiB, component in bytes,
+/// core instances), each replacing the one in `base` when set.
+fn limits_from(settings: &Settings, base: Limits, vars: [&str; 4]) -> anyhow::Result<Limits> {
+    let mut limits = base;
+    let [deadline, memory, component, instances] = vars;
+    if let Some(ms) = settings.number(deadline)? {
+        limits.deadline = Duration::from_millis(ms.max(1));
+    }
+    if let Some(mb) = settings.number(memory)? {
+        limits.memory_bytes = usize::try_from(mb.max(1)).unwrap_or(usize::MAX / (1 << 20)).saturating_mul(1 << 20);
+    }
+    if let Some(bytes) = settings.number(component)? {
+        limits.component_bytes = usize::try_from(bytes.max(1)).unwrap_or(usize::MAX);
+    }
+    if let Some(n) = settings.number(instances)? {
+        limits.core_instances = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    }
+    Ok(limits)
+}
+
 /// A running Review-E: HTTP API, policy follower, folder watcher, and the
 /// subscription that decides.
 pub struct ReviewE {
@@ -173,7 +217,8 @@ pub struct ReviewE {
 impl ReviewE {
     /// Binds the listener (port 0 picks a free one) and loads the current policy set.
     pub async fn build(config: Config, store: Store) -> anyhow::Result<ReviewE> {
-        let engine = PolicyEngine::new(config.limits.clone()).context("starting the policy engine")?;
+        let engine = PolicyEngine::with_maxima(config.limits, config.max_limits.max(config.limits))
+            .context("starting the policy engine")?;
         let registry = Registry::new(engine);
         registry.catch_up(&store).await.context("loading the published policies")?;
         let listener =
@@ -231,7 +276,7 @@ impl ReviewE {
             asserted_press_token: self.config.asserted_press_token.clone(),
             desk: self.desk.clone(),
         };
-        let app = http::router(state, self.config.limits.max_component_bytes);
+        let app = http::router(state, self.config.max_limits.max(self.config.limits).component_bytes);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(stop.stopped());
         let follower = tokio::spawn(self.registry.clone().follow(self.store.clone(), stop.stopped()));
         let watcher = self

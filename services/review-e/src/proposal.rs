@@ -7,6 +7,7 @@
 use bookkeeper_core::store::{FactsQuery, ProposalFacts};
 use bookkeeper_core::{RecordedEvent, Store, StoreError};
 use bookkeeper_policy_sdk::{Facts, Money, Proposal, Vendor, VendorHistory};
+use chrono::Datelike;
 use serde_json::Value;
 
 /// The proposal a policy judges, built from its event.
@@ -22,9 +23,18 @@ pub fn from_event(event: &RecordedEvent) -> Proposal {
             organization_number: v.get("organization_number").and_then(Value::as_str).map(str::to_string),
         })
     });
-    let has_document = ["receipt", "document"]
-        .iter()
-        .any(|k| p.get(*k).and_then(|d| d.get("sha256")).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
+    let document = ["receipt", "document"].iter().find_map(|k| {
+        let d = p.get(*k)?;
+        d.get("sha256").and_then(Value::as_str).is_some_and(|s| !s.is_empty()).then_some(d)
+    });
+    let has_document = document.is_some();
+    // The stored content type, parsed into the closed set Bookkeeper keeps; a
+    // type outside it is not passed on as if it were known.
+    let document_type = document
+        .and_then(|d| d.get("content_type"))
+        .and_then(Value::as_str)
+        .and_then(bookkeeper_core::document::DocumentType::from_mime)
+        .map(|t| t.mime().to_string());
     Proposal {
         proposal_type: event.event_type.clone(),
         correlation_id: event.correlation_id.clone(),
@@ -38,6 +48,7 @@ pub fn from_event(event: &RecordedEvent) -> Proposal {
         invoice_date: text("invoice_date"),
         due_date: text("due_date"),
         has_document,
+        document_type,
         payload_json: p.to_string(),
     }
 }
@@ -86,6 +97,7 @@ pub fn to_policy_facts(f: ProposalFacts, query: &FactsQuery) -> Facts {
         duplicate_invoice_proposed: f.duplicate_invoice_proposed,
         requester_proposals_last_30_days: count(f.requester_last_30_days),
         requester_proposals_today: count(f.requester_today),
+        weekday: Some(query.today.weekday().number_from_monday() as u8),
     }
 }
 
@@ -120,6 +132,7 @@ mod tests {
         assert_eq!(p.amount, Some(Money::nok(12_900)));
         assert_eq!(p.vendor.unwrap().name, "Kiwi");
         assert!(p.has_document);
+        assert_eq!(p.document_type.as_deref(), Some("image/jpeg"));
         assert_eq!(p.description.as_deref(), Some("team lunch"));
     }
 }

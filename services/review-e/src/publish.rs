@@ -5,7 +5,7 @@ use bookkeeper_core::event::derived_event_id;
 use bookkeeper_core::{Append, ExpectedVersion, NewEvent, Store, StoreError};
 use uuid::Uuid;
 
-use crate::policy::{LoadError, Mode};
+use crate::policy::{Limits, LimitsRequest, LoadError, Mode, RecordedLimits};
 use crate::registry::{Published, Registry, Retired, PUBLISHED, RETIRED};
 
 /// Why a change was refused. Nothing was changed.
@@ -33,25 +33,30 @@ impl From<StoreError> for PublishError {
 
 /// Validates and publishes a component. Publishing what is already in force
 /// (same digest, same mode) changes nothing and returns it.
+///
+/// The component runs under `limits` (granted from what its author asked for
+/// with [`grant`]; `None`: the operator's defaults), refused above the
+/// operator's maxima, and recorded in the event with the contract version it
+/// speaks.
 pub async fn publish(
     store: &Store,
     registry: &Registry,
     bytes: Vec<u8>,
     mode: Mode,
+    limits: Option<Limits>,
     actor: &str,
     source: &str,
 ) -> Result<Published, PublishError> {
-    let engine = registry.engine().clone();
+    let engine = registry.engine();
+    let granted = limits.unwrap_or(*engine.defaults());
     let bytes = std::sync::Arc::new(bytes);
-    let to_load = bytes.clone();
-    let loaded = tokio::task::spawn_blocking(move || engine.load(&to_load))
-        .await
-        .map_err(|e| PublishError::Invalid(LoadError::Invalid(e.to_string())))??;
+    let loaded = registry.load_component(store, bytes.clone(), granted).await?;
     registry.catch_up(store).await?;
     let active = registry.current();
     let name = loaded.metadata.name.clone();
+    let recorded = RecordedLimits::from(granted);
     if let Some(p) = active.provenance.get(&name) {
-        if p.published.digest == loaded.digest && p.published.mode == mode {
+        if p.published.digest == loaded.digest && p.published.mode == mode && p.published.limits_on(engine) == granted {
             return Ok(p.published.clone());
         }
     }
@@ -64,16 +69,28 @@ pub async fn publish(
         digest: loaded.digest.clone(),
         mode,
         source: source.to_string(),
+        limits: Some(recorded),
+        contract: Some(loaded.contract.version().to_string()),
     };
     let previous = active.last_event.get(&name).copied();
     let event = NewEvent::new(PUBLISHED, actor, "PUBLISHED", correlation(&name))
         .with_payload(serde_json::to_value(&published).unwrap_or_default())
         // Replicas watching the same folder derive the same id for the same
         // change, so the log records it once.
-        .with_id(derived_event_id(previous.unwrap_or(Uuid::nil()), &format!("publish:{}:{mode:?}", loaded.digest)));
+        .with_id(derived_event_id(
+            previous.unwrap_or(Uuid::nil()),
+            &format!("publish:{}:{mode:?}:{}", loaded.digest, limits_key(&recorded)),
+        ));
     append_change(store, &name, event).await?;
     registry.catch_up(store).await?;
     Ok(published)
+}
+
+/// The limits granted to what an author asks for on `registry`'s engine: the
+/// operator's defaults where nothing is asked, refused above its maxima.
+pub fn grant(registry: &Registry, request: &LimitsRequest) -> Result<Limits, PublishError> {
+    let engine = registry.engine();
+    request.grant(engine.defaults(), engine.maxima()).map_err(|e| PublishError::Invalid(LoadError::from(e)))
 }
 
 /// Retires the policy called `name`.
@@ -107,6 +124,12 @@ async fn append_change(store: &Store, name: &str, event: NewEvent) -> Result<(),
         Err(StoreError::VersionConflict { .. }) => Err(PublishError::Conflict(name.to_string())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The limits as part of a publication's derived id: replicas granting the same
+/// limits to the same component derive the same event.
+fn limits_key(l: &RecordedLimits) -> String {
+    format!("{}/{}/{}/{}", l.deadline_ms, l.memory_bytes, l.component_bytes, l.core_instances)
 }
 
 /// The correlation id of every change to one policy: its history is one story.

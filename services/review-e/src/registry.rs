@@ -16,7 +16,9 @@ use tokio::sync::watch;
 
 use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
 
-use crate::policy::{combine, Combined, Mode, PolicyEngine, PolicySet, Verdict};
+use crate::policy::{
+    combine, Combined, Limits, LoadError, LoadedPolicy, Mode, PolicyEngine, PolicySet, RecordedLimits, Verdict,
+};
 
 /// Event type of a publication.
 pub const PUBLISHED: &str = "PolicyPublished";
@@ -40,6 +42,22 @@ pub struct Published {
     pub mode: Mode,
     /// `upload` or `folder:<file name>`.
     pub source: String,
+    /// The limits it runs under, granted when it was published. Absent in
+    /// publications from before per-policy limits: those run under the
+    /// operator's defaults, as they always did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<RecordedLimits>,
+    /// The contract version it was built against (`0.1.0`, ...); absent in
+    /// publications from before contract versions were recorded (all 0.1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+}
+
+impl Published {
+    /// The limits it runs under: as granted, or the engine's defaults.
+    pub fn limits_on(&self, engine: &PolicyEngine) -> Limits {
+        self.limits.map(Limits::from).unwrap_or(*engine.defaults())
+    }
 }
 
 /// Payload of `PolicyRetired`.
@@ -145,6 +163,9 @@ pub struct Registry {
     engine: PolicyEngine,
     current: Arc<RwLock<Arc<ActiveSet>>>,
     changed: Arc<watch::Sender<Cursor>>,
+    /// One catch-up at a time: a set is built from the one before it, and a
+    /// large component can take seconds to compile.
+    applying: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
@@ -154,6 +175,7 @@ impl Registry {
             engine,
             current: Arc::new(RwLock::new(Arc::new(ActiveSet::default()))),
             changed: Arc::new(watch::Sender::new(Cursor::START)),
+            applying: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -173,7 +195,12 @@ impl Registry {
     }
 
     /// Applies every policy event after the current cursor. Returns how many.
+    ///
+    /// A policy being compiled is not in force until it is ready: the set in
+    /// force meanwhile is the one before its event, whole, and the new set
+    /// replaces it at once.
     pub async fn catch_up(&self, store: &Store) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.applying.lock().await;
         let filter = TypeFilter::of([PUBLISHED, RETIRED]);
         let mut applied = 0;
         loop {
@@ -200,7 +227,7 @@ impl Registry {
         let text = |k: &str| event.payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         match event.event_type.as_str() {
             PUBLISHED => match serde_json::from_value::<Published>(event.payload.clone()) {
-                Ok(published) => match self.load(store, &published.digest).await {
+                Ok(published) => match self.load(store, &published).await {
                     Ok(policy) => {
                         tracing::info!(policy = %published.name, version = %published.version,
                             digest = %published.digest, mode = ?published.mode, actor = %event.actor, "policy in force");
@@ -270,17 +297,49 @@ impl Registry {
         self.swap(|s| *s = next);
     }
 
-    async fn load(&self, store: &Store, digest: &str) -> Result<crate::policy::LoadedPolicy, String> {
+    async fn load(&self, store: &Store, published: &Published) -> Result<LoadedPolicy, String> {
+        let digest = &published.digest;
         let blob = store
             .get_blob(digest)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("component {digest} is not stored"))?;
+        let limits = published.limits_on(&self.engine);
+        self.load_component(store, Arc::new(blob.bytes), limits).await.map_err(|e| e.to_string())
+    }
+
+    /// Loads a component under `limits`, through the compile cache: its
+    /// compilation by this engine is read from the store when there, and
+    /// saved there when it had to be made (only Review-E's role may do either;
+    /// any other connection simply compiles).
+    pub async fn load_component(
+        &self,
+        store: &Store,
+        bytes: Arc<Vec<u8>>,
+        limits: Limits,
+    ) -> Result<LoadedPolicy, LoadError> {
+        let digest = PolicyEngine::digest(&bytes);
+        let fingerprint = self.engine.fingerprint().to_string();
+        let artifact = match store.compiled_policy(&digest, &fingerprint).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(%digest, error = %e, "compile cache unreadable; compiling");
+                None
+            }
+        };
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.load(&blob.bytes))
+        let started = std::time::Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || engine.load_limited(&bytes, limits, artifact.as_deref()))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(|e| LoadError::Invalid(format!("loading did not complete: {e}")))??;
+        if let Some(artifact) = &loaded.compiled {
+            tracing::info!(%digest, took_ms = started.elapsed().as_millis() as u64, bytes = artifact.len(),
+                "policy compiled");
+            if let Err(e) = store.save_compiled_policy(&digest, &fingerprint, artifact).await {
+                tracing::debug!(%digest, error = %e, "compilation not cached");
+            }
+        }
+        Ok(loaded.policy)
     }
 
     fn swap(&self, change: impl FnOnce(&mut ActiveSet)) {

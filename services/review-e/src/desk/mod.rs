@@ -1053,10 +1053,15 @@ async fn candidate(State(state): State<AppState>, headers: HeaderMap, Path(diges
         let signed = signed_in(&state, &headers, &[Right::Publish]).await?;
         let bytes = stored_component(&state, &digest).await?;
         let engine = state.registry.engine().clone();
-        let loaded = tokio::task::spawn_blocking(move || engine.load(&bytes))
-            .await
-            .map_err(|_| Refused::Page(StatusCode::UNPROCESSABLE_ENTITY, "the component could not be checked".into()))?
-            .map_err(|e| Refused::Page(StatusCode::UNPROCESSABLE_ENTITY, format!("policy refused: {e}")))?;
+        // Checked under the most any policy may have: a candidate is judged
+        // for its rules here; its limits are granted when it is published.
+        let loaded = tokio::task::spawn_blocking(move || {
+            let maxima = *engine.maxima();
+            engine.load_limited(&bytes, maxima, None).map(|l| l.policy)
+        })
+        .await
+        .map_err(|_| Refused::Page(StatusCode::UNPROCESSABLE_ENTITY, "the component could not be checked".into()))?
+        .map_err(|e| Refused::Page(StatusCode::UNPROCESSABLE_ENTITY, format!("policy refused: {e}")))?;
         let replay = crate::backtest::replay(&state.store, state.registry.engine(), &loaded, None, |_, _| {}).await?;
         let candidate_page = CandidatePage {
             name: &loaded.metadata.name,
@@ -1083,7 +1088,9 @@ async fn publish_candidate(
             _ => return Err(Refused::Page(StatusCode::BAD_REQUEST, "choose shadow or enforcing".into())),
         };
         let bytes = stored_component(&state, &digest).await?;
-        publish::publish(&state.store, &state.registry, bytes, mode, &signed.person.actor(), "desk")
+        // The desk asks for no limits: a component that needs more than the
+        // defaults is published by upload or file, with its limits beside it.
+        publish::publish(&state.store, &state.registry, bytes, mode, None, &signed.person.actor(), "desk")
             .await
             .map_err(publish_refused)?;
         Ok("published")
@@ -1093,9 +1100,10 @@ async fn publish_candidate(
 
 async fn promote(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Response {
     policy_change(&state, &headers, &body, async |signed, _| {
-        let digest = shadow_digest(&state, &name).await?;
+        let (digest, limits) = shadow_digest(&state, &name).await?;
         let bytes = stored_component(&state, &digest).await?;
-        publish::publish(&state.store, &state.registry, bytes, Mode::Enforcing, &signed.person.actor(), "desk")
+        // Promoted under the limits it was watched under.
+        publish::publish(&state.store, &state.registry, bytes, Mode::Enforcing, limits, &signed.person.actor(), "desk")
             .await
             .map_err(publish_refused)?;
         Ok("promoted")
@@ -1119,15 +1127,17 @@ async fn retire(State(state): State<AppState>, headers: HeaderMap, Path(name): P
 }
 
 /// The digest of the policy called `name`, if it is in force in shadow.
-async fn shadow_digest(state: &AppState, name: &str) -> Result<String, Refused> {
+/// The component of the policy `name` in shadow, and the limits it runs under.
+async fn shadow_digest(state: &AppState, name: &str) -> Result<(String, Option<crate::policy::Limits>), Refused> {
     state.registry.catch_up(&state.store).await?;
+    let engine = state.registry.engine();
     state
         .registry
         .current()
         .provenance
         .get(name)
         .filter(|p| p.published.mode == Mode::Shadow)
-        .map(|p| p.published.digest.clone())
+        .map(|p| (p.published.digest.clone(), Some(p.published.limits_on(engine))))
         .ok_or_else(|| Refused::Page(StatusCode::NOT_FOUND, format!("no policy `{name}` is in shadow")))
 }
 
@@ -1135,7 +1145,7 @@ async fn shadow(State(state): State<AppState>, headers: HeaderMap, Path(name): P
     let path = format!("/desk/policies/{name}/shadow");
     let outcome = async {
         let signed = signed_in(&state, &headers, &[Right::Review, Right::Publish]).await?;
-        let digest = shadow_digest(&state, &name).await?;
+        let (digest, _) = shadow_digest(&state, &name).await?;
         let results = view::shadow_results(&state.store, &digest).await?;
         Ok(page(pages::shadow(&signed.chrome(), &name, &results)))
     }

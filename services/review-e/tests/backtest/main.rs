@@ -26,7 +26,23 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
     let registry = Registry::new(engine.clone());
     let small =
         toolchain::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/small-receipts"), &[]).unwrap();
-    publish(store, &registry, small, Mode::Enforcing, "user:finance-lead", "upload").await.unwrap();
+    let digest = PolicyEngine::digest(&small);
+    let published =
+        publish(store, &registry, small, Mode::Enforcing, None, "user:finance-lead", "upload").await.unwrap();
+    // The publication records the limits granted and the contract it speaks...
+    assert_eq!(published.contract.as_deref(), Some("0.2.0"));
+    assert_eq!(published.limits.map(review_e::policy::Limits::from), Some(*engine.defaults()));
+    // ...and its compilation is cached for a restart or another replica, which
+    // load it from there (a damaged cache entry only means compiling again).
+    assert!(store.compiled_policy(&digest, engine.fingerprint()).await.unwrap().is_some());
+    let replica = Registry::new(PolicyEngine::new(*engine.defaults()).unwrap());
+    replica.catch_up(store).await.unwrap();
+    assert_eq!(replica.current().set.len(), 1);
+    store.save_compiled_policy(&digest, engine.fingerprint(), b"damaged").await.unwrap();
+    let another = Registry::new(PolicyEngine::new(*engine.defaults()).unwrap());
+    another.catch_up(store).await.unwrap();
+    assert_eq!(another.current().set.len(), 1, "a damaged cache entry is compiled around, not trusted");
+    assert!(another.current().unloaded.is_empty());
 
     let mut reviewer = review_e::decide::subscription(store.clone(), registry.clone(), Default::default());
     store.append_events(vec![receipt("history", 20_000, "Kiwi")]).await.unwrap();
@@ -97,6 +113,28 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
         "{:?}",
         verified.mismatches
     );
+
+    // A decision recorded before `weekday` existed: a candidate built against
+    // 0.2.0 is given none there, and the replay says so for that decision only.
+    let mut old_record = history[1].record.clone(); // r1, approved
+    old_record.facts.weekday = None;
+    let r5 = receipt("r5", 49_900, "Kiwi");
+    old_record.proposal_event_id = r5.event_id;
+    store.append_events(vec![r5.clone()]).await.unwrap();
+    let mut old_metadata = serde_json::to_value(&old_record).unwrap();
+    assert!(old_metadata["facts"].get("weekday").is_none(), "recorded as a 0.1.0 decision was");
+    old_metadata["facts"].as_object_mut().unwrap().remove("weekday");
+    let old_decision = NewEvent::new("ReceiptAttachmentApproved", "system:auto", "AUTO_APPROVED", "r5")
+        .with_payload(json!({"reason": "small-receipts: from before 0.2.0"}))
+        .caused_by(r5.event_id)
+        .with_metadata(old_metadata);
+    store.append_events(vec![old_decision]).await.unwrap();
+    let tells =
+        toolchain::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile"), &["tells-facts"]).unwrap();
+    let candidate = engine.load(&tells).unwrap();
+    let replay = backtest::replay(store, &engine, &candidate, None, |_, _| {}).await.unwrap();
+    assert_eq!(replay.lacking, vec![("r5".to_string(), vec!["weekday"])], "only the old record lacks it");
+    assert!(history.iter().all(|r| r.record.facts.weekday.is_some()), "today's records carry the weekday");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

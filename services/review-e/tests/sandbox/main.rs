@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bookkeeper_policy_sdk::testing::parse_cases;
 use bookkeeper_policy_sdk::{Facts, Money, Outcome, Proposal, Vendor};
 use review_e::policy::toolchain;
-use review_e::policy::{Fault, Limits, LoadError, Mode, PolicyEngine, PolicySet};
+use review_e::policy::{Contract, Fault, Limits, LimitsError, LimitsRequest, LoadError, Mode, PolicyEngine, PolicySet};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -61,6 +61,7 @@ fn receipt() -> Proposal {
         invoice_date: None,
         due_date: None,
         has_document: true,
+        document_type: None,
         payload_json: "{}".into(),
     }
 }
@@ -188,7 +189,7 @@ fn bad_components_are_refused_at_load_with_a_clear_error() {
     let err = engine.load(&hostile("bad-metadata")).unwrap_err();
     assert!(matches!(err, LoadError::BadMetadata(_)), "{err}");
 
-    let small = PolicyEngine::new(Limits { max_component_bytes: 1024, ..Limits::default() }).unwrap();
+    let small = PolicyEngine::new(Limits { component_bytes: 1024, ..Limits::default() }).unwrap();
     let err = small.load(&example("small-receipts")).unwrap_err();
     assert!(matches!(err, LoadError::TooLarge { max: 1024, .. }), "{err}");
     still_serving(&engine);
@@ -219,4 +220,124 @@ fn still_serving(engine: &PolicyEngine) {
     let policy = engine.load(&example("small-receipts")).unwrap();
     let (result, _) = policy.evaluate(&receipt(), &facts());
     assert_eq!(result.unwrap().outcome(), Outcome::Approve);
+}
+
+/// A component built against contract 0.1.0, kept as it was built: it must keep
+/// working, unchanged, beside components of every later version.
+fn contract_0_1_0_fixture() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contract-0.1.0/small-receipts.wasm"))
+        .unwrap()
+}
+
+#[test]
+fn a_policy_built_against_contract_0_1_0_keeps_working_beside_0_2_0() {
+    let engine = engine();
+    let old = engine.load(&contract_0_1_0_fixture()).unwrap();
+    assert_eq!(old.contract, Contract::V0_1_0);
+    let new = engine.load(&example("small-receipts")).unwrap();
+    assert_eq!(new.contract, Contract::LATEST);
+    assert_ne!(old.digest, new.digest, "the fixture is the old build, not today's");
+    let cases = parse_cases(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contract-0.1.0/cases.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for case in &cases.cases {
+        for policy in [&old, &new] {
+            let decision = policy.evaluate(&case.proposal, &case.facts).0.unwrap();
+            assert!(case.accepts(&decision), "{} ({}): got {decision:?}", case.name, policy.contract);
+        }
+    }
+    // Both in one set, judging the same proposal.
+    let set = PolicySet::empty()
+        .with(old, Mode::Enforcing)
+        .with(engine.load(&example("duplicate-invoice")).unwrap(), Mode::Enforcing);
+    assert_eq!(set.evaluate(&receipt(), &facts()).outcome, Outcome::Approve);
+}
+
+#[test]
+fn facts_added_in_0_2_0_reach_a_0_2_0_policy_and_arrive_as_none_when_unknown() {
+    let policy = engine().load(&hostile("tells-facts")).unwrap();
+    assert_eq!(policy.contract, Contract::V0_2_0);
+    let mut proposal = receipt();
+    proposal.document_type = Some("application/pdf".into());
+    let mut known = facts();
+    known.weekday = Some(3);
+    let reason = policy.evaluate(&proposal, &known).0.unwrap().reason().to_string();
+    assert_eq!(reason, r#"weekday Some(3), document Some("application/pdf")"#);
+    // A decision recorded before the fact existed: none, and the contract says so.
+    let recorded = facts();
+    assert_eq!(policy.contract.lacking(&recorded), vec!["weekday"]);
+    assert_eq!(Contract::V0_1_0.lacking(&recorded), Vec::<&str>::new());
+    let reason = policy.evaluate(&receipt(), &recorded).0.unwrap().reason().to_string();
+    assert_eq!(reason, "weekday None, document None");
+}
+
+#[test]
+fn each_component_runs_under_its_own_limits_never_above_the_maxima() {
+    let engine = engine();
+    let component = example("small-receipts");
+    // Granted from what an author asks for, defaults for the rest.
+    let asked = LimitsRequest { memory_mib: Some(32), deadline_ms: Some(40), ..Default::default() };
+    let granted = asked.grant(engine.defaults(), engine.maxima()).unwrap();
+    let policy = engine.load_limited(&component, granted, None).unwrap().policy;
+    assert_eq!(policy.limits.memory_bytes, 32 << 20);
+    assert_eq!(policy.limits.deadline, Duration::from_millis(40));
+    assert_eq!(policy.limits.core_instances, engine.defaults().core_instances);
+
+    // Above the operator's maxima: refused, whether asked for or recorded.
+    let greedy = LimitsRequest { memory_mib: Some(4096), ..Default::default() };
+    let err = greedy.grant(engine.defaults(), engine.maxima()).unwrap_err();
+    assert!(matches!(err, LimitsError::AboveMaximum(_)), "{err}");
+    let too_much = Limits { memory_bytes: engine.maxima().memory_bytes + 1, ..*engine.defaults() };
+    assert!(matches!(engine.load_limited(&component, too_much, None), Err(LoadError::Limits(_))));
+
+    // A component larger than its own limit, though the engine could take it.
+    let tight = Limits { component_bytes: 1024, ..*engine.defaults() };
+    let err = engine.load_limited(&component, tight, None).unwrap_err();
+    assert!(matches!(err, LoadError::TooLarge { max: 1024, .. }), "{err}");
+
+    // Too little memory to even start: refused at load, saying it does not fit.
+    let starved = Limits { memory_bytes: 64 * 1024, ..*engine.defaults() };
+    let err = engine.load_limited(&component, starved, None).unwrap_err();
+    assert!(matches!(err, LoadError::DoesNotFit { .. }), "{err}");
+    assert!(err.to_string().contains("cannot start within its limits"), "{err}");
+
+    // The memory bomb stops at its own cap, not the engine's largest.
+    let bomb = patient_engine();
+    let small_cap = Limits { memory_bytes: 4 << 20, deadline: Duration::from_secs(5), ..*bomb.defaults() };
+    let policy = bomb.load_limited(&hostile("memory-bomb"), small_cap, None).unwrap().policy;
+    assert!(matches!(policy.evaluate(&receipt(), &facts()).0, Err(Fault::Trap(_))));
+    still_serving(&engine);
+}
+
+#[test]
+fn a_compiled_component_is_reused_by_another_engine_and_a_bad_artifact_is_ignored() {
+    let component = example("duplicate-invoice");
+    let first = engine();
+    let loaded = first.load_limited(&component, *first.defaults(), None).unwrap();
+    let artifact = loaded.compiled.expect("compiled now, so there is an artifact to cache");
+
+    // A new replica with the same engine settings: no compile, same decisions.
+    let second = engine();
+    assert_eq!(second.fingerprint(), first.fingerprint());
+    let reused = second.load_limited(&component, *second.defaults(), Some(&artifact)).unwrap();
+    assert!(reused.compiled.is_none(), "the cached artifact was used, not a fresh compile");
+    let proposal = Proposal {
+        proposal_type: "InvoiceRegistrationProposed".into(),
+        invoice_number: Some("F-1".into()),
+        ..receipt()
+    };
+    assert_eq!(
+        reused.policy.evaluate(&proposal, &facts()).0.unwrap(),
+        loaded.policy.evaluate(&proposal, &facts()).0.unwrap()
+    );
+
+    // Garbage, or another component's artifact, is never trusted for this one:
+    // garbage does not deserialize, and the cache is keyed by digest.
+    let third = engine();
+    let recompiled = third.load_limited(&component, *third.defaults(), Some(b"not an artifact")).unwrap();
+    assert!(recompiled.compiled.is_some(), "an unusable artifact means compiling");
 }

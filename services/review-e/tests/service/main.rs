@@ -171,6 +171,39 @@ async fn policies_swap_by_folder_and_by_upload_without_a_restart() {
     assert_eq!(record.facts.vendor_history.payments, 1, "the executed history counts");
     assert_eq!(record.policy_set.len(), 1);
 
+    // A limits file beside the component asks for more memory: the policy is
+    // republished under it, and the list shows the limits and the contract.
+    std::fs::write(app.folder.join("small-receipts.limits.json"), r#"{"memory_mib": 20, "deadline_ms": 400}"#).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let list: serde_json::Value = app
+            .http
+            .get(format!("{}/policies", app.base))
+            .bearer_auth(AUTHOR)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let policy = list["policies"][0].clone();
+        if policy["limits"]["memory_bytes"] == 20 << 20 {
+            break policy;
+        }
+        assert!(std::time::Instant::now() < deadline, "the limits file was not applied: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(listed["contract"], "0.2.0");
+    assert_eq!(listed["limits"]["deadline_ms"], 400);
+    let story = app.db.store.read_correlation("policy:small-receipts").await.unwrap();
+    assert_eq!(story.last().unwrap().payload["limits"]["memory_bytes"], 20 << 20, "recorded in PolicyPublished");
+    // A limits file asking for more than the maximum: refused, the policy stays.
+    std::fs::write(app.folder.join("small-receipts.limits.json"), r#"{"memory_mib": 100000}"#).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let story_after = app.db.store.read_correlation("policy:small-receipts").await.unwrap();
+    assert_eq!(story_after.len(), story.len(), "nothing published for limits above the maximum");
+    std::fs::remove_file(app.folder.join("small-receipts.limits.json")).unwrap();
+
     // Upload a hostile policy over HTTP: its timeout escalates, naming it, and
     // Review-E keeps answering.
     let r = app
@@ -240,13 +273,39 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         .post(format!("{}/policies", app.base))
         .bearer_auth(AUTHOR)
         .header("content-type", "application/wasm")
-        .body(vec![0u8; 9 * 1024 * 1024])
+        .body(vec![0u8; 26 * 1024 * 1024])
         .send()
         .await;
     match big {
         Ok(r) => assert_eq!(r.status(), 413, "over the upload limit"),
         Err(e) => assert!(e.is_request(), "over the upload limit: {e}"),
     }
+    // Within the upload limit (the largest any policy may ask for) but over the
+    // size this one runs under (the default, as it asks for nothing): refused.
+    let (status, body) = upload(vec![0u8; 9 * 1024 * 1024], AUTHOR, "application/wasm").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("the limit is 8388608 bytes"), "{body}");
+    // Limits are asked for in the query; above the maximum, or misspelt: refused.
+    let ask = |query: &'static str| {
+        let http = app.http.clone();
+        let base = app.base.clone();
+        async move {
+            let r = http
+                .post(format!("{base}/policies?{query}"))
+                .bearer_auth(AUTHOR)
+                .header("content-type", "application/wasm")
+                .body(small_receipts())
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = ask("memory_mib=100000").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("above this deployment's maximum"), "{body}");
+    let (status, body) = ask("memory_mb=32").await;
+    assert_eq!(status, 400, "a misspelt limit is not silently the default: {body}");
     let r = app.http.post(format!("{}/policies", app.base)).body(small_receipts()).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(app.policies().await.is_empty(), "nothing was published");

@@ -17,6 +17,8 @@ const NAME: &str = if cfg!(feature = "infinite-loop") {
     "hostile-long-reason"
 } else if cfg!(feature = "remembers") {
     "hostile-remembers"
+} else if cfg!(feature = "tells-facts") {
+    "tells-facts"
 } else {
     "hostile-none"
 };
@@ -43,7 +45,13 @@ impl Policy for Hostile {
         Metadata::new(NAME, "0.1.0", "misbehaves on purpose")
     }
 
-    fn evaluate(proposal: &Proposal, _facts: &Facts) -> Decision {
+    fn evaluate(proposal: &Proposal, facts: &Facts) -> Decision {
+        // Not hostile: says what contract 0.2.0 gave it, so a test can see
+        // the newer facts arrive (and arrive as none from an old record).
+        if cfg!(feature = "tells-facts") {
+            return Decision::approve(format!("weekday {:?}, document {:?}", facts.weekday, proposal.document_type));
+        }
+        let _ = facts;
         #[cfg(feature = "infinite-loop")]
         {
             let mut i: u64 = 0;

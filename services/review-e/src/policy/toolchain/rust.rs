@@ -1,4 +1,4 @@
-//! Building a policy crate into a component: `cargo build` for
+//! Building a Rust policy crate into a component: `cargo build` for
 //! `wasm32-unknown-unknown`, then wrapping the core module as a component with
 //! `wit-component`. The result imports nothing: unlike `wasm32-wasip2`, this target
 //! links no WASI, so the component has no way to ask for a clock or a file.
@@ -6,38 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::BuildError;
+
 /// The compilation target policies are built for.
 pub const TARGET: &str = "wasm32-unknown-unknown";
 
 /// The stack a policy gets, in bytes.
 pub const STACK_BYTES: usize = 64 * 1024;
-
-/// Why a build failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// `cargo` could not be run at all.
-    #[error("could not run cargo: {0}")]
-    Cargo(std::io::Error),
-    /// The crate did not compile; cargo's own output says why.
-    #[error("cargo build failed:\n{0}")]
-    Compile(String),
-    /// The target is missing from the toolchain.
-    #[error("the {TARGET} target is not installed; run `rustup target add {TARGET}`")]
-    MissingTarget,
-    /// Cargo built no `cdylib`.
-    #[error("the crate at {0} produced no .wasm library; is `crate-type = [\"cdylib\"]` set under [lib]?")]
-    NoArtifact(PathBuf),
-    /// The module could not be made a component (no bindings, wrong contract...).
-    #[error("could not make a component of {path}: {reason}")]
-    Componentize { path: PathBuf, reason: String },
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// Builds the policy crate in `dir` (with extra cargo `features`) and returns the
 /// component's bytes.
@@ -83,4 +58,12 @@ pub fn componentize(module: &[u8]) -> Result<Vec<u8>, String> {
         .module(module)
         .and_then(|e| e.validate(true).encode())
         .map_err(|e| format!("{e:#}"))
+}
+
+/// Runs the crate's own tests (`cargo test`), which check its recorded cases
+/// against its Rust code.
+pub fn test(dir: &Path) -> Result<String, BuildError> {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.args(["test", "--quiet", "--manifest-path"]).arg(dir.join("Cargo.toml"));
+    super::run(&mut cargo).map_err(|output| BuildError::NativeTests { runner: "cargo test", output })
 }
