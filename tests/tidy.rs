@@ -134,8 +134,17 @@ fn quoted_after<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
 /// `bookkeeper config` list everything there is.
 #[test]
 fn settings_are_read_only_through_the_one_loader_and_all_are_registered() {
-    // Cargo's own variable, for the nested build of policies: not a Bookkeeper setting.
-    let allowed = ["core/src/config.rs", "core/src/testing.rs", "services/review-e/src/policy/toolchain.rs"];
+    // The policy toolchains run on an author's machine beside cargo, python3 and
+    // npm: cargo's own variable, the cache directory (HOME, XDG_CACHE_HOME) and
+    // the two registered settings that move them (BOOKKEEPER_POLICY_TOOLCHAINS,
+    // BOOKKEEPER_PYTHON), read where the tools are run.
+    let allowed = [
+        "core/src/config.rs",
+        "core/src/testing.rs",
+        "services/review-e/src/policy/toolchain/mod.rs",
+        "services/review-e/src/policy/toolchain/rust.rs",
+        "services/review-e/src/policy/toolchain/python.rs",
+    ];
     let mut stray = Vec::new();
     let mut unregistered = Vec::new();
     for path in shipped_sources() {
@@ -155,6 +164,22 @@ fn settings_are_read_only_through_the_one_loader_and_all_are_registered() {
     }
     assert!(stray.is_empty(), "these read the environment themselves; use Settings: {stray:?}");
     assert!(unregistered.is_empty(), "read but not in config::SETTINGS (and so not documented): {unregistered:?}");
+}
+
+/// The example policies in Python and JavaScript carry the helpers `policy new`
+/// writes, byte for byte: a project is bundled whole into its component (so a
+/// copy, not a link), and the examples test what a new project gets.
+#[test]
+fn the_example_policies_carry_the_scaffolds_helpers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (example, template) in [
+        ("policies/small-receipts-python/bookkeeper_policy.py", "src/cli/templates/python/bookkeeper_policy.py"),
+        ("policies/small-receipts-js/bookkeeper-policy.js", "src/cli/templates/js/bookkeeper-policy.js"),
+        ("policies/duplicate-invoice-js/bookkeeper-policy.js", "src/cli/templates/js/bookkeeper-policy.js"),
+    ] {
+        let (a, b) = (std::fs::read(root.join(example)).unwrap(), std::fs::read(root.join(template)).unwrap());
+        assert!(a == b, "{example} differs from {template}: copy the template over it");
+    }
 }
 
 /// docs/configuration.md's table is the registry, as `bookkeeper config --markdown` prints it.

@@ -263,3 +263,61 @@ fn policy_new_scaffolds_against_the_released_sdk_or_the_one_given() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `policy new --lang python|js` from an empty directory: the project passes its
+/// own tests (pytest, node's test runner) and its recorded cases as a component,
+/// and `policy build` writes the limits it asks for beside the component. Without
+/// python3 the build says what to install and changes nothing.
+#[test]
+fn policy_new_in_python_and_javascript_builds_and_passes_its_cases() {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-policy-lang-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+            .args(args)
+            .envs(envs.iter().copied())
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), said)
+    };
+    let (ok, said) = run(&["policy", "new", "travel-py", "--lang", "python"], &[]);
+    assert!(ok, "{said}");
+    for file in ["policy.py", "bookkeeper_policy.py", "test_policy.py", "cases.json", "limits.json", "wit/policy.wit"] {
+        assert!(dir.join("travel-py").join(file).is_file(), "{file} missing");
+    }
+    let wit = std::fs::read_to_string(dir.join("travel-py/wit/policy.wit")).unwrap();
+    assert!(wit.contains("package bookkeeper:policy@0.2.0;"), "the project carries the contract it was made for");
+    let (ok, said) = run(&["policy", "new", "travel-js", "--lang", "js"], &[]);
+    assert!(ok, "{said}");
+    let (ok, said) = run(&["policy", "new", "travel-go", "--lang", "go"], &[]);
+    assert!(!ok && said.contains("not a policy language"), "{said}");
+
+    let (ok, said) = run(&["policy", "build", "travel-py"], &[("BOOKKEEPER_PYTHON", "/no/such/python3")]);
+    assert!(!ok, "{said}");
+    assert!(said.contains("python3 is not installed") && said.contains("apt-get install python3"), "{said}");
+    assert!(!dir.join("travel-py/policy.wasm").exists());
+
+    if !bookkeeper_core::testing::run_slow_test("policy_new_in_python_and_javascript_builds_and_passes_its_cases") {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    // Each language built once (a build takes 10-15 s): Python through the
+    // project (native tests, build, cases), JavaScript through `build` and the
+    // component file with its limits beside it.
+    let (ok, said) = run(&["policy", "test", "travel-py"], &[]);
+    assert!(ok, "policy test travel-py: {said}");
+    assert!(said.contains("native tests passed") && said.contains("2 passed, 0 failed"), "{said}");
+    let (ok, said) = run(&["policy", "build", "travel-js", "--out", "travel-js.wasm"], &[]);
+    assert!(ok, "policy build travel-js: {said}");
+    assert!(said.contains("(js, contract 0.2.0)"), "{said}");
+    let limits = std::fs::read_to_string(dir.join("travel-js.limits.json")).unwrap();
+    assert!(limits.contains("memory_mib"), "{limits}");
+    let (ok, said) = run(&["policy", "test", "travel-js.wasm", "--cases", "travel-js/cases.json"], &[]);
+    assert!(ok && said.contains("2 passed, 0 failed"), "policy test travel-js.wasm: {said}");
+    std::fs::remove_file(dir.join("travel-js.limits.json")).unwrap();
+    let (ok, said) = run(&["policy", "test", "travel-js.wasm", "--cases", "travel-js/cases.json"], &[]);
+    assert!(!ok && said.contains("the limit is 8388608 bytes"), "without its limits it gets the defaults: {said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -112,6 +112,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("REVIEW_E_MAX_POLICY_BYTES", "review-e", "`8388608`", "Largest policy component, for a policy whose author asks for no other."),
     setting("REVIEW_E_POLICY_CORE_INSTANCES", "review-e", "`8`", "Core WebAssembly instances one policy may create, for a policy whose author asks for no other."),
     setting("BOOKKEEPER_POLICY_TOOLCHAINS", "cli", "`~/.cache/bookkeeper/toolchains`", "Where `policy build`/`policy test` install componentize-py and componentize-js for Python and JavaScript policies, on first use."),
+    setting("BOOKKEEPER_PYTHON", "cli", "`python3`", "The Python that `policy build`/`policy test` make the Python policy toolchain's virtual environment with."),
     setting("REVIEW_E_POLICY_MAX_DEADLINE_MS", "review-e", "`100`", "The most time limit any policy may ask for."),
     setting("REVIEW_E_POLICY_MAX_MEMORY_MB", "review-e", "`64`", "The most memory any policy may ask for (every sandbox slot reserves this much address space)."),
     setting("REVIEW_E_POLICY_MAX_COMPONENT_BYTES", "review-e", "`26214400`", "The largest component any policy may ask for (at most 25 MiB, the largest blob), and the largest upload."),

@@ -215,6 +215,21 @@ pub(crate) fn installed(
     if marker.is_file() {
         return Ok(());
     }
+    // Two builds at once (a test run beside CI's loop, two terminals) must not
+    // install over each other: the second waits, then finds it done.
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
+    let lock_path = dir.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(BuildError::io(&lock_path))?;
+    let _held = Flock::exclusive(&lock).map_err(BuildError::io(&lock_path))?;
+    if marker.is_file() {
+        return Ok(());
+    }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(BuildError::io(dir))?;
     }
@@ -223,6 +238,28 @@ pub(crate) fn installed(
     install(dir).map_err(|output| BuildError::Install { what: what.to_string(), dir: dir.to_path_buf(), output })?;
     std::fs::write(&marker, what).map_err(BuildError::io(&marker))?;
     Ok(())
+}
+
+/// An exclusive `flock` on a file, released when dropped (or the process ends).
+struct Flock<'a>(&'a std::fs::File);
+
+impl<'a> Flock<'a> {
+    fn exclusive(file: &'a std::fs::File) -> std::io::Result<Flock<'a>> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this File owns for the guard's lifetime.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Flock(file))
+    }
+}
+
+impl Drop for Flock<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as above; unlocking a lock this guard took.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
 }
 
 /// The WIT contract of the newest version, for projects that carry their own
