@@ -54,8 +54,16 @@ pub async fn decisions(args: DecisionsBenchArgs) -> anyhow::Result<()> {
         let raw = PgPoolOptions::new().max_connections(2).connect_with(quiet).await?;
         let registry = Registry::new(PolicyEngine::new(Limits::default())?);
         for component in components {
-            review_e::publish::publish(&store, &registry, component, Mode::Enforcing, None, "user:bench", "upload")
-                .await?;
+            review_e::publish::publish(
+                &store,
+                &registry,
+                component,
+                Mode::Enforcing,
+                Default::default(),
+                "user:bench",
+                "upload",
+            )
+            .await?;
         }
         println!(
             "bookkeeper bench decisions: {} proposals per size, 4 example policies, one at a time; \

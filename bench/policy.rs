@@ -138,8 +138,16 @@ fn evaluation(component: &[u8], n: usize) -> anyhow::Result<()> {
 
 async fn round_trip(store: &Store, url: &str, component: &[u8], n: usize) -> anyhow::Result<()> {
     let registry = Registry::new(PolicyEngine::new(Limits::default())?);
-    review_e::publish::publish(store, &registry, component.to_vec(), Mode::Enforcing, None, "user:bench", "upload")
-        .await?;
+    review_e::publish::publish(
+        store,
+        &registry,
+        component.to_vec(),
+        Mode::Enforcing,
+        Default::default(),
+        "user:bench",
+        "upload",
+    )
+    .await?;
     let config = review_e::Config {
         addr: "127.0.0.1:0".parse()?,
         poll_interval: Duration::from_millis(200),
@@ -224,7 +232,7 @@ async fn swaps(url: &str, component: &[u8], n: usize) -> anyhow::Result<()> {
                 &publisher,
                 component.to_vec(),
                 mode,
-                None,
+                Default::default(),
                 "user:bench",
                 "upload",
             )

@@ -81,12 +81,13 @@ pub struct Archive<'a> {
     store: &'a Store,
     engine: &'a PolicyEngine,
     loaded: HashMap<String, Result<LoadedPolicy, String>>,
+    limits: Option<HashMap<String, crate::policy::Limits>>,
 }
 
 impl<'a> Archive<'a> {
     /// An archive reading components from `store`.
     pub fn new(store: &'a Store, engine: &'a PolicyEngine) -> Self {
-        Archive { store, engine, loaded: HashMap::new() }
+        Archive { store, engine, loaded: HashMap::new(), limits: None }
     }
 
     /// The policy with this digest, as it was published.
@@ -95,18 +96,40 @@ impl<'a> Archive<'a> {
             return found.clone();
         }
         let loaded = match self.store.get_blob(digest).await {
-            // Under the most any policy may have: the past is judged for its
-            // rules, and every recorded policy ran within its own limits then.
-            Ok(Some(blob)) => self
-                .engine
-                .load_limited(&blob.bytes, *self.engine.maxima(), None)
-                .map(|l| l.policy)
-                .map_err(|e| e.to_string()),
+            // Under the limits its publication recorded, so a decision that
+            // hit one then (a timeout, the memory cap) hits it again.
+            Ok(Some(blob)) => {
+                let limits = self.recorded_limits().await.get(digest).copied().unwrap_or(*self.engine.defaults());
+                self.engine.load_limited(&blob.bytes, limits, None).map(|l| l.policy).map_err(|e| e.to_string())
+            }
             Ok(None) => Err(format!("component {digest} is not stored")),
             Err(e) => Err(e.to_string()),
         };
         self.loaded.insert(digest.to_string(), loaded.clone());
         loaded
+    }
+
+    /// The limits each component was published under, by digest (the last
+    /// publication of it), read from the log once.
+    async fn recorded_limits(&mut self) -> &HashMap<String, crate::policy::Limits> {
+        if self.limits.is_none() {
+            let mut limits = HashMap::new();
+            let filter = TypeFilter::of([crate::registry::PUBLISHED]);
+            let mut cursor = Cursor::START;
+            while let Ok(batch) = self.store.read(cursor, &filter, 500).await {
+                if batch.events.is_empty() {
+                    break;
+                }
+                for event in &batch.events {
+                    cursor = event.cursor();
+                    if let Ok(p) = serde_json::from_value::<crate::registry::Published>(event.payload.clone()) {
+                        limits.insert(p.digest.clone(), p.limits_on(self.engine));
+                    }
+                }
+            }
+            self.limits = Some(limits);
+        }
+        self.limits.get_or_insert_default()
     }
 
     /// The set a decision was made with, optionally with `candidate` in place of

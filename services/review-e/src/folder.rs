@@ -14,8 +14,8 @@ use bookkeeper_core::event::actor;
 use bookkeeper_core::Store;
 use notify::{RecursiveMode, Watcher};
 
-use crate::policy::{LimitsRequest, Mode, PolicyEngine, RecordedLimits};
-use crate::publish::{grant, publish, retire, PublishError};
+use crate::policy::{LimitsRequest, Mode, PolicyEngine};
+use crate::publish::{publish, retire, PublishError};
 use crate::registry::Registry;
 
 /// Watches `dir` until `shutdown`.
@@ -76,34 +76,32 @@ pub async fn rescan(
         // The limits its author asks for, in `<name>.limits.json` beside it
         // (`x.wasm` and `x.shadow.wasm` both read `x.limits.json`).
         let limits_path = limits_file_of(path);
-        let limits = match read_limits(&limits_path) {
-            Ok(request) => grant(registry, &request),
-            Err(e) => Err(e),
-        };
-        let limits = match limits {
-            Ok(l) => l,
+        let request = match read_limits(&limits_path) {
+            Ok(request) => request,
             Err(e) => {
                 let key = format!("{digest}:{}", limits_path.display());
                 if refused.insert(key) {
                     tracing::error!(file, limits = %limits_path.display(), error = %e,
-                        "policy file refused: its limits cannot be granted; the active set is unchanged");
+                        "policy file refused: its limits file cannot be read; the active set is unchanged");
                 }
                 continue;
             }
         };
+        // Unchanged means the same component, mode and request: what a replica
+        // grants for it depends on its own defaults, and two replicas with
+        // different ones must not republish to each other.
         let active = registry.current();
-        let engine = registry.engine();
         let unchanged = active.provenance.values().any(|p| {
             p.published.source == source
                 && p.published.digest == digest
                 && p.published.mode == mode
-                && p.published.limits_on(engine) == limits
+                && p.published.request() == request
         });
-        let attempt = format!("{digest}:{}", RecordedLimits::from(limits).describe());
+        let attempt = format!("{digest}:{request:?}");
         if unchanged || refused.contains(&attempt) {
             continue;
         }
-        match publish(store, registry, bytes, mode, Some(limits), actor::REVIEW_E, &source).await {
+        match publish(store, registry, bytes, mode, request, actor::REVIEW_E, &source).await {
             Ok(p) => tracing::info!(file, policy = %p.name, version = %p.version, "published from the policy folder"),
             Err(e) => {
                 tracing::error!(file, error = %e, "policy file refused; the active set is unchanged");

@@ -362,17 +362,9 @@ async fn upload_policy(
         component_mib: query.component_mib,
         core_instances: query.core_instances,
     };
-    let limits = publish::grant(&state.registry, &request)?;
-    let published = publish::publish(
-        &state.store,
-        &state.registry,
-        body.to_vec(),
-        mode,
-        Some(limits),
-        &actor::user(&who),
-        "upload",
-    )
-    .await?;
+    let published =
+        publish::publish(&state.store, &state.registry, body.to_vec(), mode, request, &actor::user(&who), "upload")
+            .await?;
     Ok((StatusCode::CREATED, Json(serde_json::to_value(&published).unwrap_or_default())))
 }
 

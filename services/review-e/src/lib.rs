@@ -160,6 +160,26 @@ impl Config {
                 "REVIEW_E_POLICY_MAX_CORE_INSTANCES",
             ],
         )?;
+        // Before per-policy limits these three were the only caps. An operator
+        // who set one and no maximum keeps it as a cap, not merely a default:
+        // an upgrade must not loosen what they tightened.
+        for (old, new) in [
+            ("REVIEW_E_POLICY_DEADLINE_MS", "REVIEW_E_POLICY_MAX_DEADLINE_MS"),
+            ("REVIEW_E_POLICY_MEMORY_MB", "REVIEW_E_POLICY_MAX_MEMORY_MB"),
+            ("REVIEW_E_MAX_POLICY_BYTES", "REVIEW_E_POLICY_MAX_COMPONENT_BYTES"),
+        ] {
+            if settings.text(old).is_some() && settings.text(new).is_none() {
+                match old {
+                    "REVIEW_E_POLICY_DEADLINE_MS" => config.max_limits.deadline = config.limits.deadline,
+                    "REVIEW_E_POLICY_MEMORY_MB" => config.max_limits.memory_bytes = config.limits.memory_bytes,
+                    _ => config.max_limits.component_bytes = config.limits.component_bytes,
+                }
+                tracing::warn!(
+                    "{old} is now the default a policy gets when its author asks for none; as {new} is not set, \
+                     it is also the most any policy may ask for (set {new} to let authors ask for more)"
+                );
+            }
+        }
         if let Some(above) = config.limits.above(&config.max_limits) {
             anyhow::bail!("a default policy limit is above its maximum ({above}): raise REVIEW_E_POLICY_MAX_* or lower the default");
         }

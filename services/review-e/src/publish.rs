@@ -32,23 +32,23 @@ impl From<StoreError> for PublishError {
 }
 
 /// Validates and publishes a component. Publishing what is already in force
-/// (same digest, same mode) changes nothing and returns it.
+/// (same digest, same mode, same request) changes nothing and returns it,
+/// whatever this replica's defaults.
 ///
-/// The component runs under `limits` (granted from what its author asked for
-/// with [`grant`]; `None`: the operator's defaults), refused above the
-/// operator's maxima, and recorded in the event with the contract version it
-/// speaks.
+/// The component runs under the limits its author asks for (`request`; the
+/// operator's defaults where it asks nothing), refused above the operator's
+/// maxima; the request, the limits granted and the contract version it speaks
+/// are recorded in the event.
 pub async fn publish(
     store: &Store,
     registry: &Registry,
     bytes: Vec<u8>,
     mode: Mode,
-    limits: Option<Limits>,
+    request: LimitsRequest,
     actor: &str,
     source: &str,
 ) -> Result<Published, PublishError> {
-    let engine = registry.engine();
-    let granted = limits.unwrap_or(*engine.defaults());
+    let granted = grant(registry, &request)?;
     let bytes = std::sync::Arc::new(bytes);
     let loaded = registry.load_component(store, bytes.clone(), granted).await?;
     registry.catch_up(store).await?;
@@ -56,7 +56,7 @@ pub async fn publish(
     let name = loaded.metadata.name.clone();
     let recorded = RecordedLimits::from(granted);
     if let Some(p) = active.provenance.get(&name) {
-        if p.published.digest == loaded.digest && p.published.mode == mode && p.published.limits_on(engine) == granted {
+        if p.published.digest == loaded.digest && p.published.mode == mode && p.published.request() == request {
             return Ok(p.published.clone());
         }
     }
@@ -71,6 +71,7 @@ pub async fn publish(
         source: source.to_string(),
         limits: Some(recorded),
         contract: Some(loaded.contract.version().to_string()),
+        asked: Some(request),
     };
     let previous = active.last_event.get(&name).copied();
     let event = NewEvent::new(PUBLISHED, actor, "PUBLISHED", correlation(&name))
@@ -79,7 +80,7 @@ pub async fn publish(
         // change, so the log records it once.
         .with_id(derived_event_id(
             previous.unwrap_or(Uuid::nil()),
-            &format!("publish:{}:{mode:?}:{}", loaded.digest, limits_key(&recorded)),
+            &format!("publish:{}:{mode:?}:{}", loaded.digest, limits_key(&request)),
         ));
     append_change(store, &name, event).await?;
     registry.catch_up(store).await?;
@@ -126,10 +127,17 @@ async fn append_change(store: &Store, name: &str, event: NewEvent) -> Result<(),
     }
 }
 
-/// The limits as part of a publication's derived id: replicas granting the same
-/// limits to the same component derive the same event.
-fn limits_key(l: &RecordedLimits) -> String {
-    format!("{}/{}/{}/{}", l.deadline_ms, l.memory_bytes, l.component_bytes, l.core_instances)
+/// The request as part of a publication's derived id: replicas publishing the
+/// same component with the same request derive the same event.
+fn limits_key(r: &LimitsRequest) -> String {
+    let part = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    format!(
+        "{}/{}/{}/{}",
+        part(r.deadline_ms),
+        part(r.memory_mib),
+        part(r.component_mib),
+        part(r.core_instances.map(u64::from))
+    )
 }
 
 /// The correlation id of every change to one policy: its history is one story.

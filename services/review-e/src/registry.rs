@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use bookkeeper_policy_sdk::{Facts, Outcome, Proposal};
 
 use crate::policy::{
-    combine, Combined, Limits, LoadError, LoadedPolicy, Mode, PolicyEngine, PolicySet, RecordedLimits, Verdict,
+    combine, Combined, Limits, LimitsRequest, LoadError, LoadedPolicy, Mode, PolicyEngine, PolicySet, RecordedLimits,
+    Verdict,
 };
 
 /// Event type of a publication.
@@ -51,9 +52,18 @@ pub struct Published {
     /// publications from before contract versions were recorded (all 0.1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract: Option<String>,
+    /// What its author asked for (`limits` is what was granted): a change is
+    /// a change of the request, so replicas with different defaults agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<LimitsRequest>,
 }
 
 impl Published {
+    /// What its author asked for (nothing, for a publication from before limits).
+    pub fn request(&self) -> LimitsRequest {
+        self.asked.unwrap_or_default()
+    }
+
     /// The limits it runs under: as granted, or the engine's defaults.
     pub fn limits_on(&self, engine: &PolicyEngine) -> Limits {
         self.limits.map(Limits::from).unwrap_or(*engine.defaults())
@@ -320,11 +330,17 @@ impl Registry {
     ) -> Result<LoadedPolicy, LoadError> {
         let digest = PolicyEngine::digest(&bytes);
         let fingerprint = self.engine.fingerprint().to_string();
-        let artifact = match store.compiled_policy(&digest, &fingerprint).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::debug!(%digest, error = %e, "compile cache unreadable; compiling");
-                None
+        // Compiled in this process already (its own publication, a replaced
+        // mode): no need to read tens of megabytes back from the store.
+        let artifact = if self.engine.has_compiled(&digest) {
+            None
+        } else {
+            match store.compiled_policy(&digest, &fingerprint).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(%digest, error = %e, "compile cache unreadable; compiling");
+                    None
+                }
             }
         };
         let engine = self.engine.clone();

@@ -1090,9 +1090,17 @@ async fn publish_candidate(
         let bytes = stored_component(&state, &digest).await?;
         // The desk asks for no limits: a component that needs more than the
         // defaults is published by upload or file, with its limits beside it.
-        publish::publish(&state.store, &state.registry, bytes, mode, None, &signed.person.actor(), "desk")
-            .await
-            .map_err(publish_refused)?;
+        publish::publish(
+            &state.store,
+            &state.registry,
+            bytes,
+            mode,
+            Default::default(),
+            &signed.person.actor(),
+            "desk",
+        )
+        .await
+        .map_err(publish_refused)?;
         Ok("published")
     })
     .await
@@ -1102,7 +1110,7 @@ async fn promote(State(state): State<AppState>, headers: HeaderMap, Path(name): 
     policy_change(&state, &headers, &body, async |signed, _| {
         let (digest, limits) = shadow_digest(&state, &name).await?;
         let bytes = stored_component(&state, &digest).await?;
-        // Promoted under the limits it was watched under.
+        // Promoted asking for what it asked for in shadow.
         publish::publish(&state.store, &state.registry, bytes, Mode::Enforcing, limits, &signed.person.actor(), "desk")
             .await
             .map_err(publish_refused)?;
@@ -1127,17 +1135,16 @@ async fn retire(State(state): State<AppState>, headers: HeaderMap, Path(name): P
 }
 
 /// The digest of the policy called `name`, if it is in force in shadow.
-/// The component of the policy `name` in shadow, and the limits it runs under.
-async fn shadow_digest(state: &AppState, name: &str) -> Result<(String, Option<crate::policy::Limits>), Refused> {
+/// The component of the policy `name` in shadow, and the limits its author asked for.
+async fn shadow_digest(state: &AppState, name: &str) -> Result<(String, crate::policy::LimitsRequest), Refused> {
     state.registry.catch_up(&state.store).await?;
-    let engine = state.registry.engine();
     state
         .registry
         .current()
         .provenance
         .get(name)
         .filter(|p| p.published.mode == Mode::Shadow)
-        .map(|p| (p.published.digest.clone(), Some(p.published.limits_on(engine))))
+        .map(|p| (p.published.digest.clone(), p.published.request()))
         .ok_or_else(|| Refused::Page(StatusCode::NOT_FOUND, format!("no policy `{name}` is in shadow")))
 }
 

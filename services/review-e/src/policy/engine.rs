@@ -302,6 +302,11 @@ impl PolicyEngine {
         &self.inner.fingerprint
     }
 
+    /// Whether this engine holds the compilation of the component `digest`.
+    pub fn has_compiled(&self, digest: &str) -> bool {
+        self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()).by_digest.contains_key(digest)
+    }
+
     /// SHA-256 of component bytes, as policies are identified.
     pub fn digest(bytes: &[u8]) -> String {
         let hash = Sha256::digest(bytes);

@@ -28,7 +28,9 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
         toolchain::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/small-receipts"), &[]).unwrap();
     let digest = PolicyEngine::digest(&small);
     let published =
-        publish(store, &registry, small, Mode::Enforcing, None, "user:finance-lead", "upload").await.unwrap();
+        publish(store, &registry, small, Mode::Enforcing, Default::default(), "user:finance-lead", "upload")
+            .await
+            .unwrap();
     // The publication records the limits granted and the contract it speaks...
     assert_eq!(published.contract.as_deref(), Some("0.2.0"));
     assert_eq!(published.limits.map(review_e::policy::Limits::from), Some(*engine.defaults()));

@@ -443,3 +443,39 @@ async fn people_decide_what_no_policy_approved() {
     assert_eq!(app.post("/reviews/big/approve", "wrong-token-0000000000", json!({})).await.0, 403);
     app.stop().await;
 }
+
+/// Two replicas whose operators set different defaults watch the same folder: the
+/// first publishes, the second sees the same component with the same request
+/// (none) and publishes nothing, and neither republishes to the other, ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_different_defaults_do_not_republish_to_each_other() {
+    use review_e::policy::{Limits, PolicyEngine};
+    use review_e::registry::Registry;
+    let db = TestDb::new(bookkeeper_core::testing::Backend::Sqlite).await.unwrap();
+    let folder = std::env::temp_dir().join(format!("bk-folder-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("small-receipts.wasm"), small_receipts()).unwrap();
+    let tight = Registry::new(PolicyEngine::new(Limits::default()).unwrap());
+    let roomy =
+        Registry::new(PolicyEngine::new(Limits { deadline: Duration::from_millis(40), ..Limits::default() }).unwrap());
+    let published = || async { db.store.read_correlation("policy:small-receipts").await.unwrap().len() };
+    for _ in 0..3 {
+        for registry in [&tight, &roomy] {
+            review_e::folder::rescan(&folder, &db.store, registry, &mut Default::default()).await.unwrap();
+        }
+    }
+    assert_eq!(published().await, 1, "one publication, whichever replica's defaults");
+    // A limits file is a change of the request: published once more, then quiet.
+    std::fs::write(folder.join("small-receipts.limits.json"), r#"{"deadline_ms": 30}"#).unwrap();
+    for _ in 0..3 {
+        for registry in [&tight, &roomy] {
+            review_e::folder::rescan(&folder, &db.store, registry, &mut Default::default()).await.unwrap();
+        }
+    }
+    assert_eq!(published().await, 2);
+    let story = db.store.read_correlation("policy:small-receipts").await.unwrap();
+    assert_eq!(story[1].payload["asked"]["deadline_ms"], 30);
+    assert_eq!(story[1].payload["limits"]["deadline_ms"], 30);
+    let _ = std::fs::remove_dir_all(&folder);
+    db.cleanup().await;
+}

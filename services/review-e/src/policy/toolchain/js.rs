@@ -24,7 +24,7 @@ pub fn toolchain() -> Result<PathBuf, BuildError> {
             return Err(BuildError::MissingProgram { program, hint: HINT });
         }
     }
-    let dir = super::toolchains_home().join(format!("js-componentize-js-{COMPONENTIZE_JS}"));
+    let dir = super::toolchains_home()?.join(format!("js-componentize-js-{COMPONENTIZE_JS}"));
     installed(&dir, &format!("componentize-js {COMPONENTIZE_JS}"), |d| {
         run(Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])

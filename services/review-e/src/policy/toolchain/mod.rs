@@ -120,6 +120,10 @@ pub enum BuildError {
     /// The policy's own tests failed; their output says which.
     #[error("the native tests failed ({runner}):\n{output}")]
     NativeTests { runner: &'static str, output: String },
+    /// Neither `BOOKKEEPER_POLICY_TOOLCHAINS` nor a home folder says where to
+    /// install the Python and JavaScript toolchains.
+    #[error("nowhere to install the policy toolchains: set BOOKKEEPER_POLICY_TOOLCHAINS (or HOME) to a folder only you can write")]
+    NoToolchainHome,
     /// The project's limits file cannot be read.
     #[error("{path}: {reason}")]
     Limits { path: PathBuf, reason: String },
@@ -179,17 +183,22 @@ pub fn project_limits(dir: &Path) -> Result<LimitsRequest, BuildError> {
 
 /// Where the Python and JavaScript toolchains are installed:
 /// `BOOKKEEPER_POLICY_TOOLCHAINS`, else `$XDG_CACHE_HOME/bookkeeper/toolchains`,
-/// else `~/.cache/bookkeeper/toolchains`.
-pub fn toolchains_home() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BOOKKEEPER_POLICY_TOOLCHAINS").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
+/// else `~/.cache/bookkeeper/toolchains`; always absolute (the compilers run
+/// inside the project). Never a shared temporary folder: whoever can write
+/// there could plant a "finished" installation that then runs as you.
+pub fn toolchains_home() -> Result<PathBuf, BuildError> {
+    let chosen = std::env::var_os("BOOKKEEPER_POLICY_TOOLCHAINS")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("bookkeeper").join("toolchains")
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
+                .map(|cache| cache.join("bookkeeper").join("toolchains"))
+        })
+        .ok_or(BuildError::NoToolchainHome)?;
+    std::path::absolute(&chosen).map_err(BuildError::io(&chosen))
 }
 
 /// Runs `command`, returning its combined output, or the output as the error.

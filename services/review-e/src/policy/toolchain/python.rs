@@ -25,7 +25,7 @@ pub fn toolchain() -> Result<PathBuf, BuildError> {
     if run(Command::new(&python).arg("--version")).is_err() {
         return Err(BuildError::MissingProgram { program: "python3", hint: HINT });
     }
-    let dir = super::toolchains_home().join(format!("python-componentize-py-{COMPONENTIZE_PY}"));
+    let dir = super::toolchains_home()?.join(format!("python-componentize-py-{COMPONENTIZE_PY}"));
     installed(&dir, &format!("componentize-py {COMPONENTIZE_PY} and pytest {PYTEST}"), |d| {
         run(Command::new(&python).args(["-m", "venv"]).arg(d))?;
         run(Command::new(d.join("bin/python")).args([
