@@ -149,7 +149,7 @@ fn progress_bar(label: &'static str) -> impl FnMut(usize, usize) {
 }
 
 async fn replay(args: ReplayArgs, store: &Store) -> anyhow::Result<ExitCode> {
-    let engine = PolicyEngine::new(Limits::default())?;
+    let engine = review_e::backtest::engine_for_history(store, Limits::default()).await?;
     let bytes = std::fs::read(&args.candidate).with_context(|| format!("reading {}", args.candidate.display()))?;
     // Judged for its rules under the most a policy may have; its own limits
     // are granted when it is published.
@@ -204,7 +204,7 @@ async fn replay(args: ReplayArgs, store: &Store) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
-    let engine = PolicyEngine::new(Limits::default())?;
+    let engine = review_e::backtest::engine_for_history(store, Limits::default()).await?;
     let result = review_e::backtest::verify(store, &engine, progress_bar("verifying")).await?;
     for m in &result.mismatches {
         println!("MISMATCH {}: {}", m.correlation_id, m.detail);

@@ -99,7 +99,10 @@ impl<'a> Archive<'a> {
             // Under the limits its publication recorded, so a decision that
             // hit one then (a timeout, the memory cap) hits it again.
             Ok(Some(blob)) => {
+                // Never above this engine's maxima (its sandbox slots are sized
+                // to them); `engine_for_history` makes one that fits them all.
                 let limits = self.recorded_limits().await.get(digest).copied().unwrap_or(*self.engine.defaults());
+                let limits = limits.min(*self.engine.maxima());
                 self.engine.load_limited(&blob.bytes, limits, None).map(|l| l.policy).map_err(|e| e.to_string())
             }
             Ok(None) => Err(format!("component {digest} is not stored")),
@@ -113,21 +116,8 @@ impl<'a> Archive<'a> {
     /// publication of it), read from the log once.
     async fn recorded_limits(&mut self) -> &HashMap<String, crate::policy::Limits> {
         if self.limits.is_none() {
-            let mut limits = HashMap::new();
-            let filter = TypeFilter::of([crate::registry::PUBLISHED]);
-            let mut cursor = Cursor::START;
-            while let Ok(batch) = self.store.read(cursor, &filter, 500).await {
-                if batch.events.is_empty() {
-                    break;
-                }
-                for event in &batch.events {
-                    cursor = event.cursor();
-                    if let Ok(p) = serde_json::from_value::<crate::registry::Published>(event.payload.clone()) {
-                        limits.insert(p.digest.clone(), p.limits_on(self.engine));
-                    }
-                }
-            }
-            self.limits = Some(limits);
+            let defaults = *self.engine.defaults();
+            self.limits = Some(published_limits(self.store, &defaults).await.unwrap_or_default());
         }
         self.limits.get_or_insert_default()
     }
@@ -151,6 +141,39 @@ impl<'a> Archive<'a> {
         }
         Ok(set)
     }
+}
+
+/// The limits each published component runs under, by digest (its last
+/// publication; `defaults` for one from before per-policy limits).
+async fn published_limits(
+    store: &Store,
+    defaults: &crate::policy::Limits,
+) -> Result<HashMap<String, crate::policy::Limits>, StoreError> {
+    let mut limits = HashMap::new();
+    let filter = TypeFilter::of([crate::registry::PUBLISHED]);
+    let mut cursor = Cursor::START;
+    loop {
+        let batch = store.read(cursor, &filter, 500).await?;
+        if batch.events.is_empty() {
+            return Ok(limits);
+        }
+        for event in &batch.events {
+            cursor = event.cursor();
+            if let Ok(p) = serde_json::from_value::<crate::registry::Published>(event.payload.clone()) {
+                limits.insert(p.digest.clone(), p.limits.map(crate::policy::Limits::from).unwrap_or(*defaults));
+            }
+        }
+    }
+}
+
+/// An engine for looking back at `store`'s history outside Review-E (`policy
+/// replay`, `policy verify`): `defaults` for policies from before per-policy
+/// limits, and maxima that admit every limit any publication recorded, so each
+/// recorded policy re-runs under exactly the limits it decided under.
+pub async fn engine_for_history(store: &Store, defaults: crate::policy::Limits) -> anyhow::Result<PolicyEngine> {
+    let recorded = published_limits(store, &defaults).await?;
+    let maxima = recorded.values().fold(crate::policy::Limits::default_maxima().max(defaults), |m, l| m.max(*l));
+    PolicyEngine::with_maxima(defaults, maxima)
 }
 
 /// One past decision a candidate would change.

@@ -63,6 +63,16 @@ impl Limits {
         }
     }
 
+    /// The smaller of each limit.
+    pub fn min(self, other: Limits) -> Limits {
+        Limits {
+            deadline: self.deadline.min(other.deadline),
+            memory_bytes: self.memory_bytes.min(other.memory_bytes),
+            component_bytes: self.component_bytes.min(other.component_bytes),
+            core_instances: self.core_instances.min(other.core_instances),
+        }
+    }
+
     /// The first limit of these above `maxima`, if any.
     pub fn above(&self, maxima: &Limits) -> Option<LimitAbove> {
         let checks = [
