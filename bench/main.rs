@@ -9,6 +9,7 @@ mod accounting;
 mod decisions;
 mod languages;
 mod policy;
+mod receipts;
 mod store;
 mod system;
 
@@ -39,6 +40,10 @@ enum BenchCommand {
     /// One rule in Rust, Python and JavaScript: instantiation and call, and the
     /// first decision after a restart with and without the compile cache.
     Languages(languages::LanguagesBenchArgs),
+    /// The document reader on the labelled receipts and invoices: per-field
+    /// accuracy for PDFs, photos and scans, and the time per document, beside a
+    /// floor of raw OCR and plain regular expressions.
+    Receipts(receipts::ReceiptsBenchArgs),
     /// The Accounting API executing approvals against the local fakes, against the
     /// same remote calls made directly; its overhead per action (PostgreSQL).
     Accounting(accounting::AccountingBenchArgs),
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
             BenchCommand::Store(args) => store::store(args).await,
             BenchCommand::Policy(args) => policy::policy(args).await,
             BenchCommand::Languages(args) => languages::languages(args).await,
+            BenchCommand::Receipts(args) => receipts::receipts(args).await,
             BenchCommand::Accounting(args) => accounting::accounting(args).await,
             BenchCommand::Decisions(args) => decisions::decisions(args).await,
             BenchCommand::System(args) => system::system(args).await,

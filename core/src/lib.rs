@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod migrations;
 pub mod money;
 pub mod people;
+pub mod reading;
 pub mod retry;
 pub mod roles;
 pub mod shutdown;

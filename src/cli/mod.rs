@@ -11,6 +11,7 @@ mod events;
 mod facts;
 mod people;
 mod policy;
+mod receipt;
 mod report;
 mod serve;
 mod up;
@@ -90,6 +91,9 @@ enum Command {
     /// The people directory: hash a token, check a file.
     #[command(subcommand)]
     People(people::PeopleCommand),
+    /// Receipts and invoices: read one (what Book-E would read from it).
+    #[command(subcommand)]
+    Receipt(receipt::ReceiptCommand),
     /// The review desk (Review-E's web pages): a sign-in link for a person.
     #[command(subcommand)]
     Desk(desk::DeskCommand),
@@ -149,6 +153,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Connect(command) => return connect::run(command, &settings).await,
         Command::People(command) => return people::run(command, &settings),
         Command::Config(args) => return config::run(args, &settings),
+        Command::Receipt(command) => return receipt::run(command),
         Command::Policy(command) if command.is_local() => return policy::run(command, None).await,
         other => other,
     };
@@ -188,7 +193,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         | Command::Chat(_)
         | Command::People(_)
         | Command::Connect(_)
-        | Command::Config(_) => {
+        | Command::Config(_)
+        | Command::Receipt(_) => {
             Ok(ExitCode::SUCCESS) // handled above
         }
     };

@@ -1,0 +1,388 @@
+//! Reads receipts and invoices: vendor, organisation number, date, total, VAT and,
+//! for invoices, number, due date, account and KID, each with a confidence.
+//!
+//! - A PDF's text layer is read with `pdftotext -layout` (poppler); a PDF without
+//!   one is rendered (`pdftoppm`) and read like a photo.
+//! - A photo (JPEG, PNG; HEIC when `heif-convert` is installed) is preprocessed
+//!   ([`prepare`]: paper found and straightened, lighting flattened, scaled,
+//!   deskewed, binarised) and read by `tesseract` ([`ocr`]), more than once when
+//!   the first reading does not settle the fields that matter.
+//! - [`parse`] turns lines of text into candidates and keeps a value only when
+//!   cross-checks (check digits, a total that agrees with its subtotal, payment
+//!   and VAT lines, plausible dates) let it; an unsettled field is left out or
+//!   marked unsure. A wrong value stated with confidence is worse than a question.
+//!
+//! The tools are separate programs found on `PATH`, run without a shell, bounded
+//! in time and memory ([`run`]): nothing here links an OCR engine.
+
+// Amounts in code are written kroner_øre (499_00 is 499,00 kr).
+#![allow(clippy::inconsistent_digit_grouping)]
+
+pub mod floor;
+pub mod labelled;
+pub mod ocr;
+pub mod parse;
+pub mod prepare;
+pub mod run;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bookkeeper_core::reading::Reading;
+use chrono::NaiveDate;
+
+/// This reader's version, recorded with every reading.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Largest document read.
+pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
+
+/// Largest picture decoded, in pixels (a 50-megapixel photo).
+const MAX_PIXELS: u64 = 50_000_000;
+
+/// How long one tool may run on one document.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a document could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// Not a PDF, JPEG, PNG or HEIC file.
+    #[error("this is not a PDF, JPEG, PNG or HEIC file")]
+    NotADocument,
+    /// Larger than [`MAX_DOCUMENT_BYTES`], or a picture of too many pixels.
+    #[error("the document is too large to read ({0})")]
+    TooLarge(String),
+    /// Reading it needs a program that is not installed.
+    #[error("reading {what} needs `{program}`, which is not installed ({install})")]
+    Missing {
+        /// What was to be read.
+        what: &'static str,
+        /// The program.
+        program: &'static str,
+        /// How to install it.
+        install: &'static str,
+    },
+    /// A tool failed on it.
+    #[error("{program} could not read the document: {why}")]
+    Tool {
+        /// The program.
+        program: String,
+        /// What it said.
+        why: String,
+    },
+    /// The picture could not be decoded.
+    #[error("the picture could not be decoded: {0}")]
+    Undecodable(String),
+}
+
+/// What kind of file a document is, by its first bytes (never by its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `%PDF`.
+    Pdf,
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// HEIC/HEIF (an ISO-BMFF `ftyp` box of a HEIF brand).
+    Heic,
+}
+
+impl Format {
+    /// The format of `bytes`, if it is one of those read.
+    pub fn of(bytes: &[u8]) -> Option<Format> {
+        if bytes.starts_with(b"%PDF-") {
+            Some(Format::Pdf)
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Format::Jpeg)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Format::Png)
+        } else if bytes.len() > 12
+            && &bytes[4..8] == b"ftyp"
+            && [&b"heic"[..], b"heix", b"heim", b"heis", b"mif1", b"msf1"].contains(&&bytes[8..12])
+        {
+            Some(Format::Heic)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where a reading's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The PDF's own text layer: exact characters.
+    TextLayer,
+    /// OCR of a photo or of a PDF's rendered page.
+    Ocr,
+}
+
+/// A document read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read {
+    /// The fields.
+    pub reading: Reading,
+    /// Where the text came from.
+    pub source: Source,
+    /// Whether it looked like an invoice (invoice fields are only read then).
+    pub invoice: bool,
+    /// How many times it was read (OCR passes).
+    pub passes: u32,
+    /// The text the fields were read from, line by line (the best pass).
+    pub text: String,
+}
+
+/// The tools found on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct Reader {
+    pdftotext: Option<PathBuf>,
+    pdftoppm: Option<PathBuf>,
+    tesseract: Option<PathBuf>,
+    heif_convert: Option<PathBuf>,
+    /// `tesseract --version`'s first line and the languages used.
+    ocr_engine: Option<String>,
+    languages: String,
+}
+
+impl Reader {
+    /// A reader using the tools on `PATH`.
+    pub fn detect() -> Reader {
+        let tesseract = run::find("tesseract");
+        let (ocr_engine, languages) = match &tesseract {
+            Some(t) => {
+                let version = run::output(t, &["--version"], None, Duration::from_secs(10))
+                    .ok()
+                    .and_then(|o| String::from_utf8_lossy(&o).lines().next().map(str::to_string));
+                let langs = run::output(t, &["--list-langs"], None, Duration::from_secs(10))
+                    .map(|o| String::from_utf8_lossy(&o).lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                // Norwegian first, English for the rest (VISA, TOTAL, ...).
+                let mut use_langs: Vec<&str> =
+                    ["nor", "eng"].into_iter().filter(|l| langs.iter().any(|x| x == l)).collect();
+                if use_langs.is_empty() {
+                    use_langs.push("eng");
+                }
+                (version, use_langs.join("+"))
+            }
+            None => (None, String::new()),
+        };
+        Reader {
+            pdftotext: run::find("pdftotext"),
+            pdftoppm: run::find("pdftoppm"),
+            tesseract,
+            heif_convert: run::find("heif-convert"),
+            ocr_engine,
+            languages,
+        }
+    }
+
+    /// Whether photos and scans can be read (tesseract is installed).
+    pub fn has_ocr(&self) -> bool {
+        self.tesseract.is_some()
+    }
+
+    /// The tesseract program, if installed (the benchmark's floor runs it raw).
+    pub fn tesseract(&self) -> Option<&std::path::Path> {
+        self.tesseract.as_deref()
+    }
+
+    /// Whether PDFs' text can be read (poppler's tools are installed).
+    pub fn has_pdf(&self) -> bool {
+        self.pdftotext.is_some() && self.pdftoppm.is_some()
+    }
+
+    /// What this machine can read, in a sentence for `up` and the logs.
+    pub fn describe(&self) -> String {
+        let mut missing = Vec::new();
+        if !self.has_pdf() {
+            missing.push("PDFs (install poppler-utils)");
+        }
+        if !self.has_ocr() {
+            missing.push("photos and scans (install tesseract-ocr and tesseract-ocr-nor)");
+        }
+        if self.heif_convert.is_none() {
+            missing.push("HEIC photos (install libheif-examples)");
+        }
+        if missing.is_empty() {
+            format!("reads PDFs, scans and photos ({})", self.version())
+        } else {
+            format!("cannot read {}: Book-E asks for what it cannot read", missing.join(", "))
+        }
+    }
+
+    /// The reader and its engines, recorded with every reading:
+    /// `bookkeeper-reader 0.1.0; tesseract 5.3.0 (nor+eng)`.
+    pub fn version(&self) -> String {
+        let mut v = format!("bookkeeper-reader {VERSION}");
+        if let Some(engine) = &self.ocr_engine {
+            v.push_str(&format!("; {engine} ({})", self.languages));
+        }
+        v
+    }
+
+    /// Reads a document. `today` bounds which dates are plausible.
+    pub fn read(&self, bytes: &[u8], today: NaiveDate) -> Result<Read, ReadError> {
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(ReadError::TooLarge(format!("{} MiB, at most 20", bytes.len() >> 20)));
+        }
+        let format = Format::of(bytes).ok_or(ReadError::NotADocument)?;
+        let started = std::time::Instant::now();
+        let read = match format {
+            Format::Pdf => self.read_pdf(bytes, today)?,
+            Format::Jpeg | Format::Png => {
+                let image = decode(bytes)?;
+                self.read_picture(image, today)?
+            }
+            Format::Heic => {
+                let png = self.heic_to_png(bytes)?;
+                self.read_picture(decode(&png)?, today)?
+            }
+        };
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, passes = read.passes, "document read");
+        Ok(read)
+    }
+
+    fn read_pdf(&self, bytes: &[u8], today: NaiveDate) -> Result<Read, ReadError> {
+        let missing = ReadError::Missing { what: "a PDF", program: "pdftotext", install: "poppler-utils" };
+        let pdftotext = self.pdftotext.as_ref().ok_or(missing)?;
+        let dir = tempfile::tempdir().map_err(|e| ReadError::Tool { program: "tempdir".into(), why: e.to_string() })?;
+        let file = dir.path().join("document.pdf");
+        std::fs::write(&file, bytes).map_err(|e| ReadError::Tool { program: "tempdir".into(), why: e.to_string() })?;
+        let path = file.to_string_lossy().to_string();
+        // The first two pages: a receipt or an invoice says what matters there.
+        let text = run::output(
+            pdftotext,
+            &["-layout", "-enc", "UTF-8", "-f", "1", "-l", "2", &path, "-"],
+            None,
+            TOOL_TIMEOUT,
+        )?;
+        let text = String::from_utf8_lossy(&text).to_string();
+        if text.chars().filter(|c| c.is_alphanumeric()).count() >= 20 {
+            let lines = parse::Line::from_layout(&text, 1.0);
+            let (reading, invoice) = parse::read_lines(&lines, today, Source::TextLayer);
+            return Ok(Read { reading, source: Source::TextLayer, invoice, passes: 1, text });
+        }
+        // No text layer: a scan. Render the first page and read it as a photo.
+        let pdftoppm = self.pdftoppm.as_ref().ok_or(ReadError::Missing {
+            what: "a scanned PDF",
+            program: "pdftoppm",
+            install: "poppler-utils",
+        })?;
+        let out = dir.path().join("page");
+        let out_path = out.to_string_lossy().to_string();
+        run::output(
+            pdftoppm,
+            &["-r", "200", "-gray", "-png", "-f", "1", "-l", "1", "-singlefile", &path, &out_path],
+            None,
+            TOOL_TIMEOUT,
+        )?;
+        let png = std::fs::read(dir.path().join("page.png"))
+            .map_err(|e| ReadError::Tool { program: "pdftoppm".into(), why: format!("no page rendered: {e}") })?;
+        self.read_picture(decode(&png)?, today)
+    }
+
+    fn heic_to_png(&self, bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
+        let convert = self.heif_convert.as_ref().ok_or(ReadError::Missing {
+            what: "a HEIC photo",
+            program: "heif-convert",
+            install: "libheif-examples",
+        })?;
+        let dir = tempfile::tempdir().map_err(|e| ReadError::Tool { program: "tempdir".into(), why: e.to_string() })?;
+        let input = dir.path().join("photo.heic");
+        let output = dir.path().join("photo.png");
+        std::fs::write(&input, bytes).map_err(|e| ReadError::Tool { program: "tempdir".into(), why: e.to_string() })?;
+        run::output(convert, &[&input.to_string_lossy(), &output.to_string_lossy()], None, TOOL_TIMEOUT)?;
+        std::fs::read(&output).map_err(|e| ReadError::Tool { program: "heif-convert".into(), why: e.to_string() })
+    }
+
+    /// Reads a picture: prepared, then OCR; a second, different preparation when
+    /// the first reading leaves the total, the date or the organisation number
+    /// unsettled, and the fields that agree or check out kept.
+    fn read_picture(&self, image: image::GrayImage, today: NaiveDate) -> Result<Read, ReadError> {
+        let tesseract = self.tesseract.as_ref().ok_or(ReadError::Missing {
+            what: "a photo or a scan",
+            program: "tesseract",
+            install: "tesseract-ocr and tesseract-ocr-nor",
+        })?;
+        let page = prepare::Page::new(image);
+        let first = page.render(prepare::Pass::Grey);
+        let lines = ocr::recognise(tesseract, &self.languages, &first, 4)?;
+        let (reading, invoice) = parse::read_lines(&lines, today, Source::Ocr);
+        let mut best = Read { reading, source: Source::Ocr, invoice, passes: 1, text: parse::Line::join(&lines) };
+        if settled(&best.reading) {
+            return Ok(best);
+        }
+        let second = page.render(prepare::Pass::Binary);
+        let lines2 = ocr::recognise(tesseract, &self.languages, &second, 6)?;
+        let (reading2, invoice2) = parse::read_lines(&lines2, today, Source::Ocr);
+        if parse::settled_count(&reading2) > parse::settled_count(&best.reading) {
+            best.text = parse::Line::join(&lines2);
+        }
+        best.reading = parse::combine(&best.reading, &reading2);
+        best.invoice |= invoice2;
+        best.passes = 2;
+        if settled(&best.reading) {
+            return Ok(best);
+        }
+        // A third opinion, larger: small print under blur reads better magnified.
+        let third = page.magnified(1.5);
+        let lines3 = ocr::recognise(tesseract, &self.languages, &third, 4)?;
+        let (reading3, invoice3) = parse::read_lines(&lines3, today, Source::Ocr);
+        best.reading = parse::combine(&best.reading, &reading3);
+        best.invoice |= invoice3;
+        best.passes = 3;
+        Ok(best)
+    }
+}
+
+/// Whether the fields that matter most are stated with confidence.
+fn settled(r: &Reading) -> bool {
+    r.total_minor.as_ref().is_some_and(|f| f.is_sure())
+        && r.date.as_ref().is_some_and(|f| f.is_sure())
+        && r.organization_number.as_ref().is_some_and(|f| f.is_sure())
+}
+
+/// Decodes a JPEG or PNG into grey, refusing pictures of too many pixels before
+/// their pixels are allocated.
+pub fn decode(bytes: &[u8]) -> Result<image::GrayImage, ReadError> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ReadError::Undecodable(e.to_string()))?;
+    let (w, h) = reader.into_dimensions().map_err(|e| ReadError::Undecodable(e.to_string()))?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(ReadError::TooLarge(format!("{w}x{h} pixels, at most 50 megapixels")));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ReadError::Undecodable(e.to_string()))?;
+    reader.limits(image::Limits::default());
+    let image = reader.decode().map_err(|e| ReadError::Undecodable(e.to_string()))?;
+    Ok(image.to_luma8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_known_by_their_bytes() {
+        assert_eq!(Format::of(b"%PDF-1.4\n"), Some(Format::Pdf));
+        assert_eq!(Format::of(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Format::Jpeg));
+        assert_eq!(Format::of(b"\x89PNG\r\n\x1a\n...."), Some(Format::Png));
+        assert_eq!(Format::of(b"\0\0\0\x18ftypheic\0\0\0\0"), Some(Format::Heic));
+        assert_eq!(Format::of(b"GIF89a"), None);
+        assert_eq!(Format::of(b""), None);
+    }
+
+    #[test]
+    fn what_is_not_a_document_is_refused_plainly() {
+        let reader = Reader::default();
+        let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        assert_eq!(reader.read(b"hello", today), Err(ReadError::NotADocument));
+        let err = reader.read(b"%PDF-1.4 nothing", today).unwrap_err();
+        assert!(matches!(err, ReadError::Missing { program: "pdftotext", .. }), "{err}");
+        let err = reader.read(&[0xFF, 0xD8, 0xFF, 0xE0, 1, 2], today).unwrap_err();
+        assert!(matches!(err, ReadError::Undecodable(_)), "{err}");
+    }
+}

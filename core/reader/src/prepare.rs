@@ -1,0 +1,643 @@
+//! A photo made readable: the paper found and its perspective undone, lighting
+//! flattened, scaled to the text size tesseract reads best, deskewed, and
+//! (for the second reading) binarised.
+
+use image::{imageops, GrayImage, Luma};
+
+/// How a page is handed to the OCR engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Flattened grey: tesseract thresholds it itself.
+    Grey,
+    /// Sharpened and binarised here by a local (Sauvola) threshold: better on
+    /// blur and on light that varies across the page.
+    Binary,
+}
+
+/// A page straightened and flattened once, rendered per pass.
+pub struct Page {
+    flat: GrayImage,
+}
+
+impl Page {
+    /// Prepares a photo or a rendered scan.
+    pub fn new(image: GrayImage) -> Page {
+        let straightened = match find_paper(&image) {
+            Some(quad) => unwarp(&image, &quad),
+            None => image,
+        };
+        // Cleaned before measuring: a shadow's band on every row would read as a page of ink.
+        let (flat, letters) = clean(&flatten(&straightened));
+        let scaled = scale_for_text(&flat, letters);
+        let angle = skew_angle(&scaled);
+        let flat = if angle.abs() > 0.15 { rotate(&scaled, -angle) } else { scaled };
+        Page { flat: clean(&flat).0 }
+    }
+
+    /// The grey page scaled by `factor`.
+    pub fn magnified(&self, factor: f64) -> GrayImage {
+        let (w, h) = self.flat.dimensions();
+        let factor = factor.min((16_000_000.0 / (w as f64 * h as f64)).sqrt()).max(1.0);
+        imageops::resize(
+            &self.flat,
+            (w as f64 * factor) as u32,
+            (h as f64 * factor) as u32,
+            imageops::FilterType::CatmullRom,
+        )
+    }
+
+    /// The page as one pass reads it.
+    pub fn render(&self, pass: Pass) -> GrayImage {
+        match pass {
+            Pass::Grey => self.flat.clone(),
+            Pass::Binary => sauvola(&sharpen(&self.flat), 25, 0.25),
+        }
+    }
+}
+
+/// Whitens what is dark but not text: shapes far larger than a letter (the
+/// table's edge around the sheet, a shadow's band) and specks of noise. Either
+/// would read as letters, or make the OCR engine take the page for a picture.
+///
+/// Also returns the median height of what is left that looks like letters.
+fn clean(image: &GrayImage) -> (GrayImage, Option<f64>) {
+    let (w, h) = image.dimensions();
+    let dark = |x: u32, y: u32| image.get_pixel(x, y).0[0] < 140;
+    let mut label = vec![u32::MAX; (w * h) as usize];
+    let mut out = image.clone();
+    let mut stack = Vec::new();
+    let mut members = Vec::new();
+    let mut heights = Vec::new();
+    for y0 in 0..h {
+        for x0 in 0..w {
+            let i0 = (y0 * w + x0) as usize;
+            if label[i0] != u32::MAX || !dark(x0, y0) {
+                continue;
+            }
+            label[i0] = 0;
+            stack.push((x0, y0));
+            members.clear();
+            let (mut min_x, mut max_x, mut min_y, mut max_y) = (x0, x0, y0, y0);
+            while let Some((x, y)) = stack.pop() {
+                members.push((x, y));
+                min_x = min_x.min(x);
+                max_x = max_x.max(x);
+                min_y = min_y.min(y);
+                max_y = max_y.max(y);
+                for (nx, ny) in [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)] {
+                    if nx < w && ny < h {
+                        let i = (ny * w + nx) as usize;
+                        if label[i] == u32::MAX && dark(nx, ny) {
+                            label[i] = 0;
+                            stack.push((nx, ny));
+                        }
+                    }
+                }
+            }
+            let (bw, bh) = (max_x - min_x + 1, max_y - min_y + 1);
+            // Text is scaled to about 34 pixels a line: nothing of it is this tall.
+            let huge = bh > (h / 8).max(140) || (bw > w / 2 && bh > 90);
+            let speck = members.len() < 6;
+            if huge || speck {
+                for &(x, y) in &members {
+                    out.put_pixel(x, y, Luma([255]));
+                }
+            } else if bh >= 5 && bw <= bh * 3 {
+                heights.push(bh);
+            }
+        }
+    }
+    heights.sort_unstable();
+    let letters = (heights.len() >= 10).then(|| heights[heights.len() / 2] as f64);
+    (out, letters)
+}
+
+/// Otsu's threshold of a histogram.
+fn otsu(image: &GrayImage) -> u8 {
+    let mut hist = [0u64; 256];
+    for p in image.pixels() {
+        hist[p.0[0] as usize] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let sum_all: f64 = hist.iter().enumerate().map(|(i, &h)| i as f64 * h as f64).sum();
+    let (mut weight_b, mut sum_b, mut best, mut threshold) = (0u64, 0f64, 0f64, 128u8);
+    for (t, &h) in hist.iter().enumerate() {
+        weight_b += h;
+        if weight_b == 0 {
+            continue;
+        }
+        let weight_f = total - weight_b;
+        if weight_f == 0 {
+            break;
+        }
+        sum_b += t as f64 * h as f64;
+        let mean_b = sum_b / weight_b as f64;
+        let mean_f = (sum_all - sum_b) / weight_f as f64;
+        let between = weight_b as f64 * weight_f as f64 * (mean_b - mean_f).powi(2);
+        if between > best {
+            best = between;
+            threshold = t as u8;
+        }
+    }
+    threshold
+}
+
+/// The paper's four corners (top-left, top-right, bottom-right, bottom-left) in
+/// the image's pixels, when it lies on a darker background; `None` when the
+/// paper fills the picture (a scan) or nothing paper-like stands out.
+fn find_paper(image: &GrayImage) -> Option<[(f64, f64); 4]> {
+    let (w, h) = image.dimensions();
+    if w < 50 || h < 50 {
+        return None;
+    }
+    let factor = (w.max(h) as f64 / 400.0).max(1.0);
+    let small =
+        imageops::resize(image, (w as f64 / factor) as u32, (h as f64 / factor) as u32, imageops::FilterType::Triangle);
+    // Blurred, text disappears into the paper and the paper stands out as one bright shape.
+    let small = imageops::blur(&small, 2.0);
+    let t = otsu(&small);
+    let (sw, sh) = small.dimensions();
+    let mut bright = 0u64;
+    let mut border_bright = 0u64;
+    let mut border = 0u64;
+    let mut corners = [(f64::MAX, 0.0, 0.0), (f64::MIN, 0.0, 0.0), (f64::MIN, 0.0, 0.0), (f64::MAX, 0.0, 0.0)];
+    for (x, y, p) in small.enumerate_pixels() {
+        let on_border = x < 2 || y < 2 || x + 2 >= sw || y + 2 >= sh;
+        if on_border {
+            border += 1;
+        }
+        if p.0[0] <= t {
+            continue;
+        }
+        bright += 1;
+        if on_border {
+            border_bright += 1;
+        }
+        let (fx, fy) = (x as f64, y as f64);
+        let sum = fx + fy;
+        let diff = fx - fy;
+        if sum < corners[0].0 {
+            corners[0] = (sum, fx, fy);
+        }
+        if diff > corners[1].0 {
+            corners[1] = (diff, fx, fy);
+        }
+        if sum > corners[2].0 {
+            corners[2] = (sum, fx, fy);
+        }
+        if diff < corners[3].0 {
+            corners[3] = (diff, fx, fy);
+        }
+    }
+    let area = (sw * sh) as f64;
+    // Paper touching most of the border is a scan, or a photo without background.
+    if border == 0 || border_bright as f64 / border as f64 > 0.3 || (bright as f64) < area * 0.15 {
+        return None;
+    }
+    let small_quad = corners.map(|(_, x, y)| (x, y));
+    if !edges_stand_out(&small, &small_quad) {
+        // The extremes of what is bright are not the sheet's edges (a shadow
+        // cut into it, glare on the table): cutting there would cut text off.
+        return None;
+    }
+    let quad = small_quad.map(|(x, y)| ((x + 0.5) * factor, (y + 0.5) * factor));
+    let quad_area = polygon_area(&quad);
+    // The four extremes must span most of what is bright: otherwise they are not a sheet's corners.
+    if quad_area < bright as f64 * factor * factor * 0.8 {
+        return None;
+    }
+    Some(quad)
+}
+
+/// Whether each side of `quad` is an edge: brighter just inside than just
+/// outside, along most of its length.
+fn edges_stand_out(image: &GrayImage, quad: &[(f64, f64); 4]) -> bool {
+    let centre = quad.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0 / 4.0, a.1 + p.1 / 4.0));
+    (0..4).all(|i| {
+        let (a, b) = (quad[i], quad[(i + 1) % 4]);
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let len = (dx * dx + dy * dy).sqrt().max(1.0);
+        // The normal pointing inside, towards the centre.
+        let (mut nx, mut ny) = (-dy / len, dx / len);
+        let mid = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+        if (centre.0 - mid.0) * nx + (centre.1 - mid.1) * ny < 0.0 {
+            nx = -nx;
+            ny = -ny;
+        }
+        let samples = 24;
+        let standing = (1..samples)
+            .filter(|k| {
+                let t = *k as f64 / samples as f64;
+                let (px, py) = (a.0 + dx * t, a.1 + dy * t);
+                let inside = sample(image, px + nx * 4.0, py + ny * 4.0) as i32;
+                let outside = sample_dark(image, px - nx * 4.0, py - ny * 4.0) as i32;
+                inside - outside > 20
+            })
+            .count();
+        standing * 10 >= (samples - 1) * 7
+    })
+}
+
+/// Like [`sample`], but dark outside the image (the table goes on).
+fn sample_dark(image: &GrayImage, x: f64, y: f64) -> u8 {
+    let (w, h) = image.dimensions();
+    if x < 0.0 || y < 0.0 || x >= (w - 1) as f64 || y >= (h - 1) as f64 {
+        return 0;
+    }
+    sample(image, x, y)
+}
+
+fn polygon_area(q: &[(f64, f64); 4]) -> f64 {
+    let mut a = 0.0;
+    for i in 0..4 {
+        let (x1, y1) = q[i];
+        let (x2, y2) = q[(i + 1) % 4];
+        a += x1 * y2 - x2 * y1;
+    }
+    a.abs() / 2.0
+}
+
+/// A projective map of the plane (a homography), as taking a photographed
+/// sheet's corners to a rectangle's and back.
+#[derive(Debug, Clone, Copy)]
+pub struct Projective([f64; 8]);
+
+impl Projective {
+    /// The map taking each of `from` to the `to` at the same index, if the
+    /// points are in general position.
+    pub fn between(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Option<Projective> {
+        let mut m = [[0f64; 9]; 8];
+        for i in 0..4 {
+            let (x, y) = from[i];
+            let (u, v) = to[i];
+            m[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+            m[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+        }
+        // Gaussian elimination with partial pivoting.
+        for col in 0..8 {
+            let pivot = (col..8).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+            if m[pivot][col].abs() < 1e-12 {
+                return None;
+            }
+            m.swap(col, pivot);
+            let pivot_row = m[col];
+            for (row, r) in m.iter_mut().enumerate() {
+                if row != col {
+                    let f = r[col] / pivot_row[col];
+                    for (value, p) in r.iter_mut().zip(pivot_row.iter()).skip(col) {
+                        *value -= f * p;
+                    }
+                }
+            }
+        }
+        let mut out = [0f64; 8];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = m[i][8] / m[i][i];
+        }
+        Some(Projective(out))
+    }
+
+    /// Where the map takes (x, y); `None` on the line it sends to infinity.
+    pub fn apply(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let h = &self.0;
+        let d = h[6] * x + h[7] * y + 1.0;
+        (d.abs() > 1e-9).then(|| ((h[0] * x + h[1] * y + h[2]) / d, (h[3] * x + h[4] * y + h[5]) / d))
+    }
+}
+
+/// Samples `image` at (x, y) bilinearly; white outside.
+fn sample(image: &GrayImage, x: f64, y: f64) -> u8 {
+    let (w, h) = image.dimensions();
+    if x < 0.0 || y < 0.0 || x >= (w - 1) as f64 || y >= (h - 1) as f64 {
+        return 255;
+    }
+    let (x0, y0) = (x as u32, y as u32);
+    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+    let p = |xx, yy| image.get_pixel(xx, yy).0[0] as f64;
+    let top = p(x0, y0) * (1.0 - fx) + p(x0 + 1, y0) * fx;
+    let bottom = p(x0, y0 + 1) * (1.0 - fx) + p(x0 + 1, y0 + 1) * fx;
+    (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8
+}
+
+fn warp(image: &GrayImage, out_w: u32, out_h: u32, map: impl Fn(f64, f64) -> (f64, f64)) -> GrayImage {
+    GrayImage::from_fn(out_w, out_h, |x, y| {
+        let (sx, sy) = map(x as f64, y as f64);
+        Luma([sample(image, sx, sy)])
+    })
+}
+
+/// The paper inside `quad`, as a rectangle.
+fn unwarp(image: &GrayImage, quad: &[(f64, f64); 4]) -> GrayImage {
+    let dist = |a: (f64, f64), b: (f64, f64)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+    let w = ((dist(quad[0], quad[1]) + dist(quad[3], quad[2])) / 2.0).max(1.0);
+    let h = ((dist(quad[0], quad[3]) + dist(quad[1], quad[2])) / 2.0).max(1.0);
+    let rect = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
+    let Some(map) = Projective::between(&rect, quad) else { return image.clone() };
+    warp(image, w as u32, h as u32, |x, y| map.apply(x, y).unwrap_or((-1.0, -1.0)))
+}
+
+/// Divides out the light: the paper's brightness, estimated block by block
+/// (the brightest of each block is paper), made white everywhere.
+fn flatten(image: &GrayImage) -> GrayImage {
+    let (w, h) = image.dimensions();
+    let block = (w.max(h) / 40).max(8);
+    let (bw, bh) = (w.div_ceil(block), h.div_ceil(block));
+    let mut paper = GrayImage::new(bw, bh);
+    for by in 0..bh {
+        for bx in 0..bw {
+            let mut values: Vec<u8> = Vec::with_capacity((block * block) as usize);
+            for y in (by * block)..((by + 1) * block).min(h) {
+                for x in (bx * block)..((bx + 1) * block).min(w) {
+                    values.push(image.get_pixel(x, y).0[0]);
+                }
+            }
+            values.sort_unstable();
+            // The 90th percentile: paper, not a speck of glare.
+            let v = values.get(values.len() * 9 / 10).copied().unwrap_or(255);
+            paper.put_pixel(bx, by, Luma([v.max(1)]));
+        }
+    }
+    let on_paper = paper_blocks(&paper);
+    let paper = imageops::blur(&paper, 1.5);
+    let paper = imageops::resize(&paper, w, h, imageops::FilterType::Triangle);
+    let mut out = GrayImage::new(w, h);
+    for (x, y, p) in image.enumerate_pixels() {
+        let v = if on_paper[((y / block) * bw + x / block) as usize] {
+            let bg = paper.get_pixel(x, y).0[0].max(1) as f64;
+            (p.0[0] as f64 / bg * 255.0).min(255.0)
+        } else {
+            // The table under the paper: its texture would read as letters.
+            255.0
+        };
+        out.put_pixel(x, y, Luma([v as u8]));
+    }
+    stretch(&out)
+}
+
+/// Which blocks are paper: those reached from the middle of the picture without
+/// crossing a sharp drop in brightness. Light changes slowly across a sheet; the
+/// sheet's edge against a table is a cliff.
+fn paper_blocks(paper: &GrayImage) -> Vec<bool> {
+    let (bw, bh) = paper.dimensions();
+    let mut seen = vec![false; (bw * bh) as usize];
+    let index = |x: u32, y: u32| (y * bw + x) as usize;
+    // Start from the brightest block near the middle (the middle may be a photo's dark print).
+    let (cx, cy) = (bw / 2, bh / 2);
+    let mut start = (cx, cy);
+    for y in cy.saturating_sub(2)..(cy + 3).min(bh) {
+        for x in cx.saturating_sub(2)..(cx + 3).min(bw) {
+            if paper.get_pixel(x, y).0[0] > paper.get_pixel(start.0, start.1).0[0] {
+                start = (x, y);
+            }
+        }
+    }
+    let mut stack = vec![start];
+    seen[index(start.0, start.1)] = true;
+    while let Some((x, y)) = stack.pop() {
+        let here = paper.get_pixel(x, y).0[0] as f64;
+        let neighbours = [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)];
+        for (nx, ny) in neighbours {
+            if nx >= bw || ny >= bh || seen[index(nx, ny)] {
+                continue;
+            }
+            let there = paper.get_pixel(nx, ny).0[0] as f64;
+            if there >= here * 0.8 || there >= 200.0 {
+                seen[index(nx, ny)] = true;
+                stack.push((nx, ny));
+            }
+        }
+    }
+    // A sheet reached only in a few blocks means the start was not on paper: keep all.
+    if seen.iter().filter(|s| **s).count() * 5 < seen.len() {
+        return vec![true; seen.len()];
+    }
+    seen
+}
+
+/// Stretches contrast so the darkest ink is black and the paper white.
+fn stretch(image: &GrayImage) -> GrayImage {
+    let mut hist = [0u64; 256];
+    for p in image.pixels() {
+        hist[p.0[0] as usize] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let mut acc = 0;
+    let mut low = 0u8;
+    for (i, &c) in hist.iter().enumerate() {
+        acc += c;
+        if acc * 200 >= total {
+            low = i as u8;
+            break;
+        }
+    }
+    // A page with little ink keeps its paper white: ink is never lighter than mid-grey.
+    let low = low.min(120);
+    let high = 245u8;
+    let range = (high - low).max(1) as f64;
+    let mut out = image.clone();
+    for p in out.pixels_mut() {
+        p.0[0] = (((p.0[0].saturating_sub(low)) as f64 / range) * 255.0).clamp(0.0, 255.0) as u8;
+    }
+    out
+}
+
+/// Scales so a line of a receipt's text or an invoice's is as tall as tesseract
+/// reads best: estimated from the heights of the ink's connected rows.
+fn scale_for_text(image: &GrayImage, letters: Option<f64>) -> GrayImage {
+    let (w, h) = image.dimensions();
+    // Letters about 24 pixels tall (capitals of a 34-pixel line).
+    let (height, target) = match letters {
+        Some(l) => (Some(l), 24.0),
+        None => (text_height(image), 34.0),
+    };
+    let factor = match height {
+        Some(hgt) if hgt > 0.0 => (target / hgt).clamp(0.5, 4.0),
+        _ => 1.0,
+    };
+    // Never more than about 12 megapixels out.
+    let factor = factor.min((12_000_000.0 / (w as f64 * h as f64)).sqrt());
+    if (factor - 1.0).abs() < 0.1 {
+        return image.clone();
+    }
+    imageops::resize(image, (w as f64 * factor) as u32, (h as f64 * factor) as u32, imageops::FilterType::CatmullRom)
+}
+
+/// The median height of text lines, from the row profile of the ink.
+fn text_height(image: &GrayImage) -> Option<f64> {
+    let t = otsu(image);
+    let (w, h) = image.dimensions();
+    let rows: Vec<u32> = (0..h).map(|y| (0..w).filter(|&x| image.get_pixel(x, y).0[0] < t).count() as u32).collect();
+    let min_ink = (w / 200).max(2);
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (y, &ink) in rows.iter().enumerate() {
+        match (ink >= min_ink, start) {
+            (true, None) => start = Some(y),
+            (false, Some(s)) => {
+                runs.push((y - s) as f64);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    let mut runs: Vec<f64> = runs.into_iter().filter(|&r| r >= 4.0).collect();
+    if runs.len() < 3 {
+        return None;
+    }
+    runs.sort_by(f64::total_cmp);
+    Some(runs[runs.len() / 2])
+}
+
+/// The angle (degrees, counter-clockwise positive) of the text lines, by the
+/// sharpest row profile of the ink over candidate angles.
+fn skew_angle(image: &GrayImage) -> f64 {
+    let (w, h) = image.dimensions();
+    let factor = (w.max(h) as f64 / 1000.0).max(1.0);
+    let small =
+        imageops::resize(image, (w as f64 / factor) as u32, (h as f64 / factor) as u32, imageops::FilterType::Triangle);
+    let t = otsu(&small);
+    let ink: Vec<(f64, f64)> =
+        small.enumerate_pixels().filter(|(_, _, p)| p.0[0] < t).map(|(x, y, _)| (x as f64, y as f64)).collect();
+    if ink.len() < 200 {
+        return 0.0;
+    }
+    let rows = (small.height() + small.width()) as usize * 2;
+    let score = |deg: f64| -> f64 {
+        let (s, c) = deg.to_radians().sin_cos();
+        let mut hist = vec![0u32; rows];
+        for &(x, y) in &ink {
+            let r = (y * c - x * s) + small.width() as f64;
+            if r >= 0.0 && (r as usize) < rows {
+                hist[r as usize] += 1;
+            }
+        }
+        hist.iter().map(|&v| (v as f64).powi(2)).sum()
+    };
+    let mut best = (0.0, score(0.0));
+    let mut deg = -10.0;
+    while deg <= 10.0 {
+        let s = score(deg);
+        if s > best.1 {
+            best = (deg, s);
+        }
+        deg += 0.5;
+    }
+    let centre = best.0;
+    let mut fine = centre - 0.5;
+    while fine <= centre + 0.5 {
+        let s = score(fine);
+        if s > best.1 {
+            best = (fine, s);
+        }
+        fine += 0.1;
+    }
+    best.0
+}
+
+/// Rotates by `degrees` about the centre, keeping the size.
+fn rotate(image: &GrayImage, degrees: f64) -> GrayImage {
+    let (w, h) = image.dimensions();
+    let (s, c) = degrees.to_radians().sin_cos();
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    warp(image, w, h, |x, y| {
+        let (dx, dy) = (x - cx, y - cy);
+        (cx + dx * c + dy * s, cy - dx * s + dy * c)
+    })
+}
+
+/// An unsharp mask: what blur took from the edges, given back.
+fn sharpen(image: &GrayImage) -> GrayImage {
+    let blurred = imageops::blur(image, 1.5);
+    let mut out = image.clone();
+    for (p, b) in out.pixels_mut().zip(blurred.pixels()) {
+        let v = p.0[0] as f64 + 1.0 * (p.0[0] as f64 - b.0[0] as f64);
+        p.0[0] = v.clamp(0.0, 255.0) as u8;
+    }
+    out
+}
+
+/// Sauvola's threshold: ink where a pixel is darker than its neighbourhood's
+/// mean less a share of its spread. Integral images keep it linear in pixels.
+fn sauvola(image: &GrayImage, radius: u32, k: f64) -> GrayImage {
+    let (w, h) = image.dimensions();
+    let (w1, h1) = (w as usize + 1, h as usize + 1);
+    let mut sum = vec![0f64; w1 * h1];
+    let mut sq = vec![0f64; w1 * h1];
+    for y in 0..h as usize {
+        let mut row = 0f64;
+        let mut row_sq = 0f64;
+        for x in 0..w as usize {
+            let v = image.get_pixel(x as u32, y as u32).0[0] as f64;
+            row += v;
+            row_sq += v * v;
+            sum[(y + 1) * w1 + x + 1] = sum[y * w1 + x + 1] + row;
+            sq[(y + 1) * w1 + x + 1] = sq[y * w1 + x + 1] + row_sq;
+        }
+    }
+    GrayImage::from_fn(w, h, |x, y| {
+        let (x0, y0) = (x.saturating_sub(radius) as usize, y.saturating_sub(radius) as usize);
+        let (x1, y1) = ((x + radius + 1).min(w) as usize, (y + radius + 1).min(h) as usize);
+        let n = ((x1 - x0) * (y1 - y0)) as f64;
+        let area = |t: &[f64]| t[y1 * w1 + x1] - t[y0 * w1 + x1] - t[y1 * w1 + x0] + t[y0 * w1 + x0];
+        let mean = area(&sum) / n;
+        let var = (area(&sq) / n - mean * mean).max(0.0);
+        let threshold = mean * (1.0 + k * (var.sqrt() / 128.0 - 1.0));
+        Luma([if (image.get_pixel(x, y).0[0] as f64) <= threshold { 0 } else { 255 }])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_with_lines(angle: f64) -> GrayImage {
+        // Dark bars as text lines on white, rotated.
+        let mut img = GrayImage::from_pixel(600, 800, Luma([255]));
+        for line in 0..20 {
+            for y in (100 + line * 30)..(112 + line * 30) {
+                for x in 100..500 {
+                    img.put_pixel(x, y, Luma([20]));
+                }
+            }
+        }
+        rotate(&img, angle)
+    }
+
+    #[test]
+    fn skew_is_measured_within_a_fraction_of_a_degree() {
+        for angle in [-6.0, -2.5, 0.0, 3.0, 7.5] {
+            let measured = skew_angle(&page_with_lines(angle));
+            assert!((measured - angle).abs() < 0.35, "rotated {angle}, measured {measured}");
+        }
+    }
+
+    #[test]
+    fn uneven_light_is_flattened() {
+        let mut img = GrayImage::new(400, 400);
+        for (x, _, p) in img.enumerate_pixels_mut() {
+            // Paper from 110 (shadow) to 240 (lit), no ink.
+            p.0[0] = (110 + x * 130 / 400) as u8;
+        }
+        let flat = flatten(&img);
+        let left = flat.get_pixel(20, 200).0[0];
+        let right = flat.get_pixel(380, 200).0[0];
+        assert!(left > 200 && right > 200, "left {left}, right {right}");
+    }
+
+    #[test]
+    fn the_paper_is_found_on_a_darker_table() {
+        let mut img = GrayImage::from_pixel(800, 1000, Luma([60]));
+        for y in 100..900 {
+            for x in 200..600 {
+                img.put_pixel(x, y, Luma([230]));
+            }
+        }
+        let quad = find_paper(&img).expect("paper");
+        let (tlx, tly) = quad[0];
+        let (brx, bry) = quad[2];
+        assert!((tlx - 200.0).abs() < 12.0 && (tly - 100.0).abs() < 12.0, "{quad:?}");
+        assert!((brx - 600.0).abs() < 12.0 && (bry - 900.0).abs() < 12.0, "{quad:?}");
+        // A scan (paper everywhere) is left alone.
+        assert_eq!(find_paper(&GrayImage::from_pixel(800, 1000, Luma([235]))), None);
+    }
+}
