@@ -143,6 +143,7 @@ pub const SETTINGS: &[Setting] = &[
     secret("BOOK_E_USER_TOKENS", "book-e", "Deprecated (mapped onto the people directory with a warning): `token:user,...`."),
     setting("BOOK_E_MATCH_DAYS", "book-e", "`5`", "Days either side of a receipt's date to look for its transaction."),
     setting("BOOK_E_DEFAULT_ACCOUNT", "book-e", "`6800`", "Expense account of invoices that name none."),
+    setting("BOOK_E_READ_DOCUMENTS", "book-e", "`true`", "Read receipts and invoices sent without their fields (poppler-utils, tesseract-ocr and tesseract-ocr-nor on PATH) and ask the sender to confirm; `false` asks for the fields instead."),
     secret("DISCORD_TOKEN", "book-e", "The bot token. Without it Book-E runs without Discord and says so."),
     setting("DISCORD_FINANCE_CHANNEL_ID", "book-e", "required with Discord", "Where receipts are dropped."),
     setting("DISCORD_REVIEWERS_CHANNEL_ID", "book-e", "required with Discord", "Where escalations go."),

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{status, NewEvent, RecordedEvent};
+pub use crate::reading::{ConfirmedReading, Reading};
 
 /// An amount in minor units (øre for NOK), never a float: the policy SDK's type,
 /// so a proposal's amount and what a policy is shown are one and the same.
@@ -93,6 +94,9 @@ impl ActionKind {
 /// Where an action is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Stage {
+    /// Book-E read the document and waits for the person to confirm what it
+    /// read: nothing is proposed yet, and nothing decides on a reading.
+    Read,
     /// Book-E proposed it.
     Proposed,
     /// A policy or a person approved it.
@@ -114,7 +118,8 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
+        Stage::Read,
         Stage::Proposed,
         Stage::Approved,
         Stage::Rejected,
@@ -127,6 +132,7 @@ impl Stage {
 
     fn suffix(self) -> &'static str {
         match self {
+            Stage::Read => "Read",
             Stage::Proposed => "Proposed",
             Stage::Approved => "Approved",
             Stage::Rejected => "Rejected",
@@ -174,6 +180,32 @@ pub struct ReceiptAttachmentProposed {
     /// Free text from the person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When the receipt was read by machine: what was read and what the person
+    /// confirmed or corrected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<ConfirmedReading>,
+}
+
+/// Payload of `ReceiptAttachmentRead` and `InvoiceRegistrationRead`: what Book-E
+/// read from a document, waiting for the person who sent it to confirm or
+/// correct it. The proposal that follows (same correlation id) records what
+/// they confirmed ([`ConfirmedReading`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRead {
+    /// The person who sent the document (`user:<id>`): only they may confirm.
+    pub requested_by: String,
+    /// The document read.
+    pub document: DocumentRef,
+    /// What was read, each field with its confidence.
+    pub read: Reading,
+    /// The reader and its engines, with versions.
+    pub reader: String,
+    /// For a receipt: the bank transaction (Folio event id) it matches, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+    /// What the person wrote with the document (`vendor=...`), as options by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub given: BTreeMap<String, String>,
 }
 
 impl Payload for ReceiptAttachmentProposed {
@@ -207,6 +239,10 @@ pub struct InvoiceRegistrationProposed {
     /// `NONE`, ...); absent means `HIGH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vat_type: Option<String>,
+    /// When the invoice was read by machine: what was read and what the person
+    /// confirmed or corrected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<ConfirmedReading>,
 }
 
 impl InvoiceRegistrationProposed {
@@ -443,6 +479,7 @@ mod tests {
             account: "6540".into(),
             description: "Chairs".into(),
             vat_type: None,
+            reading: None,
         };
         let event = p.clone().into_event("book-e", "c-1");
         assert_eq!(event.event_type, "InvoiceRegistrationProposed");

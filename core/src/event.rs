@@ -21,6 +21,7 @@ pub const MAX_CORRELATION_CHARS: usize = 200;
 /// Well-known statuses. The column is free text so new services can add their own;
 /// these are the ones the existing services write and the views understand.
 pub mod status {
+    pub const READ: &str = "READ";
     pub const PROPOSED: &str = "PROPOSED";
     pub const AUTO_APPROVED: &str = "AUTO_APPROVED";
     pub const APPROVED: &str = "APPROVED";

@@ -216,6 +216,9 @@ pub struct Ignored<'a> {
 pub enum Phase {
     /// No proposal with this correlation id (only other events, or none).
     Unproposed,
+    /// A document was read; the person who sent it has not confirmed it, so
+    /// nothing is proposed yet.
+    AwaitingConfirmation,
     /// Proposed; no decision yet.
     AwaitingDecision,
     /// A policy (or a parked event) sent it to a person, who has not decided yet.
@@ -246,6 +249,9 @@ impl fmt::Display for Phase {
 pub struct ActionState<'a> {
     /// The action's kind, from its first proposal.
     pub kind: Option<ActionKind>,
+    /// What Book-E read from the document, when the action began as a reading
+    /// (the first `...Read` event, before any proposal).
+    pub reading: Option<&'a RecordedEvent>,
     /// Every proposal event, in read order. More than one only in history written
     /// before the store refused a second proposal for a correlation id.
     pub proposals: Vec<&'a RecordedEvent>,
@@ -297,11 +303,26 @@ impl<'a> ActionState<'a> {
             EventType::SubscriptionEventParked => return self.parked.push(event),
             other => return self.ignore(event, format!("`{other}` is not part of an action's lifecycle")),
         };
-        if stage != Stage::Proposed && self.kind.is_some_and(|k| k != kind) {
+        if !matches!(stage, Stage::Proposed | Stage::Read) && self.kind.is_some_and(|k| k != kind) {
             return self.ignore(event, "of another kind of action than its proposal");
         }
         match stage {
+            Stage::Read => {
+                if !self.proposals.is_empty() {
+                    return self.ignore(event, "a reading after the proposal");
+                }
+                if self.reading.is_some() {
+                    return self.ignore(event, "a second reading of the action");
+                }
+                if self.kind.is_none() {
+                    self.kind = Some(kind);
+                }
+                self.reading = Some(event);
+            }
             Stage::Proposed => {
+                if self.reading.is_some() && self.kind != Some(kind) {
+                    return self.ignore(event, "of another kind of action than its reading");
+                }
                 if self.kind.is_none() {
                     self.kind = Some(kind);
                 }
@@ -397,7 +418,7 @@ impl<'a> ActionState<'a> {
     /// Where the action stands.
     pub fn phase(&self) -> Phase {
         if self.proposals.is_empty() {
-            return Phase::Unproposed;
+            return if self.reading.is_some() { Phase::AwaitingConfirmation } else { Phase::Unproposed };
         }
         if self.executed.is_some() {
             return Phase::Executed;

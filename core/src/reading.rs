@@ -28,7 +28,8 @@ pub struct Field<T> {
 impl<T> Field<T> {
     /// A field read with this confidence (clamped to 0..=1).
     pub fn new(value: T, confidence: f32) -> Field<T> {
-        Field { value, confidence: confidence.clamp(0.0, 1.0) }
+        let confidence = if confidence.is_nan() { 0.0 } else { confidence.clamp(0.0, 1.0) };
+        Field { value, confidence }
     }
 
     /// Whether the reader states it (confidence at least [`SURE`]).
@@ -37,8 +38,11 @@ impl<T> Field<T> {
     }
 }
 
+// A confidence is never NaN: `Field::new` makes it a number, and JSON has no NaN.
+impl<T: Eq> Eq for Field<T> {}
+
 /// Everything read from one document. A field is absent when it was not found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reading {
     /// Who issued it (the shop, the supplier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,7 +191,7 @@ impl Reading {
 
 /// What a proposal made from a reading records: what was read, by which reader,
 /// and what the person confirmed or changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfirmedReading {
     /// The `...Read` event the person confirmed.
     pub read_event_id: uuid::Uuid,
@@ -266,7 +270,10 @@ pub mod check {
     /// A KID: 2 to 25 digits whose last is a MOD10 or a MOD11 check digit (a
     /// MOD11 remainder of 10 is written `-`).
     pub fn kid(text: &str) -> bool {
-        let len = text.chars().count();
+        if !text.is_ascii() {
+            return false;
+        }
+        let len = text.len();
         if !(2..=25).contains(&len) {
             return false;
         }

@@ -92,6 +92,7 @@ impl Role {
         let mut out = Vec::new();
         match self {
             Role::BookE => {
+                out.extend(each_kind(Stage::Read, Actor::Named("book-e"), status::READ));
                 out.extend(each_kind(Stage::Proposed, Actor::Named("book-e"), status::PROPOSED));
                 out.push(parked("book-e"));
             }

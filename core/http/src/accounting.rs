@@ -115,6 +115,30 @@ impl AccountingReads {
             .to_string())
     }
 
+    /// A stored document's type and bytes (for reading it), refused when larger
+    /// than `max_bytes`. The id is checked as for [`AccountingReads::document_type`].
+    pub async fn document(&self, sha256: &str, max_bytes: usize) -> Result<(String, Vec<u8>), ReadError> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ReadError::NotFound(format!("no document `{}`", sha256.chars().take(80).collect::<String>())));
+        }
+        let response = self.send(self.request(reqwest::Method::GET, &format!("/documents/{sha256}"))).await?;
+        if response.content_length().is_some_and(|l| l > max_bytes as u64) {
+            return Err(ReadError::Refused(format!("the document is larger than {} MiB", max_bytes >> 20)));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let bytes =
+            response.bytes().await.map_err(|e| ReadError::Unavailable(format!("the document did not arrive: {e}")))?;
+        if bytes.len() > max_bytes {
+            return Err(ReadError::Refused(format!("the document is larger than {} MiB", max_bytes >> 20)));
+        }
+        Ok((content_type, bytes.to_vec()))
+    }
+
     /// Stores a document (its type is checked by content there).
     pub async fn upload(&self, bytes: Vec<u8>) -> Result<StoredDocument, ReadError> {
         self.send(self.request(reqwest::Method::POST, "/documents").body(bytes))

@@ -261,7 +261,11 @@ impl Reader {
         if text.chars().filter(|c| c.is_alphanumeric()).count() >= 20 {
             let lines = parse::Line::from_layout(&text, 1.0);
             let (reading, invoice) = parse::read_lines(&lines, today, Source::TextLayer);
-            return Ok(Read { reading, source: Source::TextLayer, invoice, passes: 1, text });
+            // A text layer with neither a total nor a date is not the document's text
+            // (a scanner app's stamp, hidden text): the page is read as a picture.
+            if reading.total_minor.is_some() || reading.date.is_some() {
+                return Ok(Read { reading, source: Source::TextLayer, invoice, passes: 1, text });
+            }
         }
         // No text layer: a scan. Render the first page and read it as a photo.
         let pdftoppm = self.pdftoppm.as_ref().ok_or(ReadError::Missing {
@@ -273,7 +277,24 @@ impl Reader {
         let out_path = out.to_string_lossy().to_string();
         run::output(
             pdftoppm,
-            &["-r", "200", "-gray", "-png", "-f", "1", "-l", "1", "-singlefile", &path, &out_path],
+            // At most 3500 pixels a side (the rest cut off), whatever size the page claims.
+            &[
+                "-r",
+                "200",
+                "-W",
+                "3500",
+                "-H",
+                "3500",
+                "-gray",
+                "-png",
+                "-f",
+                "1",
+                "-l",
+                "1",
+                "-singlefile",
+                &path,
+                &out_path,
+            ],
             None,
             TOOL_TIMEOUT,
         )?;
@@ -352,6 +373,10 @@ pub fn decode(bytes: &[u8]) -> Result<image::GrayImage, ReadError> {
     let (w, h) = reader.into_dimensions().map_err(|e| ReadError::Undecodable(e.to_string()))?;
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(ReadError::TooLarge(format!("{w}x{h} pixels, at most 50 megapixels")));
+    }
+    // A receipt is long, but not a ribbon: such a shape is no photo of a document.
+    if w < 16 || h < 16 || w.max(h) / w.min(h) > 25 {
+        return Err(ReadError::Undecodable(format!("a picture of {w}x{h} pixels is no photo of a document")));
     }
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()

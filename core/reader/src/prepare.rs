@@ -22,6 +22,17 @@ pub struct Page {
 impl Page {
     /// Prepares a photo or a rendered scan.
     pub fn new(image: GrayImage) -> Page {
+        // Nothing needs more than about 12 megapixels to be read; a larger photo is
+        // made that size first, so every step below is bounded.
+        let (w, h) = image.dimensions();
+        let pixels = w as f64 * h as f64;
+        let image = if pixels > 12_000_000.0 {
+            let f = (12_000_000.0 / pixels).sqrt();
+            let (nw, nh) = (((w as f64 * f) as u32).max(1), ((h as f64 * f) as u32).max(1));
+            imageops::resize(&image, nw, nh, imageops::FilterType::Triangle)
+        } else {
+            image
+        };
         let straightened = match find_paper(&image) {
             Some(quad) => unwarp(&image, &quad),
             None => image,
@@ -151,8 +162,11 @@ fn find_paper(image: &GrayImage) -> Option<[(f64, f64); 4]> {
         return None;
     }
     let factor = (w.max(h) as f64 / 400.0).max(1.0);
-    let small =
-        imageops::resize(image, (w as f64 / factor) as u32, (h as f64 / factor) as u32, imageops::FilterType::Triangle);
+    let (sw, sh) = ((w as f64 / factor) as u32, (h as f64 / factor) as u32);
+    if sw < 8 || sh < 8 {
+        return None;
+    }
+    let small = imageops::resize(image, sw, sh, imageops::FilterType::Triangle);
     // Blurred, text disappears into the paper and the paper stands out as one bright shape.
     let small = imageops::blur(&small, 2.0);
     let t = otsu(&small);
@@ -345,7 +359,7 @@ fn flatten(image: &GrayImage) -> GrayImage {
     let mut paper = GrayImage::new(bw, bh);
     for by in 0..bh {
         for bx in 0..bw {
-            let mut values: Vec<u8> = Vec::with_capacity((block * block) as usize);
+            let mut values: Vec<u8> = Vec::with_capacity(block as usize * block as usize);
             for y in (by * block)..((by + 1) * block).min(h) {
                 for x in (bx * block)..((bx + 1) * block).min(w) {
                     values.push(image.get_pixel(x, y).0[0]);
@@ -493,8 +507,8 @@ fn text_height(image: &GrayImage) -> Option<f64> {
 fn skew_angle(image: &GrayImage) -> f64 {
     let (w, h) = image.dimensions();
     let factor = (w.max(h) as f64 / 1000.0).max(1.0);
-    let small =
-        imageops::resize(image, (w as f64 / factor) as u32, (h as f64 / factor) as u32, imageops::FilterType::Triangle);
+    let (sw, sh) = (((w as f64 / factor) as u32).max(1), ((h as f64 / factor) as u32).max(1));
+    let small = imageops::resize(image, sw, sh, imageops::FilterType::Triangle);
     let t = otsu(&small);
     let ink: Vec<(f64, f64)> =
         small.enumerate_pixels().filter(|(_, _, p)| p.0[0] < t).map(|(x, y, _)| (x as f64, y as f64)).collect();

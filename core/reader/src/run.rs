@@ -16,7 +16,8 @@ const MEMORY_LIMIT_BYTES: u64 = 2 << 30;
 /// The program `name` on `PATH`, if there is one.
 pub fn find(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
+    // Only absolute directories: a relative one would depend on where Book-E was started.
+    std::env::split_paths(&path).filter(|d| d.is_absolute()).map(|dir| dir.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -36,6 +37,10 @@ pub fn output(program: &Path, args: &[&str], stdin: Option<&[u8]>, timeout: Dura
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // None of the service's environment (its secrets) reaches a tool parsing a stranger's file.
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
         // One thread each: the machine's cores are shared with the services, and
         // OpenMP's spinning threads cost more than they give on small images.
         .env("OMP_THREAD_LIMIT", "1");
@@ -60,16 +65,27 @@ pub fn output(program: &Path, args: &[&str], stdin: Option<&[u8]>, timeout: Dura
         _ => None,
     };
     let mut stdout = child.stdout.take().ok_or_else(|| fail("no output pipe".into()))?;
-    let stderr = child.stderr.take().ok_or_else(|| fail("no error pipe".into()))?;
+    let mut stderr = child.stderr.take().ok_or_else(|| fail("no error pipe".into()))?;
     let out_reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = stdout.read_to_end(&mut buf);
         buf
     });
     let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.take(64 * 1024).read_to_end(&mut buf);
-        buf
+        // Drained to the end (a tool that cannot write its complaints would die of
+        // it), keeping the last 8 KiB: where the reason is.
+        let mut tail = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            tail.extend_from_slice(&chunk[..n]);
+            if tail.len() > 16 * 1024 {
+                tail.drain(..tail.len() - 8 * 1024);
+            }
+        }
+        tail
     });
     let started = Instant::now();
     let status = loop {
@@ -81,7 +97,11 @@ pub fn output(program: &Path, args: &[&str], stdin: Option<&[u8]>, timeout: Dura
                 return Err(fail(format!("took longer than {} s and was stopped", timeout.as_secs())));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(fail(format!("could not be waited for: {e}"))),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!("could not be waited for: {e}")));
+            }
         }
     };
     if let Some(w) = writer {

@@ -24,6 +24,9 @@ pub enum Command {
     Pending,
     /// The story of one proposal.
     Status(String),
+    /// Yes to what Book-E read from a document (`/confirm [id] [field=value ...]`,
+    /// or a plain "yes"): propose it, with the corrections given.
+    Confirm(ConfirmArgs),
     /// What Book-E understands.
     Help,
     /// Not understood; the text says why.
@@ -68,6 +71,81 @@ pub struct InvoiceArgs {
     pub description: Option<String>,
 }
 
+/// `/confirm` options: which reading (the person's latest when absent) and the
+/// fields they correct, by the option names of `/receipt` and `/invoice`, as
+/// written (checked here, applied when proposing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfirmArgs {
+    /// The reading's id, as Book-E gave it.
+    pub id: Option<String>,
+    /// Corrections: option name (normalised, e.g. `amount`, `org`) to the text written.
+    pub corrections: BTreeMap<String, String>,
+}
+
+/// The options `/confirm` takes, with their other spellings.
+const CONFIRM_OPTIONS: &[(&str, &[&str])] = &[
+    ("amount", &["amount", "total", "beløp"]),
+    ("vendor", &["vendor", "shop", "supplier"]),
+    ("org", &["org", "orgnr", "organization_number"]),
+    ("date", &["date", "dato", "invoice_date"]),
+    ("due", &["due", "due_date"]),
+    ("number", &["number", "invoice", "invoice_number"]),
+    ("transaction", &["transaction", "event"]),
+    ("account", &["account"]),
+    ("bank_account", &["bank_account", "account_number", "kontonr"]),
+    ("kid", &["kid"]),
+    ("vat", &["vat"]),
+    ("description", &["description", "what"]),
+    ("note", &["note"]),
+];
+
+fn confirm_from(named: BTreeMap<String, String>, words: Vec<String>) -> Result<ConfirmArgs, ParseError> {
+    let mut args = ConfirmArgs::default();
+    match words.as_slice() {
+        [] => {}
+        [id] => args.id = Some(id.clone()),
+        _ => {
+            return Err(ParseError(format!(
+                "/confirm takes the reading's id and corrections (amount=, date=, ...); I did not understand `{}`",
+                words.join(" ")
+            )))
+        }
+    }
+    for (k, v) in named {
+        let Some((name, _)) = CONFIRM_OPTIONS.iter().find(|(_, spellings)| spellings.contains(&k.as_str())) else {
+            return Err(ParseError(format!("/confirm has no option `{k}`; see /help")));
+        };
+        match *name {
+            "amount" => {
+                parse_amount(&v)?;
+            }
+            "date" | "due" => {
+                parse_date(name, &v)?;
+            }
+            "org" => {
+                let digits = v.replace(' ', "");
+                if !bookkeeper_core::reading::check::organization_number(&digits) {
+                    return Err(ParseError(format!("org `{v}` is not an organisation number (nine digits, MOD11)")));
+                }
+            }
+            "bank_account" => {
+                let digits: String = v.chars().filter(|c| !matches!(c, ' ' | '.')).collect();
+                if !bookkeeper_core::reading::check::account_number(&digits) {
+                    return Err(ParseError(format!(
+                        "bank_account `{v}` is not an account number (eleven digits, MOD11)"
+                    )));
+                }
+            }
+            "kid" if !bookkeeper_core::reading::check::kid(&v.replace(' ', "")) => {
+                return Err(ParseError(format!("kid `{v}` is not a KID (its check digit does not match)")));
+            }
+            _ => {}
+        }
+        args.corrections.insert(name.to_string(), v);
+    }
+    Ok(args)
+}
+
 /// Why an option could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -79,7 +157,9 @@ pub fn parse_amount(text: &str) -> Result<i64, ParseError> {
     bookkeeper_core::money::parse_written(text).map_err(|e| ParseError(e.to_string()))
 }
 
-fn parse_date(name: &str, text: &str) -> Result<NaiveDate, ParseError> {
+/// Parses a date as people write it (`2026-11-24`, `24.11.2026`); `name` is the
+/// option's, for the error.
+pub fn parse_date(name: &str, text: &str) -> Result<NaiveDate, ParseError> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(text.trim(), "%d.%m.%Y"))
         .map_err(|_| ParseError(format!("{name} `{text}` is not a date (write 2026-11-24 or 24.11.2026)")))
@@ -202,6 +282,10 @@ pub fn parse(text: &str, has_document: bool) -> Command {
             let (named, words) = options(rest);
             invoice_from(named, words).map(Command::Invoice)
         }
+        "/confirm" | "/bekreft" => {
+            let (named, words) = options(rest);
+            confirm_from(named, words).map(Command::Confirm)
+        }
         "/balance" | "/saldo" => Ok(Command::Balance),
         "/pending" => Ok(Command::Pending),
         "/status" => match rest.first() {
@@ -223,6 +307,11 @@ fn plain_language(text: &str, all: &[String], has_document: bool) -> Command {
         let (named, words) = options(all);
         return receipt_from(named, words).map(Command::Receipt).unwrap_or_else(|e| Command::Unknown(e.0));
     }
+    // Yes to what Book-E read, and only as a whole message: "yes, but not that" is not a yes.
+    let bare = lower.trim().trim_end_matches(['.', '!']);
+    if ["yes", "ja", "ok", "okay", "confirm", "bekreft", "stemmer", "correct"].contains(&bare) {
+        return Command::Confirm(ConfirmArgs::default());
+    }
     if lower.contains("balance") || lower.contains("saldo") {
         return Command::Balance;
     }
@@ -241,8 +330,8 @@ fn plain_language(text: &str, all: &[String], has_document: bool) -> Command {
 /// The help text, the same in every door.
 pub const HELP: &str = "\
 I turn receipts and invoices into proposals; Review-E decides, the Accounting API carries them out, and I tell you what happened.
-• Drop a receipt (PDF, JPEG, PNG or HEIC) in the finance channel, or `/receipt amount=499,00 vendor=\"Kiwi\" date=2026-11-24` with the file attached. I find the bank transaction it belongs to; if several match, I ask which.
-• `/invoice vendor=\"Kontor AS\" org=912345678 number=F-1001 amount=12 500,00 due=2026-12-08 [date=…] [account=6540] [vat=HIGH] [description=…]` with the invoice attached.
+• Drop a receipt (PDF, JPEG, PNG or HEIC) in the finance channel, or `/receipt amount=499,00 vendor=\"Kiwi\" date=2026-11-24` with the file attached. I find the bank transaction it belongs to; if several match, I ask which. With only the file, I read it and show what I read: say `yes` (or press Confirm), or correct it with `/confirm <id> amount=312,50`.
+• `/invoice vendor=\"Kontor AS\" org=912345678 number=F-1001 amount=12 500,00 due=2026-12-08 [date=…] [account=6540] [vat=HIGH] [description=…]` with the invoice attached; with only the file, I read what I can and ask for the rest.
 • `/balance` — the bank balance. `/pending` — what waits for a reviewer. `/status <id>` — the story of one proposal.";
 
 #[cfg(test)]
@@ -299,6 +388,21 @@ mod tests {
         assert_eq!(parse("status r-1", false), Command::Status("r-1".into()));
         assert!(matches!(parse("approve everything please", false), Command::Unknown(_)));
         assert!(matches!(parse("/approve r-1", false), Command::Unknown(m) if m.contains("/approve")));
+    }
+
+    #[test]
+    fn a_confirmation_names_its_reading_and_checks_its_corrections() {
+        assert_eq!(parse("yes", false), Command::Confirm(ConfirmArgs::default()));
+        assert_eq!(parse("Ja!", false), Command::Confirm(ConfirmArgs::default()));
+        assert!(matches!(parse("yes, but the amount is wrong", false), Command::Unknown(_)));
+        let Command::Confirm(c) = parse("/confirm r-1 amount=312,50 org=\"974 760 673\"", false) else { panic!() };
+        assert_eq!(c.id.as_deref(), Some("r-1"));
+        assert_eq!(c.corrections.get("amount").map(String::as_str), Some("312,50"));
+        assert_eq!(c.corrections.get("org").map(String::as_str), Some("974 760 673"));
+        let Command::Unknown(m) = parse("/confirm r-1 org=974760674", false) else { panic!() };
+        assert!(m.contains("not an organisation number"), "{m}");
+        let Command::Unknown(m) = parse("/confirm r-1 colour=red", false) else { panic!() };
+        assert!(m.contains("no option `colour`"), "{m}");
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The conversation core: one message in, one answer out, the same for every
 //! door (Discord, HTTP, CLI). It reads (the log, the Accounting API) and may
-//! append exactly one kind of thing: a `...Proposed` event.
+//! append exactly two kinds of thing: a `...Read` event (what it read from a
+//! document, waiting for the person to confirm: [`reading`]) and a `...Proposed`
+//! event.
+
+mod reading;
+
+use std::sync::Arc;
 
 use bookkeeper_core::domain::{
     ActionKind, AttachmentTarget, DocumentRef, InvoiceRegistrationProposed, Money, Payload, ReceiptAttachmentProposed,
@@ -123,13 +129,22 @@ pub struct Conversation {
     store: Store,
     accounting: AccountingReads,
     config: ConversationConfig,
+    /// Reads documents dropped without their fields typed; `None` asks instead.
+    reader: Option<Arc<bookkeeper_reader::Reader>>,
 }
 
 impl Conversation {
     /// A conversation that proposes into `store` (as Book-E's role) and reads
     /// through `accounting`.
     pub fn new(store: Store, accounting: AccountingReads, config: ConversationConfig) -> Conversation {
-        Conversation { store, accounting, config }
+        Conversation { store, accounting, config, reader: None }
+    }
+
+    /// Reads documents sent without their fields (amount, vendor, ...) with
+    /// `reader`, and asks the person to confirm what it read.
+    pub fn with_reader(mut self, reader: Option<Arc<bookkeeper_reader::Reader>>) -> Conversation {
+        self.reader = reader;
+        self
     }
 
     /// Answers one message. Never fails: problems are said in the answer.
@@ -145,6 +160,7 @@ impl Conversation {
             Command::Status(id) => self.status(&id).await,
             Command::Receipt(args) => self.receipt(&message, args).await,
             Command::Invoice(args) => self.invoice(&message, args).await,
+            Command::Confirm(args) => self.confirm(&message, args).await,
         };
         answer.unwrap_or_else(Answer::say)
     }
@@ -214,37 +230,53 @@ impl Conversation {
         })
     }
 
+    /// Bank transactions without a receipt that could be the payment of `amount`
+    /// around `date`, narrowed to those naming `vendor` when that leaves any; and
+    /// the days searched.
+    async fn candidates(
+        &self,
+        amount: i64,
+        date: NaiveDate,
+        vendor: Option<&str>,
+    ) -> Result<(Vec<Transaction>, NaiveDate, NaiveDate), String> {
+        let today = self.config.clock.today();
+        let from = date - Days::new(self.config.match_days);
+        let to = (date + Days::new(self.config.match_days)).min(today).max(from);
+        let mut candidates: Vec<Transaction> = self
+            .accounting
+            .transactions(from, to)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|t| t.receipts == 0 && t.could_be_paying(amount))
+            .collect();
+        if candidates.len() > 1 {
+            if let Some(vendor) = vendor {
+                let v = vendor.to_lowercase();
+                let named: Vec<Transaction> = candidates.iter().filter(|t| mentions(t, &v)).cloned().collect();
+                if !named.is_empty() {
+                    candidates = named;
+                }
+            }
+        }
+        Ok((candidates, from, to))
+    }
+
     async fn receipt(&self, message: &Message, args: ReceiptArgs) -> Result<Answer, String> {
+        const ASK: &str = "Send it again with the amount, e.g. `/receipt amount=499,00`.";
+        if args.transaction.is_none() && args.amount.is_none() && self.reader.is_some() {
+            return self.read_and_ask(message, ActionKind::ReceiptAttachment, reading::given_receipt(&args), ASK).await;
+        }
         let receipt = self.document(message, "receipt").await?;
         let today = self.config.clock.today();
         let transaction = match &args.transaction {
             Some(id) => self.named_transaction(id, today).await?,
             None => {
                 let Some(amount) = args.amount else {
-                    return Ok(Answer::say(
-                        "What was the amount? Send it again with the amount, e.g. `/receipt amount=499,00`.",
-                    ));
+                    return Ok(Answer::say(format!("What was the amount? {ASK}")));
                 };
-                let date = args.date.unwrap_or(today);
-                let from = date - Days::new(self.config.match_days);
-                let to = (date + Days::new(self.config.match_days)).min(today).max(from);
-                let mut candidates: Vec<Transaction> = self
-                    .accounting
-                    .transactions(from, to)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .filter(|t| t.receipts == 0 && t.could_be_paying(amount))
-                    .collect();
-                if candidates.len() > 1 {
-                    if let Some(vendor) = &args.vendor {
-                        let v = vendor.to_lowercase();
-                        let named: Vec<Transaction> = candidates.iter().filter(|t| mentions(t, &v)).cloned().collect();
-                        if !named.is_empty() {
-                            candidates = named;
-                        }
-                    }
-                }
+                let (mut candidates, from, to) =
+                    self.candidates(amount, args.date.unwrap_or(today), args.vendor.as_deref()).await?;
                 match candidates.len() {
                     0 => {
                         return Ok(Answer::say(format!(
@@ -285,6 +317,7 @@ impl Conversation {
             vendor: Some(Vendor { name: vendor_name, organization_number: None }),
             date: Some(args.date.unwrap_or(transaction.booking_date)),
             note: args.note.clone(),
+            reading: None,
         };
         let id = self.propose(proposal, &message.reply_to).await?;
         Ok(Answer {
@@ -309,6 +342,13 @@ impl Conversation {
     }
 
     async fn invoice(&self, message: &Message, args: InvoiceArgs) -> Result<Answer, String> {
+        let lacks = args.vendor.is_none() || args.number.is_none() || args.amount.is_none();
+        if lacks && self.reader.is_some() {
+            let ask = "Send it again with vendor=, number= and amount=.";
+            return self
+                .read_and_ask(message, ActionKind::InvoiceRegistration, reading::given_invoice(&args), ask)
+                .await;
+        }
         let document = self.document(message, "invoice").await?;
         let mut missing = Vec::new();
         if args.vendor.is_none() {
@@ -339,6 +379,7 @@ impl Conversation {
             account: args.account.unwrap_or_else(|| self.config.default_account.clone()),
             description: args.description.unwrap_or_default(),
             vat_type: args.vat,
+            reading: None,
         };
         let summary = format!(
             "invoice {} from {}, {}, due {}",
@@ -384,6 +425,7 @@ fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Receipt(_) => "receipt",
         Command::Invoice(_) => "invoice",
+        Command::Confirm(_) => "confirm",
         Command::Balance => "balance",
         Command::Pending => "pending",
         Command::Status(_) => "status",

@@ -56,6 +56,8 @@ pub struct Config {
     pub discord: Option<DiscordConfig>,
     /// How long a dead replica's claim on the notifier lasts (`BOOKKEEPER_LEASE_TTL_SECS`).
     pub lease_ttl: std::time::Duration,
+    /// Whether to read documents sent without their fields (`BOOK_E_READ_DOCUMENTS`).
+    pub read_documents: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Config {
             .field("accounting_token", &self.accounting_token)
             .field("conversation", &self.conversation)
             .field("discord", &self.discord)
+            .field("read_documents", &self.read_documents)
             .finish()
     }
 }
@@ -83,6 +86,7 @@ impl Default for Config {
             conversation: ConversationConfig::default(),
             discord: None,
             lease_ttl: bookkeeper_core::SubscriptionOptions::default().lease_ttl,
+            read_documents: true,
         }
     }
 }
@@ -113,6 +117,7 @@ impl Config {
         if let Some(account) = settings.text("BOOK_E_DEFAULT_ACCOUNT") {
             config.conversation.default_account = account;
         }
+        config.read_documents = settings.flag("BOOK_E_READ_DOCUMENTS")?.unwrap_or(true);
         config.discord = DiscordConfig::from_settings(settings)?;
         config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
         Ok(config)
@@ -195,7 +200,20 @@ impl BookE {
             config.accounting_token.clone(),
             std::time::Duration::from_secs(15),
         )?;
-        let conversation = Conversation::new(store.clone(), accounting.clone(), config.conversation.clone());
+        let reader = if config.read_documents {
+            let reader = bookkeeper_reader::Reader::detect();
+            if reader.has_pdf() || reader.has_ocr() {
+                tracing::info!("document reader: {}", reader.describe());
+                Some(Arc::new(reader))
+            } else {
+                tracing::warn!("document reader: {}", reader.describe());
+                None
+            }
+        } else {
+            None
+        };
+        let conversation =
+            Conversation::new(store.clone(), accounting.clone(), config.conversation.clone()).with_reader(reader);
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding Book-E to {}", config.addr))?;
         let people = Arc::new(config.people);

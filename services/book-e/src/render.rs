@@ -67,6 +67,12 @@ pub fn describe(e: &RecordedEvent) -> String {
     };
     let what = action(kind);
     match stage {
+        Stage::Read => format!(
+            "{} read by {} for {}, waiting for them to confirm it",
+            capitalise(what),
+            e.actor,
+            text(p, "requested_by").unwrap_or("someone")
+        ),
         Stage::Proposed => format!(
             "{} proposed by {} for {}: {}",
             capitalise(what),
@@ -111,7 +117,7 @@ pub fn notification(e: &RecordedEvent) -> Option<String> {
     }
     let (kind, stage) = ActionKind::parse(&e.event_type)?;
     match stage {
-        Stage::Proposed | Stage::ExecutionStarted => None,
+        Stage::Read | Stage::Proposed | Stage::ExecutionStarted => None,
         _ => Some(format!("Your {}: {}", action(kind), describe(e))),
     }
 }

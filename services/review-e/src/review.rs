@@ -79,7 +79,9 @@ pub async fn approve(
         Phase::AwaitingDecision | Phase::Escalated | Phase::FailedFinally | Phase::Skipped => {}
         Phase::Executed => return Err(ReviewError::AlreadyExecuted),
         Phase::Executing => return Err(ReviewError::ExecutionUnderWay),
-        Phase::Approved | Phase::Rejected | Phase::Unproposed => return Err(already(&state)),
+        Phase::Approved | Phase::Rejected | Phase::Unproposed | Phase::AwaitingConfirmation => {
+            return Err(already(&state))
+        }
     }
     let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or("approved by a reviewer");
     let event = decision(proposal, Stage::Approved, status::APPROVED, reviewer, reason, via);
@@ -106,7 +108,7 @@ pub async fn reject(
         Phase::AwaitingDecision | Phase::Escalated | Phase::Approved | Phase::FailedFinally | Phase::Skipped => {}
         Phase::Executed => return Err(ReviewError::AlreadyExecuted),
         Phase::Executing => return Err(ReviewError::ExecutionUnderWay),
-        Phase::Rejected | Phase::Unproposed => return Err(already(&state)),
+        Phase::Rejected | Phase::Unproposed | Phase::AwaitingConfirmation => return Err(already(&state)),
     }
     let event = decision(proposal, Stage::Rejected, status::REJECTED, reviewer, reason, via);
     // Against the whole lifecycle: an execution claimed meanwhile must win.

@@ -184,13 +184,15 @@ pub struct EndpointAnswer {
     pub body: serde_json::Value,
 }
 
-/// What a review button asks for.
+/// What a button asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ButtonAction {
-    /// Approve the proposal.
+    /// Approve the proposal (a reviewer; Review-E decides).
     Approve(String),
-    /// Reject it.
+    /// Reject it (a reviewer; Review-E decides).
     Reject(String),
+    /// Yes to what Book-E read from a document (its sender; Book-E proposes).
+    Confirm(String),
 }
 
 impl ButtonAction {
@@ -200,6 +202,7 @@ impl ButtonAction {
         match self {
             ButtonAction::Approve(id) => format!("bk:approve:{id}"),
             ButtonAction::Reject(id) => format!("bk:reject:{id}"),
+            ButtonAction::Confirm(id) => format!("bk:confirm:{id}"),
         }
     }
 
@@ -210,9 +213,24 @@ impl ButtonAction {
         match verb {
             "approve" if !id.is_empty() => Some(ButtonAction::Approve(id.to_string())),
             "reject" if !id.is_empty() => Some(ButtonAction::Reject(id.to_string())),
+            "confirm" if !id.is_empty() => Some(ButtonAction::Confirm(id.to_string())),
             _ => None,
         }
     }
+}
+
+/// The Confirm button of an answer that asks to confirm a reading (its first
+/// choice is `/confirm <id>` alone), when the id fits in a `custom_id`.
+fn confirm_buttons(answer: &Answer) -> Vec<CreateActionRow> {
+    let Some(id) = answer.choices.first().and_then(|c| c.command.strip_prefix("/confirm ")) else { return vec![] };
+    if id.contains(' ') {
+        return vec![];
+    }
+    let custom_id = ButtonAction::Confirm(id.to_string()).custom_id();
+    if custom_id.len() > MAX_CUSTOM_ID_CHARS {
+        return vec![];
+    }
+    vec![CreateActionRow::Buttons(vec![CreateButton::new(custom_id).label("Confirm").style(ButtonStyle::Success)])]
 }
 
 fn answer_text(answer: &Answer) -> String {
@@ -325,6 +343,31 @@ impl DiscordDoor {
         let Some(action) = ButtonAction::parse(custom_id) else {
             return EndpointAnswer { status: 200, body: ephemeral_body("This button is not Book-E's.") };
         };
+        if let ButtonAction::Confirm(id) = &action {
+            // Book-E's own button: the sender's yes to a reading, answered here.
+            if press.get("guild_id").and_then(|g| g.as_str()) != Some(self.guild().to_string().as_str()) {
+                return EndpointAnswer { status: 200, body: ephemeral_body("Book-E works in its own server only.") };
+            }
+            let user =
+                press.get("member").and_then(|m| m.get("user")).and_then(|u| u.get("id")).and_then(|i| i.as_str());
+            let Some(user) = user.and_then(|u| u.parse::<u64>().ok()).filter(|u| *u != 0) else {
+                return EndpointAnswer { status: 200, body: ephemeral_body("Confirm works in Book-E's server only.") };
+            };
+            let channel = press.get("channel_id").and_then(|c| c.as_str()).unwrap_or_default().to_string();
+            let (text, proposed) = self.confirm_press(id, serenity::all::UserId::new(user), channel).await;
+            if !proposed {
+                return EndpointAnswer { status: 200, body: ephemeral_body(&within_limit(&text, "(cut)")) };
+            }
+            let original =
+                press.get("message").and_then(|m| m.get("content")).and_then(|c| c.as_str()).unwrap_or_default();
+            let outcome = format!("\n\n{text}");
+            let room = MAX_CONTENT_CHARS.saturating_sub(outcome.chars().count());
+            let content: String = original.chars().take(room).collect::<String>() + &outcome;
+            return EndpointAnswer {
+                status: 200,
+                body: serde_json::json!({"type": 7, "data": {"content": content, "components": []}}),
+            };
+        }
         let url = format!("{}/discord/press", self.config.review_e_url.trim_end_matches('/'));
         let sent = self
             .web
@@ -382,10 +425,11 @@ impl DiscordDoor {
             CreateCommand::new("invoice")
                 .description("Register a supplier invoice")
                 .add_option(file("The invoice"))
-                .add_option(text("vendor", "The supplier").required(true))
-                .add_option(text("number", "The invoice number").required(true))
-                .add_option(text("amount", "Total including VAT").required(true))
-                .add_option(text("due", "Due date, e.g. 2026-12-08").required(true))
+                // Read from the file when left out: Book-E asks for what it cannot read.
+                .add_option(text("vendor", "The supplier"))
+                .add_option(text("number", "The invoice number"))
+                .add_option(text("amount", "Total including VAT"))
+                .add_option(text("due", "Due date, e.g. 2026-12-08"))
                 .add_option(text("org", "The supplier's organisation number"))
                 .add_option(text("date", "Invoice date"))
                 .add_option(text("account", "Expense account, e.g. 6540"))
@@ -452,14 +496,20 @@ impl DiscordDoor {
                 message_id: Some(msg.id.to_string()),
             },
         };
-        let answer = answer_text(&self.conversation.handle(message).await);
-        self.reply(msg, &answer).await;
-        Some(answer)
+        let answer = self.conversation.handle(message).await;
+        let text = answer_text(&answer);
+        self.reply_with(msg, &text, confirm_buttons(&answer)).await;
+        Some(text)
     }
 
     async fn reply(&self, msg: &DiscordMessage, text: &str) {
+        self.reply_with(msg, text, vec![]).await
+    }
+
+    async fn reply_with(&self, msg: &DiscordMessage, text: &str, buttons: Vec<CreateActionRow>) {
         let reply = CreateMessage::new()
             .content(within_limit(text, "(cut)"))
+            .components(buttons)
             .reference_message(reply_reference(msg.channel_id, msg.id));
         if let Err(e) = delivered(msg.channel_id.send_message(&self.http, reply).await) {
             tracing::warn!(error = %e, "could not answer on Discord");
@@ -529,10 +579,11 @@ impl DiscordDoor {
                 message_id: None,
             },
         };
-        let answer = within_limit(&answer_text(&self.conversation.handle(message).await), "(cut)");
-        if let Err(e) =
-            delivered(command.edit_response(&self.http, EditInteractionResponse::new().content(answer)).await)
-        {
+        let answer = self.conversation.handle(message).await;
+        let edit = EditInteractionResponse::new()
+            .content(within_limit(&answer_text(&answer), "(cut)"))
+            .components(confirm_buttons(&answer));
+        if let Err(e) = delivered(command.edit_response(&self.http, edit).await) {
             tracing::warn!(error = %e, "could not answer a command");
         }
     }
@@ -544,8 +595,47 @@ impl DiscordDoor {
         }
     }
 
+    /// A press of Confirm: the sender's yes to a reading, as if they wrote
+    /// `/confirm <id>`. Returns the answer and whether it proposed.
+    async fn confirm_press(&self, id: &str, discord_user: serenity::all::UserId, channel: String) -> (String, bool) {
+        if !self.may_propose(discord_user) {
+            return (NO_PROPOSE_RIGHT.to_string(), false);
+        }
+        let message = Message {
+            user: self.person_of(discord_user),
+            text: format!("/confirm {id}"),
+            document: None,
+            reply_to: ReplyTo { door: "discord".into(), channel_id: Some(channel), message_id: None },
+        };
+        let answer = self.conversation.handle(message).await;
+        (answer_text(&answer), answer.proposal.is_some())
+    }
+
     async fn on_button(&self, component: &ComponentInteraction) {
         let Some(action) = ButtonAction::parse(&component.data.custom_id) else { return };
+        if let ButtonAction::Confirm(id) = &action {
+            if component.guild_id != Some(self.guild()) {
+                return;
+            }
+            if let Err(e) = component.defer(&self.http).await {
+                tracing::warn!(error = %e, "could not acknowledge a press");
+                return;
+            }
+            let (text, proposed) = self.confirm_press(id, component.user.id, component.channel_id.to_string()).await;
+            if !proposed {
+                self.ephemeral(component, &text).await;
+                return;
+            }
+            // The reading's message, without its button, and what became of it.
+            let outcome = format!("\n\n{text}");
+            let room = MAX_CONTENT_CHARS.saturating_sub(outcome.chars().count());
+            let content: String = component.message.content.chars().take(room).collect();
+            let edit = EditInteractionResponse::new().content(content + &outcome).components(vec![]);
+            if let Err(e) = delivered(component.edit_response(&self.http, edit).await) {
+                tracing::warn!(error = %e, "could not update the reading's message");
+            }
+            return;
+        }
         let role = RoleId::new(self.config.reviewer_role);
         let allowed = component.guild_id == Some(self.guild())
             && component.member.as_ref().is_some_and(|m| m.roles.contains(&role));
@@ -564,6 +654,7 @@ impl DiscordDoor {
         let (id, verb) = match &action {
             ButtonAction::Approve(id) => (id, "approve"),
             ButtonAction::Reject(id) => (id, "reject"),
+            ButtonAction::Confirm(_) => return,
         };
         let base = self.config.review_e_url.trim_end_matches('/').to_string();
         let request = if let Some(token) = self.config.reviewer_tokens.get(&component.user.id.get()) {

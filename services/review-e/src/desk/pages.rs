@@ -82,6 +82,7 @@ fn kind_name(kind: Option<ActionKind>) -> &'static str {
 fn phase_name(phase: Phase) -> &'static str {
     match phase {
         Phase::Unproposed => "not proposed",
+        Phase::AwaitingConfirmation => "read, waiting for its sender to confirm",
         Phase::AwaitingDecision => "awaiting a decision",
         Phase::Escalated => "escalated to a person",
         Phase::Approved => "approved, not yet executed",
@@ -436,7 +437,7 @@ fn decide(view: &ActionView, page: &ActionPage<'_>, base: &str, csrf: &str) -> M
 
 fn stage_class(e: &RecordedEvent) -> &'static str {
     match ActionKind::parse(&e.event_type).map(|(_, s)| s) {
-        Some(Stage::Proposed) => "proposed",
+        Some(Stage::Read | Stage::Proposed) => "proposed",
         Some(Stage::Approved | Stage::Executed) => "good",
         Some(Stage::Rejected | Stage::ExecutionFailed | Stage::ExecutionSkipped) => "bad",
         Some(Stage::Escalated | Stage::ExecutionStarted) => "waiting",
