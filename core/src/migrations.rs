@@ -32,6 +32,7 @@ pub fn postgres() -> Migrator {
         migration!(10, "proposal facts", "../../migrations/postgres/0010_proposal_facts.sql"),
         migration!(11, "desk sessions", "../../migrations/postgres/0011_desk_sessions.sql"),
         migration!(12, "compiled policies", "../../migrations/postgres/0012_compiled_policies.sql"),
+        migration!(13, "document readings", "../../migrations/postgres/0013_document_readings.sql"),
     ])
 }
 

@@ -32,6 +32,11 @@ struct World {
 }
 
 async fn world() -> Option<World> {
+    world_with(false, bookkeeper_core::Clock::system()).await
+}
+
+/// A world whose Book-E reads documents sent without their fields, on `clock`'s day.
+async fn world_with(read_documents: bool, clock: bookkeeper_core::Clock) -> Option<World> {
     let db = TestDb::postgres().await?;
     let fiken = FakeFiken::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let folio = FakeFolio::sandbox("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -59,6 +64,8 @@ async fn world() -> Option<World> {
         ])
         .unwrap(),
         accounting_url,
+        read_documents,
+        conversation: book_e::conversation::ConversationConfig { clock, ..Default::default() },
         ..book_e::Config::default()
     };
     // Book-E runs as its own role: it may append proposals and nothing else.
@@ -336,4 +343,106 @@ async fn only_known_users_and_only_proposals() {
     let approve = NewEvent::new("ReceiptAttachmentApproved", "book-e", "APPROVED", "x");
     assert!(book_e.append(Append::one(approve)).await.is_err());
     book_e.close().await;
+}
+
+/// The labelled set's documents and what each says (core/reader/testdata/set).
+fn labelled(id: &str) -> (Vec<u8>, Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../core/reader/testdata/set");
+    let labels: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("labels.json")).unwrap()).unwrap();
+    let doc = labels["documents"].as_array().unwrap().iter().find(|d| d["id"] == id).unwrap().clone();
+    (std::fs::read(dir.join(doc["pdf"].as_str().unwrap())).unwrap(), doc["expected"].clone())
+}
+
+fn reader_installed() -> bool {
+    let reader = bookkeeper_reader::Reader::detect();
+    let ok = reader.has_pdf() && reader.has_ocr();
+    assert!(
+        ok || std::env::var_os("BOOKKEEPER_REQUIRE_OCR").is_none(),
+        "BOOKKEEPER_REQUIRE_OCR: {}",
+        reader.describe()
+    );
+    ok
+}
+
+#[tokio::test]
+async fn a_receipt_sent_alone_is_read_and_proposed_once_its_sender_confirms() {
+    if !reader_installed() {
+        return;
+    }
+    // The set's documents are dated up to the day it is read on: that is "today" here.
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let Some(w) = world_with(true, bookkeeper_core::Clock::on(today)).await else { return };
+    let (pdf, expected) = labelled("receipt-03");
+    let total = expected["total_minor"].as_i64().unwrap();
+    let date: chrono::NaiveDate = expected["date"].as_str().unwrap().parse().unwrap();
+    let paid = date.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let bank = w.folio.add_event(SANDBOX_ACCOUNT, paid, -total, "COOP EXTRA SAGENE");
+    let sha = w.upload(&pdf).await;
+
+    let answer = w.chat(OLA, "", Some(&sha)).await;
+    let said = text(&answer);
+    assert!(said.contains("I read this receipt"), "{answer}");
+    assert!(said.contains("It matches the bank transaction"), "{answer}");
+    let confirm = answer["choices"][0]["command"].as_str().unwrap().to_string();
+    let id = confirm.strip_prefix("/confirm ").unwrap().to_string();
+    assert!(w.proposals().await.is_empty(), "nothing is proposed before the sender confirms");
+    let story = w.db.store.read_correlation(&id).await.unwrap();
+    assert_eq!(story.len(), 1);
+    assert_eq!(story[0].event_type, "ReceiptAttachmentRead");
+    assert_eq!(story[0].payload["read"]["total_minor"]["value"], json!(total));
+
+    // Someone else may not confirm it, and has nothing of their own waiting.
+    assert!(text(&w.chat(KARI, &confirm, None).await).contains("Only the person who sent"));
+    assert!(text(&w.chat(KARI, "yes", None).await).contains("nothing of yours waiting"));
+    assert!(w.proposals().await.is_empty());
+
+    // Nothing of the reading is held in memory: "yes" finds it in the log (as after a restart).
+    let again = w.chat(OLA, "yes", None).await;
+    assert_eq!(again["correlation_id"], json!(id), "{again}");
+    let proposals = w.proposals().await;
+    assert_eq!(proposals.len(), 1);
+    let p = &proposals[0].payload;
+    assert_eq!(p["target"]["event_id"], json!(bank.to_string()));
+    assert_eq!(p["amount"]["minor"], json!(total));
+    assert_eq!(p["vendor"]["organization_number"], expected["organization_number"]);
+    assert_eq!(p["reading"]["confirmed_by"], json!("user:ola"));
+    assert_eq!(p["reading"]["read_event_id"], json!(story[0].event_id.to_string()));
+    assert!(p["reading"]["reader"].as_str().unwrap().starts_with("bookkeeper-reader "));
+    assert!(p["reading"].get("corrected").is_none());
+
+    // A second yes proposes nothing more.
+    assert!(text(&w.chat(OLA, &confirm, None).await).contains("proposed already"));
+    assert!(text(&w.chat(OLA, "yes", None).await).contains("nothing of yours waiting"));
+    assert_eq!(w.proposals().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_invoice_sent_alone_is_read_and_its_corrections_recorded() {
+    if !reader_installed() {
+        return;
+    }
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let Some(w) = world_with(true, bookkeeper_core::Clock::on(today)).await else { return };
+    let (pdf, expected) = labelled("invoice-01");
+    let sha = w.upload(&pdf).await;
+    let answer = w.chat(KARI, "/invoice", Some(&sha)).await;
+    assert!(text(&answer).contains("I read this invoice"), "{answer}");
+    let id = answer["choices"][0]["command"].as_str().unwrap().strip_prefix("/confirm ").unwrap().to_string();
+    // A correction that fails its check is refused before anything is proposed.
+    assert!(
+        text(&w.chat(KARI, &format!("/confirm {id} org=974760674"), None).await).contains("not an organisation number")
+    );
+    assert!(w.proposals().await.is_empty());
+    let done = w.chat(KARI, &format!("/confirm {id} account=6540 description=\"Office supplies\""), None).await;
+    assert_eq!(done["correlation_id"], json!(id), "{done}");
+    let proposals = w.proposals().await;
+    let p = &proposals[0].payload;
+    assert_eq!(p["invoice_number"], expected["invoice_number"]);
+    assert_eq!(p["amount"]["minor"], expected["total_minor"]);
+    assert_eq!(p["due_date"], expected["due_date"]);
+    assert_eq!(p["invoice_date"], expected["date"]);
+    assert_eq!(p["vendor"]["name"], expected["vendor"]);
+    assert_eq!(p["account"], json!("6540"));
+    assert_eq!(p["reading"]["corrected"], json!({"account": "6540", "description": "Office supplies"}));
+    assert_eq!(p["reading"]["read"]["kid"]["value"], expected["kid"]);
 }
