@@ -62,6 +62,28 @@ async fn world() -> Option<World> {
 /// The world, with Book-E speaking to `api` instead of the fake Discord (which
 /// still serves the attachment files).
 async fn world_speaking_to(api: Option<String>) -> Option<World> {
+    world_of(api, None).await
+}
+
+/// The world with Book-E reading documents (on `today`, the labelled set's day).
+/// `paid` is one more bank transaction: (when, amount paid).
+async fn world_reading(today: chrono::NaiveDate, paid: (chrono::DateTime<chrono::Utc>, i64)) -> Option<World> {
+    let reader = bookkeeper_reader::Reader::detect();
+    if !(reader.has_pdf() && reader.has_ocr()) {
+        assert!(std::env::var_os("BOOKKEEPER_REQUIRE_OCR").is_none(), "{}", reader.describe());
+        return None;
+    }
+    world_of(None, Some((std::sync::Arc::new(reader), today, paid))).await
+}
+
+async fn world_of(
+    api: Option<String>,
+    reading: Option<(
+        std::sync::Arc<bookkeeper_reader::Reader>,
+        chrono::NaiveDate,
+        (chrono::DateTime<chrono::Utc>, i64),
+    )>,
+) -> Option<World> {
     let db = TestDb::postgres().await?;
     let discord = FakeDiscord::start().await.unwrap();
     let discord_base = api.unwrap_or_else(|| discord.base_url());
@@ -73,10 +95,13 @@ async fn world_speaking_to(api: Option<String>) -> Option<World> {
             .await
             .unwrap();
     let folio = accounting.sandbox().folio.as_ref().unwrap();
-    let folio_events = vec![
+    let mut folio_events = vec![
         folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -312_50, "KIWI 505"),
         folio.add_event(SANDBOX_ACCOUNT, chrono::Utc::now(), -64_00, "NARVESEN"),
     ];
+    if let Some((_, _, (when, amount))) = &reading {
+        folio_events.push(folio.add_event(SANDBOX_ACCOUNT, *when, -amount, "SHOP"));
+    }
     let accounting_url = format!("http://127.0.0.1:{}", accounting.port());
     let accounting_task = tokio::spawn(accounting.run_until_stopped(std::future::pending()));
 
@@ -94,7 +119,13 @@ async fn world_speaking_to(api: Option<String>) -> Option<World> {
 
     let reads = AccountingReads::new(accounting_url, None, std::time::Duration::from_secs(15)).unwrap();
     let book_e_store = Store::connect(&db.role_url("book_e")).await.unwrap();
-    let conversation = Conversation::new(book_e_store, reads.clone(), ConversationConfig::default());
+    let conversation = match reading {
+        None => Conversation::new(book_e_store, reads.clone(), ConversationConfig::default()),
+        Some((reader, today, _)) => {
+            let config = ConversationConfig { clock: bookkeeper_core::Clock::on(today), ..Default::default() };
+            Conversation::new(book_e_store, reads.clone(), config).with_reader(Some(reader))
+        }
+    };
     let config = DiscordConfig {
         token: "Bot-token-that-must-never-be-printed".to_string().into(),
         application_id: APP,
@@ -244,6 +275,49 @@ async fn a_receipt_dropped_in_the_finance_channel_becomes_a_proposal_and_a_reply
     }
     assert_eq!(w.discord.calls().len(), before);
     assert_eq!(w.proposals().await.len(), 1);
+    w.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_dropped_alone_is_read_and_its_senders_confirm_button_proposes_it() {
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../core/reader/testdata/set");
+    let labels: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("labels.json")).unwrap()).unwrap();
+    let doc = labels["documents"].as_array().unwrap().iter().find(|d| d["id"] == "receipt-08").unwrap().clone();
+    let total = doc["expected"]["total_minor"].as_i64().unwrap();
+    let date: chrono::NaiveDate = doc["expected"]["date"].as_str().unwrap().parse().unwrap();
+    let paid = (date.and_hms_opt(12, 0, 0).unwrap().and_utc(), total);
+    let Some(w) = world_reading(today, paid).await else { return };
+    let bank = w.folio_events[2];
+    // The photo of the receipt, dropped with no words.
+    let photo = std::fs::read(dir.join(doc["photo"].as_str().unwrap())).unwrap();
+    let msg = w.dropped_receipt(3101, user(OLA, "ola", false), GUILD, FINANCE, "", &photo);
+    let answer = w.door.on_message(&msg).await.expect("an answer");
+    assert!(answer.contains("I read this receipt") && answer.contains("It matches the bank transaction"), "{answer}");
+    assert!(w.proposals().await.is_empty(), "nothing proposed before the sender confirms");
+    let reply = w.discord.posts_to(FINANCE).pop().expect("a reply");
+    let custom_id = reply.body["components"][0]["components"][0]["custom_id"].as_str().expect("a button").to_string();
+    assert!(custom_id.starts_with("bk:confirm:"), "{custom_id}");
+    let id = custom_id.trim_start_matches("bk:confirm:").to_string();
+
+    // Kari may not confirm Ola's receipt (and may not propose at all).
+    let press = w.press(3102, &custom_id, GUILD, member(KARI, "kari", &[REVIEWER_ROLE]), &answer);
+    w.door.on_interaction(&press).await;
+    assert!(w.proposals().await.is_empty());
+    // Ola's press proposes it, with what was read.
+    let press = w.press(3103, &custom_id, GUILD, member(OLA, "ola", &[]), &answer);
+    w.door.on_interaction(&press).await;
+    let proposals = w.proposals().await;
+    assert_eq!(proposals.len(), 1);
+    let p = &proposals[0];
+    assert_eq!(p.correlation_id, id);
+    assert_eq!(p.payload["target"]["event_id"], json!(bank.to_string()));
+    assert_eq!(p.payload["reading"]["read"]["total_minor"]["value"], json!(total));
+    assert_eq!(p.payload["reading"]["confirmed_by"], json!("user:ola"));
+    // The reading's message loses its button and says what became of it.
+    let edit = w.discord.calls().into_iter().rev().find(|c| c.method == "PATCH").expect("an edit");
+    assert!(edit.body["content"].as_str().unwrap().contains("Proposed: attach the receipt"), "{:?}", edit.body);
+    assert_eq!(edit.body["components"], json!([]));
     w.db.cleanup().await;
 }
 
