@@ -76,14 +76,10 @@ async fn world_reading(today: chrono::NaiveDate, paid: (chrono::DateTime<chrono:
     world_of(None, Some((std::sync::Arc::new(reader), today, paid))).await
 }
 
-async fn world_of(
-    api: Option<String>,
-    reading: Option<(
-        std::sync::Arc<bookkeeper_reader::Reader>,
-        chrono::NaiveDate,
-        (chrono::DateTime<chrono::Utc>, i64),
-    )>,
-) -> Option<World> {
+/// A reader, the day it reads on, and one more bank transaction (when, amount paid).
+type Reading = (std::sync::Arc<bookkeeper_reader::Reader>, chrono::NaiveDate, (chrono::DateTime<chrono::Utc>, i64));
+
+async fn world_of(api: Option<String>, reading: Option<Reading>) -> Option<World> {
     let db = TestDb::postgres().await?;
     let discord = FakeDiscord::start().await.unwrap();
     let discord_base = api.unwrap_or_else(|| discord.base_url());
