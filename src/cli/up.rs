@@ -192,6 +192,10 @@ pub async fn run(args: UpArgs, store: Store, settings: &Settings) -> anyhow::Res
     println!("  Cost API             {cost_url}   GET /costs/monthly");
     println!("  Review desk (web)    {desk_url}");
     println!();
+    // Plainly, what Book-E can read here: without the tools it asks for the amounts.
+    let reader = bookkeeper_reader::Reader::detect();
+    println!("Documents: Book-E {}.", reader.describe());
+    println!();
     if let Some(link) = &desk_link {
         println!("Open the review desk as `reviewer` (one-time link, valid 15 minutes):");
         println!("  {link}");
