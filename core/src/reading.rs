@@ -22,6 +22,8 @@ pub struct Field<T> {
     /// What was read.
     pub value: T,
     /// How sure the reader is: at least [`SURE`] when cross-checks agree.
+    /// Written with two decimals (`0.9`, not `0.8999999761581421`).
+    #[serde(serialize_with = "two_decimals")]
     pub confidence: f32,
 }
 
@@ -36,6 +38,10 @@ impl<T> Field<T> {
     pub fn is_sure(&self) -> bool {
         self.confidence >= SURE
     }
+}
+
+fn two_decimals<S: serde::Serializer>(c: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((f64::from(*c) * 100.0).round() / 100.0)
 }
 
 // A confidence is never NaN: `Field::new` makes it a number, and JSON has no NaN.
