@@ -131,13 +131,16 @@ pub struct Conversation {
     config: ConversationConfig,
     /// Reads documents dropped without their fields typed; `None` asks instead.
     reader: Option<Arc<bookkeeper_reader::Reader>>,
+    /// One document read at a time per Book-E: a burst of photos queues instead
+    /// of taking every core from the conversation.
+    reading: Arc<tokio::sync::Semaphore>,
 }
 
 impl Conversation {
     /// A conversation that proposes into `store` (as Book-E's role) and reads
     /// through `accounting`.
     pub fn new(store: Store, accounting: AccountingReads, config: ConversationConfig) -> Conversation {
-        Conversation { store, accounting, config, reader: None }
+        Conversation { store, accounting, config, reader: None, reading: Arc::new(tokio::sync::Semaphore::new(1)) }
     }
 
     /// Reads documents sent without their fields (amount, vendor, ...) with

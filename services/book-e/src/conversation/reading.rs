@@ -153,6 +153,8 @@ impl Conversation {
         };
         let (_, bytes) = self.accounting.document(&document.sha256, MAX_READ_BYTES).await.map_err(|e| e.to_string())?;
         let today = self.config.clock.today();
+        let _turn =
+            self.reading.acquire().await.map_err(|_| "Book-E is stopping; send it again shortly".to_string())?;
         let read = tokio::task::spawn_blocking(move || reader.read(&bytes, today).map(|r| (r, reader.version())))
             .await
             .map_err(|_| "reading the document stopped unexpectedly; nothing was proposed".to_string())?;
