@@ -1,8 +1,10 @@
 //! `bookkeeper bench languages`: one rule, small-receipts, written in Rust,
 //! Python and JavaScript, evaluated side by side in one run: instantiation and
 //! the call apart, p50 and p99, each as a ratio to the Rust component (the floor);
-//! and a component's first decision after a restart, compiling it versus loading
-//! the compiled artifact Review-E caches.
+//! what making one instance costs (a slow one is made ahead of need, as a spare),
+//! and evaluations back to back, where spares cannot keep up; and a component's
+//! first decision after a restart, compiling it versus loading the compiled
+//! artifact Review-E caches.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -36,7 +38,14 @@ struct Language {
 }
 
 struct Figures {
+    /// Getting a fresh instance, as a decision waits for it (a spare when the
+    /// policy keeps them and proposals arrive apart).
     instantiate: (f64, f64),
+    /// Making one instance: what it costs, wherever it is spent.
+    make: (f64, f64),
+    /// A whole evaluation, back to back with no pause (spares cannot keep up).
+    burst: (f64, f64),
+    spares: bool,
     call: (f64, f64),
     total: (f64, f64),
     cold_first: Duration,
@@ -97,6 +106,26 @@ pub async fn languages(args: LanguagesBenchArgs) -> anyhow::Result<()> {
             f.total.1,
             f.total.0 / floor.total.0,
             language.component.len() as f64 / 1e6
+        );
+    }
+    println!();
+    println!(
+        "{:<10} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "making an instance, and evaluations back to back (us)", "", "", "", "", ""
+    );
+    println!(
+        "{:<10} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "language", "spares", "make p50", "make p99", "burst p50", "burst p99"
+    );
+    for (language, f) in languages.iter().zip(&figures) {
+        println!(
+            "{:<10} {:>8} {:>12.1} {:>12.1} {:>12.1} {:>12.1}",
+            language.name,
+            if f.spares { "yes" } else { "no" },
+            f.make.0,
+            f.make.1,
+            f.burst.0,
+            f.burst.1
         );
     }
     println!();
@@ -171,10 +200,31 @@ fn measure(language: &Language, inputs: &[(Proposal, Facts)], n: usize) -> anyho
         inst.push(i.as_secs_f64() * 1e6);
         call.push(c.as_secs_f64() * 1e6);
         total.push((i + c).as_secs_f64() * 1e6);
+        // Proposals arrive one at a time, not back to back: the next comes
+        // once the spares are made again (what `burst` below does not allow).
+        let deadline = Instant::now() + Duration::from_millis(50);
+        while policy.spares_missing() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    let mut make = Vec::with_capacity(n / 4);
+    for _ in 0..n / 4 {
+        let started = Instant::now();
+        policy.make_instance_only().with_context(|| format!("{}: making an instance", language.name))?;
+        make.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut burst = Vec::with_capacity(n / 4);
+    for (p, f) in inputs.iter().cycle().take(n / 4) {
+        let (result, took) = policy.evaluate(p, f);
+        result.with_context(|| format!("{}: an evaluation", language.name))?;
+        burst.push(took.as_secs_f64() * 1e6);
     }
     let pair = |s: &mut Vec<f64>| (crate::store::percentile(s, 0.5), crate::store::percentile(s, 0.99));
     Ok(Figures {
         instantiate: pair(&mut inst),
+        make: pair(&mut make),
+        burst: pair(&mut burst),
+        spares: policy.keeps_spares(),
         call: pair(&mut call),
         total: pair(&mut total),
         cold_first,

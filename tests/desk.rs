@@ -291,12 +291,18 @@ async fn the_review_desk_in_a_real_browser() {
     assert!(text.contains("reject"), "{text}");
     looked_at(&b, "07-candidate").await;
 
+    // It runs under the defaults, and the page says so; Kari asks for a shorter
+    // time limit all the same, and the publication records it.
+    assert!(text.contains("It runs under the defaults (500 ms, 16 MiB memory"), "{text}");
+    b.type_into(&b.find("#limit-deadline_ms").await, "400").await;
     // Published in shadow, it decides nothing yet; promoted, it decides.
     b.click(&b.find("form[action$='/publish'] button").await).await;
     let text = b.until_says("Published.").await;
     assert!(text.contains("in shadow for 0 proposals, would have decided 0 differently"), "{text}");
+    assert!(text.contains("400 ms, 16 MiB memory, 8 MiB component, 8 core instances"), "{text}");
     b.click(&b.find("form[action='/desk/policies/duplicate-invoice/promote'] button").await).await;
     let text = b.until_says("Promoted").await;
+    assert!(text.contains("400 ms, 16 MiB memory"), "promoted asking for what it asked in shadow: {text}");
     assert!(text.contains("user:kari published duplicate-invoice 1.0.0 in enforcing mode"), "{text}");
     assert!(text.contains("user:kari published duplicate-invoice 1.0.0 in shadow mode"), "{text}");
     // Retired, with a reason, and the history says so.

@@ -33,6 +33,7 @@ pub fn postgres() -> Migrator {
         migration!(11, "desk sessions", "../../migrations/postgres/0011_desk_sessions.sql"),
         migration!(12, "compiled policies", "../../migrations/postgres/0012_compiled_policies.sql"),
         migration!(13, "document readings", "../../migrations/postgres/0013_document_readings.sql"),
+        migration!(14, "compiled policies used", "../../migrations/postgres/0014_compiled_policies_used.sql"),
     ])
 }
 
@@ -46,6 +47,7 @@ pub fn sqlite() -> Migrator {
         migration!(5, "read models", "../../migrations/sqlite/0005_read_models.sql"),
         migration!(6, "proposal facts", "../../migrations/sqlite/0006_proposal_facts.sql"),
         migration!(7, "compiled policies", "../../migrations/sqlite/0007_compiled_policies.sql"),
+        migration!(8, "compiled policies used", "../../migrations/sqlite/0008_compiled_policies_used.sql"),
     ])
 }
 

@@ -10,7 +10,7 @@ use bookkeeper_http::ErrorBody;
 use bookkeeper_policy_sdk::testing::{parse_cases, Case};
 use clap::{Args, Subcommand};
 use review_e::policy::toolchain::{self, Language};
-use review_e::policy::{Limits, LimitsRequest, LoadedPolicy, PolicyEngine};
+use review_e::policy::{Compilation, DiskCache, Limits, LimitsRequest, LoadedPolicy, PolicyEngine};
 
 /// Policy commands.
 #[derive(Debug, Subcommand)]
@@ -495,10 +495,29 @@ fn local_engine() -> anyhow::Result<PolicyEngine> {
     PolicyEngine::new(Limits::default())
 }
 
-/// Loads `bytes` under what `request` asks for, as Review-E would grant it.
+/// Loads `bytes` under what `request` asks for, as Review-E would grant it,
+/// through this machine's compile cache (a large policy compiles once).
 fn load_as_published(engine: &PolicyEngine, bytes: &[u8], request: &LimitsRequest) -> anyhow::Result<LoadedPolicy> {
     let limits = request.grant(engine.defaults(), engine.maxima())?;
-    Ok(engine.load_limited(bytes, limits, None)?.policy)
+    let cache = toolchain::compile_cache_home().and_then(|home| match DiskCache::open(&home, engine) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            eprintln!("warning: {e}; compiling without it");
+            None
+        }
+    });
+    let started = std::time::Instant::now();
+    let (loaded, compilation) = engine.load_cached(bytes, limits, cache.as_ref())?;
+    match (compilation, &cache) {
+        (Compilation::Cached, Some(cache)) => eprintln!("compiled code from {}", cache.folder().display()),
+        (Compilation::Compiled, _) if started.elapsed() > std::time::Duration::from_secs(1) => eprintln!(
+            "compiled in {:.1} s{}",
+            started.elapsed().as_secs_f64(),
+            if cache.is_some() { " (kept for the next run)" } else { "" }
+        ),
+        _ => {}
+    }
+    Ok(loaded.policy)
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {

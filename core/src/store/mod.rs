@@ -837,6 +837,22 @@ impl Store {
         }
     }
 
+    /// Throws away this role's compiled policies last used before `unused_since`,
+    /// except those of `engine` for the components `in_use` (the digests in
+    /// force), which count as used now. Any row may go: a policy whose
+    /// compilation is gone is compiled again when next needed.
+    pub async fn prune_compiled_policies(
+        &self,
+        engine: &str,
+        in_use: &[String],
+        unused_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Pruned, StoreError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.prune_compiled_policies(engine, in_use, unused_since).await,
+            Backend::Sqlite(b) => b.prune_compiled_policies(engine, in_use, unused_since).await,
+        }
+    }
+
     /// The blob with this SHA-256, if stored; its bytes are checked against the hash.
     pub async fn get_blob(&self, sha256: &str) -> Result<Option<Blob>, StoreError> {
         let blob = match &self.backend {
@@ -1121,4 +1137,13 @@ impl Wakeups {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
     }
+}
+
+/// What [`Store::prune_compiled_policies`] threw away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Compiled policies removed.
+    pub rows: u64,
+    /// Their size.
+    pub bytes: u64,
 }

@@ -547,7 +547,8 @@ impl PgBackend {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO compiled_policies (digest, engine, artifact) VALUES ($1, $2, $3)
-             ON CONFLICT (owner, digest, engine) DO UPDATE SET artifact = EXCLUDED.artifact, saved_at = now()",
+             ON CONFLICT (owner, digest, engine)
+             DO UPDATE SET artifact = EXCLUDED.artifact, saved_at = now(), used_at = now()",
         )
         .bind(digest)
         .bind(engine)
@@ -555,6 +556,37 @@ impl PgBackend {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    pub(crate) async fn prune_compiled_policies(
+        &self,
+        engine: &str,
+        in_use: &[String],
+        unused_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::Pruned, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE compiled_policies SET used_at = now()
+             WHERE owner = current_user AND engine = $1 AND digest = ANY($2)",
+        )
+        .bind(engine)
+        .bind(in_use)
+        .execute(&mut *tx)
+        .await?;
+        let (rows, bytes): (i64, Option<i64>) = sqlx::query_as(
+            "WITH gone AS (
+                 DELETE FROM compiled_policies
+                 WHERE owner = current_user AND used_at < $3 AND NOT (engine = $1 AND digest = ANY($2))
+                 RETURNING octet_length(artifact) AS bytes)
+             SELECT count(*), sum(bytes)::bigint FROM gone",
+        )
+        .bind(engine)
+        .bind(in_use)
+        .bind(unused_since)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(super::Pruned { rows: rows as u64, bytes: bytes.unwrap_or(0) as u64 })
     }
 
     pub(crate) async fn get_blob(&self, sha256: &str) -> Result<Option<super::Blob>, StoreError> {

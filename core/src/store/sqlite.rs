@@ -275,9 +275,10 @@ impl SqliteBackend {
         artifact: &[u8],
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO compiled_policies (digest, engine, artifact) VALUES (?1, ?2, ?3)
+            "INSERT INTO compiled_policies (digest, engine, artifact, used_at)
+             VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              ON CONFLICT (digest, engine) DO UPDATE SET artifact = excluded.artifact,
-                 saved_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                 saved_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), used_at = excluded.used_at",
         )
         .bind(digest)
         .bind(engine)
@@ -285,6 +286,46 @@ impl SqliteBackend {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    pub(crate) async fn prune_compiled_policies(
+        &self,
+        engine: &str,
+        in_use: &[String],
+        unused_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::Pruned, StoreError> {
+        let in_use = serde_json::to_string(in_use).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The format `strftime` writes, so the text compares as the time does.
+        let since = unused_since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE compiled_policies SET used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE engine = ?1 AND digest IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(engine)
+        .bind(&in_use)
+        .execute(&mut *tx)
+        .await?;
+        let (rows, bytes): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), sum(length(artifact)) FROM compiled_policies
+             WHERE used_at < ?3 AND NOT (engine = ?1 AND digest IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(engine)
+        .bind(&in_use)
+        .bind(&since)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM compiled_policies
+             WHERE used_at < ?3 AND NOT (engine = ?1 AND digest IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(engine)
+        .bind(&in_use)
+        .bind(&since)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(super::Pruned { rows: rows as u64, bytes: bytes.unwrap_or(0) as u64 })
     }
 
     pub(crate) async fn load_read_model(&self, name: &str) -> Result<Option<(Cursor, serde_json::Value)>, StoreError> {

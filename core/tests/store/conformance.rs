@@ -23,6 +23,7 @@ crate::on_both_backends!(
     versions_count_what_the_services_count,
     a_read_model_is_saved_with_its_cursor_and_replaced,
     a_compiled_policy_is_kept_per_component_and_engine,
+    compiled_policies_no_policy_in_force_needs_are_thrown_away,
 );
 
 async fn count(db: &TestDb) -> usize {
@@ -508,4 +509,24 @@ async fn a_compiled_policy_is_kept_per_component_and_engine(db: &TestDb) {
     assert_eq!(db.store.compiled_policy("d1", "engine-a").await.unwrap().as_deref(), Some(&b"second"[..]));
     assert_eq!(db.store.compiled_policy("d1", "engine-b").await.unwrap().as_deref(), Some(&b"other engine"[..]));
     assert_eq!(db.store.compiled_policy("d2", "engine-a").await.unwrap(), None);
+}
+
+async fn compiled_policies_no_policy_in_force_needs_are_thrown_away(db: &TestDb) {
+    db.store.save_compiled_policy("in-force", "engine-a", b"kept").await.unwrap();
+    db.store.save_compiled_policy("retired", "engine-a", b"gone!").await.unwrap();
+    db.store.save_compiled_policy("in-force", "engine-b", b"old engine").await.unwrap();
+    let in_use = vec!["in-force".to_string()];
+    let now = chrono::Utc::now();
+    // Nothing was last used before an hour ago: nothing goes.
+    let none = db.store.prune_compiled_policies("engine-a", &in_use, now - chrono::Duration::hours(1)).await.unwrap();
+    assert_eq!(none.rows, 0);
+    assert_eq!(db.store.compiled_policy("retired", "engine-a").await.unwrap().as_deref(), Some(&b"gone!"[..]));
+    // Everything counts as unused from a minute ahead, except what is in force
+    // for this engine: the retired component and the other engine's copy go.
+    let pruned =
+        db.store.prune_compiled_policies("engine-a", &in_use, now + chrono::Duration::minutes(1)).await.unwrap();
+    assert_eq!(pruned, bookkeeper_core::store::Pruned { rows: 2, bytes: 15 });
+    assert_eq!(db.store.compiled_policy("in-force", "engine-a").await.unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(db.store.compiled_policy("retired", "engine-a").await.unwrap(), None);
+    assert_eq!(db.store.compiled_policy("in-force", "engine-b").await.unwrap(), None);
 }

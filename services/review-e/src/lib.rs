@@ -70,6 +70,9 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// The review desk (`REVIEW_E_DESK_*`).
     pub desk: desk::DeskConfig,
+    /// How long a compiled policy no policy in force needs is kept
+    /// (`REVIEW_E_COMPILE_CACHE_KEEP_DAYS`).
+    pub compile_cache_keep: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -85,6 +88,7 @@ impl std::fmt::Debug for Config {
             .field("max_limits", &self.max_limits)
             .field("poll_interval", &self.poll_interval)
             .field("desk", &self.desk)
+            .field("compile_cache_keep", &self.compile_cache_keep)
             .finish()
     }
 }
@@ -102,6 +106,7 @@ impl Default for Config {
             poll_interval: Duration::from_secs(1),
             lease_ttl: SubscriptionOptions::default().lease_ttl,
             desk: desk::DeskConfig::default(),
+            compile_cache_keep: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -192,6 +197,12 @@ impl Config {
         config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
         if let Some(key) = settings.secret("REVIEW_E_DESK_SESSION_KEY") {
             config.desk.key = Some(desk::session::SessionKey::new(key).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        if let Some(days) = settings.number("REVIEW_E_COMPILE_CACHE_KEEP_DAYS")? {
+            if days == 0 {
+                anyhow::bail!("REVIEW_E_COMPILE_CACHE_KEEP_DAYS must be at least 1 (a day)");
+            }
+            config.compile_cache_keep = Duration::from_secs(days.min(3650) * 24 * 3600);
         }
         if let Some(secs) = settings.number("REVIEW_E_DESK_SESSION_SECS")? {
             config.desk.session_lifetime = Duration::from_secs(secs.clamp(60, 30 * 24 * 3600));
@@ -304,6 +315,11 @@ impl ReviewE {
             .policy_dir
             .clone()
             .map(|dir| tokio::spawn(folder::watch(dir, self.store.clone(), self.registry.clone(), stop.stopped())));
+        let pruning = tokio::spawn(self.registry.clone().prune_compile_cache_daily(
+            self.store.clone(),
+            self.config.compile_cache_keep,
+            stop.stopped(),
+        ));
         let mut deciding = tokio::spawn(decider.run(stop.stopped()));
         let server = tokio::spawn(async move { server.await });
         let outcome = until_shutdown(shutdown, &mut deciding, "deciding subscription", &stop).await;
@@ -314,6 +330,7 @@ impl ReviewE {
         }
         deciding.await.ok();
         follower.await.ok();
+        pruning.await.ok();
         if let Some(w) = watcher {
             w.await.ok();
         }

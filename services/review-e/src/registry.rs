@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bookkeeper_core::store::Pruned;
 use bookkeeper_core::{Cursor, RecordedEvent, Store, StoreError, TypeFilter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -356,6 +357,47 @@ impl Registry {
             }
         }
         Ok(loaded.policy)
+    }
+
+    /// Throws away compiled policies no policy in force has needed for
+    /// `keep_for` (retired or replaced components, other engines' copies): a
+    /// Python or JavaScript policy's compilation is tens of megabytes. The ones
+    /// in force here count as used now.
+    pub async fn prune_compile_cache(&self, store: &Store, keep_for: Duration) -> Result<Pruned, StoreError> {
+        let in_use: Vec<String> = self.current().provenance.values().map(|p| p.published.digest.clone()).collect();
+        let keep_for = chrono::Duration::from_std(keep_for).unwrap_or(chrono::Duration::MAX);
+        let unused_since =
+            chrono::Utc::now().checked_sub_signed(keep_for).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let pruned = store.prune_compiled_policies(self.engine.fingerprint(), &in_use, unused_since).await?;
+        if pruned.rows > 0 {
+            tracing::info!(
+                rows = pruned.rows,
+                bytes = pruned.bytes,
+                kept = in_use.len(),
+                "compiled policies no policy in force needed were thrown away"
+            );
+        }
+        Ok(pruned)
+    }
+
+    /// Prunes the compile cache now and then daily until `shutdown`. A failure
+    /// is logged and tried again the next day: the cache is only an optimisation.
+    pub async fn prune_compile_cache_daily(
+        self,
+        store: Store,
+        keep_for: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.prune_compile_cache(&store, keep_for).await {
+                tracing::warn!(error = %e, "the compile cache could not be pruned");
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(Duration::from_secs(24 * 60 * 60)) => {}
+            }
+        }
     }
 
     fn swap(&self, change: impl FnOnce(&mut ActiveSet)) {

@@ -52,7 +52,7 @@ use self::pages::{ActionPage, CandidatePage, Chrome, PoliciesPage, QueueFilter, 
 use self::session::{Session, SessionKey};
 use self::view::ActionView;
 use crate::http::AppState;
-use crate::policy::Mode;
+use crate::policy::{Mode, RecordedLimits};
 use crate::publish::{self, PublishError};
 use crate::review::{self, ReviewError};
 
@@ -589,6 +589,39 @@ struct CsrfForm {
     reason: String,
     #[serde(default)]
     mode: String,
+    // A candidate's limits, as the upload query names them; empty: the default.
+    #[serde(default)]
+    deadline_ms: String,
+    #[serde(default)]
+    memory_mib: String,
+    #[serde(default)]
+    component_mib: String,
+    #[serde(default)]
+    core_instances: String,
+}
+
+impl CsrfForm {
+    /// The limits the form asks for: each field a whole number, or empty.
+    fn limits(&self) -> Result<crate::policy::LimitsRequest, Refused> {
+        fn field<T: std::str::FromStr>(name: &str, text: &str) -> Result<Option<T>, Refused> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse().map(Some).map_err(|_| {
+                Refused::Page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("{name} must be a whole number, or empty for the default"),
+                )
+            })
+        }
+        Ok(crate::policy::LimitsRequest {
+            deadline_ms: field("deadline_ms", &self.deadline_ms)?,
+            memory_mib: field("memory_mib", &self.memory_mib)?,
+            component_mib: field("component_mib", &self.component_mib)?,
+            core_instances: field("core_instances", &self.core_instances)?,
+        })
+    }
 }
 
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -1052,6 +1085,7 @@ async fn candidate(State(state): State<AppState>, headers: HeaderMap, Path(diges
     let outcome = async {
         let signed = signed_in(&state, &headers, &[Right::Publish]).await?;
         let bytes = stored_component(&state, &digest).await?;
+        let for_defaults = bytes.clone();
         let engine = state.registry.engine().clone();
         // Checked under the most any policy may have: a candidate is judged
         // for its rules here; its limits are granted when it is published.
@@ -1062,12 +1096,29 @@ async fn candidate(State(state): State<AppState>, headers: HeaderMap, Path(diges
         .await
         .map_err(|_| Refused::Page(StatusCode::UNPROCESSABLE_ENTITY, "the component could not be checked".into()))?
         .map_err(|e| Refused::Page(StatusCode::UNPROCESSABLE_ENTITY, format!("policy refused: {e}")))?;
+        // Whether it starts under the defaults: if not, the author must ask
+        // for more when publishing, and the page says why.
+        let defaults = *state.registry.engine().defaults();
+        let engine = state.registry.engine().clone();
+        let under_defaults = {
+            let bytes = for_defaults;
+            tokio::task::spawn_blocking(move || engine.load_limited(&bytes, defaults, None).map(drop))
+                .await
+                .map_err(|_| {
+                    Refused::Page(StatusCode::UNPROCESSABLE_ENTITY, "the component could not be checked".into())
+                })?
+                .err()
+                .map(|e| e.to_string())
+        };
         let replay = crate::backtest::replay(&state.store, state.registry.engine(), &loaded, None, |_, _| {}).await?;
         let candidate_page = CandidatePage {
             name: &loaded.metadata.name,
             version: &loaded.metadata.version,
             digest: &loaded.digest,
             replay: &replay,
+            defaults: RecordedLimits::from(defaults),
+            maxima: RecordedLimits::from(*state.registry.engine().maxima()),
+            under_defaults: under_defaults.as_deref(),
         };
         Ok(page(pages::candidate(&signed.chrome(), &candidate_page)))
     }
@@ -1087,20 +1138,11 @@ async fn publish_candidate(
             "enforcing" => Mode::Enforcing,
             _ => return Err(Refused::Page(StatusCode::BAD_REQUEST, "choose shadow or enforcing".into())),
         };
+        let limits = form.limits()?;
         let bytes = stored_component(&state, &digest).await?;
-        // The desk asks for no limits: a component that needs more than the
-        // defaults is published by upload or file, with its limits beside it.
-        publish::publish(
-            &state.store,
-            &state.registry,
-            bytes,
-            mode,
-            Default::default(),
-            &signed.person.actor(),
-            "desk",
-        )
-        .await
-        .map_err(publish_refused)?;
+        publish::publish(&state.store, &state.registry, bytes, mode, limits, &signed.person.actor(), "desk")
+            .await
+            .map_err(publish_refused)?;
         Ok("published")
     })
     .await
@@ -1207,6 +1249,39 @@ pub async fn issue_sign_in_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_candidates_limits_are_whole_numbers_or_the_default() {
+        let read = |body: &str| match form::<CsrfForm>(&Bytes::from(body.to_string())) {
+            Ok(form) => form.limits(),
+            Err(_) => panic!("the form {body:?} could not be read"),
+        };
+        let Ok(asked) = read("csrf=x&mode=shadow&deadline_ms=40&memory_mib=&component_mib=+20+&core_instances=48")
+        else {
+            panic!("whole numbers and an empty field are refused")
+        };
+        assert_eq!(
+            asked,
+            crate::policy::LimitsRequest {
+                deadline_ms: Some(40),
+                memory_mib: None,
+                component_mib: Some(20),
+                core_instances: Some(48)
+            }
+        );
+        assert!(read("csrf=x&mode=shadow").is_ok_and(|l| l.is_empty()), "no fields: the defaults");
+        for bad in ["deadline_ms=forty", "memory_mib=-1", "core_instances=1e3", "component_mib=99999999999999999999999"]
+        {
+            match read(&format!("csrf=x&{bad}")) {
+                Err(Refused::Page(status, message)) => {
+                    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+                    assert!(message.contains("must be a whole number"), "{message}");
+                }
+                Ok(asked) => panic!("{bad}: accepted as {asked:?}"),
+                Err(_) => panic!("{bad}: refused, but not as a page"),
+            }
+        }
+    }
 
     #[test]
     fn after_sign_in_only_a_desk_page_of_this_origin() {

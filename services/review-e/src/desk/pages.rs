@@ -12,6 +12,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::view::{ActionView, ShadowResults};
 use crate::backtest::Replay;
+use crate::policy::RecordedLimits;
 
 /// What every page's frame needs: who is signed in, and the token their forms carry.
 pub struct Chrome<'a> {
@@ -498,7 +499,7 @@ pub fn policies(chrome: &Chrome<'_>, page: &PoliciesPage<'_>) -> Markup {
                 @else {
                     table.policies {
                         thead { tr { th scope="col" { "Name" } th scope="col" { "Version" } th scope="col" { "Mode" }
-                            th scope="col" { "Digest" } th scope="col" { "Published by" } th scope="col" { "When" } th scope="col" { "Change" } } }
+                            th scope="col" { "Digest" } th scope="col" { "Limits" } th scope="col" { "Published by" } th scope="col" { "When" } th scope="col" { "Change" } } }
                         tbody { @for p in page.active {
                             tr {
                                 td { (p.name) @if !p.loaded { " — NOT LOADED: " (p.why.as_deref().unwrap_or("")) } }
@@ -510,6 +511,10 @@ pub fn policies(chrome: &Chrome<'_>, page: &PoliciesPage<'_>) -> Markup {
                                     }
                                 }
                                 td { code title=(p.digest) { (short(&p.digest)) } }
+                                td { @if let Some(l) = &p.limits {
+                                    (l.deadline_ms) " ms, " (mib(l.memory_bytes)) " MiB memory, "
+                                    (mib(l.component_bytes)) " MiB component, " (l.core_instances) " core instances"
+                                } }
                                 td { (p.published_by) }
                                 td { (p.published_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()) }
                                 td { @if page.may_publish {
@@ -576,6 +581,12 @@ pub struct CandidatePage<'a> {
     pub digest: &'a str,
     /// What it would change.
     pub replay: &'a Replay,
+    /// What a policy gets when its author asks for nothing.
+    pub defaults: RecordedLimits,
+    /// The most any policy may ask for here.
+    pub maxima: RecordedLimits,
+    /// Why it cannot start under the defaults, if it cannot.
+    pub under_defaults: Option<&'a str>,
 }
 
 /// A candidate's backtest and the forms that publish it.
@@ -615,6 +626,23 @@ pub fn candidate(chrome: &Chrome<'_>, page: &CandidatePage<'_>) -> Markup {
                     label for="mode-shadow" { "Shadow: judged beside the set, decides nothing" }
                     input id="mode-enforcing" type="radio" name="mode" value="enforcing";
                     label for="mode-enforcing" { "Enforcing: in force at once" }
+                }
+                fieldset {
+                    legend { "Limits" }
+                    @match page.under_defaults {
+                        None => p { "It runs under the defaults (" (page.defaults.describe()) "); leave these empty unless it needs more." },
+                        Some(why) => p.error { "Under the defaults (" (page.defaults.describe()) ") it cannot run: " (why)
+                            ". Ask for what it needs (its project's limits.json says), at most " (page.maxima.describe()) "." },
+                    }
+                    @for (name, label, default, max) in [
+                        ("deadline_ms", "Time limit, ms", page.defaults.deadline_ms, page.maxima.deadline_ms),
+                        ("memory_mib", "Memory, MiB", mib(page.defaults.memory_bytes), mib(page.maxima.memory_bytes)),
+                        ("component_mib", "Component size, MiB", mib(page.defaults.component_bytes), mib(page.maxima.component_bytes)),
+                        ("core_instances", "Core instances", u64::from(page.defaults.core_instances), u64::from(page.maxima.core_instances)),
+                    ] {
+                        label for={ "limit-" (name) } { (label) }
+                        input id={ "limit-" (name) } name=(name) type="number" min="1" max=(max) placeholder=(default) inputmode="numeric";
+                    }
                 }
                 button type="submit" { "Publish " (page.name) }
             }
@@ -678,3 +706,8 @@ pub fn audit(chrome: &Chrome<'_>, query: &str, found: Option<&[ActionView]>) -> 
 pub const CSS: &str = include_str!("desk.css");
 /// The desk's only script: keyboard shortcuts.
 pub const JS: &str = include_str!("desk.js");
+
+/// Bytes as whole MiB, rounded up.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}

@@ -111,6 +111,8 @@ pub struct LoadedPolicy {
     pub limits: Limits,
     pre: Pre,
     engine: PolicyEngine,
+    /// For a component slow to instantiate: fresh instances made ahead of need.
+    spares: Option<Arc<Spares>>,
 }
 
 impl std::fmt::Debug for LoadedPolicy {
@@ -150,6 +152,34 @@ struct StoreState {
     limits: StoreLimits,
 }
 
+/// A fresh instance in its own store, never called.
+type Ready = (Store<StoreState>, Instance);
+
+/// Instances of one policy made ahead of need, for a component whose
+/// instantiation is slow (an interpreter linked from ~40 core modules sets up
+/// thousands of function references per instance: about half a millisecond).
+/// Each is fresh and never called, so taking one is exactly like making one,
+/// only the making happened before the proposal arrived. They are made on the
+/// engine's `policy-spares` thread and dropped with the policy.
+struct Spares {
+    ready: Mutex<Vec<Ready>>,
+}
+
+/// Spare instances kept per slow policy: proposals arrive one at a time, and
+/// each spare holds a sandbox slot.
+const SPARES: usize = 2;
+
+/// Instantiation slower than this earns a policy spares (a Rust policy takes a
+/// few microseconds, a JavaScript one about 15, a Python one about 500).
+const SLOW_INSTANTIATION: Duration = Duration::from_micros(100);
+
+/// A request to top up a policy's spares.
+struct Refill {
+    spares: std::sync::Weak<Spares>,
+    pre: Pre,
+    limits: Limits,
+}
+
 /// The wasmtime engine shared by every policy, with its epoch ticker and a
 /// compile cache keyed by digest. Cheap to clone.
 #[derive(Clone)]
@@ -164,6 +194,9 @@ struct Inner {
     maxima: Limits,
     fingerprint: String,
     compiled: Mutex<Compiled>,
+    refills: std::sync::mpsc::Sender<Refill>,
+    /// Instantiation slower than this, in microseconds, earns spares.
+    spares_above_us: std::sync::atomic::AtomicU64,
 }
 
 /// Compiled components by digest, the most recent few: a replaced policy's
@@ -274,6 +307,21 @@ impl PolicyEngine {
                 std::thread::sleep(TICK);
             }
         })?;
+        let (refills, requests) = std::sync::mpsc::channel::<Refill>();
+        let spare_engine = engine.clone();
+        // Ends when the engine (the only sender) is dropped.
+        std::thread::Builder::new().name("policy-spares".into()).spawn(move || {
+            for refill in requests {
+                let Some(spares) = refill.spares.upgrade() else { continue };
+                let missing = SPARES.saturating_sub(spares.ready.lock().unwrap_or_else(|p| p.into_inner()).len());
+                for _ in 0..missing {
+                    // A spare that cannot be made (no free slot) is simply not
+                    // there: the evaluation makes its own instance.
+                    let Ok(ready) = new_instance(&spare_engine, &refill.pre, &refill.limits) else { break };
+                    spares.ready.lock().unwrap_or_else(|p| p.into_inner()).push(ready);
+                }
+            }
+        })?;
         Ok(PolicyEngine {
             inner: Arc::new(Inner {
                 engine,
@@ -282,8 +330,17 @@ impl PolicyEngine {
                 maxima,
                 fingerprint,
                 compiled: Mutex::new(Compiled::default()),
+                refills,
+                spares_above_us: std::sync::atomic::AtomicU64::new(SLOW_INSTANTIATION.as_micros() as u64),
             }),
         })
+    }
+
+    /// Components loaded from now on keep spare instances when making one
+    /// takes longer than `threshold` (100 us unless set; zero: every one).
+    pub fn keep_spares_above(&self, threshold: Duration) {
+        let micros = u64::try_from(threshold.as_micros()).unwrap_or(u64::MAX);
+        self.inner.spares_above_us.store(micros, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The limits a component gets when its author asks for nothing.
@@ -379,7 +436,29 @@ impl PolicyEngine {
         let metadata = Metadata { name: m.0, version: m.1, description: m.2, applies_to: m.3 };
         check_metadata(&metadata)?;
         let contract = pre.contract();
-        Ok(Loaded { policy: LoadedPolicy { metadata, digest, contract, limits, pre, engine: self.clone() }, compiled })
+        let spares = self.spares_if_slow(&pre, &limits);
+        let policy = LoadedPolicy { metadata, digest, contract, limits, pre, engine: self.clone(), spares };
+        Ok(Loaded { policy, compiled })
+    }
+
+    /// Spares for a component whose instantiation is slow, by the fastest of
+    /// three (the three instances become the first spares).
+    fn spares_if_slow(&self, pre: &Pre, limits: &Limits) -> Option<Arc<Spares>> {
+        let mut made = Vec::new();
+        let mut fastest = Duration::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let ready = self.instantiate(pre, limits).ok()?;
+            fastest = fastest.min(started.elapsed());
+            made.push(ready);
+        }
+        let threshold = self.inner.spares_above_us.load(std::sync::atomic::Ordering::Relaxed);
+        if fastest.as_micros() <= u128::from(threshold) && threshold > 0 {
+            return None;
+        }
+        made.truncate(SPARES);
+        tracing::debug!(instantiation_us = fastest.as_micros() as u64, "policy slow to instantiate: keeping spares");
+        Some(Arc::new(Spares { ready: Mutex::new(made) }))
     }
 
     /// Pre-instantiates through the newest contract version the component fits.
@@ -394,33 +473,42 @@ impl PolicyEngine {
         v0_1::PolicyPre::new(instance_pre).map(Pre::V0_1).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))
     }
 
-    fn instantiate(&self, pre: &Pre, limits: &Limits) -> Result<(Store<StoreState>, Instance), Fault> {
-        let instances = limits.core_instances as usize;
-        let state = StoreState {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .table_elements(TABLE_ELEMENTS)
-                .instances(instances)
-                .tables(instances)
-                .memories(instances)
-                .trap_on_grow_failure(true)
-                .build(),
-        };
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|s| &mut s.limits);
-        let ticks = (limits.deadline.as_micros() / TICK.as_micros()).max(1) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let instance = match pre {
-            Pre::V0_1(p) => p.instantiate(&mut store).map(Instance::V0_1),
-            Pre::V0_2(p) => p.instantiate(&mut store).map(Instance::V0_2),
-        }
-        .map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => Fault::Timeout(limits.deadline),
-            _ => Fault::Instantiate(format!("{e:#}")),
-        })?;
-        Ok((store, instance))
+    fn instantiate(&self, pre: &Pre, limits: &Limits) -> Result<Ready, Fault> {
+        new_instance(&self.inner.engine, pre, limits)
     }
+}
+
+/// Ticks of the epoch clock in `deadline`, as a store's deadline counts them.
+fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_micros() / TICK.as_micros()).max(1) as u64 + 1
+}
+
+/// One fresh instance of `pre` in its own store, under `limits`.
+fn new_instance(engine: &Engine, pre: &Pre, limits: &Limits) -> Result<Ready, Fault> {
+    let instances = limits.core_instances as usize;
+    let state = StoreState {
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .table_elements(TABLE_ELEMENTS)
+            .instances(instances)
+            .tables(instances)
+            .memories(instances)
+            .trap_on_grow_failure(true)
+            .build(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(deadline_ticks(limits.deadline));
+    store.epoch_deadline_trap();
+    let instance = match pre {
+        Pre::V0_1(p) => p.instantiate(&mut store).map(Instance::V0_1),
+        Pre::V0_2(p) => p.instantiate(&mut store).map(Instance::V0_2),
+    }
+    .map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => Fault::Timeout(limits.deadline),
+        _ => Fault::Instantiate(format!("{e:#}")),
+    })?;
+    Ok((store, instance))
 }
 
 impl LoadedPolicy {
@@ -435,14 +523,52 @@ impl LoadedPolicy {
     /// One fresh instance, without calling it: what instantiation alone costs
     /// (the benchmarks report it apart from the call).
     pub fn instantiate_only(&self) -> Result<(), Fault> {
+        self.fresh_instance().map(drop)
+    }
+
+    /// Whether this policy keeps spare instances (its instantiation is slow).
+    pub fn keeps_spares(&self) -> bool {
+        self.spares.is_some()
+    }
+
+    /// Spare instances not yet made again (0 for a policy that keeps none).
+    pub fn spares_missing(&self) -> usize {
+        self.spares
+            .as_ref()
+            .map_or(0, |s| SPARES.saturating_sub(s.ready.lock().unwrap_or_else(|p| p.into_inner()).len()))
+    }
+
+    /// What it costs to make one instance, spares or not (the benchmarks
+    /// report it beside the instantiation a decision waits for).
+    pub fn make_instance_only(&self) -> Result<(), Fault> {
         self.engine.instantiate(&self.pre, &self.limits).map(drop)
+    }
+
+    /// A fresh, never-called instance: a spare if one is ready (its deadline
+    /// counted from now), else made now; either way the spares are topped up.
+    fn fresh_instance(&self) -> Result<Ready, Fault> {
+        let Some(spares) = &self.spares else { return self.engine.instantiate(&self.pre, &self.limits) };
+        let spare = spares.ready.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        // Never fails while the engine lives; a lost request only means no spare.
+        let _ = self.engine.inner.refills.send(Refill {
+            spares: Arc::downgrade(spares),
+            pre: self.pre.clone(),
+            limits: self.limits,
+        });
+        match spare {
+            Some((mut store, instance)) => {
+                store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
+                Ok((store, instance))
+            }
+            None => self.engine.instantiate(&self.pre, &self.limits),
+        }
     }
 
     /// Evaluates once, timing instantiation and the call apart (the
     /// benchmarks report them separately).
     pub fn evaluate_split(&self, proposal: &Proposal, facts: &Facts) -> (Result<Decision, Fault>, Duration, Duration) {
         let started = Instant::now();
-        let (mut store, instance) = match self.engine.instantiate(&self.pre, &self.limits) {
+        let (mut store, instance) = match self.fresh_instance() {
             Ok(ready) => ready,
             Err(fault) => return (Err(fault), started.elapsed(), Duration::ZERO),
         };
@@ -452,7 +578,7 @@ impl LoadedPolicy {
     }
 
     fn evaluate_inner(&self, proposal: &Proposal, facts: &Facts) -> Result<Decision, Fault> {
-        let (mut store, instance) = self.engine.instantiate(&self.pre, &self.limits)?;
+        let (mut store, instance) = self.fresh_instance()?;
         self.call(&mut store, instance, proposal, facts)
     }
 

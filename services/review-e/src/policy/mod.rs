@@ -17,11 +17,13 @@
 //!   A policy that breaks any of them yields a fault naming the policy and the
 //!   cause, which the caller turns into an escalation; the engine is unharmed.
 
+mod disk_cache;
 mod engine;
 mod limits;
 mod set;
 pub mod toolchain;
 
+pub use disk_cache::{Compilation, DiskCache, DiskCacheError};
 pub use engine::{Contract, Fault, LoadError, Loaded, LoadedPolicy, PolicyEngine};
 pub use limits::{LimitAbove, Limits, LimitsError, LimitsRequest, RecordedLimits};
 pub use set::{combine, Combined, Mode, PolicySet, Verdict};

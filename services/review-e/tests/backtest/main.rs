@@ -37,6 +37,9 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
     // ...and its compilation is cached for a restart or another replica, which
     // load it from there (a damaged cache entry only means compiling again).
     assert!(store.compiled_policy(&digest, engine.fingerprint()).await.unwrap().is_some());
+    // A compilation nothing in force needs any more (a retired component's).
+    let retired = "0".repeat(64);
+    store.save_compiled_policy(&retired, engine.fingerprint(), b"retired").await.unwrap();
     let replica = Registry::new(PolicyEngine::new(*engine.defaults()).unwrap());
     replica.catch_up(store).await.unwrap();
     assert_eq!(replica.current().set.len(), 1);
@@ -45,6 +48,11 @@ async fn recorded_history_replays_and_verifies(db: &TestDb) {
     another.catch_up(store).await.unwrap();
     assert_eq!(another.current().set.len(), 1, "a damaged cache entry is compiled around, not trusted");
     assert!(another.current().unloaded.is_empty());
+    // Pruning throws away what no policy in force needs, and keeps what is.
+    let pruned = registry.prune_compile_cache(store, std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(pruned.rows, 1, "{pruned:?}");
+    assert_eq!(store.compiled_policy(&retired, engine.fingerprint()).await.unwrap(), None);
+    assert!(store.compiled_policy(&digest, engine.fingerprint()).await.unwrap().is_some());
 
     let mut reviewer = review_e::decide::subscription(store.clone(), registry.clone(), Default::default());
     store.append_events(vec![receipt("history", 20_000, "Kiwi")]).await.unwrap();

@@ -157,6 +157,86 @@ fn nothing_leaks_between_evaluations() {
 }
 
 #[test]
+fn spare_instances_are_fresh_and_run_under_a_deadline_counted_from_their_use() {
+    // Spares are made for slow components (an interpreter's); here for every
+    // one, so a small Rust policy exercises them.
+    let engine = PolicyEngine::new(Limits { deadline: Duration::from_millis(200), ..Limits::default() }).unwrap();
+    engine.keep_spares_above(Duration::ZERO);
+    let remembers = engine.load(&hostile("remembers")).unwrap();
+    assert!(remembers.keeps_spares());
+    for _ in 0..4 {
+        let (result, _) = remembers.evaluate(&receipt(), &facts());
+        assert_eq!(result.unwrap().reason(), "call number 1", "a spare is a fresh instance, never a used one");
+        wait_for_spares(&remembers);
+    }
+    // A spare made long before its use still gets its whole deadline: made,
+    // then left longer than the deadline, it decides rather than timing out.
+    let small = engine.load(&example("small-receipts")).unwrap();
+    wait_for_spares(&small);
+    std::thread::sleep(Duration::from_millis(400));
+    let (result, _) = small.evaluate(&receipt(), &facts());
+    assert!(result.is_ok(), "{result:?}");
+    // And a spare of a policy that loops is still stopped at the deadline.
+    let spinner = engine.load(&hostile("infinite-loop")).unwrap();
+    wait_for_spares(&spinner);
+    let (result, took) = spinner.evaluate(&receipt(), &facts());
+    assert!(matches!(result, Err(Fault::Timeout(_))), "{result:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn an_authors_compile_cache_compiles_a_component_once_and_never_trusts_a_shared_folder() {
+    use review_e::policy::{Compilation, DiskCache, DiskCacheError};
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = tempfile_dir("compile-cache");
+    let bytes = example("small-receipts");
+    let limits = Limits::default();
+    let first = engine();
+    let cache = DiskCache::open(&home, &first).unwrap();
+    let mode = std::fs::metadata(&home).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "only its owner may write where native code is kept");
+    let (_, how) = first.load_cached(&bytes, limits, Some(&cache)).unwrap();
+    assert_eq!(how, Compilation::Compiled);
+    // Another run (a fresh engine, as the next `policy test` is) reads it back.
+    let second = engine();
+    let cache = DiskCache::open(&home, &second).unwrap();
+    let (loaded, how) = second.load_cached(&bytes, limits, Some(&cache)).unwrap();
+    assert_eq!(how, Compilation::Cached);
+    assert!(loaded.policy.evaluate(&receipt(), &facts()).0.is_ok());
+    // A damaged file is compiled around and replaced.
+    let file = std::fs::read_dir(cache.folder()).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&file, b"not compiled code").unwrap();
+    let third = engine();
+    let (_, how) = third.load_cached(&bytes, limits, Some(&DiskCache::open(&home, &third).unwrap())).unwrap();
+    assert_eq!(how, Compilation::Compiled);
+    assert_ne!(std::fs::read(&file).unwrap(), b"not compiled code");
+    // A folder others may write to is refused: closing it again would be too
+    // late, as someone may already have planted code there.
+    let shared = tempfile_dir("shared-cache");
+    let engine = engine();
+    std::fs::create_dir_all(shared.join(engine.fingerprint())).unwrap();
+    std::fs::set_permissions(shared.join(engine.fingerprint()), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let refused = DiskCache::open(&shared, &engine);
+    assert!(matches!(refused, Err(DiskCacheError::NotPrivate(_))), "{refused:?}");
+}
+
+fn tempfile_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bookkeeper-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn wait_for_spares(policy: &review_e::policy::LoadedPolicy) {
+    let started = std::time::Instant::now();
+    while policy.spares_missing() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the spares were never made again");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
 fn bad_components_are_refused_at_load_with_a_clear_error() {
     let engine = engine();
     let err = engine.load(b"definitely not wasm").unwrap_err();

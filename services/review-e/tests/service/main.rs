@@ -268,8 +268,9 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     // Over the upload limit: 413, answered from the declared length, often before
     // the client has finished sending, so a busy machine may see the connection
     // closed under the body instead. Either way nothing is published (below).
-    let big = app
-        .http
+    // Its own client: the server closes that connection, and a pooled client
+    // could hand the closing connection to the next request.
+    let big = reqwest::Client::new()
         .post(format!("{}/policies", app.base))
         .bearer_auth(AUTHOR)
         .header("content-type", "application/wasm")

@@ -12,6 +12,11 @@ pub const COMPONENTIZE_JS: &str = "0.23.0";
 
 const HINT: &str = "JavaScript policies need Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)";
 
+/// The toolchain's package, and its lock: every package's version and
+/// integrity hash, which `npm ci` checks.
+const PACKAGE: &str = include_str!("lock/js-package.json");
+const PACKAGE_LOCK: &str = include_str!("lock/js-package-lock.json");
+
 /// Every WASI feature componentize-js can leave out: all of them, so the
 /// component imports nothing. (Its AOT option fetches a binary at build time,
 /// so it is not used.)
@@ -24,13 +29,15 @@ pub fn toolchain() -> Result<PathBuf, BuildError> {
             return Err(BuildError::MissingProgram { program, hint: HINT });
         }
     }
-    let dir = super::toolchains_home()?.join(format!("js-componentize-js-{COMPONENTIZE_JS}"));
+    let dir = super::toolchains_home()?
+        .join(format!("js-componentize-js-{COMPONENTIZE_JS}-{}", super::lock_digest(&[PACKAGE, PACKAGE_LOCK])));
     installed(&dir, &format!("componentize-js {COMPONENTIZE_JS}"), |d| {
-        run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-            .arg(d)
-            .arg(format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}")))
-        .map(drop)
+        std::fs::write(d.join("package.json"), PACKAGE).map_err(|e| e.to_string())?;
+        std::fs::write(d.join("package-lock.json"), PACKAGE_LOCK).map_err(|e| e.to_string())?;
+        // `npm ci` installs exactly the lock, checking every integrity hash,
+        // and fails rather than resolve anything anew.
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"]).arg(d))
+            .map(drop)
     })?;
     Ok(dir)
 }

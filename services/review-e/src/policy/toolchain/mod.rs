@@ -111,6 +111,9 @@ pub enum BuildError {
     /// A program the language needs is not on this machine.
     #[error("{program} is not installed (or not on PATH): {hint}")]
     MissingProgram { program: &'static str, hint: &'static str },
+    /// The program is there but older than the toolchain needs.
+    #[error("{program} is too old: {hint}")]
+    TooOld { program: &'static str, hint: &'static str },
     /// Installing the language's toolchain failed.
     #[error("installing {what} into {dir} failed:\n{output}")]
     Install { what: String, dir: PathBuf, output: String },
@@ -187,18 +190,42 @@ pub fn project_limits(dir: &Path) -> Result<LimitsRequest, BuildError> {
 /// inside the project). Never a shared temporary folder: whoever can write
 /// there could plant a "finished" installation that then runs as you.
 pub fn toolchains_home() -> Result<PathBuf, BuildError> {
-    let chosen = std::env::var_os("BOOKKEEPER_POLICY_TOOLCHAINS")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
-                .map(|cache| cache.join("bookkeeper").join("toolchains"))
-        })
-        .ok_or(BuildError::NoToolchainHome)?;
+    let chosen = cache_folder("BOOKKEEPER_POLICY_TOOLCHAINS", "toolchains").ok_or(BuildError::NoToolchainHome)?;
     std::path::absolute(&chosen).map_err(BuildError::io(&chosen))
+}
+
+/// Where `policy build` and `policy test` keep compiled components (see
+/// [`DiskCache`](super::DiskCache)): `BOOKKEEPER_POLICY_COMPILE_CACHE`, else
+/// `$XDG_CACHE_HOME/bookkeeper/compiled`, else `~/.cache/bookkeeper/compiled`;
+/// `off` (or no home at all): none, every run compiles.
+pub fn compile_cache_home() -> Option<PathBuf> {
+    if std::env::var("BOOKKEEPER_POLICY_COMPILE_CACHE").is_ok_and(|v| v.trim().eq_ignore_ascii_case("off")) {
+        return None;
+    }
+    let chosen = cache_folder("BOOKKEEPER_POLICY_COMPILE_CACHE", "compiled")?;
+    std::path::absolute(chosen).ok()
+}
+
+/// `var` if set, else `<user cache>/bookkeeper/<name>`.
+fn cache_folder(var: &str, name: &str) -> Option<PathBuf> {
+    std::env::var_os(var).filter(|d| !d.is_empty()).map(PathBuf::from).or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
+            .map(|cache| cache.join("bookkeeper").join(name))
+    })
+}
+
+/// A short digest of a toolchain's lock files: part of its folder's name, so a
+/// changed lock installs afresh beside the old one.
+pub(crate) fn lock_digest(files: &[&str]) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for file in files {
+        hasher.update(file.as_bytes());
+    }
+    hasher.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs `command`, returning its combined output, or the output as the error.

@@ -16,7 +16,10 @@ pub const PYTEST: &str = "9.2.0";
 /// made afresh for every build and test, never committed.
 pub const BINDINGS: &str = ".bookkeeper/bindings";
 
-const HINT: &str = "Python policies need Python 3.10 or newer with venv (Debian: apt-get install python3 python3-venv)";
+const HINT: &str = "Python policies need Python 3.11 or newer with venv (Debian: apt-get install python3 python3-venv)";
+
+/// Every package of the toolchain, pinned by version and hash.
+const REQUIREMENTS: &str = include_str!("lock/python-requirements.txt");
 
 /// The virtual environment holding componentize-py and pytest, installed on
 /// first use.
@@ -25,18 +28,21 @@ pub fn toolchain() -> Result<PathBuf, BuildError> {
     if run(Command::new(&python).arg("--version")).is_err() {
         return Err(BuildError::MissingProgram { program: "python3", hint: HINT });
     }
-    let dir = super::toolchains_home()?.join(format!("python-componentize-py-{COMPONENTIZE_PY}"));
+    // The hashes pinned are of packages for 3.11 and newer (older ones need more).
+    if run(Command::new(&python).args(["-c", "import sys; sys.exit(sys.version_info < (3, 11))"])).is_err() {
+        return Err(BuildError::TooOld { program: "python3", hint: HINT });
+    }
+    let dir = super::toolchains_home()?
+        .join(format!("python-componentize-py-{COMPONENTIZE_PY}-{}", super::lock_digest(&[REQUIREMENTS])));
     installed(&dir, &format!("componentize-py {COMPONENTIZE_PY} and pytest {PYTEST}"), |d| {
         run(Command::new(&python).args(["-m", "venv"]).arg(d))?;
-        run(Command::new(d.join("bin/python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("componentize-py=={COMPONENTIZE_PY}"),
-            &format!("pytest=={PYTEST}"),
-        ]))
+        let requirements = d.join("requirements.txt");
+        std::fs::write(&requirements, REQUIREMENTS).map_err(|e| e.to_string())?;
+        // --require-hashes: a package whose file differs from the pinned hash,
+        // or one not pinned at all, fails the install.
+        run(Command::new(d.join("bin/python"))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "-r"])
+            .arg(&requirements))
         .map(drop)
     })?;
     Ok(dir)
