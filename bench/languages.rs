@@ -189,7 +189,8 @@ fn measure(language: &Language, inputs: &[(Proposal, Facts)], n: usize) -> anyho
     first.with_context(|| format!("{}: the first decision from the cache", language.name))?;
     let cached_first = started.elapsed();
 
-    let policy: LoadedPolicy = warm.policy;
+    // As Review-E holds a policy in force (a slow one keeps spares).
+    let policy: LoadedPolicy = warm.policy.with_spares();
     for (p, f) in inputs.iter().cycle().take(200) {
         policy.evaluate(p, f).0.with_context(|| format!("{}: warm-up", language.name))?;
     }

@@ -213,21 +213,43 @@ impl Registry {
     pub async fn catch_up(&self, store: &Store) -> Result<usize, StoreError> {
         let _one_at_a_time = self.applying.lock().await;
         let filter = TypeFilter::of([PUBLISHED, RETIRED]);
-        let mut applied = 0;
+        // Everything pending first (policy events are few), so a publication a
+        // later event replaces or retires is never loaded: a restart compiles
+        // only what is in force, not every version the log ever held.
+        let mut pending = Vec::new();
+        let mut from = self.current().cursor;
         loop {
-            let from = self.current().cursor;
             let batch = store.read(from, &filter, 100).await?;
             if batch.events.is_empty() {
-                if batch.next > from {
-                    self.swap(|s| s.cursor = batch.next);
-                }
-                return Ok(applied);
+                from = from.max(batch.next);
+                break;
             }
-            for event in &batch.events {
+            from = batch.next;
+            pending.extend(batch.events);
+        }
+        let name_of = |e: &RecordedEvent| e.payload.get("name").and_then(|n| n.as_str()).map(str::to_string);
+        for (i, event) in pending.iter().enumerate() {
+            let name = name_of(event);
+            let superseded = event.event_type == PUBLISHED
+                && name
+                    .as_ref()
+                    .is_some_and(|n| pending[i + 1..].iter().any(|later| name_of(later).as_ref() == Some(n)));
+            if superseded {
+                let (cursor, id) = (event.cursor(), event.event_id);
+                self.swap(|s| {
+                    s.cursor = cursor;
+                    if let Some(name) = name {
+                        s.last_event.insert(name, id);
+                    }
+                });
+            } else {
                 self.apply(store, event).await;
-                applied += 1;
             }
         }
+        if from > self.current().cursor {
+            self.swap(|s| s.cursor = from);
+        }
+        Ok(pending.len())
     }
 
     async fn apply(&self, store: &Store, event: &RecordedEvent) {
@@ -316,7 +338,11 @@ impl Registry {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("component {digest} is not stored"))?;
         let limits = published.limits_on(&self.engine);
-        self.load_component(store, Arc::new(blob.bytes), limits).await.map_err(|e| e.to_string())
+        let policy = self.load_component(store, Arc::new(blob.bytes), limits).await.map_err(|e| e.to_string())?;
+        // In force: proposals will wait for its instances, so a slow one keeps spares.
+        tokio::task::spawn_blocking(move || policy.with_spares())
+            .await
+            .map_err(|e| format!("loading did not complete: {e}"))
     }
 
     /// Loads a component under `limits`, through the compile cache: its

@@ -3,13 +3,13 @@
 //! JavaScript policy once (10-15 s), not on every run.
 //!
 //! A compiled artifact is native code the engine maps without checking it
-//! again, so the cache is only used where nobody but this user can write: the
-//! folder is made `0700`, and one that is not owned by this user, or that group
-//! or others may write, is not used at all. Review-E's own cache is in the
+//! again, so the cache is only used where nobody but this user can write: its
+//! folders are made `0700` and its files `0600`, and a folder that is not owned
+//! by this user, or that group or others may write, is not used at all. Review-E's own cache is in the
 //! database, under its role; this one is for an author's machine.
 
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -54,24 +54,9 @@ impl DiskCache {
     /// The cache under `home` for `engine` (a folder per engine fingerprint,
     /// so another release never reads this one's code).
     pub fn open(home: &Path, engine: &PolicyEngine) -> Result<DiskCache, DiskCacheError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| DiskCacheError::Io { path, source }
-        };
         let dir = home.join(engine.fingerprint());
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        for folder in [home, dir.as_path()] {
-            let meta = std::fs::metadata(folder).map_err(io(folder))?;
-            // Someone else's, or one others could write to: code may already
-            // have been planted, so closing it now would be too late.
-            if meta.uid() != current_user() || meta.mode() & 0o022 != 0 {
-                return Err(DiskCacheError::NotPrivate(folder.to_path_buf()));
-            }
-            if meta.mode() & 0o077 != 0 {
-                // Ours and readable by others (the umask): nobody needs to read it.
-                std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(io(folder))?;
-            }
-        }
+        private_folder(home)?;
+        private_folder(&dir)?;
         Ok(DiskCache { home: home.to_path_buf(), dir })
     }
 
@@ -110,6 +95,7 @@ impl DiskCache {
         let written = std::fs::File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&temp)
             .and_then(|mut file| file.write_all(artifact).and_then(|()| file.sync_all()))
             .and_then(|()| std::fs::rename(&temp, &path));
@@ -124,11 +110,17 @@ impl DiskCache {
     /// Removes every compiled component, of any engine, not used since `before`.
     fn prune(&self, before: SystemTime) {
         let Ok(engines) = std::fs::read_dir(&self.home) else { return };
-        for engine in engines.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+        // Only engine folders (named by their fingerprint) and only our files:
+        // the folder may have been pointed at somewhere that holds other things.
+        let engine_folder = |e: &std::fs::DirEntry| {
+            e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name().to_string_lossy().starts_with(FINGERPRINT_PREFIX)
+        };
+        for engine in engines.flatten().filter(engine_folder) {
             let Ok(files) = std::fs::read_dir(engine.path()) else { continue };
             for file in files.flatten() {
                 let old = file.metadata().and_then(|m| m.modified()).is_ok_and(|at| at < before);
-                let ours = file.path().extension().is_some_and(|x| x == "cwasm");
+                // A `.partial` is what a run that died while writing left behind.
+                let ours = file.path().extension().is_some_and(|x| x == "cwasm" || x == "partial");
                 if old && ours {
                     std::fs::remove_file(file.path()).ok();
                 }
@@ -139,6 +131,26 @@ impl DiskCache {
             }
         }
     }
+}
+
+/// How every engine fingerprint begins (`PolicyEngine::fingerprint`).
+const FINGERPRINT_PREFIX: &str = "wasmtime-";
+
+/// Makes `folder` only its owner may enter, or checks that an existing one is
+/// ours and that nobody else may write to it: if someone could have, code may
+/// already be planted there, and closing it now would be too late.
+fn private_folder(folder: &Path) -> Result<(), DiskCacheError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let io = |source| DiskCacheError::Io { path: folder.to_path_buf(), source };
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(folder) {
+        Ok(()) => {}
+        Err(e) => return Err(io(e)),
+    }
+    let meta = std::fs::symlink_metadata(folder).map_err(io)?;
+    if !meta.is_dir() || meta.uid() != current_user() || meta.mode() & 0o022 != 0 {
+        return Err(DiskCacheError::NotPrivate(folder.to_path_buf()));
+    }
+    Ok(())
 }
 
 fn current_user() -> u32 {

@@ -155,23 +155,64 @@ struct StoreState {
 /// A fresh instance in its own store, never called.
 type Ready = (Store<StoreState>, Instance);
 
-/// Instances of one policy made ahead of need, for a component whose
+/// An instance made ahead of need, and how long making it took (counted
+/// against the deadline of the evaluation that takes it, as it would have been).
+struct Spare {
+    ready: Ready,
+    made_in: Duration,
+}
+
+/// Instances of one policy in force made ahead of need, for a component whose
 /// instantiation is slow (an interpreter linked from ~40 core modules sets up
 /// thousands of function references per instance: about half a millisecond).
 /// Each is fresh and never called, so taking one is exactly like making one,
 /// only the making happened before the proposal arrived. They are made on the
 /// engine's `policy-spares` thread and dropped with the policy.
 struct Spares {
-    ready: Mutex<Vec<Ready>>,
+    ready: Mutex<Vec<Spare>>,
+    /// A refill is queued: one is enough.
+    queued: std::sync::atomic::AtomicBool,
+    /// Spare instances of the whole engine, which this one's count in.
+    budget: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Spares {
+    fn take(&self) -> Option<Spare> {
+        let spare = self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if spare.is_some() {
+            self.budget.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        spare
+    }
+
+    fn len(&self) -> usize {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        let held = self.ready.get_mut().map(|r| r.len()).unwrap_or_else(|p| p.into_inner().len());
+        self.budget.fetch_sub(held, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Spare instances kept per slow policy: proposals arrive one at a time, and
 /// each spare holds a sandbox slot.
 const SPARES: usize = 2;
 
+/// Spare instances the whole engine may hold, so spares never take the slots
+/// evaluations, backtests and publications need (a Python instance is ~40 of
+/// the pool's 2,048 core instances).
+const SPARE_BUDGET: usize = 8;
+
 /// Instantiation slower than this earns a policy spares (a Rust policy takes a
 /// few microseconds, a JavaScript one about 15, a Python one about 500).
 const SLOW_INSTANTIATION: Duration = Duration::from_micros(100);
+
+/// Making a spare that takes longer than this is given up: a component's start
+/// functions must not run for long where no evaluation is waiting.
+const SPARE_MAKING_LIMIT: Duration = Duration::from_millis(20);
 
 /// A request to top up a policy's spares.
 struct Refill {
@@ -197,6 +238,8 @@ struct Inner {
     refills: std::sync::mpsc::Sender<Refill>,
     /// Instantiation slower than this, in microseconds, earns spares.
     spares_above_us: std::sync::atomic::AtomicU64,
+    /// Spare instances held, against [`SPARE_BUDGET`].
+    spare_count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Compiled components by digest, the most recent few: a replaced policy's
@@ -313,12 +356,15 @@ impl PolicyEngine {
         std::thread::Builder::new().name("policy-spares".into()).spawn(move || {
             for refill in requests {
                 let Some(spares) = refill.spares.upgrade() else { continue };
-                let missing = SPARES.saturating_sub(spares.ready.lock().unwrap_or_else(|p| p.into_inner()).len());
-                for _ in 0..missing {
-                    // A spare that cannot be made (no free slot) is simply not
-                    // there: the evaluation makes its own instance.
-                    let Ok(ready) = new_instance(&spare_engine, &refill.pre, &refill.limits) else { break };
-                    spares.ready.lock().unwrap_or_else(|p| p.into_inner()).push(ready);
+                spares.queued.store(false, std::sync::atomic::Ordering::Relaxed);
+                while spares.len() < SPARES {
+                    if let Some(spare) = make_spare(&spare_engine, &refill.pre, &refill.limits, &spares.budget) {
+                        spares.ready.lock().unwrap_or_else(|p| p.into_inner()).push(spare);
+                    } else {
+                        // No budget, no slot, or too slow: the evaluation makes
+                        // its own instance, as without spares.
+                        break;
+                    }
                 }
             }
         })?;
@@ -332,6 +378,7 @@ impl PolicyEngine {
                 compiled: Mutex::new(Compiled::default()),
                 refills,
                 spares_above_us: std::sync::atomic::AtomicU64::new(SLOW_INSTANTIATION.as_micros() as u64),
+                spare_count: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         })
     }
@@ -436,29 +483,9 @@ impl PolicyEngine {
         let metadata = Metadata { name: m.0, version: m.1, description: m.2, applies_to: m.3 };
         check_metadata(&metadata)?;
         let contract = pre.contract();
-        let spares = self.spares_if_slow(&pre, &limits);
-        let policy = LoadedPolicy { metadata, digest, contract, limits, pre, engine: self.clone(), spares };
+        drop(store);
+        let policy = LoadedPolicy { metadata, digest, contract, limits, pre, engine: self.clone(), spares: None };
         Ok(Loaded { policy, compiled })
-    }
-
-    /// Spares for a component whose instantiation is slow, by the fastest of
-    /// three (the three instances become the first spares).
-    fn spares_if_slow(&self, pre: &Pre, limits: &Limits) -> Option<Arc<Spares>> {
-        let mut made = Vec::new();
-        let mut fastest = Duration::MAX;
-        for _ in 0..3 {
-            let started = Instant::now();
-            let ready = self.instantiate(pre, limits).ok()?;
-            fastest = fastest.min(started.elapsed());
-            made.push(ready);
-        }
-        let threshold = self.inner.spares_above_us.load(std::sync::atomic::Ordering::Relaxed);
-        if fastest.as_micros() <= u128::from(threshold) && threshold > 0 {
-            return None;
-        }
-        made.truncate(SPARES);
-        tracing::debug!(instantiation_us = fastest.as_micros() as u64, "policy slow to instantiate: keeping spares");
-        Some(Arc::new(Spares { ready: Mutex::new(made) }))
     }
 
     /// Pre-instantiates through the newest contract version the component fits.
@@ -511,7 +538,70 @@ fn new_instance(engine: &Engine, pre: &Pre, limits: &Limits) -> Result<Ready, Fa
     Ok((store, instance))
 }
 
+/// One spare within `budget`, or none (no budget, no slot, or too slow to make).
+fn make_spare(engine: &Engine, pre: &Pre, limits: &Limits, budget: &std::sync::atomic::AtomicUsize) -> Option<Spare> {
+    use std::sync::atomic::Ordering;
+    if budget.fetch_add(1, Ordering::Relaxed) >= SPARE_BUDGET {
+        budget.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    let started = Instant::now();
+    let limited = Limits { deadline: limits.deadline.min(SPARE_MAKING_LIMIT), ..*limits };
+    match new_instance(engine, pre, &limited) {
+        Ok(ready) => Some(Spare { ready, made_in: started.elapsed() }),
+        Err(_) => {
+            budget.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 impl LoadedPolicy {
+    /// This policy keeping spare instances if its instantiation is slow (by
+    /// the fastest of three tries): for the policies in force, where proposals
+    /// wait for them; never for a backtest's or a candidate's.
+    pub fn with_spares(mut self) -> LoadedPolicy {
+        if self.spares.is_some() {
+            return self;
+        }
+        let mut fastest = Duration::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            if self.engine.instantiate(&self.pre, &self.limits).is_err() {
+                return self;
+            }
+            fastest = fastest.min(started.elapsed());
+        }
+        let threshold = self.engine.inner.spares_above_us.load(std::sync::atomic::Ordering::Relaxed);
+        if threshold > 0 && fastest.as_micros() <= u128::from(threshold) {
+            return self;
+        }
+        tracing::debug!(policy = %self.metadata.name, instantiation_us = fastest.as_micros() as u64,
+            "policy slow to instantiate: keeping spares");
+        let spares = Arc::new(Spares {
+            ready: Mutex::new(Vec::new()),
+            queued: std::sync::atomic::AtomicBool::new(false),
+            budget: self.engine.inner.spare_count.clone(),
+        });
+        self.spares = Some(spares);
+        self.refill();
+        self
+    }
+
+    /// Asks the spares thread to top this policy's spares up (once, however
+    /// often asked before it gets to it).
+    fn refill(&self) {
+        let Some(spares) = &self.spares else { return };
+        if !spares.queued.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // Never fails while the engine lives; a lost request only means no spare.
+            let _ = self.engine.inner.refills.send(Refill {
+                spares: Arc::downgrade(spares),
+                pre: self.pre.clone(),
+                limits: self.limits,
+            });
+        }
+    }
+
     /// Evaluates the policy once, in a fresh instance. Returns the decision and how
     /// long it took, or the fault.
     pub fn evaluate(&self, proposal: &Proposal, facts: &Facts) -> (Result<Decision, Fault>, Duration) {
@@ -533,9 +623,7 @@ impl LoadedPolicy {
 
     /// Spare instances not yet made again (0 for a policy that keeps none).
     pub fn spares_missing(&self) -> usize {
-        self.spares
-            .as_ref()
-            .map_or(0, |s| SPARES.saturating_sub(s.ready.lock().unwrap_or_else(|p| p.into_inner()).len()))
+        self.spares.as_ref().map_or(0, |s| SPARES.saturating_sub(s.len()))
     }
 
     /// What it costs to make one instance, spares or not (the benchmarks
@@ -544,20 +632,18 @@ impl LoadedPolicy {
         self.engine.instantiate(&self.pre, &self.limits).map(drop)
     }
 
-    /// A fresh, never-called instance: a spare if one is ready (its deadline
-    /// counted from now), else made now; either way the spares are topped up.
+    /// A fresh, never-called instance: a spare if one is ready, else made
+    /// now; either way the spares are topped up. A spare's deadline is what
+    /// is left of the policy's once the time its making took is counted, as
+    /// instantiation always counts against it.
     fn fresh_instance(&self) -> Result<Ready, Fault> {
         let Some(spares) = &self.spares else { return self.engine.instantiate(&self.pre, &self.limits) };
-        let spare = spares.ready.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        // Never fails while the engine lives; a lost request only means no spare.
-        let _ = self.engine.inner.refills.send(Refill {
-            spares: Arc::downgrade(spares),
-            pre: self.pre.clone(),
-            limits: self.limits,
-        });
+        let spare = spares.take();
+        self.refill();
         match spare {
-            Some((mut store, instance)) => {
-                store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
+            Some(Spare { ready: (mut store, instance), made_in }) => {
+                let left = self.limits.deadline.saturating_sub(made_in);
+                store.set_epoch_deadline(deadline_ticks(left));
                 Ok((store, instance))
             }
             None => self.engine.instantiate(&self.pre, &self.limits),

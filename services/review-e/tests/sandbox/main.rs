@@ -163,6 +163,8 @@ fn spare_instances_are_fresh_and_run_under_a_deadline_counted_from_their_use() {
     let engine = PolicyEngine::new(Limits { deadline: Duration::from_millis(200), ..Limits::default() }).unwrap();
     engine.keep_spares_above(Duration::ZERO);
     let remembers = engine.load(&hostile("remembers")).unwrap();
+    assert!(!remembers.keeps_spares(), "only a policy put in force keeps spares");
+    let remembers = remembers.with_spares();
     assert!(remembers.keeps_spares());
     for _ in 0..4 {
         let (result, _) = remembers.evaluate(&receipt(), &facts());
@@ -171,13 +173,13 @@ fn spare_instances_are_fresh_and_run_under_a_deadline_counted_from_their_use() {
     }
     // A spare made long before its use still gets its whole deadline: made,
     // then left longer than the deadline, it decides rather than timing out.
-    let small = engine.load(&example("small-receipts")).unwrap();
+    let small = engine.load(&example("small-receipts")).unwrap().with_spares();
     wait_for_spares(&small);
     std::thread::sleep(Duration::from_millis(400));
     let (result, _) = small.evaluate(&receipt(), &facts());
     assert!(result.is_ok(), "{result:?}");
     // And a spare of a policy that loops is still stopped at the deadline.
-    let spinner = engine.load(&hostile("infinite-loop")).unwrap();
+    let spinner = engine.load(&hostile("infinite-loop")).unwrap().with_spares();
     wait_for_spares(&spinner);
     let (result, took) = spinner.evaluate(&receipt(), &facts());
     assert!(matches!(result, Err(Fault::Timeout(_))), "{result:?}");
@@ -193,8 +195,8 @@ fn an_authors_compile_cache_compiles_a_component_once_and_never_trusts_a_shared_
     let limits = Limits::default();
     let first = engine();
     let cache = DiskCache::open(&home, &first).unwrap();
-    let mode = std::fs::metadata(&home).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "only its owner may write where native code is kept");
+    let mode = std::fs::metadata(cache.folder()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "only its owner may enter where native code is kept");
     let (_, how) = first.load_cached(&bytes, limits, Some(&cache)).unwrap();
     assert_eq!(how, Compilation::Compiled);
     // Another run (a fresh engine, as the next `policy test` is) reads it back.
@@ -219,6 +221,32 @@ fn an_authors_compile_cache_compiles_a_component_once_and_never_trusts_a_shared_
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
     let refused = DiskCache::open(&shared, &engine);
     assert!(matches!(refused, Err(DiskCacheError::NotPrivate(_))), "{refused:?}");
+    // Pointed at a folder that holds other things, it touches only its own.
+    let elsewhere = tempfile_dir("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("Templates")).unwrap();
+    std::fs::write(elsewhere.join("fixture.cwasm"), b"someone's").unwrap();
+    let cache = DiskCache::open(&elsewhere, &engine).unwrap();
+    engine.load_cached(&bytes, limits, Some(&cache)).unwrap();
+    assert!(elsewhere.join("Templates").is_dir() && elsewhere.join("fixture.cwasm").is_file());
+}
+
+#[test]
+fn spares_of_every_policy_together_stay_within_the_engines_budget() {
+    let engine = engine();
+    engine.keep_spares_above(Duration::ZERO);
+    let policies: Vec<_> = (0..5).map(|_| engine.load(&example("small-receipts")).unwrap().with_spares()).collect();
+    let held = || policies.iter().map(|p| 2 - p.spares_missing()).sum::<usize>();
+    let started = Instant::now();
+    while held() < 8 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(held(), 8, "five policies want ten spares; the engine holds at most eight");
+    // Taking one makes room for another policy's.
+    assert!(policies[0].evaluate(&receipt(), &facts()).0.is_ok());
+    drop(policies);
+    let fresh = engine.load(&example("small-receipts")).unwrap().with_spares();
+    wait_for_spares(&fresh);
 }
 
 fn tempfile_dir(name: &str) -> PathBuf {

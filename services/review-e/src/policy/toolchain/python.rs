@@ -39,9 +39,11 @@ pub fn toolchain() -> Result<PathBuf, BuildError> {
         let requirements = d.join("requirements.txt");
         std::fs::write(&requirements, REQUIREMENTS).map_err(|e| e.to_string())?;
         // --require-hashes: a package whose file differs from the pinned hash,
-        // or one not pinned at all, fails the install.
+        // or one not pinned at all, fails the install. --only-binary: never
+        // build from source, whose build dependencies pip would not check.
         run(Command::new(d.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "-r"])
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes"])
+            .args(["--only-binary=:all:", "-r"])
             .arg(&requirements))
         .map(drop)
     })?;
