@@ -24,6 +24,10 @@ pub struct LanguagesBenchArgs {
     /// The Bookkeeper checkout whose `policies/` to build (default: this build's).
     #[arg(long)]
     repo: Option<PathBuf>,
+    /// Keep no spare instances, even for a policy slow to instantiate (to
+    /// compare).
+    #[arg(long)]
+    no_spares: bool,
 }
 
 /// Instantiation at most this (the target, every language).
@@ -81,7 +85,7 @@ pub async fn languages(args: LanguagesBenchArgs) -> anyhow::Result<()> {
 
     let mut figures = Vec::new();
     for language in &languages {
-        figures.push(measure(language, &inputs, args.evaluations)?);
+        figures.push(measure(language, &inputs, args.evaluations, args.no_spares)?);
     }
 
     let floor = &figures[0];
@@ -168,7 +172,7 @@ pub async fn languages(args: LanguagesBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn measure(language: &Language, inputs: &[(Proposal, Facts)], n: usize) -> anyhow::Result<Figures> {
+fn measure(language: &Language, inputs: &[(Proposal, Facts)], n: usize, no_spares: bool) -> anyhow::Result<Figures> {
     // A restart without the cache: a fresh engine compiles the component, asks
     // it for its metadata and makes its first decision.
     let engine = PolicyEngine::new(Limits::default())?;
@@ -182,6 +186,9 @@ fn measure(language: &Language, inputs: &[(Proposal, Facts)], n: usize) -> anyho
 
     // A restart with the cache: a fresh engine loads the artifact instead.
     let engine = PolicyEngine::new(Limits::default())?;
+    if no_spares {
+        engine.keep_spares_above(Duration::MAX);
+    }
     let started = Instant::now();
     let warm = engine.load_limited(&language.component, limits, Some(&artifact))?;
     anyhow::ensure!(warm.compiled.is_none(), "{}: the cached artifact was not used", language.name);

@@ -172,6 +172,10 @@ struct Spares {
     ready: Mutex<Vec<Spare>>,
     /// A refill is queued: one is enough.
     queued: std::sync::atomic::AtomicBool,
+    /// When an evaluation last ended: spares are made only after a quiet
+    /// moment, never beside a burst of evaluations (making one beside a call
+    /// slows the call more than the spare saves).
+    last_used: Mutex<Instant>,
     /// Spare instances of the whole engine, which this one's count in.
     budget: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -209,6 +213,9 @@ const SPARE_BUDGET: usize = 8;
 /// Instantiation slower than this earns a policy spares (a Rust policy takes a
 /// few microseconds, a JavaScript one about 15, a Python one about 500).
 const SLOW_INSTANTIATION: Duration = Duration::from_micros(100);
+
+/// How long after an evaluation a spare may be made.
+const QUIET: Duration = Duration::from_millis(2);
 
 /// Making a spare that takes longer than this is given up: a component's start
 /// functions must not run for long where no evaluation is waiting.
@@ -358,6 +365,11 @@ impl PolicyEngine {
                 let Some(spares) = refill.spares.upgrade() else { continue };
                 spares.queued.store(false, std::sync::atomic::Ordering::Relaxed);
                 while spares.len() < SPARES {
+                    let quiet = spares.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                    if quiet < QUIET {
+                        std::thread::sleep(QUIET - quiet);
+                        continue;
+                    }
                     if let Some(spare) = make_spare(&spare_engine, &refill.pre, &refill.limits, &spares.budget) {
                         spares.ready.lock().unwrap_or_else(|p| p.into_inner()).push(spare);
                     } else {
@@ -581,6 +593,7 @@ impl LoadedPolicy {
         let spares = Arc::new(Spares {
             ready: Mutex::new(Vec::new()),
             queued: std::sync::atomic::AtomicBool::new(false),
+            last_used: Mutex::new(Instant::now()),
             budget: self.engine.inner.spare_count.clone(),
         });
         self.spares = Some(spares);
@@ -592,6 +605,7 @@ impl LoadedPolicy {
     /// often asked before it gets to it).
     fn refill(&self) {
         let Some(spares) = &self.spares else { return };
+        *spares.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if !spares.queued.swap(true, std::sync::atomic::Ordering::Relaxed) {
             // Never fails while the engine lives; a lost request only means no spare.
             let _ = self.engine.inner.refills.send(Refill {
@@ -613,7 +627,9 @@ impl LoadedPolicy {
     /// One fresh instance, without calling it: what instantiation alone costs
     /// (the benchmarks report it apart from the call).
     pub fn instantiate_only(&self) -> Result<(), Fault> {
-        self.fresh_instance().map(drop)
+        let made = self.fresh_instance().map(drop);
+        self.refill();
+        made
     }
 
     /// Whether this policy keeps spare instances (its instantiation is slow).
@@ -638,9 +654,9 @@ impl LoadedPolicy {
     /// instantiation always counts against it.
     fn fresh_instance(&self) -> Result<Ready, Fault> {
         let Some(spares) = &self.spares else { return self.engine.instantiate(&self.pre, &self.limits) };
-        let spare = spares.take();
-        self.refill();
-        match spare {
+        // Made again once this evaluation is over (see `refill`'s callers):
+        // making one beside the call slows the call more than it saves.
+        match spares.take() {
             Some(Spare { ready: (mut store, instance), made_in }) => {
                 let left = self.limits.deadline.saturating_sub(made_in);
                 store.set_epoch_deadline(deadline_ticks(left));
@@ -660,12 +676,19 @@ impl LoadedPolicy {
         };
         let instantiated = started.elapsed();
         let result = self.call(&mut store, instance, proposal, facts);
-        (result, instantiated, started.elapsed() - instantiated)
+        let called = started.elapsed() - instantiated;
+        drop(store);
+        self.refill();
+        (result, instantiated, called)
     }
 
     fn evaluate_inner(&self, proposal: &Proposal, facts: &Facts) -> Result<Decision, Fault> {
-        let (mut store, instance) = self.fresh_instance()?;
-        self.call(&mut store, instance, proposal, facts)
+        let result =
+            self.fresh_instance().and_then(|(mut store, instance)| self.call(&mut store, instance, proposal, facts));
+        // The instance is gone: its slot is free for the spare made next, and
+        // nothing is being made while the policy runs.
+        self.refill();
+        result
     }
 
     fn call(
