@@ -306,9 +306,20 @@ fn policy_new_in_python_and_javascript_builds_and_passes_its_cases() {
     // Each language built once (a build takes 10-15 s): Python through the
     // project (native tests, build, cases), JavaScript through `build` and the
     // component file with its limits beside it.
-    let (ok, said) = run(&["policy", "test", "travel-py"], &[]);
+    let cache = dir.join("compiled");
+    let cache_env = [("BOOKKEEPER_POLICY_COMPILE_CACHE", cache.to_str().unwrap())];
+    let (ok, said) = run(&["policy", "test", "travel-py"], &cache_env);
     assert!(ok, "policy test travel-py: {said}");
     assert!(said.contains("native tests passed") && said.contains("2 passed, 0 failed"), "{said}");
+    assert!(said.contains("kept for the next run"), "{said}");
+    // Nothing changed: the second run neither builds nor compiles again.
+    let (ok, said) = run(&["policy", "test", "travel-py"], &cache_env);
+    assert!(ok && said.contains("compiled code from") && said.contains("2 passed, 0 failed"), "{said}");
+    // A changed rule is built and compiled afresh, and its cases still run.
+    let rule = dir.join("travel-py/policy.py");
+    std::fs::write(&rule, std::fs::read_to_string(&rule).unwrap() + "\n# changed\n").unwrap();
+    let (ok, said) = run(&["policy", "test", "travel-py"], &cache_env);
+    assert!(ok && said.contains("kept for the next run"), "{said}");
     let (ok, said) = run(&["policy", "build", "travel-js", "--out", "travel-js.wasm"], &[]);
     assert!(ok, "policy build travel-js: {said}");
     assert!(said.contains("(js, contract 0.2.0)"), "{said}");

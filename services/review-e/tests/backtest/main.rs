@@ -216,3 +216,29 @@ async fn a_queue_on_postgres() {
     a_queue_is_judged_in_one_batch_on_the_facts_each_would_have_alone(&db, Backend::Postgres).await;
     db.cleanup().await;
 }
+
+/// A restart loads what is in force, not every version the log ever held: a
+/// publication a later one replaced or retired is never compiled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loads_only_the_policies_in_force() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let store = &db.store;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let small = toolchain::build(&root.join("small-receipts"), &[]).unwrap();
+    let budget = toolchain::build(&root.join("monthly-budget"), &[]).unwrap();
+    let (small_digest, budget_digest) = (PolicyEngine::digest(&small), PolicyEngine::digest(&budget));
+    let registry = Registry::new(PolicyEngine::new(Limits::default()).unwrap());
+    for (bytes, mode) in [(small, Mode::Shadow), (budget, Mode::Enforcing)] {
+        publish(store, &registry, bytes, mode, Default::default(), "user:finance-lead", "upload").await.unwrap();
+    }
+    review_e::publish::retire(store, &registry, "small-receipts", "user:finance-lead", "upload", "replaced")
+        .await
+        .unwrap();
+    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    let restarted = Registry::new(engine.clone());
+    restarted.catch_up(store).await.unwrap();
+    assert_eq!(restarted.current().set.len(), 1);
+    assert!(engine.has_compiled(&budget_digest), "the policy in force is loaded");
+    assert!(!engine.has_compiled(&small_digest), "a retired one is not even compiled");
+    db.cleanup().await;
+}

@@ -17,6 +17,9 @@ const HINT: &str = "JavaScript policies need Node.js 20 or newer with npm (Debia
 const PACKAGE: &str = include_str!("lock/js-package.json");
 const PACKAGE_LOCK: &str = include_str!("lock/js-package-lock.json");
 
+/// What builds a JavaScript policy: a build by another is not reused.
+pub(crate) const TOOLCHAIN_ID: &str = PACKAGE_LOCK;
+
 /// Every WASI feature componentize-js can leave out: all of them, so the
 /// component imports nothing. (Its AOT option fetches a binary at build time,
 /// so it is not used.)

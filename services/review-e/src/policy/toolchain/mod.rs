@@ -158,10 +158,71 @@ pub fn build_project(dir: &Path) -> Result<Built, BuildError> {
     let language = Language::of_project(dir)?;
     let component = match language {
         Language::Rust => rust::build(dir, &[])?,
-        Language::Python => python::build(dir)?,
-        Language::JavaScript => js::build(dir)?,
+        Language::Python => unless_unchanged(dir, python::TOOLCHAIN_ID, python::build)?,
+        Language::JavaScript => unless_unchanged(dir, js::TOOLCHAIN_ID, js::build)?,
     };
     Ok(Built { component, language, limits: project_limits(dir)? })
+}
+
+/// The component the last build of `dir` made, if nothing it was made from has
+/// changed since; else `build`'s. componentize-py and componentize-js do not
+/// make the same bytes twice, so without this every `policy test` would have a
+/// new digest, and compile (10-15 s) what it compiled a minute ago.
+fn unless_unchanged(
+    dir: &Path,
+    toolchain: &str,
+    build: impl FnOnce(&Path) -> Result<Vec<u8>, BuildError>,
+) -> Result<Vec<u8>, BuildError> {
+    let out = dir.join(".bookkeeper/policy.wasm");
+    let stamp = dir.join(".bookkeeper/policy.wasm.inputs");
+    let inputs = inputs_digest(dir, toolchain).map_err(BuildError::io(dir))?;
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == inputs) {
+        if let Ok(bytes) = std::fs::read(&out) {
+            return Ok(bytes);
+        }
+    }
+    std::fs::remove_file(&stamp).ok();
+    let bytes = build(dir)?;
+    std::fs::write(&stamp, &inputs).map_err(BuildError::io(&stamp))?;
+    Ok(bytes)
+}
+
+/// SHA-256 over every file of the project (names and contents, sorted) and the
+/// toolchain that builds it; hidden folders (`.bookkeeper`, `.git`, caches),
+/// `node_modules`, `__pycache__` and built components left out.
+fn inputs_digest(dir: &Path, toolchain: &str) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name == "node_modules" || name == "__pycache__" || name.ends_with(".wasm") {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                if files.len() < 10_000 {
+                    walk(root, &path, files)?;
+                }
+            } else {
+                files.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(toolchain.as_bytes());
+    for file in &files {
+        let bytes = std::fs::read(dir.join(file))?;
+        hasher.update(file.to_string_lossy().as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Runs the project's own tests in its language (pytest, node's test runner,

@@ -21,6 +21,9 @@ const HINT: &str = "Python policies need Python 3.11 or newer with venv (Debian:
 /// Every package of the toolchain, pinned by version and hash.
 const REQUIREMENTS: &str = include_str!("lock/python-requirements.txt");
 
+/// What builds a Python policy: a build by another is not reused.
+pub(crate) const TOOLCHAIN_ID: &str = REQUIREMENTS;
+
 /// The virtual environment holding componentize-py and pytest, installed on
 /// first use.
 pub fn toolchain() -> Result<PathBuf, BuildError> {
