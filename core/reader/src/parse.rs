@@ -341,6 +341,8 @@ fn total(doc: &Doc) -> Option<Field<i64>> {
     };
     let cash = doc.of_kind(Kind::Cash).last().map(|(_, a)| *a);
     let change = doc.of_kind(Kind::Change).last().map(|(_, a)| a.abs());
+    // Without a VAT table, one VAT line at a printed rate (`Herav mva 25 %`).
+    let single = if vat_rows.is_empty() { single_vat(doc).filter(|s| s.vat > 0) } else { None };
     let mut scored: Vec<(i64, f32)> = labelled
         .iter()
         .map(|(&value, &(weight, line))| {
@@ -355,9 +357,11 @@ fn total(doc: &Doc) -> Option<Field<i64>> {
                 witnesses += 1;
             }
             if !vat_rows.is_empty() {
+                // Each rate's base and VAT, read apart, adding up to the total: as
+                // strong a witness as an invoice's net plus its VAT (below).
                 let gross: i64 = vat_rows.iter().map(|r| r.base + r.vat).sum();
                 if near(gross, value, 2 * vat_rows.len() as i64) {
-                    score += 0.2;
+                    score += 0.3;
                     witnesses += 1;
                 }
             }
@@ -366,6 +370,12 @@ fn total(doc: &Doc) -> Option<Field<i64>> {
                     score += 0.3;
                     witnesses += 1;
                 }
+            }
+            if single.as_ref().is_some_and(|s| s.vat < value && s.fits(value)) {
+                // Exactly the VAT of this total at a rate printed: another number,
+                // read apart, agreeing to the øre.
+                score += 0.2;
+                witnesses += 1;
             }
             if let (Some(c), Some(ch)) = (cash, change) {
                 if near(c - ch, value, 1) {
@@ -470,7 +480,31 @@ fn vat(doc: &Doc, total: i64) -> Option<Field<i64>> {
     }
     // A single VAT line (`Herav mva 25 %  62,50`, `Sum mva 62,50`): checked against
     // the total under the rates printed.
-    let printed: Vec<i64> = doc
+    let single = single_vat(doc)?;
+    if single.vat <= 0 || single.vat >= total {
+        return None;
+    }
+    let fits = single.fits(total);
+    let confidence = if fits { 0.9 } else { 0.55 };
+    Some(Field::new(single.vat, confidence * (0.5 + doc.trust(single.line) / 2.0) + if fits { 0.05 } else { 0.0 }))
+}
+
+/// A receipt's one VAT line and the rates printed in its VAT part.
+struct SingleVat {
+    line: usize,
+    vat: i64,
+    rates: Vec<i64>,
+}
+
+impl SingleVat {
+    /// Whether `total` carries exactly this VAT at one of the rates printed.
+    fn fits(&self, total: i64) -> bool {
+        self.rates.iter().any(|&rate| near(self.vat * (100 + rate), total * rate, 100 + rate))
+    }
+}
+
+fn single_vat(doc: &Doc) -> Option<SingleVat> {
+    let rates: Vec<i64> = doc
         .folded
         .iter()
         .enumerate()
@@ -480,21 +514,14 @@ fn vat(doc: &Doc, total: i64) -> Option<Field<i64>> {
         })
         .collect();
     let lines = doc.of_kind(Kind::Vat);
-    let sum_line = lines
+    let (line, vat) = lines
         .iter()
         .find(|(i, _)| {
             contains_any(&doc.folded[*i], &["HERAV", "SUM MVA", "TOTAL MVA", "TOTALT MVA", "MVA TOTALT", "SUM MOMS"])
         })
         .or(lines.last())
         .copied()?;
-    let (line, vat) = sum_line;
-    let vat = vat.abs();
-    if vat <= 0 || vat >= total {
-        return None;
-    }
-    let fits = printed.iter().any(|&rate| near(vat * (100 + rate), total * rate, 100 + rate));
-    let confidence = if fits { 0.9 } else { 0.55 };
-    Some(Field::new(vat, confidence * (0.5 + doc.trust(line) / 2.0) + if fits { 0.05 } else { 0.0 }))
+    Some(SingleVat { line, vat: vat.abs(), rates })
 }
 
 /// Dates of a line, with where each starts.
@@ -747,8 +774,18 @@ fn invoice_number(doc: &Doc) -> Option<Field<String>> {
 
 fn currency(doc: &Doc) -> Option<Field<String>> {
     let all = doc.folded.join("\n");
+    // A foreign currency counts where it stands beside an amount: a word like
+    // "EUR" elsewhere is as likely a shop's name broken up by OCR ("Eur opris").
+    let priced: Vec<&String> = doc
+        .folded
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| last_amount(&doc.lines[*i].text).is_some())
+        .map(|(_, f)| f)
+        .collect();
     for (code, signs) in [("EUR", &["EUR", "€"][..]), ("SEK", &["SEK"][..]), ("USD", &["USD", "US$"][..])] {
-        if signs.iter().any(|s| has_word(&all, &[s]) || (s.starts_with('€') && all.contains(s))) {
+        let on = |f: &String| signs.iter().any(|s| has_word(f, &[s]) || (s.starts_with('€') && f.contains(s)));
+        if priced.iter().any(|f| on(f)) {
             return Some(Field::new(code.to_string(), 0.85));
         }
     }
@@ -889,6 +926,25 @@ mod tests {
         assert_eq!(r.organization_number.as_ref().map(|f| f.value.as_str()), Some("974760673"));
         assert_eq!(r.vat_minor.as_ref().map(|f| f.value), Some(8_45));
         assert_eq!(r.vendor.as_ref().map(|f| f.value.as_str()), Some("KIWI MAJORSTUEN"));
+    }
+
+    #[test]
+    fn the_vat_of_a_total_at_its_printed_rate_witnesses_it_and_a_shops_name_is_no_currency() {
+        // OCR read (confidence 0.85): the total and its subtotal alone would be a
+        // question; "Herav mva 25 % 107,86" is exactly a fifth of 539,30.
+        let text = "Eur opris Alnabru\nOrg nr 986723749\n21.09.2026\nDelsum    539,30\nÅ BETALE    539,30\n\
+                    Herav mva 25%   107,86\n";
+        let r = read_lines(&Line::from_layout(text, 0.85), today(), Source::Ocr).0;
+        assert!(r.total_minor.as_ref().is_some_and(|f| f.value == 539_30 && f.is_sure()), "{:?}", r.total_minor);
+        assert_eq!(r.currency.as_ref().map(|f| f.value.as_str()), Some("NOK"), "EUR in a name is no price");
+        // The same VAT against another total is no witness.
+        let text =
+            "Butikk\nOrg nr 986723749\n21.09.2026\nDelsum    549,30\nÅ BETALE    549,30\nHerav mva 25%   107,86\n";
+        let r = read_lines(&Line::from_layout(text, 0.85), today(), Source::Ocr).0;
+        assert!(!r.total_minor.unwrap().is_sure());
+        // A price in euros is.
+        let r = read_lines(&Line::from_layout("Cafe\nTOTAL EUR 12,50\n", 0.95), today(), Source::Ocr).0;
+        assert_eq!(r.currency.map(|f| f.value), Some("EUR".to_string()));
     }
 
     #[test]
