@@ -306,24 +306,17 @@ impl SqliteBackend {
         .bind(&in_use)
         .execute(&mut *tx)
         .await?;
-        let (rows, bytes): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(*), sum(length(artifact)) FROM compiled_policies
-             WHERE used_at < ?3 AND NOT (engine = ?1 AND digest IN (SELECT value FROM json_each(?2)))",
-        )
-        .bind(engine)
-        .bind(&in_use)
-        .bind(&since)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
+        let gone: Vec<(i64,)> = sqlx::query_as(
             "DELETE FROM compiled_policies
-             WHERE used_at < ?3 AND NOT (engine = ?1 AND digest IN (SELECT value FROM json_each(?2)))",
+             WHERE used_at < ?3 AND NOT (engine = ?1 AND digest IN (SELECT value FROM json_each(?2)))
+             RETURNING length(artifact)",
         )
         .bind(engine)
         .bind(&in_use)
         .bind(&since)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        let (rows, bytes) = (gone.len() as i64, Some(gone.iter().map(|(b,)| b).sum::<i64>()));
         tx.commit().await?;
         Ok(super::Pruned { rows: rows as u64, bytes: bytes.unwrap_or(0) as u64 })
     }
