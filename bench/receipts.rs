@@ -75,14 +75,28 @@ pub async fn receipts(args: ReceiptsBenchArgs) -> anyhow::Result<()> {
     println!("{} on {} documents ({}), read on {}", reader.version(), set.documents.len(), dir.display(), set.read_on);
     let mut verdicts = Vec::new();
     for medium in [Medium::Pdf, Medium::Photo, Medium::Scan] {
+        let mut passes = Vec::new();
         let ours = tokio::task::block_in_place(|| {
             labelled::score(&set, medium, |bytes| {
-                reader.read(bytes, set.read_on).map(|r| r.reading).map_err(|e| e.to_string())
+                let read = reader.read(bytes, set.read_on);
+                passes.push(read.as_ref().map_or(0, |r| r.passes));
+                read.map(|r| r.reading).map_err(|e| e.to_string())
             })
         })
         .map_err(anyhow::Error::msg)?;
         println!("\n{}:", medium.name());
         print("reader", &ours);
+        if medium != Medium::Pdf {
+            let slowest: Vec<String> = ours
+                .slowest(4)
+                .into_iter()
+                .map(|(id, t)| {
+                    let n = ours.ids.iter().position(|x| x == id).map_or(0, |i| passes[i]);
+                    format!("{id} {} ({n} passes)", ms(t))
+                })
+                .collect();
+            println!("  slowest: {}", slowest.join(", "));
+        }
         if !args.no_floor {
             let floor_score = tokio::task::block_in_place(|| {
                 labelled::score(&set, medium, |bytes| match medium {

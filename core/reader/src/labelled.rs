@@ -123,8 +123,10 @@ pub struct Score {
     pub key_fields_right: usize,
     /// Documents that could not be read at all, with why.
     pub failures: Vec<(String, String)>,
-    /// Time per document.
+    /// Time per document, in the set's order.
     pub times: Vec<Duration>,
+    /// The documents' ids, in the same order as `times`.
+    pub ids: Vec<String>,
     /// Per document, the fields stated wrongly (`field: read, label`).
     pub mistakes: Vec<(String, Vec<String>)>,
     /// Per document, the fields left unsure or not read.
@@ -150,6 +152,15 @@ impl Score {
     /// The share of labelled fields stated wrongly.
     pub fn wrong_sure_share(&self) -> f64 {
         self.wrong_sure() as f64 / self.labelled_fields().max(1) as f64
+    }
+
+    /// The `n` slowest documents, slowest first.
+    pub fn slowest(&self, n: usize) -> Vec<(&str, Duration)> {
+        let mut all: Vec<(&str, Duration)> =
+            self.ids.iter().map(String::as_str).zip(self.times.iter().copied()).collect();
+        all.sort_by_key(|d| std::cmp::Reverse(d.1));
+        all.truncate(n);
+        all
     }
 
     /// A percentile of the time per document.
@@ -189,6 +200,7 @@ pub fn score(
         let started = Instant::now();
         let reading = read(&bytes);
         score.times.push(started.elapsed());
+        score.ids.push(doc.id.clone());
         let reading = match reading {
             Ok(r) => r,
             Err(why) => {

@@ -26,7 +26,8 @@ pub mod prepare;
 pub mod run;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bookkeeper_core::reading::Reading;
 use chrono::NaiveDate;
@@ -42,6 +43,11 @@ const MAX_PIXELS: u64 = 50_000_000;
 
 /// How long one tool may run on one document.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long reading a photo may take before the reader answers with what it
+/// has ([`Reader::with_budget`]): second and third opinions are stopped or not
+/// begun after it, and what they would have settled is asked of the person.
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1900);
 
 /// Why a document could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,7 +140,7 @@ pub struct Read {
 }
 
 /// The tools found on this machine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Reader {
     pdftotext: Option<PathBuf>,
     pdftoppm: Option<PathBuf>,
@@ -143,6 +149,22 @@ pub struct Reader {
     /// `tesseract --version`'s first line and the languages used.
     ocr_engine: Option<String>,
     languages: String,
+    /// `None`: every opinion is heard, however long it takes.
+    budget: Option<Duration>,
+}
+
+impl Default for Reader {
+    fn default() -> Reader {
+        Reader {
+            pdftotext: None,
+            pdftoppm: None,
+            tesseract: None,
+            heif_convert: None,
+            ocr_engine: None,
+            languages: String::new(),
+            budget: Some(DEFAULT_BUDGET),
+        }
+    }
 }
 
 impl Reader {
@@ -174,7 +196,16 @@ impl Reader {
             heif_convert: run::find("heif-convert"),
             ocr_engine,
             languages,
+            budget: Some(DEFAULT_BUDGET),
         }
+    }
+
+    /// This reader answering within `budget` per photo or scan ([`DEFAULT_BUDGET`]
+    /// unless changed), or, with `None`, only when every opinion is in: what the
+    /// labelled-set test uses, so its figures do not depend on the machine's speed.
+    pub fn with_budget(mut self, budget: Option<Duration>) -> Reader {
+        self.budget = budget;
+        self
     }
 
     /// Whether photos and scans can be read (tesseract is installed).
@@ -227,23 +258,23 @@ impl Reader {
             return Err(ReadError::TooLarge(format!("{} MiB, at most 20", bytes.len() >> 20)));
         }
         let format = Format::of(bytes).ok_or(ReadError::NotADocument)?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let read = match format {
-            Format::Pdf => self.read_pdf(bytes, today)?,
+            Format::Pdf => self.read_pdf(bytes, today, started)?,
             Format::Jpeg | Format::Png => {
                 let image = decode(bytes)?;
-                self.read_picture(image, today)?
+                self.read_picture(image, today, started)?
             }
             Format::Heic => {
                 let png = self.heic_to_png(bytes)?;
-                self.read_picture(decode(&png)?, today)?
+                self.read_picture(decode(&png)?, today, started)?
             }
         };
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, passes = read.passes, "document read");
         Ok(read)
     }
 
-    fn read_pdf(&self, bytes: &[u8], today: NaiveDate) -> Result<Read, ReadError> {
+    fn read_pdf(&self, bytes: &[u8], today: NaiveDate, started: Instant) -> Result<Read, ReadError> {
         let missing = ReadError::Missing { what: "a PDF", program: "pdftotext", install: "poppler-utils" };
         let pdftotext = self.pdftotext.as_ref().ok_or(missing)?;
         let dir = tempfile::tempdir().map_err(|e| ReadError::Tool { program: "tempdir".into(), why: e.to_string() })?;
@@ -285,8 +316,8 @@ impl Reader {
                 "3500",
                 "-H",
                 "3500",
+                // PGM: poppler's PNG writer spends seconds compressing an A4 page.
                 "-gray",
-                "-png",
                 "-f",
                 "1",
                 "-l",
@@ -298,9 +329,9 @@ impl Reader {
             None,
             TOOL_TIMEOUT,
         )?;
-        let png = std::fs::read(dir.path().join("page.png"))
+        let pgm = std::fs::read(dir.path().join("page.pgm"))
             .map_err(|e| ReadError::Tool { program: "pdftoppm".into(), why: format!("no page rendered: {e}") })?;
-        self.read_picture(decode(&png)?, today)
+        self.read_picture(decode(&pgm)?, today, started)
     }
 
     fn heic_to_png(&self, bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
@@ -317,45 +348,100 @@ impl Reader {
         std::fs::read(&output).map_err(|e| ReadError::Tool { program: "heif-convert".into(), why: e.to_string() })
     }
 
-    /// Reads a picture: prepared, then OCR; a second, different preparation when
-    /// the first reading leaves the total, the date or the organisation number
-    /// unsettled, and the fields that agree or check out kept.
-    fn read_picture(&self, image: image::GrayImage, today: NaiveDate) -> Result<Read, ReadError> {
+    /// Reads a picture: prepared, then OCR. A second opinion (the page
+    /// binarised, read as one block) is begun beside the first on the other
+    /// core and stopped if the first settles the total, the date and the
+    /// organisation number; a third (magnified) only when the budget leaves
+    /// time for it. The fields that agree or check out are kept.
+    fn read_picture(&self, image: image::GrayImage, today: NaiveDate, started: Instant) -> Result<Read, ReadError> {
         let tesseract = self.tesseract.as_ref().ok_or(ReadError::Missing {
             what: "a photo or a scan",
             program: "tesseract",
             install: "tesseract-ocr and tesseract-ocr-nor",
         })?;
+        let remaining = || match self.budget {
+            Some(b) => b.saturating_sub(started.elapsed()),
+            None => OPINION_TIMEOUT,
+        };
         let page = prepare::Page::new(image);
         let first = page.render(prepare::Pass::Grey);
-        let lines = ocr::recognise(tesseract, &self.languages, &first, 4)?;
-        let (reading, invoice) = parse::read_lines(&lines, today, Source::Ocr);
-        let mut best = Read { reading, source: Source::Ocr, invoice, passes: 1, text: parse::Line::join(&lines) };
-        if settled(&best.reading) {
-            return Ok(best);
+        let stop = AtomicBool::new(false);
+        let (mut best, first_took, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| {
+                let binary = page.render(prepare::Pass::Binary);
+                if remaining().is_zero() {
+                    return Err(ReadError::Tool { program: "tesseract".into(), why: "no time left for it".into() });
+                }
+                ocr::recognise(tesseract, &self.languages, &binary, 6, remaining(), Some(&stop))
+            });
+            let first_started = Instant::now();
+            let lines = ocr::recognise(tesseract, &self.languages, &first, 4, OPINION_TIMEOUT, None);
+            let first_took = first_started.elapsed();
+            let lines = match lines {
+                Ok(lines) => lines,
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = second.join();
+                    return Err(e);
+                }
+            };
+            let (reading, invoice) = parse::read_lines(&lines, today, Source::Ocr);
+            let best = Read { reading, source: Source::Ocr, invoice, passes: 1, text: parse::Line::join(&lines) };
+            if settled(&best.reading) {
+                stop.store(true, Ordering::Relaxed);
+                let _ = second.join();
+                return Ok((best, first_took, None));
+            }
+            let second = second.join().unwrap_or_else(|_| {
+                Err(ReadError::Tool { program: "tesseract".into(), why: "the second reading panicked".into() })
+            });
+            Ok((best, first_took, Some(second)))
+        })?;
+        match second {
+            None => return Ok(best),
+            Some(Ok(lines2)) => {
+                let (reading2, invoice2) = parse::read_lines(&lines2, today, Source::Ocr);
+                if parse::settled_count(&reading2) > parse::settled_count(&best.reading) {
+                    best.text = parse::Line::join(&lines2);
+                }
+                best.reading = parse::combine(&best.reading, &reading2);
+                best.invoice |= invoice2;
+                best.passes = 2;
+            }
+            // Out of time, or the tool failed on it: the first reading stands, and
+            // what it leaves unsettled is asked.
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "the second reading was not used");
+                return Ok(best);
+            }
         }
-        let second = page.render(prepare::Pass::Binary);
-        let lines2 = ocr::recognise(tesseract, &self.languages, &second, 6)?;
-        let (reading2, invoice2) = parse::read_lines(&lines2, today, Source::Ocr);
-        if parse::settled_count(&reading2) > parse::settled_count(&best.reading) {
-            best.text = parse::Line::join(&lines2);
-        }
-        best.reading = parse::combine(&best.reading, &reading2);
-        best.invoice |= invoice2;
-        best.passes = 2;
         if settled(&best.reading) {
             return Ok(best);
         }
         // A third opinion, larger: small print under blur reads better magnified.
+        // Begun only when it can end in time: it takes about as long as the
+        // first, per pixel.
         let third = page.magnified(1.5);
-        let lines3 = ocr::recognise(tesseract, &self.languages, &third, 4)?;
-        let (reading3, invoice3) = parse::read_lines(&lines3, today, Source::Ocr);
-        best.reading = parse::combine(&best.reading, &reading3);
-        best.invoice |= invoice3;
-        best.passes = 3;
+        let ratio = (third.width() as f64 * third.height() as f64) / (first.width() as f64 * first.height() as f64);
+        if first_took.mul_f64(ratio.max(1.0)) > remaining() {
+            return Ok(best);
+        }
+        match ocr::recognise(tesseract, &self.languages, &third, 4, remaining(), None) {
+            Ok(lines3) => {
+                let (reading3, invoice3) = parse::read_lines(&lines3, today, Source::Ocr);
+                best.reading = parse::combine(&best.reading, &reading3);
+                best.invoice |= invoice3;
+                best.passes = 3;
+            }
+            Err(e) => tracing::debug!(error = %e, "the third reading was not used"),
+        }
         Ok(best)
     }
 }
+
+/// How long one OCR reading may take when no budget is set (a bound against a
+/// tool that hangs, not a latency target).
+const OPINION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether the fields that matter most are stated with confidence.
 fn settled(r: &Reading) -> bool {
@@ -364,7 +450,7 @@ fn settled(r: &Reading) -> bool {
         && r.organization_number.as_ref().is_some_and(|f| f.is_sure())
 }
 
-/// Decodes a JPEG or PNG into grey, refusing pictures of too many pixels before
+/// Decodes a JPEG, PNG or (poppler's) PGM into grey, refusing pictures of too many pixels before
 /// their pixels are allocated.
 pub fn decode(bytes: &[u8]) -> Result<image::GrayImage, ReadError> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))

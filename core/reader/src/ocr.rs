@@ -1,9 +1,10 @@
-//! Tesseract, run as a program: the page in as PNG on standard input, words out
+//! Tesseract, run as a program: the page in as PGM on standard input, words out
 //! as TSV with positions and confidences, laid out again into lines whose
 //! columns keep their places (as `pdftotext -layout` does), so labels and the
 //! values beside or under them can be paired the same way for both sources.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use image::GrayImage;
@@ -27,17 +28,27 @@ struct Word {
 /// `psm` is tesseract's page segmentation mode: 4 (one column of text of varying
 /// sizes) reads receipts and invoices best; 6 (one uniform block) is the second
 /// opinion, for pages where 4's layout analysis takes text for a picture.
-pub fn recognise(tesseract: &Path, languages: &str, page: &GrayImage, psm: u8) -> Result<Vec<Line>, ReadError> {
-    let mut png = Vec::new();
-    image::DynamicImage::ImageLuma8(page.clone())
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| ReadError::Undecodable(e.to_string()))?;
+///
+/// It gives up after `timeout`, or when `stop` is set.
+pub fn recognise(
+    tesseract: &Path,
+    languages: &str,
+    page: &GrayImage,
+    psm: u8,
+    timeout: Duration,
+    stop: Option<&AtomicBool>,
+) -> Result<Vec<Line>, ReadError> {
+    // A PGM, not a PNG: no compression to spend time on, and leptonica reads it from stdin.
+    let (w, h) = page.dimensions();
+    let mut pgm = format!("P5\n{w} {h}\n255\n").into_bytes();
+    pgm.extend_from_slice(page.as_raw());
     let psm = psm.to_string();
-    let tsv = crate::run::output(
+    let tsv = crate::run::output_unless(
         tesseract,
         &["stdin", "stdout", "-l", languages, "--psm", &psm, "-c", "preserve_interword_spaces=1", "tsv"],
-        Some(&png),
-        Duration::from_secs(60),
+        Some(&pgm),
+        timeout,
+        stop,
     )?;
     Ok(layout(&words(&String::from_utf8_lossy(&tsv))))
 }

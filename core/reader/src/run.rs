@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::ReadError;
@@ -29,6 +30,18 @@ fn is_executable(path: &Path) -> bool {
 /// output; a failure, a time-out or a non-zero exit is a [`ReadError::Tool`]
 /// naming the program and the last line it printed on standard error.
 pub fn output(program: &Path, args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Result<Vec<u8>, ReadError> {
+    output_unless(program, args, stdin, timeout, None)
+}
+
+/// Like [`output`], but stopped as soon as `stop` is set (its answer is no
+/// longer needed): then a [`ReadError::Tool`] saying so.
+pub fn output_unless(
+    program: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    stop: Option<&AtomicBool>,
+) -> Result<Vec<u8>, ReadError> {
     let name = program.file_name().and_then(|n| n.to_str()).unwrap_or("a tool").to_string();
     let fail = |why: String| ReadError::Tool { program: name.clone(), why };
     let mut command = Command::new(program);
@@ -94,7 +107,12 @@ pub fn output(program: &Path, args: &[&str], stdin: Option<&[u8]>, timeout: Dura
             Ok(None) if started.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(fail(format!("took longer than {} s and was stopped", timeout.as_secs())));
+                return Err(fail(format!("took longer than {:.1} s and was stopped", timeout.as_secs_f64())));
+            }
+            Ok(None) if stop.is_some_and(|s| s.load(Ordering::Relaxed)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail("stopped: its answer was no longer needed".into()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => {
