@@ -354,7 +354,7 @@ fn labelled(id: &str) -> (Vec<u8>, Value) {
 }
 
 fn reader_installed() -> bool {
-    let reader = bookkeeper_reader::Reader::detect();
+    let reader = bookkeeper_reader::Reader::detect().with_budget(None);
     let ok = reader.has_pdf() && reader.has_ocr();
     assert!(
         ok || std::env::var_os("BOOKKEEPER_REQUIRE_OCR").is_none(),

@@ -68,7 +68,7 @@ async fn world_speaking_to(api: Option<String>) -> Option<World> {
 /// The world with Book-E reading documents (on `today`, the labelled set's day).
 /// `paid` is one more bank transaction: (when, amount paid).
 async fn world_reading(today: chrono::NaiveDate, paid: (chrono::DateTime<chrono::Utc>, i64)) -> Option<World> {
-    let reader = bookkeeper_reader::Reader::detect();
+    let reader = bookkeeper_reader::Reader::detect().with_budget(None);
     if !(reader.has_pdf() && reader.has_ocr()) {
         assert!(std::env::var_os("BOOKKEEPER_REQUIRE_OCR").is_none(), "{}", reader.describe());
         return None;
