@@ -146,6 +146,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("BOOK_E_MATCH_DAYS", "book-e", "`5`", "Days either side of a receipt's date to look for its transaction."),
     setting("BOOK_E_DEFAULT_ACCOUNT", "book-e", "`6800`", "Expense account of invoices that name none."),
     setting("BOOK_E_READ_DOCUMENTS", "book-e", "`true`", "Read receipts and invoices sent without their fields (poppler-utils, tesseract-ocr and tesseract-ocr-nor on PATH) and ask the sender to confirm; `false` asks for the fields instead."),
+    setting("BOOK_E_READING_BUDGET_MS", "book-e", "`1900`", "How long reading one photo or scan may take, in milliseconds, before Book-E answers with what it has and asks for the rest: later opinions are cut short (`0`: the first reading only; at most `60000`)."),
     secret("DISCORD_TOKEN", "book-e", "The bot token. Without it Book-E runs without Discord and says so."),
     setting("DISCORD_FINANCE_CHANNEL_ID", "book-e", "required with Discord", "Where receipts are dropped."),
     setting("DISCORD_REVIEWERS_CHANNEL_ID", "book-e", "required with Discord", "Where escalations go."),

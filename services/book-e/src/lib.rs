@@ -58,6 +58,9 @@ pub struct Config {
     pub lease_ttl: std::time::Duration,
     /// Whether to read documents sent without their fields (`BOOK_E_READ_DOCUMENTS`).
     pub read_documents: bool,
+    /// How long reading one photo or scan may take before Book-E answers with
+    /// what it has (`BOOK_E_READING_BUDGET_MS`).
+    pub reading_budget: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -72,6 +75,7 @@ impl std::fmt::Debug for Config {
             .field("conversation", &self.conversation)
             .field("discord", &self.discord)
             .field("read_documents", &self.read_documents)
+            .field("reading_budget", &self.reading_budget)
             .finish()
     }
 }
@@ -87,6 +91,7 @@ impl Default for Config {
             discord: None,
             lease_ttl: bookkeeper_core::SubscriptionOptions::default().lease_ttl,
             read_documents: true,
+            reading_budget: bookkeeper_reader::DEFAULT_BUDGET,
         }
     }
 }
@@ -118,6 +123,11 @@ impl Config {
             config.conversation.default_account = account;
         }
         config.read_documents = settings.flag("BOOK_E_READ_DOCUMENTS")?.unwrap_or(true);
+        if let Some(ms) = settings.number("BOOK_E_READING_BUDGET_MS")? {
+            // A minute bounds a stuck tool; a longer wait is a person left waiting.
+            anyhow::ensure!(ms <= 60_000, "BOOK_E_READING_BUDGET_MS must be at most 60000 (a minute), not {ms}");
+            config.reading_budget = std::time::Duration::from_millis(ms);
+        }
         config.discord = DiscordConfig::from_settings(settings)?;
         config.lease_ttl = bookkeeper_core::config::lease_ttl(settings)?;
         Ok(config)
@@ -201,7 +211,7 @@ impl BookE {
             std::time::Duration::from_secs(15),
         )?;
         let reader = if config.read_documents {
-            let reader = bookkeeper_reader::Reader::detect();
+            let reader = bookkeeper_reader::Reader::detect().with_budget(Some(config.reading_budget));
             if reader.has_pdf() || reader.has_ocr() {
                 tracing::info!("document reader: {}", reader.describe());
                 Some(Arc::new(reader))
@@ -271,5 +281,26 @@ impl BookE {
         server.await.ok();
         tracing::info!("Book-E stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reading_budget_is_a_setting_with_a_bound() {
+        let budget = |text: &str| {
+            Config::from_settings(&Settings::parse_file("bk.env", text).expect("settings"))
+                .map(|c| c.reading_budget)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(budget(""), Ok(bookkeeper_reader::DEFAULT_BUDGET));
+        assert_eq!(budget("BOOK_E_READING_BUDGET_MS=4000"), Ok(std::time::Duration::from_secs(4)));
+        assert_eq!(budget("BOOK_E_READING_BUDGET_MS=0"), Ok(std::time::Duration::ZERO));
+        let too_long = budget("BOOK_E_READING_BUDGET_MS=3600000").unwrap_err();
+        assert!(too_long.contains("at most 60000"), "{too_long}");
+        let not_a_number = budget("BOOK_E_READING_BUDGET_MS=2s").unwrap_err();
+        assert!(not_a_number.contains("BOOK_E_READING_BUDGET_MS"), "{not_a_number}");
     }
 }
