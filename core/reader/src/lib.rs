@@ -348,6 +348,13 @@ impl Reader {
         std::fs::read(&output).map_err(|e| ReadError::Tool { program: "heif-convert".into(), why: e.to_string() })
     }
 
+    /// The first of the languages (Norwegian when installed): the second
+    /// opinion reads with it alone, a fifth faster, so that it slows the first
+    /// reading beside it less.
+    fn first_language(&self) -> &str {
+        self.languages.split('+').next().unwrap_or(&self.languages)
+    }
+
     /// Reads a picture: prepared, then OCR. A second opinion (the page
     /// binarised, read as one block) is begun beside the first on the other
     /// core and stopped if the first settles the total, the date and the
@@ -372,7 +379,7 @@ impl Reader {
                 if remaining().is_zero() {
                     return Err(ReadError::Tool { program: "tesseract".into(), why: "no time left for it".into() });
                 }
-                ocr::recognise(tesseract, &self.languages, &binary, 6, remaining(), Some(&stop))
+                ocr::recognise(tesseract, self.first_language(), &binary, 6, remaining(), Some(&stop))
             });
             let first_started = Instant::now();
             let lines = ocr::recognise(tesseract, &self.languages, &first, 4, OPINION_TIMEOUT, None);
