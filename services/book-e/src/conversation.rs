@@ -5,6 +5,7 @@
 //! event.
 
 mod reading;
+mod waiting;
 
 use std::sync::Arc;
 
@@ -134,13 +135,22 @@ pub struct Conversation {
     /// One document read at a time per Book-E: a burst of photos queues instead
     /// of taking every core from the conversation.
     reading: Arc<tokio::sync::Semaphore>,
+    /// Readings still waiting for their senders: what a plain "yes" confirms.
+    waiting: Arc<tokio::sync::Mutex<waiting::WaitingReadings>>,
 }
 
 impl Conversation {
     /// A conversation that proposes into `store` (as Book-E's role) and reads
     /// through `accounting`.
     pub fn new(store: Store, accounting: AccountingReads, config: ConversationConfig) -> Conversation {
-        Conversation { store, accounting, config, reader: None, reading: Arc::new(tokio::sync::Semaphore::new(1)) }
+        Conversation {
+            store,
+            accounting,
+            config,
+            reader: None,
+            reading: Arc::new(tokio::sync::Semaphore::new(1)),
+            waiting: Arc::default(),
+        }
     }
 
     /// Reads documents sent without their fields (amount, vendor, ...) with

@@ -26,6 +26,9 @@ struct World {
     folio: FakeFolio,
     _fiken: FakeFiken,
     book_e: String,
+    accounting_url: String,
+    read_documents: bool,
+    clock: bookkeeper_core::Clock,
     accounting_stop: bookkeeper_core::shutdown::StopSignal,
     accounting: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     http: reqwest::Client,
@@ -56,6 +59,29 @@ async fn world_with(read_documents: bool, clock: bookkeeper_core::Clock) -> Opti
     let stop = bookkeeper_core::shutdown::StopSignal::new();
     let accounting = tokio::spawn(accounting.run_until_stopped(stop.stopped()));
 
+    let book_e = start_book_e(&db, &accounting_url, read_documents, clock.clone()).await;
+    Some(World {
+        db,
+        folio,
+        _fiken: fiken,
+        book_e,
+        accounting_url,
+        read_documents,
+        clock,
+        accounting_stop: stop,
+        accounting: Some(accounting),
+        http: reqwest::Client::new(),
+    })
+}
+
+/// Starts a Book-E on `db` and returns its base URL: the team's people, reading
+/// documents sent alone when `read_documents`, on `clock`'s day.
+async fn start_book_e(
+    db: &TestDb,
+    accounting_url: &str,
+    read_documents: bool,
+    clock: bookkeeper_core::Clock,
+) -> String {
     let config = book_e::Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         people: Directory::new(vec![
@@ -63,7 +89,7 @@ async fn world_with(read_documents: bool, clock: bookkeeper_core::Clock) -> Opti
             Person::new("kari").may_also(Right::Propose).with_token(Door::BookE, KARI),
         ])
         .unwrap(),
-        accounting_url,
+        accounting_url: accounting_url.to_string(),
         read_documents,
         conversation: book_e::conversation::ConversationConfig { clock, ..Default::default() },
         ..book_e::Config::default()
@@ -73,18 +99,26 @@ async fn world_with(read_documents: bool, clock: bookkeeper_core::Clock) -> Opti
     let book_e = BookE::build(config, store).await.unwrap();
     let base = format!("http://127.0.0.1:{}", book_e.port());
     tokio::spawn(book_e.run_until_stopped(std::future::pending()));
-    Some(World {
-        db,
-        folio,
-        _fiken: fiken,
-        book_e: base,
-        accounting_stop: stop,
-        accounting: Some(accounting),
-        http: reqwest::Client::new(),
-    })
+    base
 }
 
 impl World {
+    /// Another Book-E on the same log, as after a restart (it knows only what the
+    /// log and its saved read models hold).
+    async fn restarted_book_e(&self) -> String {
+        start_book_e(&self.db, &self.accounting_url, self.read_documents, self.clock.clone()).await
+    }
+
+    async fn chat_at(&self, book_e: &str, token: &str, text: &str, document: Option<&str>) -> Value {
+        let mut body = json!({"text": text});
+        if let Some(sha) = document {
+            body["document"] = json!({"sha256": sha, "filename": "kvittering.pdf"});
+        }
+        let r = self.http.post(format!("{book_e}/chat")).bearer_auth(token).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     async fn upload(&self, bytes: &[u8]) -> String {
         let r = self
             .http
@@ -99,13 +133,7 @@ impl World {
     }
 
     async fn chat(&self, token: &str, text: &str, document: Option<&str>) -> Value {
-        let mut body = json!({"text": text});
-        if let Some(sha) = document {
-            body["document"] = json!({"sha256": sha, "filename": "kvittering.pdf"});
-        }
-        let r = self.http.post(format!("{}/chat", self.book_e)).bearer_auth(token).json(&body).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        r.json().await.unwrap()
+        self.chat_at(&self.book_e, token, text, document).await
     }
 
     async fn proposals(&self) -> Vec<bookkeeper_core::RecordedEvent> {
@@ -396,7 +424,7 @@ async fn a_receipt_sent_alone_is_read_and_proposed_once_its_sender_confirms() {
     assert!(text(&w.chat(KARI, "yes", None).await).contains("nothing of yours waiting"));
     assert!(w.proposals().await.is_empty());
 
-    // Nothing of the reading is held in memory: "yes" finds it in the log (as after a restart).
+    // The sender's plain yes proposes it.
     let again = w.chat(OLA, "yes", None).await;
     assert_eq!(again["correlation_id"], json!(id), "{again}");
     let proposals = w.proposals().await;
@@ -445,4 +473,46 @@ async fn an_invoice_sent_alone_is_read_and_its_corrections_recorded() {
     assert_eq!(p["account"], json!("6540"));
     assert_eq!(p["reading"]["corrected"], json!({"account": "6540", "description": "Office supplies"}));
     assert_eq!(p["reading"]["read"]["kid"]["value"], expected["kid"]);
+}
+
+#[tokio::test]
+async fn a_plain_yes_confirms_the_senders_newest_reading_across_a_restart() {
+    if !reader_installed() {
+        return;
+    }
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let Some(w) = world_with(true, bookkeeper_core::Clock::on(today)).await else { return };
+    let mut read = Vec::new();
+    for (who, id) in [(OLA, "invoice-01"), (OLA, "invoice-02"), (KARI, "invoice-03")] {
+        let sha = w.upload(&labelled(id).0).await;
+        let answer = w.chat(who, "/invoice", Some(&sha)).await;
+        assert!(text(&answer).contains("I read this invoice"), "{id}: {answer}");
+        read.push(answer["choices"][0]["command"].as_str().unwrap().strip_prefix("/confirm ").unwrap().to_string());
+    }
+    let [ola_older, ola_newer, kari] = [read[0].clone(), read[1].clone(), read[2].clone()];
+
+    // Kari's yes is Kari's reading, not Ola's newer ones.
+    assert_eq!(w.chat(KARI, "yes", None).await["correlation_id"], json!(kari));
+    // What Book-E keeps of who waits is saved beside the log, in Book-E's own row.
+    let as_book_e = Store::connect(&w.db.role_url("book_e")).await.unwrap();
+    let (_, saved) = as_book_e.load_read_model("book-e.waiting-readings").await.unwrap().expect("saved");
+    let mut ola: Vec<&str> =
+        saved["by_sender"]["user:ola"].as_object().expect("Ola waits").values().filter_map(Value::as_str).collect();
+    ola.sort_unstable();
+    let mut expected = [ola_older.as_str(), ola_newer.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ola, expected, "{saved}");
+    as_book_e.close().await;
+
+    // After a restart, Ola's yes proposes the newest of Ola's readings, then the older.
+    let restarted = w.restarted_book_e().await;
+    assert_eq!(w.chat_at(&restarted, OLA, "yes", None).await["correlation_id"], json!(ola_newer));
+    // The first Book-E sees the proposal the restarted one made.
+    assert_eq!(w.chat(OLA, "yes", None).await["correlation_id"], json!(ola_older));
+    for book_e in [&w.book_e, &restarted] {
+        for who in [OLA, KARI] {
+            assert!(text(&w.chat_at(book_e, who, "yes", None).await).contains("nothing of yours waiting"));
+        }
+    }
+    assert_eq!(w.proposals().await.len(), 3);
 }

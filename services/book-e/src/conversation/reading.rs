@@ -12,9 +12,7 @@ use bookkeeper_core::domain::{
 };
 use bookkeeper_core::event::{actor, status};
 use bookkeeper_core::reading::{FieldName, Reading};
-use bookkeeper_core::{
-    ActionState, Append, Cursor, ExpectedVersion, NewEvent, Phase, RecordedEvent, StoreError, TypeFilter,
-};
+use bookkeeper_core::{ActionState, Append, ExpectedVersion, NewEvent, Phase, StoreError};
 use chrono::{Days, NaiveDate};
 
 use super::{Answer, Choice, Conversation, Message};
@@ -422,25 +420,15 @@ impl Conversation {
     /// The person's latest reading that still waits for them.
     async fn latest_reading(&self, me: &str) -> Result<Option<String>, String> {
         let unavailable = |e: StoreError| format!("I cannot read the log now: {e}");
-        let filter = TypeFilter::of(bookkeeper_core::EventType::action_types(&[Stage::Read]));
-        let mut cursor = Cursor::START;
-        let mut mine: Vec<RecordedEvent> = Vec::new();
-        loop {
-            let batch = self.store.read(cursor, &filter, 500).await.map_err(unavailable)?;
-            let done = batch.events.len() < 500;
-            cursor = batch.next;
-            mine.extend(
-                batch.events.into_iter().filter(|e| e.payload.get("requested_by").and_then(|r| r.as_str()) == Some(me)),
-            );
-            if done {
-                break;
-            }
-        }
-        for reading in mine.iter().rev() {
-            let story = self.store.read_correlation(&reading.correlation_id).await.map_err(unavailable)?;
+        let mut waiting = self.waiting.lock().await;
+        let candidates = waiting.current(&self.store).await.map_err(unavailable)?.of(me);
+        for id in candidates {
+            // The index names; the story decides.
+            let story = self.store.read_correlation(&id).await.map_err(unavailable)?;
             if ActionState::fold(&story).phase() == Phase::AwaitingConfirmation {
-                return Ok(Some(reading.correlation_id.clone()));
+                return Ok(Some(id));
             }
+            waiting.forget(&id);
         }
         Ok(None)
     }
