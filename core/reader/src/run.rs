@@ -1,6 +1,7 @@
 //! Running the document tools (tesseract, pdftotext, pdftoppm): found on `PATH`,
-//! given their arguments directly (no shell), bounded in time and memory, since
-//! what they parse is a stranger's file.
+//! given their arguments directly (no shell), with none of the service's
+//! environment, bounded in time, memory, what they print and the files they
+//! write, since what they parse is a stranger's file.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,14 @@ use crate::ReadError;
 /// Address space a tool may use: poppler and tesseract need a few hundred MiB for
 /// a large page; a hostile file gets no more.
 const MEMORY_LIMIT_BYTES: u64 = 2 << 30;
+
+/// What a tool may print: a page's text or words are kilobytes, but a hostile PDF
+/// can inflate to gigabytes of text, which would land in the service's memory.
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
+
+/// The largest file a tool may write (a rendered page is at most 3500 px square,
+/// 12 MiB as PGM; a HEIC photo converted to PNG, at most 50 megapixels).
+const FILE_LIMIT_BYTES: u64 = 512 << 20;
 
 /// The program `name` on `PATH`, if there is one.
 pub fn find(name: &str) -> Option<PathBuf> {
@@ -61,8 +70,11 @@ pub fn output_unless(
     unsafe {
         use std::os::unix::process::CommandExt;
         command.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: MEMORY_LIMIT_BYTES, rlim_max: MEMORY_LIMIT_BYTES };
-            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            let limit = |bytes: u64| libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            libc::setrlimit(libc::RLIMIT_AS, &limit(MEMORY_LIMIT_BYTES));
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit(FILE_LIMIT_BYTES));
+            // A crash leaves no core file holding the stranger's document.
+            libc::setrlimit(libc::RLIMIT_CORE, &limit(0));
             Ok(())
         });
     }
@@ -79,10 +91,19 @@ pub fn output_unless(
     };
     let mut stdout = child.stdout.take().ok_or_else(|| fail("no output pipe".into()))?;
     let mut stderr = child.stderr.take().ok_or_else(|| fail("no error pipe".into()))?;
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
+    let overflowed = std::sync::Arc::new(AtomicBool::new(false));
+    let out_reader = std::thread::spawn({
+        let overflowed = overflowed.clone();
+        move || {
+            // Read up to one byte past the bound: more than that is refused, and the
+            // pipe is closed on the tool, which is then stopped.
+            let mut buf = Vec::new();
+            let _ = (&mut stdout).take(MAX_OUTPUT_BYTES as u64 + 1).read_to_end(&mut buf);
+            if buf.len() > MAX_OUTPUT_BYTES {
+                overflowed.store(true, Ordering::Relaxed);
+            }
+            buf
+        }
     });
     let err_reader = std::thread::spawn(move || {
         // Drained to the end (a tool that cannot write its complaints would die of
@@ -100,6 +121,7 @@ pub fn output_unless(
         }
         tail
     });
+    let too_much = || fail(format!("printed more than {} MiB and was stopped", MAX_OUTPUT_BYTES >> 20));
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -108,6 +130,11 @@ pub fn output_unless(
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(fail(format!("took longer than {:.1} s and was stopped", timeout.as_secs_f64())));
+            }
+            Ok(None) if overflowed.load(Ordering::Relaxed) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(too_much());
             }
             Ok(None) if stop.is_some_and(|s| s.load(Ordering::Relaxed)) => {
                 let _ = child.kill();
@@ -127,10 +154,46 @@ pub fn output_unless(
     }
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
+    if out.len() > MAX_OUTPUT_BYTES {
+        return Err(too_much());
+    }
     if !status.success() {
         let err = String::from_utf8_lossy(&err);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
         return Err(fail(format!("failed ({status}): {}", last.chars().take(200).collect::<String>())));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_that_prints_without_end_is_stopped_at_the_bound() {
+        // `yes` prints forever: unbounded, it would fill the service's memory until the time-out.
+        let Some(yes) = find("yes") else { panic!("coreutils' yes is on every machine") };
+        let e = output(&yes, &[], None, Duration::from_secs(120)).unwrap_err();
+        assert!(e.to_string().contains("printed more than 16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn a_tool_sees_none_of_the_services_environment() {
+        let env = find("env").expect("coreutils' env");
+        let out = String::from_utf8(output(&env, &[], None, Duration::from_secs(30)).unwrap()).unwrap();
+        let mut given: Vec<&str> = out.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+        given.sort_unstable();
+        assert_eq!(given, ["LANG", "OMP_THREAD_LIMIT", "PATH"], "{out}");
+    }
+
+    #[test]
+    fn a_tool_that_writes_a_huge_file_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big");
+        let dd = find("dd").expect("coreutils' dd");
+        let of = format!("of={}", target.display());
+        let e = output(&dd, &["if=/dev/zero", &of, "bs=1M", "count=600"], None, Duration::from_secs(120)).unwrap_err();
+        assert!(e.to_string().contains("failed"), "{e}");
+        assert!(std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0) <= FILE_LIMIT_BYTES);
+    }
 }
