@@ -1,4 +1,4 @@
-//! Tesseract, run as a program: the page in as PGM on standard input, words out
+//! Tesseract, run as a program: the page in as PNG on standard input, words out
 //! as TSV with positions and confidences, laid out again into lines whose
 //! columns keep their places (as `pdftotext -layout` does), so labels and the
 //! values beside or under them can be paired the same way for both sources.
@@ -38,19 +38,32 @@ pub fn recognise(
     timeout: Duration,
     stop: Option<&AtomicBool>,
 ) -> Result<Vec<Line>, ReadError> {
-    // A PGM, not a PNG: no compression to spend time on, and leptonica reads it from stdin.
-    let (w, h) = page.dimensions();
-    let mut pgm = format!("P5\n{w} {h}\n255\n").into_bytes();
-    pgm.extend_from_slice(page.as_raw());
+    let png = png(page)?;
     let psm = psm.to_string();
     let tsv = crate::run::output_unless(
         tesseract,
         &["stdin", "stdout", "-l", languages, "--psm", &psm, "-c", "preserve_interword_spaces=1", "tsv"],
-        Some(&pgm),
+        Some(&png),
         timeout,
         stop,
     )?;
     Ok(layout(&words(&String::from_utf8_lossy(&tsv))))
+}
+
+/// The page as tesseract is given it: a PNG, quickly compressed (a few
+/// milliseconds for an A4 page, a twentieth of its pixels' size). Measured on an
+/// A4 page: the same pixels as a PGM on standard input took tesseract a fifth of
+/// a second longer (it reads standard input slowly, and leptonica's PGM reader is
+/// slower than its PNG one), for the same words. No resolution is written, so
+/// tesseract estimates it from the letters, as it does for a PGM.
+fn png(page: &GrayImage) -> Result<Vec<u8>, ReadError> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let mut out = Vec::with_capacity(page.as_raw().len() / 16);
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(page.as_raw(), page.width(), page.height(), image::ExtendedColorType::L8)
+        .map_err(|e| ReadError::Tool { program: "png".into(), why: e.to_string() })?;
+    Ok(out)
 }
 
 /// The words of tesseract's TSV (level 5 rows).

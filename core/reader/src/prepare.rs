@@ -68,54 +68,156 @@ impl Page {
 /// Also returns the median height of what is left that looks like letters.
 fn clean(image: &GrayImage) -> (GrayImage, Option<f64>) {
     let (w, h) = image.dimensions();
-    let dark = |x: u32, y: u32| image.get_pixel(x, y).0[0] < 140;
-    let mut label = vec![u32::MAX; (w * h) as usize];
+    let shapes = Shapes::of(image, INK);
     let mut out = image.clone();
-    let mut stack = Vec::new();
-    let mut members = Vec::new();
     let mut heights = Vec::new();
-    for y0 in 0..h {
-        for x0 in 0..w {
-            let i0 = (y0 * w + x0) as usize;
-            if label[i0] != u32::MAX || !dark(x0, y0) {
-                continue;
-            }
-            label[i0] = 0;
-            stack.push((x0, y0));
-            members.clear();
-            let (mut min_x, mut max_x, mut min_y, mut max_y) = (x0, x0, y0, y0);
-            while let Some((x, y)) = stack.pop() {
-                members.push((x, y));
-                min_x = min_x.min(x);
-                max_x = max_x.max(x);
-                min_y = min_y.min(y);
-                max_y = max_y.max(y);
-                for (nx, ny) in [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)] {
-                    if nx < w && ny < h {
-                        let i = (ny * w + nx) as usize;
-                        if label[i] == u32::MAX && dark(nx, ny) {
-                            label[i] = 0;
-                            stack.push((nx, ny));
-                        }
-                    }
-                }
-            }
-            let (bw, bh) = (max_x - min_x + 1, max_y - min_y + 1);
-            // Text is scaled to about 34 pixels a line: nothing of it is this tall.
-            let huge = bh > (h / 8).max(140) || (bw > w / 2 && bh > 90);
-            let speck = members.len() < 6;
-            if huge || speck {
-                for &(x, y) in &members {
-                    out.put_pixel(x, y, Luma([255]));
-                }
-            } else if bh >= 5 && bw <= bh * 3 {
-                heights.push(bh);
-            }
+    let mut whiten = vec![false; shapes.runs.len()];
+    for (root, shape) in shapes.roots() {
+        let (bw, bh) = (shape.max_x - shape.min_x + 1, shape.max_y - shape.min_y + 1);
+        // Text is scaled to about 34 pixels a line: nothing of it is this tall.
+        let huge = bh > (h / 8).max(140) || (bw > w / 2 && bh > 90);
+        let speck = shape.pixels < 6;
+        if huge || speck {
+            whiten[root] = true;
+        } else if bh >= 5 && bw <= bh * 3 {
+            heights.push(bh);
+        }
+    }
+    let raw: &mut [u8] = &mut out;
+    for (i, run) in shapes.runs.iter().enumerate() {
+        if whiten[shapes.root(i)] {
+            let at = run.y as usize * w as usize;
+            raw[at + run.x0 as usize..at + run.x1 as usize].fill(255);
         }
     }
     heights.sort_unstable();
     let letters = (heights.len() >= 10).then(|| heights[heights.len() / 2] as f64);
     (out, letters)
+}
+
+/// What `clean` and `crop_to_text` count as ink.
+const INK: u8 = 140;
+
+/// A row's stretch of ink pixels, `x0..x1`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    y: u32,
+    x0: u32,
+    x1: u32,
+}
+
+/// A connected shape's extent and size.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    min_x: u32,
+    max_x: u32,
+    min_y: u32,
+    max_y: u32,
+    pixels: u64,
+}
+
+/// The ink's connected shapes (pixels touching left, right, above or below),
+/// found by runs: each row's stretches of ink, joined to the stretches they
+/// touch in the row above. A few operations per pixel and per stretch, where a
+/// flood fill visits every pixel's four neighbours.
+struct Shapes {
+    runs: Vec<Run>,
+    /// Union-find over `runs`: each run's parent, a root is its own.
+    parent: Vec<u32>,
+    /// Per run, set at its root after `of`.
+    shape: Vec<Shape>,
+}
+
+impl Shapes {
+    fn of(image: &GrayImage, ink: u8) -> Shapes {
+        let w = image.width() as usize;
+        let mut runs = Vec::new();
+        // Where each row's runs begin in `runs`.
+        let mut row_start = Vec::with_capacity(image.height() as usize + 1);
+        for (y, row) in image.as_raw().chunks(w.max(1)).enumerate() {
+            row_start.push(runs.len());
+            let mut x = 0;
+            while x < row.len() {
+                if row[x] >= ink {
+                    x += 1;
+                    continue;
+                }
+                let x0 = x;
+                while x < row.len() && row[x] < ink {
+                    x += 1;
+                }
+                runs.push(Run { y: y as u32, x0: x0 as u32, x1: x as u32 });
+            }
+        }
+        row_start.push(runs.len());
+        let mut shapes = Shapes { parent: (0..runs.len() as u32).collect(), shape: Vec::new(), runs };
+        for y in 1..row_start.len().saturating_sub(1) {
+            let (above, here) = (row_start[y - 1]..row_start[y], row_start[y]..row_start[y + 1]);
+            let (mut a, mut b) = (above.start, here.start);
+            while a < above.end && b < here.end {
+                let (ra, rb) = (shapes.runs[a], shapes.runs[b]);
+                if ra.x0 < rb.x1 && rb.x0 < ra.x1 {
+                    shapes.join(a, b);
+                }
+                // The run ending first touches nothing further on.
+                if ra.x1 <= rb.x1 {
+                    a += 1;
+                } else {
+                    b += 1;
+                }
+            }
+        }
+        // Parents come before children, so one pass in order points every run at its root.
+        for i in 0..shapes.parent.len() {
+            shapes.parent[i] = shapes.parent[shapes.parent[i] as usize];
+        }
+        let mut shape: Vec<Shape> = shapes
+            .runs
+            .iter()
+            .map(|r| Shape { min_x: r.x0, max_x: r.x1 - 1, min_y: r.y, max_y: r.y, pixels: 0 })
+            .collect();
+        for i in 0..shapes.runs.len() {
+            let (root, run) = (shapes.root(i), shapes.runs[i]);
+            let s = &mut shape[root];
+            s.min_x = s.min_x.min(run.x0);
+            s.max_x = s.max_x.max(run.x1 - 1);
+            s.min_y = s.min_y.min(run.y);
+            s.max_y = s.max_y.max(run.y);
+            s.pixels += u64::from(run.x1 - run.x0);
+        }
+        shapes.shape = shape;
+        shapes
+    }
+
+    /// The root of run `i`'s shape (after `of`: one step, the trees are flat).
+    fn root(&self, i: usize) -> usize {
+        self.parent[i] as usize
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] as usize != i {
+            // Halving the path as it is walked keeps the trees shallow.
+            let grand = self.parent[self.parent[i] as usize];
+            self.parent[i] = grand;
+            i = grand as usize;
+        }
+        i
+    }
+
+    fn join(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        // The earlier run is the root: every parent comes before its child.
+        match ra.cmp(&rb) {
+            std::cmp::Ordering::Less => self.parent[rb] = ra as u32,
+            std::cmp::Ordering::Greater => self.parent[ra] = rb as u32,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+
+    /// Each shape once: its root run and its extent.
+    fn roots(&self) -> impl Iterator<Item = (usize, Shape)> + '_ {
+        (0..self.runs.len()).filter(|&i| self.parent[i] as usize == i).map(|i| (i, self.shape[i]))
+    }
 }
 
 /// The paper around the text, cut off but for a margin: tesseract's layout
@@ -127,7 +229,7 @@ fn crop_to_text(image: &GrayImage) -> GrayImage {
     let (mut left, mut top, mut right, mut bottom) = (u32::MAX, u32::MAX, 0, 0);
     for (y, row) in image.as_raw().chunks(w.max(1) as usize).enumerate() {
         // What `clean` left dark is text.
-        if let (Some(first), Some(last)) = (row.iter().position(|&v| v < 140), row.iter().rposition(|&v| v < 140)) {
+        if let (Some(first), Some(last)) = (row.iter().position(|&v| v < INK), row.iter().rposition(|&v| v < INK)) {
             let y = y as u32;
             (left, right) = (left.min(first as u32), right.max(last as u32));
             (top, bottom) = (top.min(y), bottom.max(y));
@@ -789,6 +891,90 @@ fn sauvola(image: &GrayImage, radius: u32, k: f64) -> GrayImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `clean`'s definition: a flood fill from every ink pixel.
+    fn clean_by_flood_fill(image: &GrayImage) -> (GrayImage, Option<f64>) {
+        let (w, h) = image.dimensions();
+        let dark = |x: u32, y: u32| image.get_pixel(x, y).0[0] < 140;
+        let mut label = vec![u32::MAX; (w * h) as usize];
+        let mut out = image.clone();
+        let mut stack = Vec::new();
+        let mut members = Vec::new();
+        let mut heights = Vec::new();
+        for y0 in 0..h {
+            for x0 in 0..w {
+                let i0 = (y0 * w + x0) as usize;
+                if label[i0] != u32::MAX || !dark(x0, y0) {
+                    continue;
+                }
+                label[i0] = 0;
+                stack.push((x0, y0));
+                members.clear();
+                let (mut min_x, mut max_x, mut min_y, mut max_y) = (x0, x0, y0, y0);
+                while let Some((x, y)) = stack.pop() {
+                    members.push((x, y));
+                    min_x = min_x.min(x);
+                    max_x = max_x.max(x);
+                    min_y = min_y.min(y);
+                    max_y = max_y.max(y);
+                    for (nx, ny) in [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)] {
+                        if nx < w && ny < h {
+                            let i = (ny * w + nx) as usize;
+                            if label[i] == u32::MAX && dark(nx, ny) {
+                                label[i] = 0;
+                                stack.push((nx, ny));
+                            }
+                        }
+                    }
+                }
+                let (bw, bh) = (max_x - min_x + 1, max_y - min_y + 1);
+                // Text is scaled to about 34 pixels a line: nothing of it is this tall.
+                let huge = bh > (h / 8).max(140) || (bw > w / 2 && bh > 90);
+                let speck = members.len() < 6;
+                if huge || speck {
+                    for &(x, y) in &members {
+                        out.put_pixel(x, y, Luma([255]));
+                    }
+                } else if bh >= 5 && bw <= bh * 3 {
+                    heights.push(bh);
+                }
+            }
+        }
+        heights.sort_unstable();
+        let letters = (heights.len() >= 10).then(|| heights[heights.len() / 2] as f64);
+        (out, letters)
+    }
+
+    #[test]
+    fn cleaning_by_runs_is_cleaning_by_flood_fill() {
+        let mut rng = fastrand::Rng::with_seed(17);
+        for (w, h) in [(1u32, 1u32), (7, 1), (1, 9), (64, 48), (333, 257), (900, 1300)] {
+            let mut img = GrayImage::from_pixel(w, h, Luma([255]));
+            // Specks, letters, bars, spirals of touching strokes, a dark frame.
+            for _ in 0..(w * h / 40).max(3) {
+                let (x, y) = (rng.u32(0..w), rng.u32(0..h));
+                let (dw, dh) = (rng.u32(1..12), rng.u32(1..40));
+                let v = rng.u8(0..200);
+                for yy in y..(y + dh).min(h) {
+                    for xx in x..(x + dw).min(w) {
+                        img.put_pixel(xx, yy, Luma([v]));
+                    }
+                }
+            }
+            if w > 100 {
+                for x in 0..w {
+                    img.put_pixel(x, 0, Luma([0]));
+                    img.put_pixel(x, h - 1, Luma([0]));
+                }
+                for y in 0..h {
+                    img.put_pixel(0, y, Luma([0]));
+                }
+            }
+            assert_eq!(clean(&img), clean_by_flood_fill(&img), "{w} x {h}");
+        }
+        let blank = GrayImage::from_pixel(30, 20, Luma([255]));
+        assert_eq!(clean(&blank), (blank.clone(), None));
+    }
 
     fn page_with_lines(angle: f64) -> GrayImage {
         // Dark bars as text lines on white, rotated.
