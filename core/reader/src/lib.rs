@@ -218,6 +218,17 @@ impl Reader {
         self.tesseract.as_deref()
     }
 
+    /// Whether HEIC photos can be read (`heif-convert` is installed).
+    pub fn has_heic(&self) -> bool {
+        self.heif_convert.is_some()
+    }
+
+    /// This reader without a HEIC decoder, as on a machine that has none.
+    pub fn without_heic(mut self) -> Reader {
+        self.heif_convert = None;
+        self
+    }
+
     /// Whether PDFs' text can be read (poppler's tools are installed).
     pub fn has_pdf(&self) -> bool {
         self.pdftotext.is_some() && self.pdftoppm.is_some()
