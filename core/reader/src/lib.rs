@@ -41,6 +41,10 @@ pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
 /// Largest picture decoded, in pixels (a 50-megapixel photo).
 const MAX_PIXELS: u64 = 50_000_000;
 
+/// The largest picture `heif-convert` may hand back (a 50-megapixel photo is
+/// 10-25 MB as a JPEG of quality 92).
+const MAX_CONVERTED_BYTES: u64 = 64 << 20;
+
 /// How long one tool may run on one document.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -277,8 +281,8 @@ impl Reader {
                 self.read_picture(image, today, started)?
             }
             Format::Heic => {
-                let png = self.heic_to_png(bytes)?;
-                self.read_picture(decode(&png)?, today, started)?
+                let jpeg = self.heic_to_jpeg(bytes)?;
+                self.read_picture(decode(&jpeg)?, today, started)?
             }
         };
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, passes = read.passes, "document read");
@@ -345,7 +349,10 @@ impl Reader {
         self.read_picture(decode(&pgm)?, today, started)
     }
 
-    fn heic_to_png(&self, bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
+    /// A HEIC photo as a JPEG, by `heif-convert`: a JPEG (quality 92) rather than a
+    /// PNG, so that a 48-megapixel photo is tens of MB, not a hundred; a larger
+    /// file is refused before it is read.
+    fn heic_to_jpeg(&self, bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
         let convert = self.heif_convert.as_ref().ok_or(ReadError::Missing {
             what: "a HEIC photo",
             program: "heif-convert",
@@ -353,9 +360,15 @@ impl Reader {
         })?;
         let dir = tempfile::tempdir().map_err(|e| ReadError::Tool { program: "tempdir".into(), why: e.to_string() })?;
         let input = dir.path().join("photo.heic");
-        let output = dir.path().join("photo.png");
+        let output = dir.path().join("photo.jpg");
         std::fs::write(&input, bytes).map_err(|e| ReadError::Tool { program: "tempdir".into(), why: e.to_string() })?;
-        run::output(convert, &[&input.to_string_lossy(), &output.to_string_lossy()], None, TOOL_TIMEOUT)?;
+        run::output(convert, &["-q", "92", &input.to_string_lossy(), &output.to_string_lossy()], None, TOOL_TIMEOUT)?;
+        let size = std::fs::metadata(&output)
+            .map_err(|e| ReadError::Tool { program: "heif-convert".into(), why: format!("no picture written: {e}") })?
+            .len();
+        if size > MAX_CONVERTED_BYTES {
+            return Err(ReadError::TooLarge(format!("a HEIC photo of {} MiB as JPEG, at most 64", size >> 20)));
+        }
         std::fs::read(&output).map_err(|e| ReadError::Tool { program: "heif-convert".into(), why: e.to_string() })
     }
 

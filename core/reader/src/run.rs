@@ -20,7 +20,8 @@ const MEMORY_LIMIT_BYTES: u64 = 2 << 30;
 pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
 
 /// The largest file a tool may write (a rendered page is at most 3500 px square,
-/// 12 MiB as PGM; a HEIC photo converted to PNG, at most 50 megapixels).
+/// 12 MiB as PGM; a converted HEIC photo is read only up to 64 MiB): a tool
+/// writing more is stopped by the kernel.
 const FILE_LIMIT_BYTES: u64 = 512 << 20;
 
 /// The program `name` on `PATH`, if there is one.

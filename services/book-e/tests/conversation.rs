@@ -496,8 +496,12 @@ async fn a_plain_yes_confirms_the_senders_newest_reading_across_a_restart() {
     // What Book-E keeps of who waits is saved beside the log, in Book-E's own row.
     let as_book_e = Store::connect(&w.db.role_url("book_e")).await.unwrap();
     let (_, saved) = as_book_e.load_read_model("book-e.waiting-readings").await.unwrap().expect("saved");
-    let mut ola: Vec<&str> =
-        saved["by_sender"]["user:ola"].as_object().expect("Ola waits").values().filter_map(Value::as_str).collect();
+    let mut ola: Vec<&str> = saved["by_sender"]["user:ola"]
+        .as_object()
+        .expect("Ola waits")
+        .values()
+        .filter_map(|r| r["correlation_id"].as_str())
+        .collect();
     ola.sort_unstable();
     let mut expected = [ola_older.as_str(), ola_newer.as_str()];
     expected.sort_unstable();

@@ -6,13 +6,16 @@
 //!
 //! It is an index, not a judge: the reading it names is checked against its own
 //! story (sender, phase) before anything is proposed, so a stale or damaged
-//! index can only fail to find a reading, never confirm someone else's.
+//! index can only fail to find a reading, never confirm someone else's. It keeps
+//! each sender's newest [`PER_SENDER`] readings: a reading left unconfirmed past
+//! that is still confirmed by `/confirm <id>`, and the index stays small however
+//! many documents are dropped and never confirmed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use bookkeeper_core::domain::Stage;
-use bookkeeper_core::{lifecycle, Cursor, EventType, RecordedEvent, Store, StoreError, TypeFilter};
+use bookkeeper_core::domain::{ActionKind, Stage};
+use bookkeeper_core::{Cursor, EventType, RecordedEvent, Store, StoreError, TypeFilter};
 use serde::{Deserialize, Serialize};
 
 /// The name the index is saved under (Book-E's own row: each role sees only its own).
@@ -21,16 +24,28 @@ pub const READ_MODEL: &str = "book-e.waiting-readings";
 /// The saved form's version: a saved index of another form is rebuilt from the log.
 const FORM: u32 = 1;
 
+/// Readings kept per sender, the newest.
+pub const PER_SENDER: usize = 50;
+
 /// Events read per page while catching up.
 const PAGE: usize = 1000;
 
-/// How long a catch-up waits for events committed behind an older open
-/// transaction: a reading appended a moment ago must be seen by the "yes" after it.
+/// How long a catch-up waits, at the log's end, for events committed behind an
+/// older open transaction: a reading appended a moment ago must be seen by the
+/// "yes" after it.
 const PATIENCE: Duration = Duration::from_secs(2);
 
-/// Saved at most this often while catching up (and always when a catch-up ends
-/// having moved).
+/// Saved at most this often (a restart reads at most this much more of the log).
 const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+/// One waiting reading.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Entry {
+    correlation_id: String,
+    /// Only a proposal of the reading's own kind ends its wait (the lifecycle
+    /// ignores one of another kind).
+    kind: ActionKind,
+}
 
 /// Readings not yet proposed, per sender.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -38,8 +53,11 @@ pub struct Waiting {
     form: u32,
     /// Complete up to here.
     at: Cursor,
-    /// Sender (`user:<id>`) → read position → correlation id.
-    by_sender: BTreeMap<String, BTreeMap<i64, String>>,
+    /// Sender (`user:<id>`) → read position → the reading.
+    by_sender: BTreeMap<String, BTreeMap<i64, Entry>>,
+    /// Correlation id → (sender, read position): where to forget it. Derived.
+    #[serde(skip)]
+    place: HashMap<String, (String, i64)>,
 }
 
 impl Waiting {
@@ -53,42 +71,72 @@ impl Waiting {
         TypeFilter::of(EventType::action_types(&[Stage::Read, Stage::Proposed]))
     }
 
-    /// Folds one event: a reading waits until a proposal of its action appears.
+    /// Folds one event: a reading waits until a proposal of its kind, in its
+    /// action, appears.
     pub fn apply(&mut self, event: &RecordedEvent) {
-        match lifecycle::stage(&event.event_type) {
-            Some(Stage::Read) => {
+        match ActionKind::parse(&event.event_type) {
+            Some((kind, Stage::Read)) => {
                 let Some(sender) = event.payload.get("requested_by").and_then(|r| r.as_str()) else { return };
-                self.by_sender
-                    .entry(sender.to_string())
-                    .or_default()
-                    .insert(event.position, event.correlation_id.clone());
+                if self.place.contains_key(&event.correlation_id) {
+                    // A second reading of one action: the first is the one the lifecycle keeps.
+                    return;
+                }
+                let readings = self.by_sender.entry(sender.to_string()).or_default();
+                readings.insert(event.position, Entry { correlation_id: event.correlation_id.clone(), kind });
+                self.place.insert(event.correlation_id.clone(), (sender.to_string(), event.position));
+                while readings.len() > PER_SENDER {
+                    if let Some((_, oldest)) = readings.pop_first() {
+                        self.place.remove(&oldest.correlation_id);
+                    }
+                }
             }
-            Some(Stage::Proposed) => self.forget(&event.correlation_id),
+            Some((kind, Stage::Proposed)) => {
+                let waits_for_it = self.place.get(&event.correlation_id).and_then(|(sender, position)| {
+                    self.by_sender.get(sender).and_then(|r| r.get(position)).map(|e| e.kind == kind)
+                });
+                if waits_for_it == Some(true) {
+                    self.forget(&event.correlation_id);
+                }
+            }
             _ => {}
         }
         self.at = self.at.max(event.cursor());
     }
 
-    /// Drops every waiting entry of an action (proposed, or found not waiting).
+    /// Drops a reading (proposed, or found not waiting).
     pub fn forget(&mut self, correlation_id: &str) {
-        for readings in self.by_sender.values_mut() {
-            readings.retain(|_, c| c != correlation_id);
+        let Some((sender, position)) = self.place.remove(correlation_id) else { return };
+        if let Some(readings) = self.by_sender.get_mut(&sender) {
+            readings.remove(&position);
+            if readings.is_empty() {
+                self.by_sender.remove(&sender);
+            }
         }
-        self.by_sender.retain(|_, readings| !readings.is_empty());
     }
 
     /// The sender's waiting readings, newest first.
     pub fn of(&self, sender: &str) -> Vec<String> {
-        self.by_sender.get(sender).map(|r| r.values().rev().cloned().collect()).unwrap_or_default()
+        self.by_sender
+            .get(sender)
+            .map(|r| r.values().rev().map(|e| e.correlation_id.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// How many readings wait, for everyone.
     pub fn count(&self) -> usize {
-        self.by_sender.values().map(BTreeMap::len).sum()
+        self.place.len()
     }
 
     fn from_saved(state: serde_json::Value) -> Option<Waiting> {
-        serde_json::from_value::<Waiting>(state).ok().filter(|w| w.form == FORM)
+        let mut w = serde_json::from_value::<Waiting>(state).ok().filter(|w| w.form == FORM)?;
+        w.place = w
+            .by_sender
+            .iter()
+            .flat_map(|(sender, readings)| {
+                readings.iter().map(move |(position, e)| (e.correlation_id.clone(), (sender.clone(), *position)))
+            })
+            .collect();
+        Some(w)
     }
 }
 
@@ -102,18 +150,36 @@ pub struct WaitingReadings {
 
 impl WaitingReadings {
     /// The index as of the log's end: loaded (or built) on first use, then only
-    /// what came after is read. An error leaves it where it was.
+    /// what came after is read. Each page read is applied whole, in place, so an
+    /// error or a dropped request leaves it complete up to a cursor.
     pub async fn current(&mut self, store: &Store) -> Result<&Waiting, StoreError> {
-        let mut index = match self.index.take() {
-            Some(index) => index,
-            None => Self::load(store).await,
-        };
-        let at_start = index.at;
-        let caught_up = Self::catch_up(&mut index, store, &mut self.saved).await;
-        let moved = index.at > at_start;
-        let index = self.index.insert(index);
-        caught_up?;
-        if moved {
+        if self.index.is_none() {
+            self.index = Some(Self::load(store).await);
+        }
+        let index = self.index.get_or_insert_with(Waiting::new);
+        let filter = Waiting::filter();
+        let mut moved = false;
+        loop {
+            let mut batch = store.read(index.at, &filter, PAGE).await?;
+            let full = batch.events.len() == PAGE;
+            if !full && batch.held_back {
+                // At the end: wait briefly for what an older transaction holds back.
+                batch = store.read_waiting(index.at, &filter, PAGE, PATIENCE).await?;
+            }
+            let full = full || batch.events.len() == PAGE;
+            for event in &batch.events {
+                index.apply(event);
+            }
+            moved |= batch.next > index.at || !batch.events.is_empty();
+            index.at = index.at.max(batch.next);
+            if !full {
+                break;
+            }
+            if self.saved.is_none_or(|t| t.elapsed() >= SAVE_EVERY) {
+                Self::save(index, store, &mut self.saved).await;
+            }
+        }
+        if moved && self.saved.is_none_or(|t| t.elapsed() >= SAVE_EVERY) {
             Self::save(index, store, &mut self.saved).await;
         }
         Ok(index)
@@ -148,26 +214,6 @@ impl WaitingReadings {
             Err(e) => {
                 tracing::warn!(error = %e, "could not load the saved waiting readings; rebuilding from the log");
                 Waiting::new()
-            }
-        }
-    }
-
-    /// Reads what came after the index, page by page (each page applied whole),
-    /// saving now and then on a long way.
-    async fn catch_up(index: &mut Waiting, store: &Store, saved: &mut Option<Instant>) -> Result<(), StoreError> {
-        let filter = Waiting::filter();
-        loop {
-            let batch = store.read_waiting(index.at, &filter, PAGE, PATIENCE).await?;
-            let full = batch.events.len() == PAGE;
-            for event in &batch.events {
-                index.apply(event);
-            }
-            index.at = index.at.max(batch.next);
-            if !full {
-                return Ok(());
-            }
-            if saved.is_none_or(|t| t.elapsed() >= SAVE_EVERY) {
-                Self::save(index, store, saved).await;
             }
         }
     }
@@ -227,11 +273,48 @@ mod tests {
     }
 
     #[test]
+    fn only_a_proposal_of_the_readings_kind_ends_its_wait() {
+        let mut w = Waiting::new();
+        w.apply(&event(1, ActionKind::ReceiptAttachment, Stage::Read, "a", "user:kari"));
+        // The lifecycle ignores a proposal of another kind: the reading still waits.
+        w.apply(&event(2, ActionKind::InvoiceRegistration, Stage::Proposed, "a", "user:kari"));
+        assert_eq!(w.of("user:kari"), vec!["a".to_string()]);
+        // A second reading of the same action is not a second reading to confirm.
+        w.apply(&event(3, ActionKind::ReceiptAttachment, Stage::Read, "a", "user:kari"));
+        assert_eq!(w.count(), 1);
+        w.apply(&event(4, ActionKind::ReceiptAttachment, Stage::Proposed, "a", "user:kari"));
+        assert_eq!(w.count(), 0);
+        assert!(w.of("user:kari").is_empty());
+    }
+
+    #[test]
+    fn a_sender_who_never_confirms_keeps_only_the_newest_readings() {
+        let mut w = Waiting::new();
+        for i in 0..(PER_SENDER as i64 + 30) {
+            w.apply(&event(i + 1, ActionKind::ReceiptAttachment, Stage::Read, &format!("r{i}"), "user:ola"));
+        }
+        w.apply(&event(1000, ActionKind::ReceiptAttachment, Stage::Read, "k", "user:kari"));
+        let ola = w.of("user:ola");
+        assert_eq!(ola.len(), PER_SENDER);
+        assert_eq!(ola[0], format!("r{}", PER_SENDER + 29), "the newest first");
+        assert_eq!(w.of("user:kari"), vec!["k".to_string()], "another sender's are their own");
+        assert_eq!(w.count(), PER_SENDER + 1);
+        // A proposal of a reading no longer kept changes nothing.
+        w.apply(&event(1001, ActionKind::ReceiptAttachment, Stage::Proposed, "r0", "user:ola"));
+        assert_eq!(w.count(), PER_SENDER + 1);
+    }
+
+    #[test]
     fn a_saved_index_of_another_form_is_rebuilt() {
         let mut w = Waiting::new();
         w.apply(&event(1, ActionKind::ReceiptAttachment, Stage::Read, "a", "user:kari"));
         let saved = serde_json::to_value(&w).unwrap();
-        assert_eq!(Waiting::from_saved(saved.clone()), Some(w));
+        let resumed = Waiting::from_saved(saved.clone()).expect("this form");
+        assert_eq!(resumed, w);
+        // What is derived comes back too: the resumed index forgets a proposed reading.
+        let mut resumed = resumed;
+        resumed.apply(&event(2, ActionKind::ReceiptAttachment, Stage::Proposed, "a", "user:kari"));
+        assert_eq!(resumed.count(), 0);
         let mut other = saved;
         other["form"] = json!(FORM + 1);
         assert_eq!(Waiting::from_saved(other), None);
