@@ -127,6 +127,15 @@ pub async fn receipts(args: ReceiptsBenchArgs) -> anyhow::Result<()> {
                     ours.key_fields_share() / floor_score.key_fields_share()
                 );
             }
+            let (floor_p50, floor_p99) = (floor_score.time_percentile(0.5), floor_score.time_percentile(0.99));
+            if medium == Medium::Photo && !floor_p50.is_zero() && !floor_p99.is_zero() {
+                // The speed that matters on any machine: against the floor of this run.
+                println!(
+                    "  reader/floor time: p50 {:.2}x, p99 {:.2}x",
+                    ours.time_percentile(0.5).as_secs_f64() / floor_p50.as_secs_f64(),
+                    ours.time_percentile(0.99).as_secs_f64() / floor_p99.as_secs_f64()
+                );
+            }
         }
         fields(&ours);
         for (id, m) in &ours.mistakes {

@@ -304,6 +304,47 @@ async fn the_system_benchmark_runs_every_service_as_a_process_and_reports() {
     assert!(report.contains("proposal -> executed p99 (ms)"), "{report}");
 }
 
+#[test]
+fn the_receipts_benchmark_reads_a_set_and_reports_against_its_floor() {
+    if !run_slow_test("the_receipts_benchmark_reads_a_set_and_reports_against_its_floor") {
+        return;
+    }
+    let reader = bookkeeper_reader::Reader::detect();
+    if !(reader.has_ocr() && reader.has_pdf()) {
+        assert!(std::env::var_os("BOOKKEEPER_REQUIRE_OCR").is_none(), "BOOKKEEPER_REQUIRE_OCR: {}", reader.describe());
+        return;
+    }
+    // Three documents of the labelled set (one with a scan): the figures are
+    // meaningless, the report is not.
+    let set = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("core/reader/testdata/set");
+    let mut labels: Value = serde_json::from_str(&std::fs::read_to_string(set.join("labels.json")).unwrap()).unwrap();
+    let keep = ["receipt-02", "invoice-03", "receipt-05"];
+    labels["documents"].as_array_mut().unwrap().retain(|d| keep.contains(&d["id"].as_str().unwrap()));
+    let dir = std::env::temp_dir().join(format!("bk-bench-receipts-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for doc in labels["documents"].as_array().unwrap() {
+        for medium in ["pdf", "photo", "scan"] {
+            if let Some(file) = doc[medium].as_str() {
+                std::fs::copy(set.join(file), dir.join(file)).unwrap();
+            }
+        }
+    }
+    std::fs::write(dir.join("labels.json"), labels.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bookkeeper"))
+        .args(["bench", "receipts", "--set", &dir.to_string_lossy()])
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
+    assert!(report.contains("on 3 documents"), "{report}");
+    for label in ["PDF (text layer):", "photo:", "scan (image-only PDF):", "reader/floor time: p50", "Targets:"] {
+        assert!(report.contains(label), "missing `{label}` in:\n{report}");
+    }
+    // The PDFs' text layers are read exactly, whatever the machine's speed.
+    assert!(report.contains("PDFs: key fields right on every document: MET"), "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn serve_cron_keeps_its_schedule_with_health_and_metrics_and_stops_on_sigterm() {
     let db = TestDb::sqlite().await;
