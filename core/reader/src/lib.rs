@@ -481,8 +481,8 @@ fn settled(r: &Reading) -> bool {
         && r.organization_number.as_ref().is_some_and(|f| f.is_sure())
 }
 
-/// Decodes a JPEG, PNG or (poppler's) PGM into grey, refusing pictures of too many pixels before
-/// their pixels are allocated.
+/// Decodes a JPEG, PNG or (poppler's) PGM into grey, turned as its EXIF orientation
+/// says, refusing pictures of too many pixels before their pixels are allocated.
 pub fn decode(bytes: &[u8]) -> Result<image::GrayImage, ReadError> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -499,8 +499,17 @@ pub fn decode(bytes: &[u8]) -> Result<image::GrayImage, ReadError> {
         .with_guessed_format()
         .map_err(|e| ReadError::Undecodable(e.to_string()))?;
     reader.limits(image::Limits::default());
-    let image = reader.decode().map_err(|e| ReadError::Undecodable(e.to_string()))?;
-    Ok(image.to_luma8())
+    let undecodable = |e: image::ImageError| ReadError::Undecodable(e.to_string());
+    let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    // A phone stores the sensor's picture and says in EXIF how to turn it: a
+    // receipt held upright is often stored sideways. A damaged tag is no tag.
+    let orientation =
+        image::ImageDecoder::orientation(&mut decoder).unwrap_or(image::metadata::Orientation::NoTransforms);
+    let image = image::DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let mut grey = image::DynamicImage::ImageLuma8(image.to_luma8());
+    drop(image);
+    grey.apply_orientation(orientation);
+    Ok(grey.into_luma8())
 }
 
 #[cfg(test)]
