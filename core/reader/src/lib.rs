@@ -501,6 +501,8 @@ pub fn decode(bytes: &[u8]) -> Result<image::GrayImage, ReadError> {
     reader.limits(image::Limits::default());
     let undecodable = |e: image::ImageError| ReadError::Undecodable(e.to_string());
     let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    // What `ImageReader::decode` would check: the pixels fit the allocation limit.
+    image::Limits::default().reserve(image::ImageDecoder::total_bytes(&decoder)).map_err(undecodable)?;
     // A phone stores the sensor's picture and says in EXIF how to turn it: a
     // receipt held upright is often stored sideways. A damaged tag is no tag.
     let orientation =

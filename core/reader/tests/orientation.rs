@@ -48,6 +48,13 @@ fn a_photo_stored_sideways_is_read_upright() {
 
     let turned = bookkeeper_reader::decode(&tagged).expect("decoded");
     assert_eq!(turned.dimensions(), upright.dimensions(), "shown upright, as the tag says");
+    // Upright, not upside down: nearer the original than the original turned round.
+    let grey = image::DynamicImage::ImageRgb8(upright.clone()).to_luma8();
+    let distance = |a: &image::GrayImage, b: &image::GrayImage| {
+        a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum::<u64>()
+    };
+    let upside_down = image::imageops::rotate180(&grey);
+    assert!(distance(&turned, &grey) * 4 < distance(&turned, &upside_down), "turned the right way");
 
     let read = reader.read(&tagged, set.read_on).expect("read");
     for field in [FieldName::TotalMinor, FieldName::Date, FieldName::OrganizationNumber] {

@@ -520,3 +520,38 @@ async fn a_plain_yes_confirms_the_senders_newest_reading_across_a_restart() {
     }
     assert_eq!(w.proposals().await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_plain_yes_never_confirms_an_older_reading_while_the_newest_is_held_back() {
+    use sqlx::Connection;
+    if !reader_installed() {
+        return;
+    }
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let Some(w) = world_with(true, bookkeeper_core::Clock::on(today)).await else { return };
+    let read = |id: &'static str| {
+        let w = &w;
+        async move {
+            let sha = w.upload(&labelled(id).0).await;
+            let answer = w.chat(OLA, "/invoice", Some(&sha)).await;
+            answer["choices"][0]["command"].as_str().unwrap().strip_prefix("/confirm ").unwrap().to_string()
+        }
+    };
+    let _older = read("invoice-01").await;
+    // Another appender's transaction stays open: what commits after it is held
+    // back from readers until it ends, Ola's newer reading among it.
+    let mut slow = sqlx::PgConnection::connect(&w.db.url).await.unwrap();
+    sqlx::raw_sql(
+        "BEGIN; INSERT INTO events (event_id, type, actor, status, correlation_id)
+         VALUES (gen_random_uuid(), 'ComplianceCheckCompleted', 'cron', 'COMPLETED', 'a-slow-appender')",
+    )
+    .execute(&mut slow)
+    .await
+    .unwrap();
+    let newer = read("invoice-02").await;
+    let busy = w.chat(OLA, "yes", None).await;
+    assert!(text(&busy).contains("cannot be sure which reading is your newest"), "{busy}");
+    assert!(w.proposals().await.is_empty(), "nothing proposed, least of all the older reading");
+    sqlx::raw_sql("COMMIT").execute(&mut slow).await.unwrap();
+    assert_eq!(w.chat(OLA, "yes", None).await["correlation_id"], json!(newer));
+}

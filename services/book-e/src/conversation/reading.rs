@@ -15,6 +15,7 @@ use bookkeeper_core::reading::{FieldName, Reading};
 use bookkeeper_core::{ActionState, Append, ExpectedVersion, NewEvent, Phase, StoreError};
 use chrono::{Days, NaiveDate};
 
+use super::waiting::Current;
 use super::{Answer, Choice, Conversation, Message};
 use crate::command::{self, ConfirmArgs};
 use crate::render;
@@ -421,11 +422,21 @@ impl Conversation {
     async fn latest_reading(&self, me: &str) -> Result<Option<String>, String> {
         let unavailable = |e: StoreError| format!("I cannot read the log now: {e}");
         let mut waiting = self.waiting.lock().await;
-        let candidates = waiting.current(&self.store).await.map_err(unavailable)?.of(me);
+        let candidates = match waiting.current(&self.store).await.map_err(unavailable)? {
+            Current::Complete(index) => index.of(me),
+            // The newest reading may be among what is held back: never guess an older one.
+            Current::Incomplete => {
+                return Err("The log is busy and I cannot be sure which reading is your newest. Name it: \
+                            `/confirm <id>` (the id is in my answer to the document), or say yes again shortly."
+                    .into())
+            }
+        };
         for id in candidates {
             // The index names; the story decides.
             let story = self.store.read_correlation(&id).await.map_err(unavailable)?;
-            if ActionState::fold(&story).phase() == Phase::AwaitingConfirmation {
+            let state = ActionState::fold(&story);
+            let sender = state.reading.and_then(|r| r.payload.get("requested_by").and_then(|s| s.as_str()));
+            if state.phase() == Phase::AwaitingConfirmation && sender == Some(me) {
                 return Ok(Some(id));
             }
             waiting.forget(&id);

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub const READ_MODEL: &str = "book-e.waiting-readings";
 
 /// The saved form's version: a saved index of another form is rebuilt from the log.
-const FORM: u32 = 1;
+const FORM: u32 = 2;
 
 /// Readings kept per sender, the newest.
 pub const PER_SENDER: usize = 50;
@@ -140,6 +140,15 @@ impl Waiting {
     }
 }
 
+/// The index after a catch-up.
+#[derive(Debug)]
+pub enum Current<'a> {
+    /// Complete up to the log's end.
+    Complete(&'a Waiting),
+    /// Complete up to events still held back at the log's end.
+    Incomplete,
+}
+
 /// The index with what it needs to stay current: loaded on first use, caught up
 /// before each lookup.
 #[derive(Debug, Default)]
@@ -152,14 +161,18 @@ impl WaitingReadings {
     /// The index as of the log's end: loaded (or built) on first use, then only
     /// what came after is read. Each page read is applied whole, in place, so an
     /// error or a dropped request leaves it complete up to a cursor.
-    pub async fn current(&mut self, store: &Store) -> Result<&Waiting, StoreError> {
+    ///
+    /// `Incomplete` when events committed at the log's end were still held back
+    /// behind an older open transaction after [`PATIENCE`]: the newest reading may
+    /// be among them, so the caller must not take the newest it sees for the newest.
+    pub async fn current(&mut self, store: &Store) -> Result<Current<'_>, StoreError> {
         if self.index.is_none() {
             self.index = Some(Self::load(store).await);
         }
         let index = self.index.get_or_insert_with(Waiting::new);
         let filter = Waiting::filter();
         let mut moved = false;
-        loop {
+        let held_back = loop {
             let mut batch = store.read(index.at, &filter, PAGE).await?;
             let full = batch.events.len() == PAGE;
             if !full && batch.held_back {
@@ -173,16 +186,16 @@ impl WaitingReadings {
             moved |= batch.next > index.at || !batch.events.is_empty();
             index.at = index.at.max(batch.next);
             if !full {
-                break;
+                break batch.held_back;
             }
             if self.saved.is_none_or(|t| t.elapsed() >= SAVE_EVERY) {
                 Self::save(index, store, &mut self.saved).await;
             }
-        }
+        };
         if moved && self.saved.is_none_or(|t| t.elapsed() >= SAVE_EVERY) {
             Self::save(index, store, &mut self.saved).await;
         }
-        Ok(index)
+        Ok(if held_back { Current::Incomplete } else { Current::Complete(index) })
     }
 
     /// Drops an action the index named but whose story says it is not waiting.
