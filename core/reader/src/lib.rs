@@ -385,16 +385,61 @@ impl Reader {
     /// organisation number; a third (magnified) only when the budget leaves
     /// time for it. The fields that agree or check out are kept.
     fn read_picture(&self, image: image::GrayImage, today: NaiveDate, started: Instant) -> Result<Read, ReadError> {
+        let page = prepare::Page::new(image);
+        let (best, first_took) = self.read_page(&page, today, started, OPINION_TIMEOUT)?;
+        if best.reading.total_minor.is_some() || best.reading.date.is_some() {
+            return Ok(best);
+        }
+        // Neither a total nor a date: the page may lie on its side or upside down
+        // (a photo whose turn was not recorded). It is read turned, a quarter at a
+        // time, while the budget lasts (each reading takes about the first's time).
+        let mut passes = best.passes;
+        for quarter in [1, 3, 2] {
+            let remaining = self.remaining(started);
+            if first_took > remaining {
+                break;
+            }
+            let turned = prepare::Page::new(page.turned(quarter));
+            match self.read_page(&turned, today, started, remaining) {
+                Ok((read, _)) => {
+                    passes += read.passes;
+                    if read.reading.total_minor.is_some() || read.reading.date.is_some() {
+                        return Ok(Read { passes, ..read });
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the turned reading was not used");
+                    break;
+                }
+            }
+        }
+        Ok(Read { passes, ..best })
+    }
+
+    /// What is left of the budget for a document begun at `started`.
+    fn remaining(&self, started: Instant) -> Duration {
+        match self.budget {
+            Some(b) => b.saturating_sub(started.elapsed()),
+            None => OPINION_TIMEOUT,
+        }
+    }
+
+    /// Reads a prepared page with its opinions; also how long the first took.
+    /// The first reading is given `first_timeout`: the page's own first is always
+    /// heard out, a turned page's only within the budget.
+    fn read_page(
+        &self,
+        page: &prepare::Page,
+        today: NaiveDate,
+        started: Instant,
+        first_timeout: Duration,
+    ) -> Result<(Read, Duration), ReadError> {
         let tesseract = self.tesseract.as_ref().ok_or(ReadError::Missing {
             what: "a photo or a scan",
             program: "tesseract",
             install: "tesseract-ocr and tesseract-ocr-nor",
         })?;
-        let remaining = || match self.budget {
-            Some(b) => b.saturating_sub(started.elapsed()),
-            None => OPINION_TIMEOUT,
-        };
-        let page = prepare::Page::new(image);
+        let remaining = || self.remaining(started);
         let first = page.render(prepare::Pass::Grey);
         let stop = AtomicBool::new(false);
         let (mut best, first_took, second) = std::thread::scope(|scope| {
@@ -406,7 +451,7 @@ impl Reader {
                 ocr::recognise(tesseract, self.first_language(), &binary, 6, remaining(), Some(&stop))
             });
             let first_started = Instant::now();
-            let lines = ocr::recognise(tesseract, &self.languages, &first, 4, OPINION_TIMEOUT, None);
+            let lines = ocr::recognise(tesseract, &self.languages, &first, 4, first_timeout, None);
             let first_took = first_started.elapsed();
             let lines = match lines {
                 Ok(lines) => lines,
@@ -429,7 +474,7 @@ impl Reader {
             Ok((best, first_took, Some(second)))
         })?;
         match second {
-            None => return Ok(best),
+            None => return Ok((best, first_took)),
             Some(Ok(lines2)) => {
                 let (reading2, invoice2) = parse::read_lines(&lines2, today, Source::Ocr);
                 if parse::settled_count(&reading2) > parse::settled_count(&best.reading) {
@@ -443,11 +488,11 @@ impl Reader {
             // what it leaves unsettled is asked.
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "the second reading was not used");
-                return Ok(best);
+                return Ok((best, first_took));
             }
         }
         if settled(&best.reading) {
-            return Ok(best);
+            return Ok((best, first_took));
         }
         // A third opinion, larger: small print under blur reads better magnified.
         // Begun only when it can end in time: it takes about as long as the
@@ -455,7 +500,7 @@ impl Reader {
         let third = page.magnified(1.5);
         let ratio = (third.width() as f64 * third.height() as f64) / (first.width() as f64 * first.height() as f64);
         if first_took.mul_f64(ratio.max(1.0)) > remaining() {
-            return Ok(best);
+            return Ok((best, first_took));
         }
         match ocr::recognise(tesseract, &self.languages, &third, 4, remaining(), None) {
             Ok(lines3) => {
@@ -466,7 +511,7 @@ impl Reader {
             }
             Err(e) => tracing::debug!(error = %e, "the third reading was not used"),
         }
-        Ok(best)
+        Ok((best, first_took))
     }
 }
 

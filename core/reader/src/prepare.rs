@@ -52,6 +52,16 @@ impl Page {
         resize(&self.flat, (w as f64 * factor) as u32, (h as f64 * factor) as u32, Kernel::CatmullRom)
     }
 
+    /// The grey page turned clockwise by `quarters` quarter turns.
+    pub fn turned(&self, quarters: u8) -> GrayImage {
+        match quarters % 4 {
+            1 => imageops::rotate90(&self.flat),
+            2 => imageops::rotate180(&self.flat),
+            3 => imageops::rotate270(&self.flat),
+            _ => self.flat.clone(),
+        }
+    }
+
     /// The page as one pass reads it.
     pub fn render(&self, pass: Pass) -> GrayImage {
         match pass {

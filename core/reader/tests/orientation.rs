@@ -1,5 +1,6 @@
 //! Phone photos stored sideways with an EXIF orientation (as most phones save a
-//! receipt held upright) are read upright. The photo is the labelled set's
+//! receipt held upright) are read upright, and a photo turned with no tag to say
+//! so is read turned back. The photo is the labelled set's
 //! receipt-05, turned a quarter to the left and tagged "turn right to show".
 //!
 //! Needs tesseract-ocr(-nor); without it the test says so, and fails when
@@ -66,5 +67,37 @@ fn a_photo_stored_sideways_is_read_upright() {
             read.reading.get(field).unwrap_or_else(|| panic!("{field:?} not read: {}", read.text));
         assert_eq!(value, label, "{field:?}: {}", read.text);
         assert!(confidence >= SURE, "{field:?} read but not stated: {confidence}");
+    }
+}
+
+#[test]
+fn a_photo_turned_with_no_tag_to_say_so_is_read_turned_back() {
+    let reader = Reader::detect().with_budget(None);
+    if !reader.has_ocr() {
+        assert!(std::env::var_os("BOOKKEEPER_REQUIRE_OCR").is_none(), "BOOKKEEPER_REQUIRE_OCR: {}", reader.describe());
+        return;
+    }
+    let set = LabelledSet::load(&labelled::default_dir()).expect("the labelled set");
+    let doc = set.documents.iter().find(|d| d.id == "receipt-05").expect("receipt-05");
+    let upright = image::open(labelled::default_dir().join("receipt-05.jpg")).expect("the photo").to_rgb8();
+    for (turn, stored) in [
+        ("a quarter left", image::imageops::rotate270(&upright)),
+        ("a quarter right", image::imageops::rotate90(&upright)),
+        ("upside down", image::imageops::rotate180(&upright)),
+    ] {
+        let mut jpeg = Vec::new();
+        JpegEncoder::new_with_quality(&mut jpeg, 92).encode_image(&stored).expect("encoded");
+        let read = reader.read(&jpeg, set.read_on).expect("read");
+        assert!(read.passes > 1, "{turn}: read turned back, not on the first pass");
+        for field in [FieldName::TotalMinor, FieldName::Date, FieldName::OrganizationNumber] {
+            let label = match &doc.expected[field.name()] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let (value, confidence) =
+                read.reading.get(field).unwrap_or_else(|| panic!("{turn}: {field:?} not read: {}", read.text));
+            assert_eq!(value, label, "{turn}: {field:?}: {}", read.text);
+            assert!(confidence >= SURE, "{turn}: {field:?} read but not stated: {confidence}");
+        }
     }
 }
