@@ -37,6 +37,35 @@ pub struct Labelled {
     pub expected: BTreeMap<String, serde_json::Value>,
 }
 
+/// The fields a document must have right to count as read: total, date and
+/// organisation number.
+pub const KEY_FIELDS: [FieldName; 3] = [FieldName::TotalMinor, FieldName::Date, FieldName::OrganizationNumber];
+
+impl Labelled {
+    /// What `reading` does not have right of the [`KEY_FIELDS`] (stated, and equal
+    /// to the label); empty when all three are.
+    pub fn key_fields_wrong(&self, reading: &Reading) -> Vec<String> {
+        KEY_FIELDS
+            .iter()
+            .filter_map(|&field| {
+                let Some(label) = self.expected.get(field.name()).map(label_text) else {
+                    return Some(format!("{}: no label", field.name()));
+                };
+                match reading.get(field) {
+                    Some((text, c))
+                        if c >= bookkeeper_core::reading::SURE
+                            && normalise(field, &text) == normalise(field, &label) =>
+                    {
+                        None
+                    }
+                    Some((text, c)) => Some(format!("{}: read {text} ({c:.2}), is {label}", field.name())),
+                    None => Some(format!("{}: not read, is {label}", field.name())),
+                }
+            })
+            .collect()
+    }
+}
+
 /// The set.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LabelledSet {
@@ -208,7 +237,9 @@ pub fn score(
                 Reading::default()
             }
         };
-        let mut key_right = 0;
+        if doc.key_fields_wrong(&reading).is_empty() {
+            score.key_fields_right += 1;
+        }
         let mut mistakes = Vec::new();
         let mut asked = Vec::new();
         for (name, value) in &doc.expected {
@@ -225,20 +256,12 @@ pub fn score(
                     tally.unsure += 1;
                     asked.push(format!("{name}: unsure {text} ({c:.2})"));
                 }
-                Some((text, _)) if normalise(field, &text) == expected => {
-                    tally.right += 1;
-                    if matches!(field, FieldName::TotalMinor | FieldName::Date | FieldName::OrganizationNumber) {
-                        key_right += 1;
-                    }
-                }
+                Some((text, _)) if normalise(field, &text) == expected => tally.right += 1,
                 Some((text, _)) => {
                     tally.wrong_sure += 1;
                     mistakes.push(format!("{name}: read {text}, is {}", label_text(value)));
                 }
             }
-        }
-        if key_right == 3 {
-            score.key_fields_right += 1;
         }
         if !mistakes.is_empty() {
             score.mistakes.push((doc.id.clone(), mistakes));
