@@ -387,7 +387,7 @@ impl Reader {
     fn read_picture(&self, image: image::GrayImage, today: NaiveDate, started: Instant) -> Result<Read, ReadError> {
         let page = prepare::Page::new(image);
         let (best, first_took) = self.read_page(&page, today, started, OPINION_TIMEOUT)?;
-        if best.reading.total_minor.is_some() || best.reading.date.is_some() {
+        if read_anything(&best.reading) {
             return Ok(best);
         }
         // Neither a total nor a date: the page may lie on its side or upside down
@@ -403,7 +403,7 @@ impl Reader {
             match self.read_page(&turned, today, started, remaining) {
                 Ok((read, _)) => {
                     passes += read.passes;
-                    if read.reading.total_minor.is_some() || read.reading.date.is_some() {
+                    if read_anything(&read.reading) {
                         return Ok(Read { passes, ..read });
                     }
                 }
@@ -518,6 +518,12 @@ impl Reader {
 /// How long one OCR reading may take when no budget is set (a bound against a
 /// tool that hangs, not a latency target).
 const OPINION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether a total or a date was read at all: a page read to neither is no page
+/// the right way up.
+fn read_anything(r: &Reading) -> bool {
+    r.total_minor.is_some() || r.date.is_some()
+}
 
 /// Whether the fields that matter most are stated with confidence.
 fn settled(r: &Reading) -> bool {
